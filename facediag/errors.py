@@ -1,0 +1,17 @@
+"""Errors that mean "the user gave us something we cannot use".
+
+The CLI turns a FacediagError into one line on stderr and exit code 2; anything
+else that escapes is an internal error (exit code 3).
+"""
+
+
+class FacediagError(Exception):
+    """Bad input or usage: reported as one clear line, exit code 2."""
+
+
+class CheckpointError(FacediagError):
+    """A weights file that cannot be loaded safely and strictly."""
+
+
+class DataError(FacediagError):
+    """A dataset that cannot be indexed or split as asked."""
