@@ -1,0 +1,13 @@
+"""Built-in checks: importing this package registers them (in the order a report lists them)."""
+from facediag.checks import (  # noqa: F401
+    weights_integrity,
+    gallery_enrollment,
+    subject_overlap,
+    norm_sanity,
+    preprocessing,
+    arcface_head,
+    pretrained_baseline,
+    pair_gap,
+    identification,
+    verification,
+)

@@ -1,0 +1,120 @@
+"""subject-overlap: who is in the gallery, who is probed, who was trained on, and leaked images."""
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from facediag.checks._plotdata import r
+from facediag.registry import Check, Finding, Severity, Status, register
+
+
+def _canonical(subject: str) -> str:
+    """'007' ~ '7', 'Bob' ~ 'bob': ids that differ only like this are probably one person."""
+    return re.sub(r"\d+", lambda m: str(int(m.group())), subject.strip().lower())
+
+
+def id_clashes(subjects) -> list[list[str]]:
+    groups = defaultdict(set)
+    for s in subjects:
+        groups[_canonical(s)].add(s)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+def find_leaks(gallery: dict, probes: dict, min_corr: float) -> list[dict]:
+    """Gallery/probe image pairs that are the same file or the same picture at pixel level.
+
+    ``gallery``/``probes``: {"paths", "digests", "thumbs"} from Session.pixel_fingerprints().
+    Embedding similarity cannot tell a 1-px shift from another photo of the person; the
+    correlation of small grey thumbnails can."""
+    leaks = []
+    by_digest = defaultdict(list)
+    for i, d in enumerate(gallery["digests"]):
+        by_digest[d].append(i)
+    identical = set()
+    for j, d in enumerate(probes["digests"]):
+        for i in by_digest.get(d, []):
+            identical.add((i, j))
+            leaks.append({"kind": "identical", "gallery": gallery["paths"][i], "probe": probes["paths"][j]})
+    corr = gallery["thumbs"] @ probes["thumbs"].T
+    for i, j in zip(*np.nonzero(corr >= min_corr)):
+        if (i, j) not in identical:
+            leaks.append({"kind": "near-duplicate", "gallery": gallery["paths"][i], "probe": probes["paths"][j],
+                          "correlation": round(float(corr[i, j]), 4)})
+    return leaks
+
+
+@register
+class SubjectOverlap(Check):
+    name = "subject-overlap"
+    title = "Gallery vs probe vs training subjects, id sanity, and leaked images"
+    params = {"near_duplicate_correlation": 0.995, "max_open_set_share": 0.5}
+
+    def run(self, ctx, params):
+        proto = ctx.protocol
+        gallery_subj = set(proto.gallery_subjects)
+        probe_subj = set(proto.probe_subjects)
+        open_probes = sum(s not in gallery_subj for s in proto.probe_subjects)
+        share_open = open_probes / len(proto.probes)
+        all_subj = gallery_subj | probe_subj
+        clashes = id_clashes(all_subj)
+        per_subject = Counter(r.subject for r in ctx.index.hr)
+        single = sorted(s for s, c in per_subject.items() if c == 1)
+        leaks = find_leaks(ctx.pixel_fingerprints("gallery"), ctx.pixel_fingerprints("probe_hr"),
+                           params["near_duplicate_correlation"])
+        exact = [x for x in leaks if x["kind"] == "identical"]
+        near = [x for x in leaks if x["kind"] == "near-duplicate"]
+        metrics = {
+            "gallery_subjects": len(gallery_subj), "probe_subjects": len(probe_subj),
+            "shared_subjects": len(gallery_subj & probe_subj), "open_set_probes": open_probes,
+            "open_set_share": r(share_open), "id_clashes": len(clashes), "single_image_subjects": len(single),
+            "leaked_identical": len(exact), "leaked_near_duplicate": len(near),
+        }
+        findings, status = [], Status.PASS
+
+        def bump(s):
+            nonlocal status
+            status = max(status, s, key=lambda x: x.rank)
+
+        if leaks:
+            bump(Status.FAIL)
+            findings.append(Finding(Severity.FAILURE,
+                                    f"{len(exact)} identical and {len(near)} near-duplicate image(s) appear in both "
+                                    f"gallery and probes: scores on them are inflated",
+                                    {"examples": leaks[:5]}))
+        if not gallery_subj & probe_subj:
+            bump(Status.FAIL)
+            findings.append(Finding(Severity.FAILURE, "no probe subject is enrolled in the gallery: "
+                                    "closed-set identification is impossible",
+                                    {"gallery_examples": sorted(gallery_subj)[:5],
+                                     "probe_examples": sorted(probe_subj)[:5]}))
+        elif share_open > params["max_open_set_share"]:
+            bump(Status.WARN)
+            findings.append(Finding(Severity.WARNING, f"{share_open:.0%} of probes have no gallery subject "
+                                    f"(open set): check that subject ids match between the roots"))
+        elif open_probes:
+            findings.append(Finding(Severity.INFO, f"{open_probes} probe(s) have no gallery subject: "
+                                    f"they are scored as open-set (must be rejected)"))
+        if clashes:
+            bump(Status.WARN)
+            findings.append(Finding(Severity.WARNING, f"{len(clashes)} group(s) of subject ids differ only by "
+                                    f"zero padding or case", {"examples": clashes[:5]}))
+        if single:
+            findings.append(Finding(Severity.INFO, f"{len(single)} subject(s) have a single HR image",
+                                    {"subjects": single[:10]}))
+        if ctx.train_index is not None:
+            train_subj = set(ctx.train_index.subjects)
+            shared = sorted((gallery_subj | probe_subj) & train_subj)
+            metrics["train_subjects"] = len(train_subj)
+            metrics["train_eval_shared_subjects"] = len(shared)
+            if shared:
+                bump(Status.WARN)
+                findings.append(Finding(Severity.WARNING,
+                                        f"{len(shared)} evaluation subject(s) were also trained on: the score "
+                                        f"says little about unseen people", {"examples": shared[:10]}))
+        summary = (f"{len(gallery_subj & probe_subj)} of {len(probe_subj)} probe subjects enrolled; "
+                   f"no leaked images" if status == Status.PASS else findings[0].message)
+        return self.result(status, summary, metrics, findings,
+                           {"headline": ["shared_subjects", "open_set_share", "leaked_identical",
+                                         "leaked_near_duplicate"]})

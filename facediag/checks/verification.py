@@ -1,0 +1,53 @@
+"""verification: ROC AUC, EER, TAR at FAR (with the pair counts behind them), d′."""
+from __future__ import annotations
+
+from facediag.checks._plotdata import histogram, r
+from facediag.metrics.distribution import dprime
+from facediag.metrics.verification import kfold_pair_accuracy, verification_metrics
+from facediag.registry import Check, Finding, Severity, Status, register
+
+
+@register
+class Verification(Check):
+    name = "verification"
+    title = "1:1 verification: ROC AUC, EER, TAR@FAR, d′"
+    params = {"fars": [0.1, 0.01, 0.001, 0.0001], "max_eer": 0.2, "fail_eer": 0.35}
+
+    def run(self, ctx, params):
+        ev = ctx.evaluation("model")
+        genuine, impostor = ev.genuine_scores(), ev.impostor_scores()
+        if len(genuine) == 0 or len(impostor) == 0:
+            return self.result(Status.SKIP, "needs genuine and impostor pairs", {})
+        v = verification_metrics(genuine, impostor, fars=tuple(params["fars"]))
+        metrics = {"auc": r(v.auc), "eer": r(v.eer), "eer_threshold": r(v.eer_threshold),
+                   "dprime": r(dprime(genuine, impostor)), "n_genuine": v.n_genuine, "n_impostor": v.n_impostor}
+        findings = []
+        for p in v.tar_at_far:
+            key = f"tar_at_far_{p.far:g}"
+            metrics[key] = r(p.tar) if p.supported else None
+            if not p.supported:
+                findings.append(Finding(Severity.INFO, f"TAR@FAR {p.far:g} not reported: {p.reason}"))
+        try:
+            kf = kfold_pair_accuracy(genuine, impostor)
+            metrics.update({"pair_accuracy_10fold": r(kf.mean), "pair_accuracy_10fold_std": r(kf.std)})
+        except ValueError as exc:
+            findings.append(Finding(Severity.INFO, f"10-fold pair accuracy not computed: {exc}"))
+        status = Status.PASS
+        if v.eer > params["fail_eer"]:
+            status = Status.FAIL
+            findings.insert(0, Finding(Severity.FAILURE, f"EER {v.eer:.1%}: genuine and impostor scores overlap"))
+        elif v.eer > params["max_eer"]:
+            status = Status.WARN
+            findings.insert(0, Finding(Severity.WARNING, f"EER {v.eer:.1%} is high"))
+        supported = [p for p in v.tar_at_far if p.supported]
+        summary = f"AUC {v.auc:.3f}, EER {v.eer:.1%}" + (
+            f", TAR {supported[-1].tar:.3f} @ FAR {supported[-1].far:g}" if supported else "") + (
+            f" ({v.n_genuine} genuine / {v.n_impostor} impostor pairs; ± in 10-fold accuracy is the std)")
+        if status != Status.PASS:
+            summary = findings[0].message
+        data = {"headline": ["auc", "eer", "dprime"],
+                "roc": {"fpr": [round(float(x), 6) for x in v.roc_fpr], "tpr": [round(float(x), 6) for x in v.roc_tpr]},
+                "det": {"fpr": [round(float(x), 6) for x in v.det_fpr], "fnr": [round(float(x), 6) for x in v.det_fnr]},
+                "histograms": {"genuine": histogram(genuine), "impostor": histogram(impostor)},
+                "threshold": ctx.config_threshold if hasattr(ctx, "config_threshold") else 0.35}
+        return self.result(status, summary, metrics, findings, data)

@@ -1,0 +1,226 @@
+"""Diagnosis: rules that read several check results together and name a root cause and a remedy.
+
+Each rule reads only CheckResults (never models or data) and returns a Diagnosis or None.
+Order matters where causes overlap: collapse explains a pair gap better than memorisation,
+and untrained weights explain everything downstream, so later rules step aside.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from facediag.registry import CheckResult, Status
+from facediag.report.schema import Diagnosis
+
+Results = dict[str, CheckResult]
+Rule = Callable[[Results, list[Diagnosis]], Diagnosis | None]
+RULES: list[tuple[str, Rule]] = []
+
+TRAIN_FIX = ("Fine-tune with `facediag train-contrastive`: supervised contrastive loss over [DSR; HR] with subject "
+             "labels (every image of the person is a positive), validated by gallery rank-1 on held-out images — "
+             "never by paired similarity.")
+
+
+def rule(diag_id: str):
+    def deco(fn: Rule) -> Rule:
+        RULES.append((diag_id, fn))
+        return fn
+    return deco
+
+
+def _m(results: Results, check: str, metric: str):
+    res = results.get(check)
+    if res is None or res.status in (Status.SKIP, Status.ERROR):
+        return None
+    return res.metrics.get(metric)
+
+
+def _failed(results: Results, check: str) -> bool:
+    res = results.get(check)
+    return res is not None and res.status == Status.FAIL
+
+
+def _has(found: list[Diagnosis], *ids: str) -> bool:
+    return any(d.id in ids for d in found)
+
+
+@rule("weights-not-loaded")
+def _weights_not_loaded(results, found):
+    frac = _m(results, "weights-integrity", "matched_fraction")
+    missing = _m(results, "weights-integrity", "missing_keys") or 0
+    unexpected = _m(results, "weights-integrity", "unexpected_keys") or 0
+    if frac is None or (frac >= 1.0 and not missing and not unexpected):
+        return None
+    return Diagnosis(
+        "weights-not-loaded", "failure",
+        f"only {frac:.0%} of the backbone's parameters came from the checkpoint: the rest are random",
+        [f"{missing} missing and {unexpected} unexpected keys"],
+        "Load with strict=True and map the key prefix (module./backbone./model.) instead of strict=False; "
+        "`facediag inspect WEIGHTS` shows what the file holds.", ["weights-integrity"])
+
+
+@rule("untrained-weights")
+def _untrained(results, found):
+    if _has(found, "weights-not-loaded"):
+        return None
+    init = _m(results, "weights-integrity", "init_fraction")
+    dp = _m(results, "weights-integrity", "dprime")
+    at_init = init is not None and init > 0.5
+    no_sep = dp is not None and dp < 1.0 and (_m(results, "norm-sanity", "impostor_mean") or 0) < 0.7
+    if not (at_init or no_sep):
+        return None
+    evidence = []
+    if at_init:
+        evidence.append(f"{init:.0%} of layer-scale/norm tensors still hold their initial constants")
+    if dp is not None:
+        evidence.append(f"genuine vs impostor d′ {dp:.2f}")
+    paired = _m(results, "pair-gap", "paired_mean")
+    if paired is not None and paired > 0.7:
+        evidence.append(f"paired similarity {paired:.2f} is high only because random features match near-identical "
+                        f"pixels — this is not memorisation")
+    return Diagnosis("untrained-weights", "failure",
+                     "the weights behave as untrained: the backbone never learned faces",
+                     evidence, "Start from the official pretrained EdgeFace weights (check the path and that the "
+                     "training run saved the backbone after loading them).", ["weights-integrity", "pair-gap"])
+
+
+@rule("embedding-collapse")
+def _collapse(results, found):
+    if _has(found, "weights-not-loaded", "untrained-weights"):
+        return None
+    imp = _m(results, "pair-gap", "impostor_mean")
+    gen = _m(results, "pair-gap", "genuine_mean")
+    norm_imp = _m(results, "norm-sanity", "impostor_mean")
+    erank = _m(results, "norm-sanity", "effective_rank")
+    pair_collapsed = _failed(results, "pair-gap") and imp is not None and gen is not None and \
+        (imp >= 0.7 or gen - imp < 0.1)
+    norm_collapsed = (norm_imp is not None and norm_imp >= 0.7) or (erank is not None and erank < 8)
+    if not (pair_collapsed or norm_collapsed):
+        return None
+    evidence = []
+    if imp is not None:
+        evidence.append(f"impostor mean cosine {imp:.3f} vs genuine {gen:.3f} (healthy: ≈0.05 vs ≈0.3–0.7)")
+    paired = _m(results, "pair-gap", "paired_mean")
+    if paired is not None:
+        evidence.append(f"paired similarity {paired:.3f} — the number a paired-only validation reports")
+    far = _m(results, "identification", "far_at_threshold")
+    acc = _m(results, "identification", "accuracy_at_threshold")
+    if far is not None:
+        evidence.append(f"at cosine ≥ 0.35: accuracy {acc:.1%} but false-accept rate {far:.1%}")
+    if erank is not None:
+        evidence.append(f"effective rank of the embeddings {erank:.1f}")
+    return Diagnosis("embedding-collapse", "failure",
+                     "embedding collapse: every face maps to nearly the same point, so everything matches everything",
+                     evidence, "The training objective had no negatives (e.g. 1 − cos(f(DSR_i), f(HR_i)) alone). "
+                     + TRAIN_FIX, ["pair-gap", "norm-sanity", "identification"])
+
+
+@rule("pair-memorization")
+def _memorization(results, found):
+    if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
+        return None
+    res = results.get("pair-gap")
+    if res is None or res.status != Status.FAIL:
+        return None
+    paired, gen, gap, rank1 = (res.metrics.get(k) for k in ("paired_mean", "genuine_mean", "gap", "rank1"))
+    if paired is None or gap is None or gap < 0.3:
+        return None
+    return Diagnosis(
+        "pair-memorization", "failure",
+        "pair memorisation: each DSR output matches its own HR image, not the person",
+        [f"paired similarity {paired:.3f} vs cross-image genuine {gen:.3f} (gap {gap:.3f})",
+         f"gallery rank-1 {rank1:.1%}",
+         "validation that compares each output only with its own HR pair reports the first number"],
+        "Treat every image of the same person as a positive, not only the own pair. " + TRAIN_FIX,
+        ["pair-gap"])
+
+
+@rule("hr-dsr-domain-gap")
+def _domain_gap(results, found):
+    if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
+        return None
+    hr1, dsr1 = _m(results, "pair-gap", "hr_rank1"), _m(results, "pair-gap", "rank1")
+    ratio = _m(results, "norm-sanity", "dsr_hr_norm_ratio")
+    evidence = []
+    if hr1 is not None and dsr1 is not None and hr1 - dsr1 > 0.25:
+        evidence.append(f"rank-1 {hr1:.1%} on the probes' own HR images vs {dsr1:.1%} through DSR")
+    if ratio is not None and not 1 / 1.5 <= ratio <= 1.5:
+        evidence.append(f"DSR embeddings have {ratio:.2f}× the norm of HR embeddings")
+    if not evidence:
+        return None
+    return Diagnosis("hr-dsr-domain-gap", "warning",
+                     "the model works on HR faces but loses people after super-resolution",
+                     evidence, "Some loss at very low resolution is expected. To recover it, fine-tune on DSR "
+                     "outputs paired with HR images of the same person: " + TRAIN_FIX,
+                     ["pair-gap", "norm-sanity"])
+
+
+@rule("regression-vs-pretrained")
+def _regression(results, found):
+    res = results.get("pretrained-baseline")
+    if res is None or res.status != Status.FAIL:
+        return None
+    return Diagnosis("regression-vs-pretrained", "failure",
+                     "the checkpoint is worse than the pretrained model it started from",
+                     [f.message for f in res.findings],
+                     "Keep the pretrained model until a fine-tune beats it on gallery rank-1; add an anchor "
+                     "term (`train-contrastive --anchor-weight`) so fine-tuning cannot leave the space that works.",
+                     ["pretrained-baseline"])
+
+
+@rule("preprocessing-mismatch")
+def _preprocessing(results, found):
+    res = results.get("preprocessing")
+    if res is None or res.status != Status.FAIL:
+        return None
+    return Diagnosis("preprocessing-mismatch", "failure",
+                     "the model expects different input than it is given",
+                     [f.message for f in res.findings if f.severity.value == "failure"],
+                     "Feed RGB 112×112 normalised as (x/255 − 0.5)/0.5, in training, validation and the app alike; "
+                     "or, if the model was trained otherwise, make every stage use that one convention.",
+                     ["preprocessing"])
+
+
+@rule("data-leakage")
+def _leakage(results, found):
+    ident = _m(results, "subject-overlap", "leaked_identical")
+    near = _m(results, "subject-overlap", "leaked_near_duplicate")
+    if not ident and not near:
+        return None
+    return Diagnosis("data-leakage", "failure",
+                     "the same pictures are in the gallery and among the probes: scores are inflated",
+                     [f"{ident or 0} identical and {near or 0} near-duplicate image pairs"],
+                     "Split by capture session (all variants of one shot on one side), de-duplicate by content hash "
+                     "and by pixel similarity before splitting.", ["subject-overlap"])
+
+
+@rule("gallery-probe-mismatch")
+def _mismatch(results, found):
+    res = results.get("subject-overlap")
+    evidence = []
+    if res is not None and res.status not in (Status.SKIP, Status.ERROR):
+        if res.metrics.get("shared_subjects") == 0:
+            evidence.append("no probe subject is enrolled in the gallery")
+        elif (res.metrics.get("open_set_share") or 0) > 0.5:
+            evidence.append(f"{res.metrics['open_set_share']:.0%} of probes have no gallery subject")
+        if res.metrics.get("id_clashes"):
+            evidence.append(f"{res.metrics['id_clashes']} subject id(s) differ only by zero padding or case")
+    cover = _m(results, "arcface-head", "label_coverage")
+    if cover is not None and cover < 0.5:
+        evidence.append(f"only {cover:.0%} of the data's subjects are in the checkpoint's label map")
+    if not evidence:
+        return None
+    return Diagnosis("gallery-probe-mismatch", "failure" if "no probe subject" in evidence[0] else "warning",
+                     "gallery and probes do not describe the same people the same way", evidence,
+                     "Derive subject ids the same way for both roots (--subject-regex), normalise zero padding, "
+                     "and enrol every person you probe.", ["subject-overlap", "arcface-head"])
+
+
+def diagnose(results: list[CheckResult]) -> list[Diagnosis]:
+    """Every diagnosis the rules find, failures first."""
+    by_name = {r.name: r for r in results}
+    found: list[Diagnosis] = []
+    for _, fn in RULES:
+        d = fn(by_name, found)
+        if d is not None:
+            found.append(d)
+    return sorted(found, key=lambda d: {"failure": 0, "warning": 1}.get(d.severity, 2))

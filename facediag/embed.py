@@ -1,0 +1,162 @@
+"""Batched embedding engine with a content-addressed on-disk cache.
+
+An Item names an image by content (``key``: view + file digest) and knows how to produce
+its 3×112×112 pixels in [0, 1] (``load``). The engine asks the cache first; only misses are
+decoded (in background threads, a batch ahead of the model) and run through the model
+under ``torch.inference_mode``. Raw (pre-normalisation) embeddings come back; the cache
+stores them keyed by (model fingerprint, preprocessing, item key). A cache entry that is
+unreadable or of the wrong shape is recomputed, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from facediag.data.images import PREPROCESS_ID, DecodeError, normalize
+from facediag.io import atomic_write_bytes
+from facediag.progress import progress_bar
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    load: Callable[[], torch.Tensor]
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("FACEDIAG_CACHE"):
+        return Path(os.environ["FACEDIAG_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "facediag" / "embeddings"
+
+
+class EmbeddingCache:
+    """One small .npy per (model, preprocessing, image) under ``root``; writes are atomic."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+
+    @staticmethod
+    def namespace(model_fingerprint: str) -> str:
+        return hashlib.sha256(f"{model_fingerprint}|{PREPROCESS_ID}".encode()).hexdigest()[:32]
+
+    def _path(self, namespace: str, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / namespace / digest[:2] / f"{digest}.npy"
+
+    def get(self, namespace: str, key: str, dim: int | None = None) -> np.ndarray | None:
+        path = self._path(namespace, key)
+        try:
+            vec = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None  # absent or corrupt: recompute
+        if vec.dtype != np.float32 or vec.ndim != 1 or (dim is not None and vec.shape[0] != dim):
+            return None
+        return vec
+
+    def put(self, namespace: str, key: str, vec: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(vec, dtype=np.float32), allow_pickle=False)
+        try:
+            atomic_write_bytes(self._path(namespace, key), buf.getvalue())
+        except OSError:
+            pass  # a read-only or full cache disk must not stop a run; it only costs speed
+
+
+def _safe_load(item: Item):
+    try:
+        return item.load()
+    except (DecodeError, OSError) as exc:
+        return f"unreadable: {exc}"
+
+
+class Embedder:
+    """Runs one model over Items in batches; serves repeats from the cache."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, *, fingerprint: str | None,
+                 cache: EmbeddingCache | None = None, batch_size: int = 64, workers: int = 2,
+                 amp: bool = False, progress: bool = True):
+        self.model = model
+        self.device = device
+        self.fingerprint = fingerprint
+        self.cache = cache if fingerprint else None  # an unnamed model cannot be cached safely
+        self.batch_size = batch_size
+        self.workers = workers
+        self.amp = amp and device.type == "cuda"
+        self.progress = progress
+        self.forward_calls = 0  # how many batches reached the model (tests and benchmarks read it)
+        self._memo: dict[str, np.ndarray] = {}  # this run's embeddings: an image is embedded once per run
+
+    def forward(self, pixels01: torch.Tensor, normalization: Callable = normalize) -> np.ndarray:
+        """One batch of [0,1] pixels -> raw embeddings (float32 numpy)."""
+        self.forward_calls += 1
+        x = normalization(pixels01).to(self.device, non_blocking=True)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model(x)
+        return out.float().cpu().numpy()
+
+    def embed(self, items: Sequence[Item], description: str = "embedding") -> tuple[np.ndarray, dict[int, str]]:
+        """Raw embeddings [N, D] (NaN rows where an image could not be read) and {row: why}."""
+        n = len(items)
+        cached: dict[int, np.ndarray] = {}
+        ns = EmbeddingCache.namespace(self.fingerprint) if self.cache else ""
+        for i, item in enumerate(items):
+            vec = self._memo.get(item.key)
+            if vec is None and self.cache:
+                vec = self.cache.get(ns, item.key)
+            if vec is not None:
+                cached[i] = self._memo[item.key] = vec
+        todo = [i for i in range(n) if i not in cached]
+        computed, failures = self._compute([items[i] for i in todo], description)
+        failures = {todo[j]: why for j, why in failures.items()}
+        for j, vec in computed.items():
+            cached[todo[j]] = self._memo[items[todo[j]].key] = vec
+            if self.cache:
+                self.cache.put(ns, items[todo[j]].key, vec)
+        dim = next(iter(cached.values())).shape[0] if cached else 512
+        out = np.full((n, dim), np.nan, dtype=np.float32)
+        for i, vec in cached.items():
+            out[i] = vec
+        return out, failures
+
+    def _compute(self, items: list[Item], description: str):
+        results: dict[int, np.ndarray] = {}
+        failures: dict[int, str] = {}
+        if not items:
+            return results, failures
+        bs = self.batch_size
+        starts = list(range(0, len(items), bs))
+        with ThreadPoolExecutor(self.workers) as pool, progress_bar(description, len(items), self.progress) as advance:
+            pending = deque()
+
+            def submit(start):
+                pending.append((start, [pool.submit(_safe_load, it) for it in items[start:start + bs]]))
+
+            for start in starts[:2]:  # decode one batch ahead of the model
+                submit(start)
+            next_start = 2
+            while pending:
+                start, futures = pending.popleft()
+                if next_start < len(starts):
+                    submit(starts[next_start])
+                    next_start += 1
+                loaded = [f.result() for f in futures]
+                ok = [j for j, x in enumerate(loaded) if isinstance(x, torch.Tensor)]
+                for j, x in enumerate(loaded):
+                    if not isinstance(x, torch.Tensor):
+                        failures[start + j] = x
+                if ok:
+                    emb = self.forward(torch.stack([loaded[j] for j in ok]))
+                    for row, j in enumerate(ok):
+                        results[start + j] = emb[row]
+                advance(len(loaded))
+        return results, failures

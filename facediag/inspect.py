@@ -1,0 +1,60 @@
+"""`facediag inspect`: describe a loaded checkpoint as a JSON-friendly dict and a table."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def inspect_dict(loaded) -> dict[str, Any]:
+    head = loaded.head
+    meta = dict(loaded.meta or {})
+    return {
+        "path": str(loaded.path),
+        "variant": loaded.variant,
+        "format": loaded.format,
+        "parameters": int(loaded.parameters),
+        "matched_fraction": float(loaded.matched_fraction),
+        "missing_keys": list(loaded.missing_keys),
+        "unexpected_keys": list(loaded.unexpected_keys),
+        "key_prefix": loaded.key_prefix,
+        "head": None if head is None else {"classes": int(head.shape[0]), "dim": int(head.shape[1])},
+        "label_map_size": None if loaded.label_map is None else len(loaded.label_map),
+        "sha256": loaded.sha256,
+        "meta": {k: _plain(v) for k, v in meta.items()},
+    }
+
+
+def _plain(value):
+    """Training dicts carry configs and metrics of any type: keep what JSON can hold."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return repr(value)
+
+
+def render_inspect(info: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"[bold]{info['path']}[/]", show_header=False, title_justify="left")
+    table.add_column(style="bold cyan")
+    table.add_column()
+    head = info["head"]
+    rows = [
+        ("variant", info["variant"]),
+        ("format", info["format"]),
+        ("parameters", f"{info['parameters']:,}"),
+        ("loaded", f"{info['matched_fraction']:.0%} of parameters (strict)"),
+        ("head", "none" if head is None else f"{head['classes']} classes × {head['dim']}"),
+        ("label map", "none" if info["label_map_size"] is None else f"{info['label_map_size']} subjects"),
+        ("sha256", info["sha256"]),
+    ]
+    for key, value in info["meta"].items():
+        rows.append((key, str(value)[:200]))
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console.print(table)

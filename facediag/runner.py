@@ -1,0 +1,69 @@
+"""Run a suite over a Session: checks -> diagnoses -> Report. The Python API behind run-all."""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from facediag.diagnosis import diagnose
+from facediag.registry import Status, get_check, run_check
+from facediag.report.schema import Report
+from facediag.session import Session, SessionConfig
+from facediag.suite import Suite, load_suite
+
+
+def checkpoint_info(loaded) -> dict[str, Any]:
+    head = getattr(loaded, "head", None)
+    return {
+        "path": str(getattr(loaded, "path", "") or ""),
+        "sha256": getattr(loaded, "sha256", None),
+        "variant": getattr(loaded, "variant", None),
+        "format": getattr(loaded, "format", None),
+        "parameters": getattr(loaded, "parameters", None),
+        "matched_fraction": getattr(loaded, "matched_fraction", None),
+        "head": None if head is None else {"classes": int(head.shape[0]), "dim": int(head.shape[1])},
+    }
+
+
+def run_suite(session: Session, suite: Suite, command: str | None = None) -> Report:
+    results = [run_check(get_check(name)(), session, params, session.available)
+               for name, params in suite.checks.items()]
+    checkpoints = {role: checkpoint_info(session.model(role)) for role in ("model", "baseline")
+                   if session.has_role(role)}
+    return Report(
+        command=command if command is not None else shlex.join(["facediag", *sys.argv[1:]]),
+        checkpoints=checkpoints,
+        dataset=session.dataset_info(),
+        suite=suite.as_dict(),
+        results=results,
+        diagnoses=diagnose(results),
+    )
+
+
+def run_all(weights: str | Path | None = None, data: str | Path | None = None, *,
+            suite: str | Path | Suite | None = None, checks: list[str] | None = None,
+            model=None, baseline=None, **options) -> Report:
+    """Run every check of a suite and return the Report (for notebooks and scripts).
+
+    ``model``/``baseline`` may be already-loaded checkpoints (``load_checkpoint(...)``)
+    instead of paths; ``options`` are SessionConfig fields (vlr_size, dsr, device, ...).
+    """
+    config = SessionConfig(weights=weights, data=data, **options)
+    models = {role: m for role, m in (("model", model), ("baseline", baseline)) if m is not None}
+    session = Session(config, models=models)
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    if checks:
+        suite = suite.only(checks)
+    return run_suite(session, suite, command="facediag.run_all(...)")
+
+
+def exit_code(report: Report, fail_on: str = "fail") -> int:
+    """0 pass; 1 a check failed (or warned, with fail_on=warn) or the gate failed."""
+    statuses = {r.status for r in report.results}
+    bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if fail_on == "warn" else set())
+    if statuses & bad:
+        return 1
+    if report.gate is not None and not report.gate.get("passed", True):
+        return 1
+    return 0

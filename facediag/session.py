@@ -1,0 +1,368 @@
+"""Session: the one place checks get data, models and embeddings from.
+
+Everything is lazy and computed once per run: the dataset index, the gallery/probe
+protocol, the DSR outputs for the probes (shared by every model), and per model the raw
+and normalised embeddings of each view and the gallery-matching Evaluation. Checks read
+the Session; they never open files or build models themselves.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from facediag.data.images import DecodeError, downsample, fit_canvas, load_face, load_lowres
+from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, index_dataset
+from facediag.data.protocol import Protocol, build_protocol
+from facediag.device import resolve_device
+from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir
+from facediag.errors import FacediagError
+from facediag.evaluation import Evaluation, build_evaluation
+
+ROLES = ("model", "baseline")
+VIEWS = ("gallery", "probe_hr", "probe_dsr")
+
+
+@dataclass
+class SessionConfig:
+    weights: str | Path | None = None
+    data: str | Path | None = None  # one root, split per subject
+    gallery_root: str | Path | None = None  # or two roots
+    probe_root: str | Path | None = None
+    train_root: str | Path | None = None  # training data, for subject-overlap
+    baseline_weights: str | Path | None = None
+    arch: str | None = None
+    baseline_arch: str | None = None
+    layout: str = "auto"
+    subject_regex: str = DEFAULT_SUBJECT_REGEX
+    gallery_per_subject: int = 3
+    vlr_size: int | None = 16  # None: probe at full resolution
+    dsr: str | None = None
+    dsr_weights: str | Path | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    amp: bool = False
+    cache_dir: str | Path | None = None
+    use_cache: bool = True
+    progress: bool = True
+
+
+@dataclass
+class Embeddings:
+    raw: np.ndarray  # [N, D]; NaN rows where the image could not be read
+    subjects: np.ndarray  # [N] str
+    failures: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.raw).all(axis=1)
+
+
+class Session:
+    """Lazily built run state. ``models`` may inject already-loaded checkpoints by role."""
+
+    def __init__(self, config: SessionConfig, *, models: dict[str, Any] | None = None):
+        self.config = config
+        self._models: dict[str, Any] = dict(models or {})
+        self._embedders: dict[str, Embedder] = {}
+        self._embeddings: dict[tuple[str, str], Embeddings] = {}
+        self._evaluations: dict[str, Evaluation] = {}
+        self._fingerprints: dict[str, dict[str, Any]] = {}
+        self._dsr_lock = threading.Lock()
+        self._dsr_out: tuple[torch.Tensor, dict[int, str]] | None = None
+        if config.data is None and config.gallery_root is None:
+            raise FacediagError("no data: give --data ROOT, or --gallery-root and --probe-root")
+        if (config.gallery_root is None) != (config.probe_root is None):
+            raise FacediagError("--gallery-root and --probe-root go together")
+
+    # ------------------------------------------------------------------ data
+    @cached_property
+    def device(self) -> torch.device:
+        return resolve_device(self.config.device)
+
+    @cached_property
+    def index(self) -> DatasetIndex:
+        c = self.config
+        return index_dataset(c.gallery_root or c.data, c.layout, c.subject_regex)
+
+    @cached_property
+    def probe_index(self) -> DatasetIndex | None:
+        c = self.config
+        return index_dataset(c.probe_root, c.layout, c.subject_regex) if c.probe_root else None
+
+    @cached_property
+    def train_index(self) -> DatasetIndex | None:
+        c = self.config
+        return index_dataset(c.train_root, c.layout, c.subject_regex) if c.train_root else None
+
+    @cached_property
+    def protocol(self) -> Protocol:
+        c = self.config
+        return build_protocol(self.index, probe_index=self.probe_index,
+                              gallery_per_subject=c.gallery_per_subject, vlr_size=c.vlr_size)
+
+    @cached_property
+    def dsr(self):
+        from facediag.models.dsr import load_dsr
+
+        return load_dsr(self.config.dsr, self.config.dsr_weights, device=self.device)
+
+    @property
+    def probes_need_dsr(self) -> bool:
+        return self.protocol.vlr_size is not None or any(p.vlr is not None for p in self.protocol.probes)
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        """Files that could not be used, with why: indexing problems plus unreadable images."""
+        found = list(self.index.problems) + list(self.probe_index.problems if self.probe_index else [])
+        seen = {p for p, _ in found}
+        for (_, view), emb in self._embeddings.items():
+            paths = self._view_paths(view)
+            for row, why in emb.failures.items():
+                if paths[row] not in seen:
+                    seen.add(paths[row])
+                    found.append((paths[row], why))
+        return found
+
+    def _view_paths(self, view: str) -> list[str]:
+        if view == "gallery":
+            return [str(r.path) for r in self.protocol.gallery]
+        if view == "probe_hr":
+            return [str(p.hr.path) if p.hr else "" for p in self.protocol.probes]
+        return [str(p.source.path) for p in self.protocol.probes]
+
+    def dataset_info(self) -> dict[str, Any]:
+        proto = self.protocol
+        info = {
+            "root": str(self.index.root),
+            "layout": self.index.layout,
+            "probe_root": str(self.probe_index.root) if self.probe_index else None,
+            "protocol": proto.description,
+            "vlr_size": proto.vlr_size,
+            "dsr": getattr(self.dsr, "name", "bicubic") if self.probes_need_dsr else None,
+            "counts": {
+                **self.index.counts(),
+                "gallery_images": len(proto.gallery),
+                "gallery_subjects": len(proto.gallery_subjects),
+                "probes": len(proto.probes),
+                "probe_subjects": len(set(proto.probe_subjects)),
+            },
+            "fingerprint": proto.fingerprint(),
+            "problems": [{"path": p, "reason": r} for p, r in self.problems],
+        }
+        return info
+
+    # ---------------------------------------------------------------- models
+    def has_role(self, role: str) -> bool:
+        if role in self._models:
+            return True
+        return (self.config.weights if role == "model" else self.config.baseline_weights) is not None
+
+    def model(self, role: str = "model"):
+        """The LoadedCheckpoint for a role ("model" or "baseline")."""
+        if role not in self._models:
+            from facediag.models.checkpoint import load_checkpoint
+
+            path = self.config.weights if role == "model" else self.config.baseline_weights
+            if path is None:
+                raise FacediagError(f"no weights given for the {role}")
+            arch = self.config.arch if role == "model" else self.config.baseline_arch
+            self._models[role] = load_checkpoint(path, arch=arch)
+        return self._models[role]
+
+    def embedder(self, role: str = "model") -> Embedder:
+        if role not in self._embedders:
+            loaded = self.model(role)
+            device = self.device
+            if str(getattr(loaded, "variant", "")).endswith("_q"):
+                device = torch.device("cpu")  # dynamic int8 kernels exist on CPU only
+            module = loaded.model.to(device).eval()
+            cache = None
+            if self.config.use_cache:
+                cache = EmbeddingCache(self.config.cache_dir or default_cache_dir())
+            self._embedders[role] = Embedder(
+                module, device, fingerprint=getattr(loaded, "sha256", None), cache=cache,
+                batch_size=self.config.batch_size, amp=self.config.amp, progress=self.config.progress)
+        return self._embedders[role]
+
+    # ----------------------------------------------------------- embeddings
+    def _dsr_outputs(self) -> tuple[torch.Tensor, dict[int, str]]:
+        """DSR(VLR) for every probe, once per run, shared by every model (float16 to halve memory)."""
+        with self._dsr_lock:
+            if self._dsr_out is None:
+                self._dsr_out = self._compute_dsr()
+            return self._dsr_out
+
+    def _compute_dsr(self) -> tuple[torch.Tensor, dict[int, str]]:
+        from facediag.progress import progress_bar
+
+        probes = self.protocol.probes
+        size = self.protocol.vlr_size
+        out = torch.zeros(len(probes), 3, 112, 112, dtype=torch.float16)
+        failures: dict[int, str] = {}
+        groups: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+        for i, p in enumerate(probes):
+            try:
+                lr = load_lowres(p.vlr.path) if p.vlr is not None else downsample(load_face(p.hr.path), size)
+            except (DecodeError, OSError) as exc:
+                failures[i] = f"unreadable: {exc}"
+                continue
+            groups.setdefault(tuple(lr.shape[1:]), []).append((i, lr))
+        bs = self.config.batch_size
+        with progress_bar(f"super-resolving probes ({self.dsr.name})", len(probes) - len(failures),
+                          self.config.progress) as advance, torch.inference_mode():
+            for members in groups.values():
+                for start in range(0, len(members), bs):
+                    chunk = members[start:start + bs]
+                    batch = torch.stack([x for _, x in chunk]).to(self.device)
+                    sr = self.dsr(batch).float().clamp(0, 1).cpu().half()
+                    for (i, _), img in zip(chunk, sr):
+                        out[i] = img
+                    advance(len(chunk))
+        return out, failures
+
+    def _probe_pixels(self, i: int) -> torch.Tensor:
+        out, failures = self._dsr_outputs()
+        if i in failures:
+            raise DecodeError(failures[i].removeprefix("unreadable: "))
+        return out[i].float()
+
+    def _items(self, view: str) -> list[Item]:
+        proto = self.protocol
+        if view == "gallery":
+            return [Item(f"hr:{file_digest(r.path)}", _loader(load_face, r.path)) for r in proto.gallery]
+        if view == "probe_hr":
+            return [Item(f"hr:{file_digest(p.hr.path)}", _loader(load_face, p.hr.path)) if p.hr
+                    else Item("none", _missing) for p in proto.probes]
+        if not self.probes_need_dsr:  # HR probes: the same key as the gallery view shares the cache
+            return [Item(f"hr:{file_digest(p.hr.path)}", _loader(load_face, p.hr.path)) for p in proto.probes]
+        dsr_fp = self.dsr.fingerprint
+        items = []
+        for i, p in enumerate(proto.probes):
+            degrade = "vlr-file" if p.vlr is not None else f"area{proto.vlr_size}"
+            key = f"probe:{dsr_fp}:{degrade}:{file_digest(p.source.path)}"
+            items.append(Item(key, _loader(self._probe_pixels, i)))
+        return items
+
+    def embeddings(self, role: str = "model", view: str = "probe_dsr") -> Embeddings:
+        """Raw embeddings of one view for one model, rows aligned with the protocol."""
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}")
+        key = (role, view)
+        if key not in self._embeddings:
+            proto = self.protocol
+            subjects = [r.subject for r in proto.gallery] if view == "gallery" else proto.probe_subjects
+            items = self._items(view)
+            raw, failures = self.embedder(role).embed(items, f"embedding {view.replace('_', ' ')} [{role}]")
+            failures = {i: why for i, why in failures.items() if items[i].key != "none"}
+            self._embeddings[key] = Embeddings(raw, np.asarray(subjects, dtype=str), failures)
+        return self._embeddings[key]
+
+    def evaluation(self, role: str = "model") -> Evaluation:
+        """Gallery matching for one model: HR templates vs DSR probes, plus each probe's own HR."""
+        if role not in self._evaluations:
+            gallery = self.embeddings(role, "gallery")
+            probes = self.embeddings(role, "probe_dsr")
+            probe_hr = self.embeddings(role, "probe_hr")
+            if not gallery.valid.any():
+                raise FacediagError("no gallery image could be read")
+            self._evaluations[role] = build_evaluation(gallery.raw, gallery.subjects, probes.raw,
+                                                       probes.subjects, probe_hr.raw)
+        return self._evaluations[role]
+
+    # ---------------------------------------------------- raw pixel access
+    def pixel_fingerprints(self, view: str = "gallery") -> dict[str, Any]:
+        """Per image of a view: path, file digest and a 32×32 grey thumbnail (zero mean, unit norm).
+
+        For leakage tests, which need pixels, not embeddings; model-independent, once per run.
+        ``probe_hr`` uses each probe's own HR image, or its VLR file when it has none."""
+        if view not in self._fingerprints:
+            if view == "gallery":
+                recs = list(self.protocol.gallery)
+            else:
+                recs = [p.hr if p.hr is not None else p.vlr for p in self.protocol.probes]
+            paths, digests, thumbs = [], [], []
+            for rec in recs:
+                try:
+                    img = load_face(rec.path) if rec.role == "hr" else fit_canvas(load_lowres(rec.path))
+                except (DecodeError, OSError):
+                    continue
+                t = downsample(img, 32).mean(dim=0).flatten().double().numpy()
+                t = t - t.mean()
+                thumbs.append(t / max(np.linalg.norm(t), 1e-12))
+                paths.append(str(rec.path))
+                digests.append(file_digest(rec.path))
+            self._fingerprints[view] = {"paths": paths, "digests": digests,
+                                        "thumbs": np.array(thumbs).reshape(len(thumbs), 32 * 32)}
+        return self._fingerprints[view]
+
+    def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> tuple[torch.Tensor, np.ndarray]:
+        """Preprocessed gallery pixels ([0,1]) of a few images from each of a few subjects.
+
+        For checks that must score altered inputs (channel order, input range): the only
+        decoding outside the embedding engine, bounded by max_subjects × per_subject."""
+        taken: dict[str, int] = {}
+        pixels, subjects = [], []
+        for rec in self.protocol.gallery:
+            n = taken.get(rec.subject, 0)
+            if n >= per_subject or (n == 0 and len(taken) >= max_subjects):
+                continue
+            try:
+                pixels.append(load_face(rec.path))
+            except (DecodeError, OSError):
+                continue
+            taken[rec.subject] = n + 1
+            subjects.append(rec.subject)
+        if not pixels:
+            raise FacediagError("no readable gallery image")
+        return torch.stack(pixels), np.asarray(subjects, dtype=str)
+
+    def image_sizes(self, limit: int = 2000) -> list[tuple[int, int, str]]:
+        """(width, height, PIL mode) of up to ``limit`` HR files, read from headers only."""
+        from PIL import Image
+
+        out = []
+        for rec in self.index.hr[:limit]:
+            try:
+                with Image.open(rec.path) as img:
+                    out.append((img.width, img.height, img.mode))
+            except OSError:
+                continue
+        return out
+
+    def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
+        """Raw embeddings of given pixels, bypassing the cache (inputs altered on purpose)."""
+        emb = self.embedder(role)
+        out = [emb.forward(pixels01[s:s + emb.batch_size], **({"normalization": normalization} if normalization else {}))
+               for s in range(0, len(pixels01), emb.batch_size)]
+        return np.concatenate(out)
+
+    # ------------------------------------------------------------ requirements
+    def available(self, requirement: str) -> str | None:
+        """None when the input a check requires is there, else why it is not."""
+        if requirement == "baseline":
+            return None if self.has_role("baseline") else "no --baseline-weights given"
+        if requirement == "head":
+            return None if getattr(self.model("model"), "head", None) is not None else \
+                "the checkpoint has no ArcFace/classifier head"
+        if requirement == "train":
+            return None if self.config.train_root else "no --train-root given"
+        if requirement == "pairs":
+            return None if any(p.hr is not None for p in self.protocol.probes) else \
+                "no probe has its own HR image (paired similarity needs HR/VLR pairs)"
+        if requirement == "dsr":
+            return None if self.probes_need_dsr else "probes are at full resolution (no VLR/DSR path)"
+        return f"unknown requirement {requirement!r}"
+
+
+def _loader(fn, arg):
+    return lambda: fn(arg)
+
+
+def _missing():
+    raise DecodeError("no such image")
