@@ -1,0 +1,1 @@
+"""Contrastive fine-tuning validated by gallery matching."""
