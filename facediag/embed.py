@@ -93,12 +93,14 @@ class Embedder:
         self.workers = workers
         self.amp = amp and device.type == "cuda"
         self.progress = progress
-        self.forward_calls = 0  # how many batches reached the model (tests and benchmarks read it)
+        self.forward_calls = 0  # batches that reached the model (tests and benchmarks read these)
+        self.images_embedded = 0
         self._memo: dict[str, np.ndarray] = {}  # this run's embeddings: an image is embedded once per run
 
     def forward(self, pixels01: torch.Tensor, normalization: Callable = normalize) -> np.ndarray:
         """One batch of [0,1] pixels -> raw embeddings (float32 numpy)."""
         self.forward_calls += 1
+        self.images_embedded += len(pixels01)
         x = normalization(pixels01).to(self.device, non_blocking=True)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.model(x)

@@ -8,6 +8,7 @@ third-party checks register through the ``facediag.checks`` entry-point group.
 from __future__ import annotations
 
 import enum
+import math
 import re
 import time
 import traceback
@@ -180,6 +181,8 @@ def run_check(check: Check, ctx, params: dict[str, Any],
             res.data["traceback"] = traceback.format_exc()
     res.title = res.title or check.title
     res.seconds = time.perf_counter() - start
+    # Reports are strict JSON: a metric that could not be computed is None, never NaN.
+    res.metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in res.metrics.items()}
     return res
 
 

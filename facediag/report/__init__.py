@@ -1,0 +1,134 @@
+"""Report renderers, and the wording they share so every format says the same numbers the same way.
+
+Each format lives in its own module (terminal, html, markdown, junit, plots; render ties them
+together). This module stays light (no rich, no matplotlib): importing ``facediag.report.schema``
+runs it.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from facediag.registry import CheckResult, Severity, Status
+
+# Worst first, for tallies and ordering.
+STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.SKIP)
+_TALLY_WORD = {Status.FAIL: "failed", Status.ERROR: "error", Status.WARN: "warning",
+               Status.PASS: "passed", Status.SKIP: "skipped"}
+_SEVERITY_RANK = {"failure": 0, "warning": 1, "info": 2}
+# The dataset counts a one-line verdict names, when the dataset reports them.
+VERDICT_COUNTS = ("subjects", "images", "probes")
+DEFAULT_HEADLINE = 3
+MAX_HEADLINE = 4
+
+
+def format_value(value: Any) -> str:
+    """A metric or evidence value as text: rates as 0.934 everywhere, counts with separators."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()  # numpy values: format like what they become in JSON
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        mag = abs(value)
+        if mag == 0:
+            return "0"
+        if mag >= 1000:
+            return f"{value:,.0f}"
+        if mag >= 100:
+            return f"{value:.1f}"
+        if mag >= 10:
+            return f"{value:.2f}"
+        if mag >= 0.1:
+            return f"{value:.3f}"
+        if mag >= 1e-4:
+            # Three significant digits: a false-accept rate of 0.0012 must not read as 0.001.
+            return f"{value:.{2 - math.floor(math.log10(mag))}f}"
+        return f"{value:.2e}"
+    if isinstance(value, (list, tuple)):
+        shown = ", ".join(format_value(v) for v in value[:6])
+        return f"[{shown}{', …' if len(value) > 6 else ''}]"
+    return str(value)
+
+
+def format_evidence(evidence: dict[str, Any]) -> str:
+    """A finding's evidence as ``k=v, k=v``."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in evidence.items())
+
+
+def headline_metrics(result: CheckResult) -> list[tuple[str, Any]]:
+    """The 2–4 metrics a summary shows: those the check names in ``data["headline"]``, else the first few."""
+    named = result.data.get("headline")
+    if isinstance(named, list):
+        names = [n for n in named if n in result.metrics][:MAX_HEADLINE]
+    else:
+        names = list(result.metrics)[:DEFAULT_HEADLINE]
+    return [(n, result.metrics[n]) for n in names]
+
+
+def notable_findings(result: CheckResult):
+    """Findings worth showing in a summary: warnings and failures, not info."""
+    return [f for f in result.findings if f.severity in (Severity.WARNING, Severity.FAILURE)]
+
+
+def ordered_diagnoses(report) -> list:
+    """Diagnoses, failures first; the diagnosis layer's order is kept within a severity."""
+    return sorted(report.diagnoses, key=lambda d: _SEVERITY_RANK.get(d.severity, 3))
+
+
+def status_counts(report) -> dict[Status, int]:
+    counts = {s: 0 for s in STATUS_ORDER}
+    for r in report.results:
+        counts[r.status] += 1
+    return counts
+
+
+def tally_text(report) -> str:
+    """E.g. ``2 failed, 1 warning, 5 passed, 1 skipped``."""
+    parts = [f"{n} {_TALLY_WORD[s]}" for s, n in status_counts(report).items() if n]
+    return ", ".join(parts) if parts else "no checks ran"
+
+
+def checkpoint_text(role: str, info: dict[str, Any], sha_len: int = 12) -> str:
+    """E.g. ``model edgeface.pth (edgeface_xxs, sha256 1a2b3c4d5e6f)``."""
+    name = Path(str(info["path"])).name if info.get("path") else "?"
+    details = [str(info["variant"])] if info.get("variant") else []
+    if info.get("sha256"):
+        details.append(f"sha256 {str(info['sha256'])[:sha_len]}")
+    return f"{role} {name}" + (f" ({', '.join(details)})" if details else "")
+
+
+def checkpoints_text(report) -> str:
+    return "; ".join(checkpoint_text(role, info) for role, info in report.checkpoints.items())
+
+
+def dataset_text(dataset: dict[str, Any]) -> str:
+    """E.g. ``orl_faces: 40 subjects, 400 images, 280 probes`` (full counts are in the HTML)."""
+    name = Path(str(dataset["root"])).name if dataset.get("root") else ""
+    counts = dataset.get("counts") or {}
+    shown = {k: counts[k] for k in VERDICT_COUNTS if k in counts} or counts
+    if counts.get("problems"):
+        shown["problems"] = counts["problems"]
+    count_text = ", ".join(f"{format_value(v)} {k}" for k, v in shown.items())
+    return ": ".join(p for p in (name, count_text) if p) or "no dataset"
+
+
+def verdict_details(report) -> str:
+    """What the verdict rests on: the tally, the checkpoint(s), the dataset counts."""
+    parts = [tally_text(report)]
+    if report.checkpoints:
+        parts.append(checkpoints_text(report))
+    if report.dataset:
+        parts.append(f"data {dataset_text(report.dataset)}")
+    return " · ".join(parts)
+
+
+def verdict_text(report) -> str:
+    """The one-line conclusion, e.g. ``FAIL: 2 failed, 3 passed · model m.pth (...) · data orl: ...``."""
+    return f"{report.status.value}: {verdict_details(report)}"

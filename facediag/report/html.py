@@ -1,0 +1,200 @@
+"""One self-contained HTML page: inline CSS, plots as data URIs, nothing fetched from anywhere."""
+from __future__ import annotations
+
+import html
+from typing import Any, Iterable
+
+from facediag.report import (format_evidence, format_value, headline_metrics, ordered_diagnoses,
+                             verdict_details)
+from facediag.report.plots import Plot, result_plots
+
+_CSS = """
+:root{--pass:#1a7f37;--warn:#9a6700;--fail:#cf222e;--skip:#6e7781;--error:#a626a4;--info:#0969da;
+--border:#d0d7de;--muted:#57606a;--soft:#f6f8fa}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;
+color:#1f2328;background:#fff}
+main{max-width:1120px;margin:0 auto;padding:24px}
+h1{margin:0 0 6px;font-size:26px}
+h2{margin:36px 0 12px;padding-bottom:4px;border-bottom:1px solid var(--border);font-size:20px}
+h3{margin:0 0 6px;font-size:16px}#run h3{margin-top:16px}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
+pre{background:var(--soft);padding:8px 12px;overflow:auto;border-radius:6px}
+a{color:var(--info);text-decoration:none}
+.status{display:inline-block;min-width:52px;text-align:center;padding:1px 8px;border-radius:10px;
+font-size:12px;font-weight:600;color:#fff;letter-spacing:.03em;vertical-align:middle}
+.s-PASS{background:var(--pass)}.s-WARN{background:var(--warn)}.s-FAIL{background:var(--fail)}
+.s-SKIP{background:var(--skip)}.s-ERROR{background:var(--error)}
+.verdict,.meta,.title,.evidence,.from{color:var(--muted)}
+.meta{font-size:13px}
+.ok{color:var(--pass);font-weight:600}
+.diagnosis{border:1px solid var(--border);border-left:6px solid var(--info);border-radius:6px;
+padding:12px 16px;margin:12px 0;background:var(--soft)}
+.diagnosis.sev-failure{border-left-color:var(--fail)}.diagnosis.sev-warning{border-left-color:var(--warn)}
+.diagnosis p{margin:6px 0}.diagnosis ul{margin:6px 0;padding-left:22px}
+.sev{font-size:12px;font-weight:700;letter-spacing:.05em;margin-right:6px}
+.sev-failure .sev,li.sev-failure::marker{color:var(--fail)}
+.sev-warning .sev,li.sev-warning::marker{color:var(--warn)}
+.sev-info .sev,li.sev-info::marker{color:var(--info)}
+.gate{padding:10px 16px;border-radius:6px;border:1px solid var(--border)}
+.gate.passed{border-left:6px solid var(--pass)}.gate.failed{border-left:6px solid var(--fail)}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--border);vertical-align:top}
+th{background:var(--soft);font-weight:600}
+.checks td:nth-child(2){white-space:nowrap}
+.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+.k{color:var(--muted)}
+.kv{width:auto}.kv th{background:none;color:var(--muted);font-weight:normal;white-space:nowrap}
+.kv td{word-break:break-all}
+.check{padding:16px 0}.check+.check{border-top:1px solid var(--border)}
+.findings{padding-left:22px}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:12px;margin:12px 0}
+figure{margin:0;border:1px solid var(--border);border-radius:6px;padding:8px}
+figure img{width:100%;height:auto;display:block}
+details{margin:8px 0}summary{cursor:pointer;color:var(--muted)}
+footer{margin-top:40px;padding-top:12px;border-top:1px solid var(--border);color:var(--muted);font-size:13px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _anchor(name: str) -> str:
+    return f"check-{_e(name)}"
+
+
+def _status(status) -> str:
+    return f'<span class="status s-{_e(status.value)}">{_e(status.value)}</span>'
+
+
+def render_html(report, extra_sections: list[tuple[str, str]] | None = None) -> str:
+    """The report as one HTML page. ``extra_sections`` are (title, trusted HTML) added after the checks."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>facediag report: {_e(report.status.value)}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        _header(report),
+        _diagnoses(report),
+    ]
+    if report.gate:
+        parts.append(_gate(report.gate))
+    parts.append(_checks_table(report))
+    parts += [f'<section class="extra"><h2>{_e(title)}</h2>\n{body}\n</section>'
+              for title, body in extra_sections or []]
+    parts += [_check_details(report), _run_info(report), _footer(report), "</main></body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def figures_html(plots: Iterable[Plot]) -> str:
+    """Plots as a grid of figures (empty string when there are none); extra sections reuse it."""
+    # The title is drawn in the image; alt carries it for screen readers.
+    figures = [f'<figure><img src="{p.data_uri}" alt="{_e(p.title)}"></figure>' for p in plots]
+    return f'<div class="plots">{"".join(figures)}</div>' if figures else ""
+
+
+def _header(report) -> str:
+    return (f"<header><h1>facediag report {_status(report.status)}</h1>"
+            f'<p class="verdict">{_e(verdict_details(report))}</p>'
+            f'<p class="meta">created {_e(report.created)}</p></header>')
+
+
+def _diagnoses(report) -> str:
+    diagnoses = ordered_diagnoses(report)
+    if not diagnoses:
+        return '<section id="diagnoses"><h2>Diagnoses</h2><p class="ok">No problems diagnosed</p></section>'
+    cards = []
+    for d in diagnoses:
+        body = [f'<h3><span class="sev">{_e(d.severity.upper())}</span><code>{_e(d.id)}</code></h3>',
+                f"<p><strong>{_e(d.summary)}</strong></p>"]
+        if d.evidence:
+            body.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.evidence) + "</ul>")
+        if d.remedy:
+            body.append(f"<p><strong>What to do:</strong> {_e(d.remedy)}</p>")
+        if d.checks:
+            links = ", ".join(f'<a href="#{_anchor(c)}">{_e(c)}</a>' for c in d.checks)
+            body.append(f'<p class="from">from: {links}</p>')
+        cards.append(f'<article class="diagnosis sev-{_e(d.severity)}">{"".join(body)}</article>')
+    return '<section id="diagnoses"><h2>Diagnoses</h2>' + "\n".join(cards) + "</section>"
+
+
+def _gate(gate: dict) -> str:
+    passed = bool(gate.get("passed"))
+    lines = "".join(f"<li>{_e(line)}</li>" for line in gate.get("lines", []))
+    return (f'<section id="gate"><h2>Gate</h2><div class="gate {"passed" if passed else "failed"}">'
+            f"<strong>{'PASSED' if passed else 'FAILED'}</strong>"
+            + (f"<ul>{lines}</ul>" if lines else "") + "</div></section>")
+
+
+def _metrics_cell(result) -> str:
+    return "<br>".join(f'<span class="k">{_e(name)}</span> {_e(format_value(v))}'
+                       for name, v in headline_metrics(result))
+
+
+def _checks_table(report) -> str:
+    rows = []
+    for r in report.results:
+        title = f'<div class="title">{_e(r.title)}</div>' if r.title else ""
+        rows.append(f'<tr><td><a href="#{_anchor(r.name)}">{_e(r.name)}</a>{title}</td>'
+                    f"<td>{_status(r.status)}</td><td>{_e(r.summary)}</td>"
+                    f'<td class="num">{_metrics_cell(r)}</td><td class="num">{r.seconds:.2f} s</td></tr>')
+    return ('<section id="checks"><h2>Checks</h2><table class="checks"><thead><tr><th>Check</th>'
+            "<th>Status</th><th>Summary</th><th>Key metrics</th><th>Time</th></tr></thead><tbody>"
+            + "\n".join(rows) + "</tbody></table></section>")
+
+
+def _check_details(report) -> str:
+    sections = []
+    for r in report.results:
+        body = [f'<h3>{_e(r.name)} {_status(r.status)}</h3>']
+        if r.title:
+            body.append(f'<div class="title">{_e(r.title)}</div>')
+        body.append(f"<p>{_e(r.summary)}</p>")
+        if r.findings:
+            items = "".join(
+                f'<li class="sev-{_e(f.severity.value)}"><strong>{_e(f.severity.value)}</strong> '
+                f"{_e(f.message)}"
+                + (f' <span class="evidence">({_e(format_evidence(f.evidence))})</span>' if f.evidence else "")
+                + "</li>" for f in r.findings)
+            body.append(f'<ul class="findings">{items}</ul>')
+        if r.metrics:
+            body.append(f"<details><summary>Metrics ({len(r.metrics)})</summary>{_kv_table(r.metrics)}</details>")
+        body.append(figures_html(result_plots(r)))
+        if r.data.get("traceback"):
+            body.append(f"<details><summary>Traceback</summary><pre>{_e(r.data['traceback'])}</pre></details>")
+        sections.append(f'<section class="check" id="{_anchor(r.name)}">{"".join(body)}</section>')
+    return '<section id="details"><h2>Check details</h2>' + "\n".join(sections) + "</section>"
+
+
+def _value(value: Any) -> str:
+    """Any JSON value as HTML: dicts as nested tables, lists as lists, numbers formatted."""
+    if isinstance(value, dict):
+        return _kv_table(value) if value else "—"
+    if isinstance(value, list):
+        return ("<ul>" + "".join(f"<li>{_value(v)}</li>" for v in value) + "</ul>") if value else "—"
+    if isinstance(value, str):
+        return _e(value)
+    return f'<span class="num">{_e(format_value(value))}</span>'
+
+
+def _kv_table(d: dict) -> str:
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_value(v)}</td></tr>" for k, v in d.items())
+    return f'<table class="kv">{rows}</table>'
+
+
+def _run_info(report) -> str:
+    parts = ['<section id="run"><h2>Run</h2>']
+    for role, info in report.checkpoints.items():
+        parts.append(f"<h3>Checkpoint: {_e(role)}</h3>{_kv_table(info)}")
+    if report.dataset:
+        parts.append(f"<h3>Dataset</h3>{_kv_table(report.dataset)}")
+    if report.suite:
+        parts.append(f"<details><summary>Suite as run</summary>{_kv_table(report.suite)}</details>")
+    return "".join(parts) + "</section>"
+
+
+def _footer(report) -> str:
+    return (f"<footer>facediag {_e(report.facediag_version)} · report schema {_e(report.schema_version)}"
+            f" · created {_e(report.created)}<br>command: <code>{_e(report.command)}</code></footer>")

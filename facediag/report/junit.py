@@ -1,0 +1,83 @@
+"""JUnit XML, so CI systems list each check as a test case.
+
+FAIL is a <failure>, ERROR an <error>, SKIP <skipped>; WARN passes, with its findings in
+<system-out>. Diagnoses go in the suite's <system-out>.
+"""
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from facediag.registry import Status
+from facediag.report import (format_evidence, format_value, ordered_diagnoses, status_counts,
+                             verdict_text)
+
+# Characters XML 1.0 cannot hold at all (ANSI escapes in tracebacks, stray NULs).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("", str(text))
+
+
+def _findings_text(result) -> str:
+    return "\n".join(f"[{f.severity.value}] {f.message}"
+                     + (f" ({format_evidence(f.evidence)})" if f.evidence else "")
+                     for f in result.findings)
+
+
+def _metrics_text(result) -> str:
+    return "\n".join(f"{name} = {format_value(v)}" for name, v in result.metrics.items())
+
+
+def _diagnoses_text(report) -> str:
+    blocks = []
+    for d in ordered_diagnoses(report):
+        lines = [f"{d.severity.upper()} {d.id}: {d.summary}", *(f"  - {x}" for x in d.evidence)]
+        if d.remedy:
+            lines.append(f"  What to do: {d.remedy}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) or "No problems diagnosed"
+
+
+def _testcase(suite: ET.Element, result) -> None:
+    case = ET.SubElement(suite, "testcase", classname="facediag.checks", name=_clean(result.name),
+                         time=f"{result.seconds:.3f}")
+    findings = _findings_text(result)
+    if result.status is Status.FAIL:
+        ET.SubElement(case, "failure", message=_clean(result.summary), type="FAIL").text = _clean(findings)
+    elif result.status is Status.ERROR:
+        detail = "\n\n".join(x for x in (findings, result.data.get("traceback", "")) if x)
+        ET.SubElement(case, "error", message=_clean(result.summary), type="ERROR").text = _clean(detail)
+    elif result.status is Status.SKIP:
+        ET.SubElement(case, "skipped", message=_clean(result.summary))
+        return
+    # What a passing (or warning) check saw is still worth reading in the CI log.
+    out = [f"{result.status.value}: {result.summary}"]
+    if result.status in (Status.PASS, Status.WARN) and findings:
+        out.append(findings)
+    if result.metrics:
+        out.append(_metrics_text(result))
+    ET.SubElement(case, "system-out").text = _clean("\n\n".join(out))
+
+
+def render_junit(report) -> str:
+    counts = status_counts(report)
+    attrs = {"tests": str(len(report.results)), "failures": str(counts[Status.FAIL]),
+             "errors": str(counts[Status.ERROR]), "skipped": str(counts[Status.SKIP]),
+             "time": f"{sum(r.seconds for r in report.results):.3f}"}
+    root = ET.Element("testsuites", name="facediag", **attrs)
+    suite = ET.SubElement(root, "testsuite", name="facediag", timestamp=_clean(report.created), **attrs)
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="facediag_version", value=_clean(report.facediag_version))
+    ET.SubElement(props, "property", name="command", value=_clean(report.command))
+    for role, info in report.checkpoints.items():
+        ET.SubElement(props, "property", name=f"checkpoint.{_clean(role)}.sha256",
+                      value=_clean(info.get("sha256", "")))
+    if report.dataset.get("fingerprint"):
+        ET.SubElement(props, "property", name="dataset.fingerprint", value=_clean(report.dataset["fingerprint"]))
+    for result in report.results:
+        _testcase(suite, result)
+    ET.SubElement(suite, "system-out").text = _clean(f"{verdict_text(report)}\n\n{_diagnoses_text(report)}")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

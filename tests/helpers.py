@@ -1,0 +1,87 @@
+"""Small data builders shared by tests (the fixtures live in conftest.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def face_like(seed: int, size=(112, 112)) -> np.ndarray:
+    """A deterministic RGB image with structure (so thumbnails and embeddings differ by seed)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(base).resize(size[::-1], Image.BICUBIC)
+    return np.asarray(img)
+
+
+def write_folders_dataset(root: Path, subjects: int = 4, images: int = 5, size=(112, 112), fmt="png") -> Path:
+    for s in range(subjects):
+        d = root / f"p{s + 1}"
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(images):
+            Image.fromarray(face_like(1000 * s + i, size)).save(d / f"{i + 1}.{fmt}")
+    return root
+
+
+def write_paired_dataset(root: Path, subjects: int = 3, images: int = 4, vlr: int = 16) -> Path:
+    hr, lr = root / "hr_images", root / f"vlr_images_{vlr}x{vlr}"
+    hr.mkdir(parents=True)
+    lr.mkdir(parents=True)
+    for s in range(subjects):
+        for i in range(images):
+            name = f"{s + 1:03d}_{i:02d}_crop_128.png"
+            img = Image.fromarray(face_like(1000 * s + i))
+            img.save(hr / name)
+            img.resize((vlr, vlr), Image.BOX).save(lr / name)
+    return root
+
+
+def copy_orl_subset(orl: Path, dest: Path, subjects=range(1, 11)) -> Path:
+    import shutil
+
+    for s in subjects:
+        shutil.copytree(orl / f"s{s}", dest / f"s{s}")
+    return dest
+
+
+def orl_views(orl_root: Path, vlr_size: int = 16):
+    """All ORL faces as (HR [N,3,112,112], DSR(bicubic of vlr_size) [N,...], subject ids [N])."""
+    import torch
+    import torch.nn.functional as F
+
+    from facediag.data.images import downsample, load_face
+    from facediag.data.index import index_dataset
+
+    recs = index_dataset(orl_root).records
+    hr = torch.stack([load_face(r.path) for r in recs])
+    lr = F.interpolate(downsample(hr, vlr_size), size=(112, 112), mode="bicubic", align_corners=False).clamp(0, 1)
+    subjects = torch.tensor([int(r.subject.lstrip("s")) for r in recs])
+    return hr, lr, subjects
+
+
+def finetune(weights: Path, orl_root: Path, out: Path, objective: str, steps: int, lr: float = 1e-4,
+             batch: int = 32, seed: int = 0) -> Path:
+    """A short CPU fine-tune that plants a known failure; saved as an official state_dict.
+
+    objective: "paired" (1 − cos(f(DSR_i), f(HR_i))) or "instance" (instance InfoNCE)."""
+    import torch
+
+    from facediag.data.images import normalize
+    from facediag.models.checkpoint import load_checkpoint, save_state_dict
+    from facediag.train.losses import instance_infonce_loss, paired_cosine_loss
+
+    torch.manual_seed(seed)
+    model = load_checkpoint(weights).model.train()
+    hr, lr_views, _ = orl_views(orl_root)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randperm(len(hr), generator=gen)[:batch]
+        f_lr, f_hr = model(normalize(lr_views[idx])), model(normalize(hr[idx]))
+        loss = paired_cosine_loss(f_lr, f_hr) if objective == "paired" else instance_infonce_loss(f_lr, f_hr)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    save_state_dict(model.eval(), out)
+    return out
