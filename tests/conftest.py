@@ -40,3 +40,13 @@ def orl_root(assets):
 def layouts(assets):
     import json
     return json.loads((assets / "edgeface_state_dict_layouts.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def paired_only_weights(float_weights, orl_root, tmp_path_factory):
+    """The original failure, planted: the float model fine-tuned for 30 CPU steps on
+    1 − cos(f(DSR_i), f(HR_i)) over ORL (HR vs 16 px bicubic). It collapses."""
+    from helpers import finetune
+
+    out = tmp_path_factory.mktemp("paired-only") / "paired_only.pt"
+    return finetune(float_weights, orl_root, out, "paired", steps=30, lr=1e-4)

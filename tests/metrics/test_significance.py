@@ -1,0 +1,111 @@
+"""Significance tests: McNemar and the subject-level bootstrap."""
+import time
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from facediag.metrics import (bootstrap_ci, bootstrap_eer, bootstrap_mean, bootstrap_rank1,
+                              bootstrap_tar_at_far, mcnemar_exact, paired_bootstrap_delta,
+                              paired_bootstrap_rank1, verification_metrics)
+
+
+def test_mcnemar_known_table_matches_scipy():
+    # A right/B wrong: 3; A wrong/B right: 12; concordant: 85
+    a = np.r_[np.ones(3), np.zeros(12), np.ones(50), np.zeros(35)].astype(bool)
+    b = np.r_[np.zeros(3), np.ones(12), np.ones(50), np.zeros(35)].astype(bool)
+    r = mcnemar_exact(a, b)
+    assert (r["b01"], r["b10"], r["statistic"], r["n"]) == (12, 3, 3, 100)
+    assert r["p_value"] == pytest.approx(binomtest(12, 15, 0.5).pvalue)
+    assert r["p_value"] == pytest.approx(0.03515625)      # 2 * P(X <= 3), X ~ Bin(15, 1/2)
+
+
+def test_mcnemar_without_discordant_pairs_is_one():
+    same = np.array([True, False, True])
+    assert mcnemar_exact(same, same)["p_value"] == 1.0
+
+
+def _pairs(seed=0, n_subjects=40, per_subject=7):
+    # probe x template layout like ORL: every probe has one genuine and S-1 impostor pairs
+    rng = np.random.default_rng(seed)
+    subjects = np.repeat(np.arange(n_subjects), per_subject).astype(str)
+    g = rng.normal(0.6, 0.15, len(subjects))
+    i = rng.normal(0.1, 0.15, (len(subjects), n_subjects - 1))
+    return g, i.ravel(), subjects, np.repeat(subjects, n_subjects - 1)
+
+
+def test_vectorised_mean_equals_generic_bootstrap():
+    rng = np.random.default_rng(1)
+    values = rng.random(300)
+    groups = rng.integers(0, 30, 300)
+    fast = bootstrap_mean(values, groups, n_boot=200, seed=4)
+    slow = bootstrap_ci(lambda idx: values[idx].mean(), groups, n_boot=200, seed=4)
+    np.testing.assert_allclose(fast, slow)
+    assert fast.low <= fast.point <= fast.high
+    assert set(fast.as_dict()) == {"point", "low", "high"}
+
+
+def test_bootstrap_rank1_interval_shrinks_with_more_subjects():
+    rng = np.random.default_rng(2)
+    small = bootstrap_rank1(rng.random(70) < 0.8, np.repeat(np.arange(10), 7))
+    large = bootstrap_rank1(rng.random(2800) < 0.8, np.repeat(np.arange(400), 7))
+    assert small.high - small.low > large.high - large.low > 0
+
+
+def test_bootstrap_tar_and_eer_points_match_verification_metrics():
+    g, i, gs, is_ = _pairs()
+    v = verification_metrics(g, i, fars=(1e-2,))
+    tar = bootstrap_tar_at_far(g, i, gs, is_, 1e-2, n_boot=200)
+    eer = bootstrap_eer(g, i, gs, is_, n_boot=200)
+    assert tar.point == pytest.approx(v.tar_at_far[0].tar)
+    assert eer.point == pytest.approx(v.eer)
+    assert tar.low <= tar.point <= tar.high and eer.low <= eer.point <= eer.high
+    assert bootstrap_tar_at_far(g, i, gs, is_, 1e-4) is None     # 10,920 impostors: unsupported
+
+
+def test_weighted_bootstrap_equals_recomputing_on_resampled_rows():
+    g, i, gs, is_ = _pairs(seed=3, n_subjects=15, per_subject=5)
+    scores, is_gen, groups = np.r_[g, i], np.r_[np.ones(len(g), bool), np.zeros(len(i), bool)], np.r_[gs, is_]
+
+    def metric(idx, which):
+        v = verification_metrics(scores[idx][is_gen[idx]], scores[idx][~is_gen[idx]],
+                                 fars=(0.1,), min_false_accepts=1)
+        return v.tar_at_far[0].tar if which == "tar" else v.eer
+
+    slow_tar = bootstrap_ci(lambda idx: metric(idx, "tar"), groups, n_boot=30, seed=7)
+    slow_eer = bootstrap_ci(lambda idx: metric(idx, "eer"), groups, n_boot=30, seed=7)
+    np.testing.assert_allclose(bootstrap_tar_at_far(g, i, gs, is_, 0.1, n_boot=30, seed=7),
+                               slow_tar)
+    np.testing.assert_allclose(bootstrap_eer(g, i, gs, is_, n_boot=30, seed=7), slow_eer)
+
+
+def test_bootstrap_is_fast_enough():
+    g, i, gs, is_ = _pairs()
+    start = time.perf_counter()
+    bootstrap_tar_at_far(g, i, gs, is_, 1e-3)
+    bootstrap_eer(g, i, gs, is_)
+    bootstrap_rank1(g > 0.4, gs)
+    assert time.perf_counter() - start < 3.0
+
+
+def test_paired_rank1_verdicts():
+    rng = np.random.default_rng(5)
+    subjects = np.repeat(np.arange(50), 6)
+    a = rng.random(300) < 0.6
+    b = a | (rng.random(300) < 0.5)          # B fixes about half of A's errors, breaks none
+    better = paired_bootstrap_rank1(a, b, subjects)
+    assert better.verdict == "better" and better.low > 0
+    assert better.delta == pytest.approx(b.mean() - a.mean())
+    assert paired_bootstrap_rank1(b, a, subjects).verdict == "worse"
+    same = paired_bootstrap_rank1(a, a, subjects)
+    assert same.verdict == "no significant change" and same.delta == 0.0
+    assert same.as_dict()["significant"] is False
+
+
+def test_paired_generic_delta_lower_is_better():
+    rng = np.random.default_rng(6)
+    groups = np.repeat(np.arange(40), 5)
+    err_a, err_b = rng.random(200) * 0.5 + 0.3, rng.random(200) * 0.5
+    r = paired_bootstrap_delta(lambda idx: err_a[idx].mean(), lambda idx: err_b[idx].mean(),
+                               groups, n_boot=300, higher_is_better=False)
+    assert r.delta < 0 and r.verdict == "better"
