@@ -1,0 +1,4 @@
+"""`python -m facediag` = the facediag command."""
+from facediag.cli import main
+
+main()
