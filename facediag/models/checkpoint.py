@@ -1,0 +1,466 @@
+"""Load EdgeFace checkpoints strictly, whatever wrapper they come in, and fingerprint them.
+
+A checkpoint either loads every parameter of one EdgeFace variant exactly (same keys,
+same shapes, nothing left over) or is refused with one line saying what was expected
+and what was found. There is no partial load: a backbone whose keys did not match
+silently stays random, which is the failure this module exists to prevent.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from facediag.errors import CheckpointError
+from facediag.models.edgeface import (
+    EMBEDDING_DIM, VARIANTS, build_edgeface, count_parameters, describe_entry, expected_layout,
+)
+from facediag.models.safe_load import (
+    StandIn, quiet_torch_deprecations, read_weights_file, to_plain,
+)
+
+FORMATS = ("state_dict", "training_dict", "pickled_module", "torchscript", "safetensors")
+
+# Where training scripts put the backbone weights, the class-centre head, the label map.
+WEIGHT_KEYS = ("backbone_state_dict", "model_state_dict", "state_dict", "model", "backbone",
+               "net", "ema_state_dict")
+HEAD_KEYS = ("arcface_state_dict", "head_state_dict", "margin_state_dict", "arcface", "head",
+             "metric_fc", "margin", "classifier", "loss_state_dict", "criterion_state_dict")
+LABEL_KEYS = ("subject_to_id", "label_map", "class_to_idx", "label_to_id", "subject_to_label")
+INVERSE_LABEL_KEYS = ("id_to_subject", "idx_to_class", "id_to_label")
+
+# Wrapper names a backbone's keys may sit under (DataParallel, torch.compile, trainers).
+PREFIX_TOKENS = frozenset({"module", "model", "backbone", "_orig_mod"})
+_ANCHOR = "stem.0.weight"  # first key of every EdgeNeXt
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: nn.Module            # EdgeFace in eval mode (or a TorchScript wrapper)
+    variant: str                # a VARIANTS name, or "torchscript" for a foreign scripted model
+    format: str                 # one of FORMATS
+    parameters: int
+    matched_fraction: float     # parameters/buffers of the model that were loaded: 1.0
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+    head: torch.Tensor | None   # [C, 512] class centres of an ArcFace-style head
+    label_map: dict[str, int] | None
+    meta: dict                  # other top-level fields as JSON-friendly values
+    sha256: str
+    path: str
+    key_prefix: str             # prefix stripped from the file's keys ("" if none)
+    dequantized: bool = False   # int8 weights turned to float to run off CPU
+
+
+@dataclass
+class VariantMatch:
+    variant: str
+    expected: int
+    matched: int
+    missing: list[str]
+    unexpected: list[str]
+    wrong_shape: list[str]
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.wrong_shape)
+
+    def detail(self) -> str:
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("wrong shape", self.wrong_shape)):
+            if keys:
+                return f"{len(keys)} {label}, e.g. '{keys[0]}'"
+        return "exact"
+
+
+def load_checkpoint(path, arch: str | None = None, device="cpu") -> LoadedCheckpoint:
+    """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict)."""
+    path = Path(path)
+    device = torch.device(device)
+    if arch is not None:
+        arch = resolve_variant(arch)
+    raw = read_weights_file(path)
+    if raw.kind == "torchscript":
+        return _load_torchscript(path, raw.payload, arch, device)
+    if raw.kind == "safetensors":
+        parts = _Parts(raw.payload, "safetensors", meta=dict(raw.metadata))
+    else:
+        parts = _unpack(raw.payload, path.name)
+    prefix, state_dict = normalise_keys(parts.state_dict)
+    match = detect_variant(state_dict, arch=arch, name=path.name, raw_keys=list(parts.state_dict))
+    head = _validate_head(parts.head, path.name)
+    model, dequantized = _instantiate(match.variant, state_dict, device, path.name)
+    return LoadedCheckpoint(
+        model=model, variant=match.variant, format=parts.format,
+        parameters=count_parameters(model), matched_fraction=match.matched / match.expected,
+        missing_keys=[], unexpected_keys=[],
+        head=head.to(device) if head is not None else None,
+        label_map=parts.label_map, meta=parts.meta, sha256=sha256_file(path), path=str(path),
+        key_prefix=prefix, dequantized=dequantized,
+    )
+
+
+def resolve_variant(name: str) -> str:
+    """'edgeface_xxs' or its short form 'xxs'."""
+    for candidate in (name, f"edgeface_{name}"):
+        if candidate in VARIANTS:
+            return candidate
+    raise CheckpointError(f"unknown EdgeFace variant '{name}' (known: {', '.join(VARIANTS)})")
+
+
+def normalise_keys(state_dict: Mapping) -> tuple[str, OrderedDict]:
+    """Official ``model.``-prefixed keys, and the wrapper prefix that was stripped.
+
+    The prefix is whatever precedes the EdgeNeXt stem in the file, accepted only when
+    made of known wrapper names; otherwise the keys are returned unchanged (and will
+    match no variant).
+    """
+    anchor = next((k for k in state_dict if k.endswith(_ANCHOR)), None)
+    if anchor is None:
+        return "", OrderedDict(state_dict)
+    prefix = anchor[: -len(_ANCHOR)]
+    if prefix and (not prefix.endswith(".")
+                   or any(tok not in PREFIX_TOKENS for tok in prefix[:-1].split("."))):
+        return "", OrderedDict(state_dict)
+    return prefix, OrderedDict(
+        ("model." + k[len(prefix):] if k.startswith(prefix) else k, v)
+        for k, v in state_dict.items())
+
+
+def match_variant(state_dict: Mapping, variant: str) -> VariantMatch:
+    """Compare official-layout keys and shapes with one variant's expected layout."""
+    expected = expected_layout(variant)
+    found = {k: describe_entry(v) for k, v in state_dict.items()}
+    common = [k for k in expected if k in found]
+    wrong = [k for k in common if found[k] != expected[k]]
+    return VariantMatch(variant, len(expected), len(common) - len(wrong),
+                        [k for k in expected if k not in found],
+                        [k for k in found if k not in expected], wrong)
+
+
+def detect_variant(state_dict: Mapping, arch: str | None = None, name: str = "checkpoint",
+                   raw_keys: list[str] | None = None) -> VariantMatch:
+    """The variant whose layout ``state_dict`` (official keys) matches exactly, or
+    CheckpointError naming the closest one."""
+    raw_keys = raw_keys if raw_keys is not None else list(state_dict)
+    found = f"found {len(raw_keys)} keys like '{raw_keys[0]}'" if raw_keys else "found no keys"
+    if arch is not None:
+        match = match_variant(state_dict, arch)
+        if match.exact:
+            return match
+        raise CheckpointError(f"{name}: does not match {arch} ({match.expected} keys expected, "
+                              f"{match.matched} matched: {match.detail()}; {found})")
+    # Layouts are built on first use (slow-ish), so try the likely variants first: same
+    # int8 / low-rank flavour as the keys show.
+    packed = any(k.endswith("._packed_params") for k in state_dict)
+    low_rank = any(".linear1." in k for k in state_dict)
+    order = sorted(VARIANTS, key=lambda v: (VARIANTS[v].quantized != packed,
+                                            (VARIANTS[v].low_rank_ratio is not None) != low_rank))
+    matches = []
+    for variant in order:
+        matches.append(match_variant(state_dict, variant))
+        if matches[-1].exact:
+            return matches[-1]
+    best = max(matches, key=lambda m: (m.matched, -len(m.unexpected)))
+    raise CheckpointError(f"{name}: matches no EdgeFace variant (closest {best.variant}: "
+                          f"{best.expected} keys expected, {best.matched} matched; {found})")
+
+
+@dataclass
+class _Parts:
+    state_dict: Mapping
+    format: str
+    head: object = None
+    label_map: dict | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def _unpack(obj, name: str) -> _Parts:
+    """Split an unpickled checkpoint into weights, head, label map and metadata."""
+    if isinstance(obj, StandIn):
+        return _Parts(_module_state_dict(obj, name), "pickled_module")
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{name}: holds a {type(obj).__name__}, "
+                              "not a state_dict or a training checkpoint dict")
+    if _is_state_dict(obj):
+        return _Parts(obj, "state_dict")
+    weights_key = next((k for k in WEIGHT_KEYS if k in obj and (
+        _is_state_dict(obj[k]) or isinstance(obj[k], StandIn))), None)
+    if weights_key is None:
+        keys = ", ".join(map(str, list(obj)[:8]))
+        raise CheckpointError(f"{name}: no model weights found (top-level keys: {keys}; "
+                              f"expected a state_dict or one of {', '.join(WEIGHT_KEYS[:4])})")
+    weights = obj[weights_key]
+    if isinstance(weights, StandIn):
+        weights = _module_state_dict(weights, name)
+    used = {weights_key}
+    head_key, head = _find_head(obj, weights_key)
+    used.add(head_key)
+    label_key, label_map = _find_label_map(obj, name)
+    used.add(label_key)
+    meta, omitted = {}, []
+    for key, value in obj.items():
+        if key in used:
+            continue
+        try:
+            meta[str(key)] = to_plain(value)
+        except ValueError:  # optimiser/scheduler state and other tensors: not metadata
+            omitted.append(str(key))
+    meta["weights_key"] = weights_key
+    if omitted:
+        meta["omitted_keys"] = omitted
+    return _Parts(weights, "training_dict", head, label_map, meta)
+
+
+def _is_state_dict(obj) -> bool:
+    if not isinstance(obj, Mapping) or not obj:
+        return False
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            return False
+        if not (isinstance(value, torch.Tensor)
+                or (key.endswith("_packed_params.dtype") and isinstance(value, torch.dtype))
+                or (key.endswith("._packed_params") and isinstance(value, tuple))):
+            return False
+    return True
+
+
+def _module_state_dict(obj: StandIn, name: str, prefix: str = "") -> OrderedDict:
+    """Parameters and persistent buffers of a whole pickled nn.Module (torch.save(model)),
+    read from its inert stand-in."""
+    fields = obj.__dict__ if isinstance(obj, StandIn) else {}
+    if "_modules" not in fields or "_parameters" not in fields:
+        what = getattr(obj, "_standin_path", type(obj).__name__)
+        raise CheckpointError(f"{name}: holds a pickled {what} object, "
+                              "not a model or state_dict")
+    out = OrderedDict()
+    for key, value in fields["_parameters"].items():
+        if value is not None:
+            out[prefix + key] = value
+    skip = fields.get("_non_persistent_buffers_set") or set()
+    for key, value in (fields.get("_buffers") or {}).items():
+        if value is not None and key not in skip:
+            out[prefix + key] = value
+    for key, child in fields["_modules"].items():
+        if child is not None:
+            out.update(_module_state_dict(child, name, f"{prefix}{key}."))
+    return out
+
+
+def _find_head(obj: Mapping, weights_key: str):
+    """(key, [C, D] class-centre tensor) of the classification head, or (None, None).
+
+    Known head names first; otherwise any other top-level dict or module holding a
+    [C, 512] ``weight`` (bare tensors elsewhere may be anything, e.g. saved embeddings).
+    """
+    named = [k for k in HEAD_KEYS if k in obj and k != weights_key]
+    others = [k for k in obj if k not in named and k != weights_key
+              and isinstance(obj[k], (Mapping, StandIn))]
+    for key in named + others:
+        weight = _head_weight(obj[key])
+        if weight is not None and (key in named or weight.shape[1] == EMBEDDING_DIM):
+            return key, weight
+    return None, None
+
+
+def _head_weight(value):
+    if isinstance(value, StandIn):  # a whole pickled head module
+        value = value.__dict__.get("_parameters") or {}
+    if isinstance(value, torch.Tensor):
+        return value if value.dim() == 2 else None
+    if isinstance(value, Mapping):
+        weight = value.get("weight")
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+            return weight
+        kernel = value.get("kernel")  # insightface-style ArcFace keeps [D, C]
+        if isinstance(kernel, torch.Tensor) and kernel.dim() == 2:
+            return kernel.t()
+    return None
+
+
+def _validate_head(weight, name: str):
+    if weight is None:
+        return None
+    if weight.shape[1] != EMBEDDING_DIM:
+        raise CheckpointError(f"{name}: head weight has shape {list(weight.shape)}, "
+                              f"expected [classes, {EMBEDDING_DIM}]")
+    return weight.detach().float()
+
+
+def _find_label_map(obj: Mapping, name: str):
+    for key in LABEL_KEYS + INVERSE_LABEL_KEYS:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)) and key in INVERSE_LABEL_KEYS:
+            value = dict(enumerate(value))
+        if not isinstance(value, Mapping):
+            raise CheckpointError(f"{name}: '{key}' is a {type(value).__name__}, "
+                                  "expected a dict of subject -> class id")
+        pairs = value.items() if key in LABEL_KEYS else ((v, k) for k, v in value.items())
+        try:
+            return key, {str(subject): int(idx) for subject, idx in pairs}
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{name}: '{key}' does not map subjects to integer "
+                                  "class ids") from None
+    return None, None
+
+
+def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: str):
+    """Build ``variant`` on ``device`` and load ``state_dict`` strictly.
+
+    int8 variants stay int8 on CPU; elsewhere their weights are dequantised into the
+    float twin, since PyTorch has no int8 dynamic kernels off CPU.
+    """
+    dequantize = VARIANTS[variant].quantized and device.type != "cpu"
+    if dequantize:
+        state_dict = dequantize_state_dict(state_dict)
+    model = build_edgeface(variant, device=device, quantized=False if dequantize else None,
+                           init_weights=False)
+    # The layout matched exactly, so the module versions torch keys its loaders on (int8
+    # Linear reads them) are those of the model just built, whatever the file carried.
+    state_dict = OrderedDict(state_dict)
+    state_dict._metadata = model.state_dict()._metadata
+    try:
+        with quiet_torch_deprecations():
+            model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{name}: weights do not fit {variant}: "
+                              f"{str(e).splitlines()[-1].strip()}") from None
+    return model.eval(), dequantize
+
+
+def dequantize_state_dict(state_dict: Mapping) -> OrderedDict:
+    """Turn int8 packed Linear entries into float ``weight``/``bias`` entries."""
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        owner, _, leaf = key.rpartition(".")
+        if key.endswith("._packed_params._packed_params"):
+            owner = key[: -len("._packed_params._packed_params")]
+            weight, bias = value
+            out[f"{owner}.weight"] = weight.dequantize()
+            if bias is not None:
+                out[f"{owner}.bias"] = bias
+        elif key.endswith("._packed_params.dtype") or (
+                leaf in ("scale", "zero_point") and f"{owner}._packed_params.dtype" in state_dict):
+            continue
+        else:
+            out[key] = value
+    return out
+
+
+class ScriptedEmbedder(nn.Module):
+    """A TorchScript model that is not an EdgeFace layout, used as is."""
+
+    def __init__(self, scripted):
+        super().__init__()
+        self.scripted = scripted
+
+    def forward(self, x):
+        return self.scripted(x)
+
+
+def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.device):
+    state_dict = scripted.state_dict()
+    prefix, normalised = normalise_keys(state_dict)
+    common = dict(format="torchscript", head=None, label_map=None, meta={},
+                  sha256=sha256_file(path), path=str(path), missing_keys=[],
+                  unexpected_keys=[], matched_fraction=1.0)
+    try:
+        match = detect_variant(normalised, arch=arch, name=path.name, raw_keys=list(state_dict))
+    except CheckpointError:
+        if arch is not None:
+            raise
+        return LoadedCheckpoint(model=_probe_scripted(scripted, device, path.name),
+                                variant="torchscript",
+                                parameters=sum(p.numel() for p in scripted.parameters()),
+                                key_prefix="", **common)
+    model, dequantized = _instantiate(match.variant, normalised, device, path.name)
+    return LoadedCheckpoint(model=model, variant=match.variant,
+                            parameters=count_parameters(model), key_prefix=prefix,
+                            dequantized=dequantized, **common)
+
+
+def _probe_scripted(scripted, device: torch.device, name: str) -> ScriptedEmbedder:
+    """Wrap a foreign TorchScript model after checking it maps a face to 512 numbers."""
+    model = ScriptedEmbedder(scripted).to(device).eval()
+    try:
+        with torch.inference_mode():
+            out = model(torch.zeros(1, 3, 112, 112, device=device))
+    except Exception as e:
+        raise CheckpointError(f"{name}: TorchScript model fails on a [1, 3, 112, 112] input: "
+                              f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}"
+                              ) from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, EMBEDDING_DIM):
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise CheckpointError(f"{name}: TorchScript model returns {shape} for a "
+                              f"[1, 3, 112, 112] input, expected [1, {EMBEDDING_DIM}]")
+    return model
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint_state_dict(state_dict: Mapping) -> str:
+    """sha256 over sorted key names and each value's dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        h.update(key.encode() + b"\0")
+        _hash_value(h, state_dict[key])
+    return h.hexdigest()
+
+
+def _hash_value(h, value) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu()
+        if t.is_quantized:
+            if t.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+                h.update(f"q{t.q_scale()}:{t.q_zero_point()}".encode())
+            else:
+                _hash_value(h, t.q_per_channel_scales())
+                _hash_value(h, t.q_per_channel_zero_points())
+            t = t.int_repr()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _hash_value(h, item)
+    else:
+        h.update(repr(value).encode())
+
+
+def save_state_dict(model: nn.Module, path) -> str:
+    """Write ``model``'s weights as an official-layout plain state_dict, atomically.
+
+    Refuses a model whose keys match no EdgeFace variant. Returns the file's sha256.
+    """
+    path = Path(path)
+    _, state_dict = normalise_keys(model.state_dict())
+    detect_variant(state_dict, name=type(model).__name__)
+    state_dict = OrderedDict(
+        (k, v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+        for k, v in state_dict.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state_dict, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return sha256_file(path)

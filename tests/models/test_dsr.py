@@ -1,0 +1,125 @@
+"""DSR stage: bicubic default, TorchScript files, factory + weights, output validation."""
+import hashlib
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facediag.errors import CheckpointError
+from facediag.models import BicubicDSR, load_dsr
+
+# Building TorchScript test files uses APIs torch now marks deprecated.
+pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
+
+
+class Scale(torch.nn.Module):
+    """Upsample to 112, then a * x + b: a=2, b=-1 gives the [-1, 1] convention."""
+
+    def __init__(self, a: float = 1.0, b: float = 0.0, size: int = 112):
+        super().__init__()
+        self.a, self.b, self.size = a, b, size
+
+    def forward(self, x):
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear") * self.a + self.b
+
+
+def script(tmp_path, module, name="dsr.pt"):
+    path = tmp_path / name
+    torch.jit.save(torch.jit.script(module), path)
+    return path
+
+
+@pytest.fixture
+def lr():
+    torch.manual_seed(0)
+    return torch.rand(2, 3, 16, 16)
+
+
+def test_bicubic_is_the_default(lr):
+    dsr = load_dsr(None)
+    assert isinstance(dsr, BicubicDSR) and dsr.fingerprint == "bicubic-112"
+    out = dsr(lr)
+    assert out.shape == (2, 3, 112, 112) and 0 <= out.min() and out.max() <= 1
+    expected = F.interpolate(lr, size=(112, 112), mode="bicubic", align_corners=False)
+    assert torch.equal(out, expected.clamp(0, 1))
+
+
+def test_bicubic_overshoot_is_clamped_not_refused():
+    edge = torch.zeros(1, 3, 8, 8)
+    edge[..., 4:] = 1.0
+    raw = F.interpolate(edge, size=(112, 112), mode="bicubic", align_corners=False)
+    assert raw.min() < 0 and raw.max() > 1
+    out = BicubicDSR()(edge)
+    assert out.min() == 0 and out.max() == 1
+
+
+def test_input_must_be_rgb_in_unit_range(lr):
+    with pytest.raises(CheckpointError, match=r"\[N, 3, h, w\]"):
+        BicubicDSR()(lr[:, :1])
+    with pytest.raises(CheckpointError, match=r"in \[0, 1\], got values in \[0.02, 254.96\]"):
+        BicubicDSR()(lr * 255)
+
+
+def test_torchscript_dsr_fingerprint_is_file_hash(tmp_path, lr):
+    path = script(tmp_path, Scale())
+    dsr = load_dsr(str(path))
+    assert dsr.fingerprint == hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(CheckpointError, match="carries its own weights"):
+        load_dsr(str(path), str(path))
+    assert torch.allclose(dsr(lr), F.interpolate(lr, size=(112, 112), mode="bilinear"))
+
+
+@pytest.mark.parametrize("module,message", [
+    (Scale(size=64), r"returned \[2, 3, 64, 64\], expected \[2, 3, 112, 112\]"),
+    (Scale(a=2.0, b=-1.0), r"returned values in \[-1.00, 1.00\], expected RGB in \[0, 1\]"),
+], ids=["shape", "range"])
+def test_wrong_dsr_output_is_refused(tmp_path, lr, module, message):
+    dsr = load_dsr(str(script(tmp_path, module)))
+    with pytest.raises(CheckpointError, match=message):
+        dsr(lr)
+
+
+def test_state_dict_file_is_not_torchscript(tmp_path):
+    path = tmp_path / "dsr.pth"
+    torch.save({"w": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="not TorchScript"):
+        load_dsr(str(path))
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_dsr(str(tmp_path / "missing.pt"))
+
+
+def test_factory_with_weights_loads_strictly(tmp_path, monkeypatch, lr):
+    (tmp_path / "tiny_dsr_pkg.py").write_text(textwrap.dedent("""
+        import torch
+        import torch.nn.functional as F
+
+        class Tiny(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.mix = torch.nn.Conv2d(3, 3, 1)
+
+            def forward(self, x):
+                return torch.sigmoid(self.mix(F.interpolate(x, size=(112, 112))))
+
+        def build():
+            return Tiny()
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tiny_dsr_pkg
+
+    torch.manual_seed(3)
+    net = tiny_dsr_pkg.build()
+    torch.save({"state_dict": net.state_dict(), "epoch": 4}, tmp_path / "a.pth")
+    dsr = load_dsr("tiny_dsr_pkg:build", str(tmp_path / "a.pth"))
+    with torch.no_grad():
+        assert torch.allclose(dsr(lr), net(lr))
+    other = tiny_dsr_pkg.build()
+    torch.save(other.state_dict(), tmp_path / "b.pth")
+    assert load_dsr("tiny_dsr_pkg:build", str(tmp_path / "b.pth")).fingerprint != dsr.fingerprint
+
+    torch.save({"mix.weight": net.mix.weight}, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match="do not fit 'tiny_dsr_pkg:build'.*mix.bias"):
+        load_dsr("tiny_dsr_pkg:build", str(tmp_path / "partial.pth"))
+    with pytest.raises(CheckpointError, match="cannot import factory"):
+        load_dsr("tiny_dsr_pkg:nope")
