@@ -1,0 +1,327 @@
+"""bench speed: parameters, FLOPs per 112×112 face, latency, throughput and peak memory.
+
+FLOPs come from torch's own counter (``torch.utils.flop_counter.FlopCounterMode``: 2 per
+multiply-accumulate of convolutions and matrix products), which reproduces the EdgeFace
+paper's figures. Timings run under ``torch.inference_mode`` after a warm-up; on CUDA every
+timed span is closed by ``torch.cuda.synchronize`` so queued kernels are counted.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Sequence
+
+import torch
+
+from facediag.bench.report import BenchReport
+from facediag.device import resolve_device
+from facediag.errors import FacediagError
+
+# EdgeFace paper (George et al., 2024), Table: parameters (M) and MFLOPs at 112×112.
+PAPER = {
+    "edgeface_xxs": (1.24, 94.72),
+    "edgeface_xs_gamma_06": (1.77, 154.00),
+    "edgeface_s_gamma_05": (3.65, 306.12),
+    "edgeface_base": (18.23, 1398.83),
+}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_BATCH_SIZES = (1, 8, 64)
+FLOPS_METHOD = ("torch.utils.flop_counter.FlopCounterMode on one 3×112×112 face: 2 FLOPs per "
+                "multiply-accumulate of convolutions and matrix products (element-wise ops not counted), "
+                "the convention of the EdgeFace paper")
+QUANT_REASON = ("int8 dynamic quantisation (the _q variants) has kernels on CPU only in PyTorch, "
+                "so it is benchmarked on CPU")
+CUDA_MEMORY = ("CUDA: torch.cuda.max_memory_allocated during each batch size's timed runs "
+               "(tensors only: the weights, input and activations; not the CUDA context or allocator reserve)")
+CPU_MEMORY = ("CPU: peak resident set size of the whole process, sampled every 1 ms from /proc/self/statm "
+              "during two untimed runs after each batch size's timed ones, minus the RSS before the first "
+              "forward pass (so: activations and work buffers, not the weights or libraries)")
+CPU_MEMORY_FALLBACK = ("CPU: ru_maxrss (the process's lifetime peak resident set; no /proc here), minus the "
+                       "RSS peak before the first forward pass: a lower bound when an earlier step peaked higher")
+
+
+def model_cost(model: torch.nn.Module, device="cpu") -> int:
+    """FLOPs of one 3×112×112 face through ``model`` (see FLOPS_METHOD)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    x = torch.zeros(1, 3, 112, 112, device=device)
+    with counter, torch.inference_mode():
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def _float_twin(variant: str) -> torch.nn.Module:
+    from facediag.models.edgeface import build_edgeface
+
+    return build_edgeface(variant, quantized=False)
+
+
+@contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    if n is not None:
+        if n < 1:
+            raise FacediagError("--threads must be at least 1")
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+_PROC_STATM = "/proc/self/statm"
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss() -> int:
+    """Resident set size now (bytes); without /proc, the process's lifetime peak (all we can know)."""
+    try:
+        with open(_PROC_STATM) as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except OSError:
+        scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+class _RssSampler:
+    """Peak resident set size while the block runs: a thread polls /proc/self/statm every 1 ms
+    (the allocations of torch's CPU kernels are invisible to tracemalloc)."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.001):
+            self.peak = max(self.peak, _rss())
+
+    def __enter__(self):
+        self.peak = _rss()
+        if os.path.exists(_PROC_STATM):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+
+def _sync(device: torch.device):
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def measure(model: torch.nn.Module, device: torch.device, dtype: torch.dtype, *,
+            batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, channels_last: bool = False,
+            warmup: int = 10, iters: int = 50, min_seconds: float = 1.0) -> dict[str, Any]:
+    """Latency at batch 1 (median, p95 over ``iters`` runs after ``warmup``) and, per batch
+    size, images/s over at least ``min_seconds`` (and 3 runs) plus peak memory."""
+    sync = _sync(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def batch(n):
+        return (torch.rand(n, 3, 112, 112, device=device) * 2 - 1).to(dtype).contiguous(memory_format=fmt)
+
+    out: dict[str, Any] = {}
+    base_rss = _rss() if device.type == "cpu" else 0
+    with torch.inference_mode():
+        x = batch(1)
+        sync()
+        t0 = time.perf_counter()
+        try:
+            model(x)
+        except RuntimeError as exc:  # e.g. a dtype the device has no kernels for
+            raise FacediagError(f"the model does not run on {device} in {dtype}: "
+                                f"{str(exc).strip().splitlines()[0]}") from None
+        sync()
+        out["first_call_ms"] = (time.perf_counter() - t0) * 1e3  # includes torch.compile when on
+        for _ in range(warmup):
+            model(x)
+        sync()
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            model(x)
+            sync()
+            times.append((time.perf_counter() - t0) * 1e3)
+        out["latency_ms"] = {"median": statistics.median(times), "p95": _percentile(times, 0.95),
+                             "mean": statistics.fmean(times), "min": min(times), "n": len(times),
+                             "warmup": warmup}
+        throughput = []
+        for bs in sorted(batch_sizes):  # ascending: a smaller batch's buffers never inflate a larger one's peak
+            x = batch(bs)
+            for _ in range(max(1, warmup // 3)):
+                model(x)
+            sync()
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            n, t0 = 0, time.perf_counter()
+            while True:
+                model(x)
+                n += 1
+                if n >= 3:
+                    sync()
+                    if time.perf_counter() - t0 >= min_seconds:
+                        break
+            elapsed = time.perf_counter() - t0
+            if device.type == "cuda":
+                peak = torch.cuda.max_memory_allocated(device)
+            else:  # two more runs, untimed: the sampling thread would slow the timed ones (GIL, wake-ups)
+                with _RssSampler() as sampler:
+                    model(x)
+                    model(x)
+                peak = max(0, sampler.peak - base_rss)
+            throughput.append({"batch_size": bs, "images_per_s": bs * n / elapsed,
+                               "ms_per_batch": elapsed / n * 1e3, "runs": n,
+                               "peak_memory_mb": peak / 2**20})
+        out["throughput"] = throughput
+    return out
+
+
+def _placement(variant: str, device: torch.device, dtype_name: str, notes: list[str]):
+    """Where and in what dtype ``variant`` can run: int8 models on CPU in fp32, saying why."""
+    if str(variant).endswith("_q"):
+        if device.type != "cpu":
+            notes.append(f"{variant}: {QUANT_REASON} although {device} was asked")
+            device = torch.device("cpu")
+        if dtype_name != "fp32":
+            notes.append(f"{variant}: int8 weights with fp32 activations; --dtype {dtype_name} does not apply")
+            dtype_name = "fp32"
+    return device, dtype_name
+
+
+def _prepare(model: torch.nn.Module, variant: str, device: torch.device, dtype_name: str,
+             compile: bool, channels_last: bool, notes: list[str]):
+    """The model on the device in the dtype to time, and the device/dtype actually used."""
+    device, dtype_name = _placement(variant, device, dtype_name, notes)
+    model = model.to(device).eval()
+    if not str(variant).endswith("_q"):
+        model = model.to(DTYPES[dtype_name])
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
+    return model, device, dtype_name
+
+
+def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), device: str = "auto",
+                batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, threads: int | None = None,
+                dtype: str = "fp32", compile: bool = False, channels_last: bool = False,
+                warmup: int = 10, iters: int = 50, min_seconds: float = 1.0, timing: bool = True,
+                arch: str | None = None, command: str | None = None) -> BenchReport:
+    """Size and speed of each checkpoint (weights path or loaded) and each named variant
+    (random weights: enough for speed and size). ``timing=False`` gives parameters and FLOPs only.
+
+    Example::
+
+        report = bench_speed(variants=["edgeface_xxs", "edgeface_base"], device="cpu", batch_sizes=[1, 32])
+        report.rows[0]["flops"] / 1e6   # ≈ 94.6 MFLOPs
+    """
+    from facediag.models.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_variant
+    from facediag.models.edgeface import build_edgeface, count_parameters
+    from facediag.runner import checkpoint_info
+
+    if dtype not in DTYPES:
+        raise FacediagError(f"--dtype {dtype!r}: choose from {', '.join(DTYPES)}")
+    if not checkpoints and not variants:
+        raise FacediagError("give --weights or --variant")
+    if any(b < 1 for b in batch_sizes) or not batch_sizes:
+        raise FacediagError("batch sizes must be positive integers")
+    if warmup < 0 or iters < 1:
+        raise FacediagError("need warmup >= 0 and iters >= 1")
+    want = resolve_device(device)
+
+    entries = []  # (label, module, variant, checkpoint info)
+    for c in checkpoints:
+        # Always load on CPU: loading a _q file for CUDA would dequantise it, timing another model.
+        loaded = c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c, arch=arch, device="cpu")
+        entries.append((_label(loaded.path, entries), loaded.model, loaded.variant, checkpoint_info(loaded)))
+    for v in variants:
+        v = resolve_variant(v)
+        # Size alone needs no weights: a float model on the meta device allocates nothing.
+        model = build_edgeface(v, device="cpu" if timing or v.endswith("_q") else "meta")
+        entries.append((_label(v, entries), model, v,
+                        {"path": None, "variant": v, "parameters": count_parameters(model),
+                         "weights": "random (speed and size do not depend on the values)"}))
+
+    rows = []
+    with _threads(threads):
+        for label, model, variant, _ in entries:
+            row_notes: list[str] = []
+            quantized = str(variant).endswith("_q")
+            params = count_parameters(model)
+            if quantized:
+                flops = model_cost(_float_twin(variant))
+                row_notes.append(f"{variant}: FLOPs counted on its float twin (torch's FLOP counter does not see "
+                                 "int8 dynamic linear kernels; the arithmetic is the same)")
+            else:
+                flops = model_cost(model, device=next(model.parameters()).device)
+            row = {"checkpoint": label, "variant": variant, "parameters": params, "flops": flops}
+            paper = PAPER.get(variant)
+            if paper:
+                row["paper"] = {"parameters_m": paper[0], "mflops": paper[1]}
+                row["paper_deviation_pct"] = max(
+                    (params / 1e6 - paper[0]) / paper[0] * 100, (flops / 1e6 - paper[1]) / paper[1] * 100,
+                    key=abs)
+            run_device, run_dtype = _placement(variant, want, dtype, [])
+            if timing:
+                run_model, run_device, run_dtype = _prepare(model, variant, want, dtype, compile, channels_last,
+                                                            row_notes)
+                row.update(measure(run_model, run_device, DTYPES[run_dtype], batch_sizes=batch_sizes,
+                                   channels_last=channels_last, warmup=warmup, iters=iters,
+                                   min_seconds=min_seconds))
+                if not quantized:  # .to() is in place: give a caller's model back as it came, and free the device
+                    model.to("cpu", torch.float32).to(memory_format=torch.contiguous_format)
+            row.update(device=str(run_device), dtype=run_dtype, channels_last=channels_last, compile=compile,
+                       threads=torch.get_num_threads() if run_device.type == "cpu" else None, notes=row_notes)
+            rows.append(row)
+
+    devices = {r["device"] for r in rows}
+    memory = " ".join(CUDA_MEMORY if d.startswith("cuda") else
+                      (CPU_MEMORY if os.path.exists(_PROC_STATM) else CPU_MEMORY_FALLBACK)
+                      for d in sorted(devices))
+    settings = {"device": str(want), "batch_sizes": sorted(batch_sizes), "threads": threads, "dtype": dtype,
+                "compile": compile, "channels_last": channels_last, "warmup": warmup, "iters": iters,
+                "min_seconds": min_seconds, "timing": timing, "flops_method": FLOPS_METHOD,
+                "memory_method": memory if timing else "not measured (timing off)"}
+    return BenchReport(kind="speed",
+                       command=command or "facediag.bench.bench_speed(...)",
+                       checkpoints={label: info for label, _, _, info in entries}, settings=settings,
+                       rows=rows, environment=_environment(want))
+
+
+def _label(name, entries) -> str:
+    from pathlib import Path
+
+    base = Path(str(name)).stem
+    taken = {e[0] for e in entries}
+    label, i = base, 2
+    while label in taken:
+        label, i = f"{base}#{i}", i + 1
+    return label
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    import platform
+
+    env = {"torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+           "cpu_count": os.cpu_count()}
+    if device.type == "cuda":
+        env.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
+    return env
