@@ -64,12 +64,17 @@ class Embeddings:
 
 
 class Session:
-    """Lazily built run state. ``models`` may inject already-loaded checkpoints by role."""
+    """Lazily built run state. ``models`` may inject already-loaded checkpoints by role.
 
-    def __init__(self, config: SessionConfig, *, models: dict[str, Any] | None = None):
+    Sessions given the same ``embedders`` dict share one Embedder per role (built lazily,
+    by whichever session asks first), so an image is embedded once per model across them:
+    e.g. one session per probe resolution, one HR gallery embedding per model."""
+
+    def __init__(self, config: SessionConfig, *, models: dict[str, Any] | None = None,
+                 embedders: dict[str, Embedder] | None = None):
         self.config = config
         self._models: dict[str, Any] = dict(models or {})
-        self._embedders: dict[str, Embedder] = {}
+        self._embedders: dict[str, Embedder] = embedders if embedders is not None else {}
         self._embeddings: dict[tuple[str, str], Embeddings] = {}
         self._evaluations: dict[str, Evaluation] = {}
         self._fingerprints: dict[str, dict[str, Any]] = {}
@@ -342,13 +347,17 @@ class Session:
                for s in range(0, len(pixels01), emb.batch_size)]
         return np.concatenate(out)
 
+    def for_role(self, role: str) -> "RoleView":
+        """This session as the checks see it when they judge ``role`` (see RoleView)."""
+        return RoleView(self, role)
+
     # ------------------------------------------------------------ requirements
-    def available(self, requirement: str) -> str | None:
-        """None when the input a check requires is there, else why it is not."""
+    def available(self, requirement: str, role: str = "model") -> str | None:
+        """None when the input a check of ``role`` requires is there, else why it is not."""
         if requirement == "baseline":
             return None if self.has_role("baseline") else "no --baseline-weights given"
         if requirement == "head":
-            return None if getattr(self.model("model"), "head", None) is not None else \
+            return None if getattr(self.model(role), "head", None) is not None else \
                 "the checkpoint has no ArcFace/classifier head"
         if requirement == "train":
             return None if self.config.train_root else "no --train-root given"
@@ -358,6 +367,54 @@ class Session:
         if requirement == "dsr":
             return None if self.probes_need_dsr else "probes are at full resolution (no VLR/DSR path)"
         return f"unknown requirement {requirement!r}"
+
+
+class RoleView:
+    """A Session in which role "model" means ``role`` and no other model is visible.
+
+    Checks judge role "model"; a view lets them judge another model of the same Session,
+    over the same protocol, DSR outputs and embeddings (compare runs the suite on both
+    sides of one Session this way). The other role is hidden so that a check such as
+    pretrained-baseline cannot quietly compare a model with the wrong reference. Anything
+    not about a model (protocol, index, pixels, dataset_info, ...) passes through.
+    """
+
+    def __init__(self, session: Session, role: str):
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        self.session = session
+        self.role = role
+
+    def _map(self, role: str) -> str:
+        if role != "model":
+            raise FacediagError(f"only the {self.role} is visible here (as 'model'), not the {role}")
+        return self.role
+
+    def has_role(self, role: str) -> bool:
+        return role == "model" and self.session.has_role(self.role)
+
+    def model(self, role: str = "model"):
+        return self.session.model(self._map(role))
+
+    def embedder(self, role: str = "model") -> Embedder:
+        return self.session.embedder(self._map(role))
+
+    def embeddings(self, role: str = "model", view: str = "probe_dsr") -> Embeddings:
+        return self.session.embeddings(self._map(role), view)
+
+    def evaluation(self, role: str = "model") -> Evaluation:
+        return self.session.evaluation(self._map(role))
+
+    def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
+        return self.session.embed_pixels(self._map(role), pixels01, normalization)
+
+    def available(self, requirement: str) -> str | None:
+        if requirement == "baseline":
+            return f"only the {self.role} is visible to this run (no baseline role)"
+        return self.session.available(requirement, self.role)
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
 
 
 def _loader(fn, arg):

@@ -30,8 +30,12 @@ _EXTRA_CSS = ".v-better{color:var(--pass);font-weight:600}.v-worse{color:var(--f
              ".v-no{color:var(--muted)}td.num,th.num{text-align:right}"
 
 
-def _ci(ci) -> str:
-    return "" if not ci else f"[{format_value(ci[0])}, {format_value(ci[1])}]"
+def _ci(ci, signed: bool = False) -> str:
+    if not ci:
+        return ""
+    if signed:  # an interval of a change: fixed decimals and signs line up and show where 0 falls
+        return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]".replace("-", "−")
+    return f"[{format_value(ci[0])}, {format_value(ci[1])}]"
 
 
 def _delta(row: MetricRow) -> str:
@@ -58,8 +62,9 @@ def _moved_lines(report: CompareReport) -> list[str]:
             f"{'HR gallery' if v == 'gallery' else 'DSR probes'} {format_value(x)}" for v, x in cka.items()))
     for name, r in (report.shift.get("scores") or {}).items():
         row = MetricRow.from_dict(r)
-        ci = f" (B − A {_ci(row.delta_ci)})" if row.delta_ci else ""
+        ci = f" (B − A {_ci(row.delta_ci, signed=True)})" if row.delta_ci else ""
         lines.append(f"{name} mean cosine {format_value(row.a)} → {format_value(row.b)}: {_delta(row)}{ci}")
+    lines += report.shift.get("notes") or []
     mc = report.shift.get("mcnemar_rank1")
     if mc:
         lines.append(f"rank-1 discordant probes: {mc['b10']} right only with A, {mc['b01']} right only with B "
@@ -77,13 +82,21 @@ def render_compare_terminal(report: CompareReport, console: Console) -> None:
         console.print(Text(text, style="bold" if tag == "B" else ""))
     console.print(Text(f"data {dataset_text(report.dataset)}", style="dim"))
 
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", title="Tested metrics (subject bootstrap, 95 %)",
-                  title_justify="left")
-    for col in ("metric", "A", "B", "B − A", "interval of B − A", "McNemar p", "verdict"):
-        table.add_column(col, justify="right" if col not in ("metric", "verdict") else "left")
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", title_justify="left", pad_edge=False,
+                  title="Tested metrics: B − A with its 95 % subject-bootstrap interval")
+    table.add_column("metric", no_wrap=True)
+    for col in ("A", "B", "B − A"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("verdict (McNemar p)", min_width=14)
+    check = None
     for r in report.tested:
-        table.add_row(r.key, format_value(r.a), format_value(r.b), _delta(r), _ci(r.delta_ci), _p(r),
-                      Text(r.verdict, style=VERDICT_STYLE.get(r.verdict, "cyan")))
+        if r.check != check:  # group by check so metric names stay short
+            check = r.check
+            table.add_row(Text(check, style="bold"))
+        p = f" (p {_p(r)})" if r.p_value is not None else ""
+        table.add_row(f"  {r.metric}", format_value(r.a), format_value(r.b),
+                      Text.assemble(_delta(r), "\n", (_ci(r.delta_ci, signed=True), "dim")),
+                      Text.assemble((r.verdict, VERDICT_STYLE.get(r.verdict, "cyan")), (p, "dim")))
     console.print(table)
 
     console.print(Text("How far B moved from A", style="bold"))
@@ -161,11 +174,11 @@ def render_compare_html(report: CompareReport) -> str:
     rows = "".join(
         f"<tr><td>{_e(r.key)}</td><td class=num>{_e(format_value(r.a))}<br><span class=k>{_e(_ci(r.a_ci))}</span></td>"
         f"<td class=num>{_e(format_value(r.b))}<br><span class=k>{_e(_ci(r.b_ci))}</span></td>"
-        f"<td class=num>{_e(_delta(r))}<br><span class=k>{_e(_ci(r.delta_ci))}</span></td>"
+        f"<td class=num>{_e(_delta(r))}<br><span class=k>{_e(_ci(r.delta_ci, signed=True))}</span></td>"
         f"<td class=num>{_e(_p(r))}</td><td>{_verdict_html(r.verdict)}</td></tr>" for r in report.tested)
     parts.append('<section id="tested"><h2>Tested metrics</h2><p class="meta">'
                  f"{_e(report.settings.get('method', ''))}; {_e(report.settings.get('n_boot', ''))} resamples, "
-                 f"intervals at {_e(format_value(1 - float(report.settings.get('alpha', 0.05))))}.</p>"
+                 f"intervals at {1 - float(report.settings.get('alpha', 0.05)):.0%}.</p>"
                  "<table><thead><tr><th>metric</th><th class=num>A [interval]</th><th class=num>B [interval]</th>"
                  "<th class=num>B − A [interval]</th><th class=num>McNemar p</th><th>verdict</th></tr></thead>"
                  f"<tbody>{rows}</tbody></table></section>")
@@ -217,7 +230,7 @@ def render_compare_markdown(report: CompareReport) -> str:
     lines += [f"- {_text(x)}" for x in report.gate.get("lines", [])] + [""]
     lines += ["## Tested metrics", "", "| metric | A | B | B − A | interval of B − A | McNemar p | verdict |",
               "|---|---:|---:|---:|---:|---:|---|"]
-    lines += [f"| {_text(r.key)} | {format_value(r.a)} | {format_value(r.b)} | {_delta(r)} | {_ci(r.delta_ci)} | "
+    lines += [f"| {_text(r.key)} | {format_value(r.a)} | {format_value(r.b)} | {_delta(r)} | {_ci(r.delta_ci, signed=True)} | "
               f"{_p(r)} | {'**worse**' if r.verdict == WORSE else _text(r.verdict)} |" for r in report.tested]
     lines += ["", "## How far B moved from A", ""] + [f"- {_text(x)}" for x in _moved_lines(report)] + [""]
     for tag, side in (("A", report.a), ("B", report.b)):
@@ -249,7 +262,7 @@ def render_compare_junit(report: CompareReport) -> str:
         case = ET.SubElement(suite, "testcase", classname="facediag.compare", name=key, time="0")
         row = report.row(key)
         text = "" if row is None else (f"A {format_value(row.a)} {_ci(row.a_ci)}; B {format_value(row.b)} "
-                                       f"{_ci(row.b_ci)}; B − A {_delta(row)} {_ci(row.delta_ci)}; "
+                                       f"{_ci(row.b_ci)}; B − A {_delta(row)} {_ci(row.delta_ci, signed=True)}; "
                                        f"verdict {row.verdict}")
         if key in failed:
             line = next((x for x in gate_lines if f" {key} " in f" {x} " or f" {key}:" in x), text)

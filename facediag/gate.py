@@ -1,0 +1,220 @@
+"""Regression gating: fail CI when a gated metric got worse than a stored baseline report.
+
+A gated metric fails only when BOTH hold:
+- it got worse by more than its tolerance (``[gate.max_drop]`` in the suite TOML, or
+  ``--max-drop metric=value``; "worse" is a fall for rank-1, a rise for EER), and
+- the change lies outside its subject-level bootstrap interval, so the gate does not flap
+  on noise. Where both reports hold per-probe results (rank-1: the identification check's
+  ``correct_rank1`` and ``probe_rows``) the interval is of the paired change on the same
+  probes; otherwise the baseline value must lie outside this run's interval of the metric.
+
+A baseline made on different data (dataset fingerprint: the content of every gallery and
+probe file, the degradation, the DSR) is refused unless forced: its numbers mean nothing here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from facediag.compare import WORSE, bootstrap_tests, higher_is_better, interval_verdict
+from facediag.errors import FacediagError
+from facediag.metrics.significance import bootstrap_mean
+from facediag.registry import get_check
+from facediag.report import format_value
+from facediag.report.schema import Report, load_report
+
+# Gated when neither the suite nor the command line names a metric.
+DEFAULT_MAX_DROP = {"identification.rank1": 0.02}
+
+# Metrics whose per-probe results a run report stores: (check, data key of per-probe values).
+PER_PROBE = {"identification.rank1": ("identification", "correct_rank1")}
+
+# Short names --max-drop accepts, e.g. rank1 -> identification.rank1.
+_SHORT = ("identification.rank1", "identification.rank5", "identification.rank10",
+          "identification.accuracy_at_threshold", "identification.far_at_threshold", "verification.eer",
+          "verification.auc", "verification.dprime", "pair-gap.impostor_mean", "pair-gap.separation",
+          "norm-sanity.effective_rank")
+
+
+def resolve_metric(name: str) -> str:
+    """``check.metric`` as given, or a short name (rank1, eer, tar_at_far_0.01) expanded."""
+    name = name.strip()
+    if "." in name.split("tar_at_far_")[0]:  # a check prefix (a FAR such as 0.01 has a dot of its own)
+        return name
+    if name.startswith("tar_at_far_"):
+        return f"verification.{name}"
+    for key in _SHORT:
+        if key.split(".", 1)[1] == name:
+            return key
+    raise FacediagError(f"unknown gate metric {name!r}: write it as check.metric (e.g. identification.rank1)")
+
+
+def parse_max_drop(items: Iterable[str]) -> dict[str, float]:
+    """``["rank1=0.01", "verification.eer=0.02"]`` -> {"identification.rank1": 0.01, ...}."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            tol = float(value) if sep else None
+        except ValueError:
+            tol = None
+        if not name.strip() or tol is None or not tol >= 0:
+            raise FacediagError(f"--max-drop {item!r}: write metric=tolerance with a tolerance >= 0, e.g. rank1=0.01")
+        key = resolve_metric(name)
+        if higher_is_better(key) is None:
+            raise FacediagError(f"cannot gate {key}: it is a shift, not a quality (facediag does not call "
+                                f"either direction worse)")
+        out[key] = tol
+    return out
+
+
+def tolerances(suite, overrides: Mapping[str, float] | Iterable[str] | None = None) -> dict[str, float]:
+    """The suite's ``[gate.max_drop]``, then the command line's ``--max-drop`` over it; default rank-1."""
+    table = (suite.gate or {}).get("max_drop") or {}
+    if not isinstance(table, Mapping):
+        raise FacediagError(f"{suite.path or suite.name}: [gate.max_drop] must be a table of metric = tolerance")
+    items = [f"{k}={v}" for k, v in table.items()]
+    if overrides:  # later items win: the command line over the suite
+        items += [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    return parse_max_drop(items) or dict(DEFAULT_MAX_DROP)
+
+
+@dataclass
+class Judgement:
+    key: str
+    failed: bool
+    line: str
+
+
+def judge(key: str, before, after, tolerance: float, *, beyond_noise: bool | None, noise: str = "",
+          labels=("the baseline", "this run")) -> Judgement:
+    """Fail when ``after`` is worse than ``before`` by more than ``tolerance`` and beyond noise.
+
+    ``beyond_noise`` None means no interval exists for this metric: the tolerance alone
+    decides, and the line says so. A metric missing on either side fails: a gate that
+    cannot measure must not pass silently."""
+    direction = higher_is_better(key)
+    if before is None or after is None:
+        side = labels[0] if before is None else labels[1]
+        return Judgement(key, True, f"FAIL {key}: not measured for {side}")
+    if direction is None:
+        raise FacediagError(f"cannot gate {key}: facediag does not know whether higher is better for it")
+    worse_by = (before - after) if direction else (after - before)
+    values = f"{key} {format_value(before)} → {format_value(after)}"
+    if worse_by <= tolerance:
+        how = "no worse" if worse_by <= 0 else f"worse by {format_value(worse_by)}, within {format_value(tolerance)}"
+        return Judgement(key, False, f"ok   {values}: {how}")
+    why = f"worse by {format_value(worse_by)} (> {format_value(tolerance)} allowed)"
+    if beyond_noise is None:
+        return Judgement(key, True, f"FAIL {values}: {why}; no bootstrap interval for this metric, tolerance only")
+    if not beyond_noise:
+        return Judgement(key, False, f"ok   {values}: {why} but within noise ({noise})")
+    return Judgement(key, True, f"FAIL {values}: {why}, beyond noise ({noise})")
+
+
+def gate_outcome(judgements: list[Judgement], notes: Iterable[str] = ()) -> dict:
+    """``{"passed", "lines", "failed"}``: the shape every renderer shows (``Report.gate``)."""
+    return {"passed": not any(j.failed for j in judgements),
+            "lines": [*notes, *(j.line for j in judgements)],
+            "failed": [j.key for j in judgements if j.failed]}
+
+
+# -------------------------------------------------------------------------- baselines
+@dataclass
+class BaselineGate:
+    """A baseline report with the tolerances to hold a run to: what ``run-all --baseline-report`` uses."""
+
+    baseline: Report
+    max_drop: dict[str, float]
+    notes: list[str]
+
+    @classmethod
+    def load(cls, path: str | Path, suite, max_drop_items: Iterable[str], dataset: Mapping[str, Any], *,
+             force: bool = False) -> "BaselineGate":
+        """Read and vet the baseline before any work: a bad file, a bad tolerance or other
+        data is bad input (one clear line), not a gate failure after a long run."""
+        baseline = load_report(path)
+        max_drop = tolerances(suite, max_drop_items)
+        note = check_same_data(baseline, dataset, force=force, path=path)
+        return cls(baseline, max_drop, [note] if note else [])
+
+    def evaluate(self, report: Report, session, **kw) -> dict:
+        return evaluate(report, self.baseline, session, self.max_drop, notes=self.notes, **kw)
+
+
+def check_same_data(baseline: Report, dataset: Mapping[str, Any], *, force: bool = False,
+                    path: str | Path = "the baseline") -> str | None:
+    """Refuse a baseline made on other data unless ``force``; returns a note when forced."""
+    theirs = baseline.dataset or {}
+    diffs = [f"{k} {theirs.get(k)!s:.12} here {dataset.get(k)!s:.12}" for k in ("fingerprint", "dsr")
+             if theirs.get(k) != dataset.get(k)]
+    if not diffs:
+        return None
+    what = f"{path} was made on different data ({'; '.join(diffs)})"
+    if not force:
+        raise FacediagError(f"{what}: evaluate the same data, degradation and DSR, or pass --force-baseline")
+    return f"forced: {what}"
+
+
+def evaluate(report: Report, baseline: Report, session, max_drop: Mapping[str, float], *,
+             n_boot: int = 1000, alpha: float = 0.05, seed: int = 0, notes: Iterable[str] = ()) -> dict:
+    """The gate outcome for ``report`` (just run on ``session``) against ``baseline``:
+    ``{"passed", "lines", "failed"}``, the shape every renderer shows."""
+    params = {n: (report.suite.get("checks") or {}).get(n) or get_check(n).params
+              for n in ("identification", "verification")}
+    current: dict = {}
+
+    def intervals() -> dict:  # this run's intervals, computed once and only when a metric needs them
+        if not current:
+            current.update(bootstrap_tests(
+                session.evaluation("model"), threshold=params["identification"]["threshold"],
+                ranks=tuple(params["identification"]["ranks"]), fars=tuple(params["verification"]["fars"]),
+                n_boot=n_boot, alpha=alpha, seed=seed))
+        return current
+
+    judgements = []
+    for key, tol in max_drop.items():
+        check, metric = key.split(".", 1)
+        before, after = baseline.metric(check, metric), report.metric(check, metric)
+        beyond, noise = None, ""
+        paired = _paired_change(key, baseline, report, session, n_boot, alpha, seed)
+        if paired is not None:
+            beyond = interval_verdict(*paired, higher_is_better(key)) == WORSE
+            noise = f"paired subject bootstrap of the change [{paired[1]:+.3f}, {paired[2]:+.3f}]"
+        elif before is not None and after is not None and key in intervals():
+            ci = intervals()[key].a
+            beyond = not ci.low <= before <= ci.high
+            noise = f"this run's subject-bootstrap interval [{format_value(ci.low)}, {format_value(ci.high)}]"
+        judgements.append(judge(key, before, after, tol, beyond_noise=beyond, noise=noise))
+    return gate_outcome(judgements, [f"against {_describe(baseline)}", *notes])
+
+
+def _paired_change(key, baseline: Report, report: Report, session, n_boot, alpha, seed):
+    """(change, low, high) of now − baseline over the probes both reports scored, resampling subjects."""
+    if key not in PER_PROBE:
+        return None
+    check, data_key = PER_PROBE[key]
+    sides = []
+    for rep in (baseline, report):
+        res = rep.result(check)
+        if res is None or data_key not in res.data or "probe_rows" not in res.data:
+            return None
+        sides.append(dict(zip(res.data["probe_rows"], res.data[data_key])))
+    common = sorted(set(sides[0]) & set(sides[1]))
+    probes = session.protocol.probes
+    if len(common) < 2 or common[-1] >= len(probes):
+        return None
+    change = np.array([float(sides[1][r]) - float(sides[0][r]) for r in common])
+    subjects = [probes[r].subject for r in common]
+    if len(set(subjects)) < 2:
+        return None
+    return tuple(bootstrap_mean(change, subjects, n_boot, alpha, seed))
+
+
+def _describe(baseline: Report) -> str:
+    model = (baseline.checkpoints or {}).get("model") or {}
+    sha = str(model.get("sha256") or "")[:12]
+    return f"{Path(str(model.get('path') or '?')).name} (sha256 {sha}, {baseline.created})"
