@@ -282,7 +282,8 @@ class Session:
 
     # ---------------------------------------------------- raw pixel access
     def pixel_fingerprints(self, view: str = "gallery") -> dict[str, Any]:
-        """Per image of a view: path, file digest and a 32×32 grey thumbnail (zero mean, unit norm).
+        """Per image of a view: path, file digest, a 32×32 grey thumbnail (zero mean, unit norm)
+        and the 112×112 grey canvas.
 
         For leakage tests, which need pixels, not embeddings; model-independent, once per run.
         ``probe_hr`` uses each probe's own HR image, or its VLR file when it has none."""
@@ -291,19 +292,22 @@ class Session:
                 recs = list(self.protocol.gallery)
             else:
                 recs = [p.hr if p.hr is not None else p.vlr for p in self.protocol.probes]
-            paths, digests, thumbs = [], [], []
+            paths, digests, thumbs, greys = [], [], [], []
             for rec in recs:
                 try:
                     img = load_face(rec.path) if rec.role == "hr" else fit_canvas(load_lowres(rec.path))
                 except (DecodeError, OSError):
                     continue
-                t = downsample(img, 32).mean(dim=0).flatten().double().numpy()
+                grey = img.mean(dim=0)
+                t = downsample(grey[None], 32).flatten().double().numpy()
                 t = t - t.mean()
                 thumbs.append(t / max(np.linalg.norm(t), 1e-12))
+                greys.append(grey.numpy())
                 paths.append(str(rec.path))
                 digests.append(file_digest(rec.path))
             self._fingerprints[view] = {"paths": paths, "digests": digests,
-                                        "thumbs": np.array(thumbs).reshape(len(thumbs), 32 * 32)}
+                                        "thumbs": np.array(thumbs).reshape(len(thumbs), 32 * 32),
+                                        "greys": np.array(greys, dtype=np.float32).reshape(len(greys), 112, 112)}
         return self._fingerprints[view]
 
     def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> tuple[torch.Tensor, np.ndarray]:

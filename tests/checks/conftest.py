@@ -72,7 +72,8 @@ def leaky_copy(orl_root: Path, dest: Path) -> Path:
     copy_orl_subset(orl_root, dest)
     (dest / "s1" / "7.pgm").write_bytes((dest / "s1" / "1.pgm").read_bytes())
     img = np.asarray(Image.open(dest / "s2" / "1.pgm"))
-    shifted = np.roll(img, 1, axis=1)
+    shifted = img.copy()
+    shifted[:, 1:] = img[:, :-1]  # one pixel to the right, edge column repeated
     (dest / "s2" / "8.pgm").unlink()
     Image.fromarray(shifted).save(dest / "s2" / "8.jpg", quality=90)
     return dest
