@@ -67,7 +67,7 @@ class EmbeddingCache:
         buf = io.BytesIO()
         np.save(buf, np.asarray(vec, dtype=np.float32), allow_pickle=False)
         try:
-            atomic_write_bytes(self._path(namespace, key), buf.getvalue())
+            atomic_write_bytes(self._path(namespace, key), buf.getvalue(), durable=False)
         except OSError:
             pass  # a read-only or full cache disk must not stop a run; it only costs speed
 

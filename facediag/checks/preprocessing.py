@@ -38,7 +38,7 @@ def pair_auc(emb: np.ndarray, subjects: np.ndarray) -> float | None:
 class Preprocessing(Check):
     name = "preprocessing"
     title = "Input range, channel order and image geometry match what the model expects"
-    params = {"margin": 0.02, "max_subjects": 24, "per_subject": 3}
+    params = {"margin": 0.01, "max_subjects": 24, "per_subject": 3}
 
     def run(self, ctx, params):
         pixels, subjects = ctx.sample_pixels(params["max_subjects"], params["per_subject"])

@@ -134,14 +134,14 @@ class ExpectsZeroOne(torch.nn.Module):
         return self.inner(x * 2 - 1)
 
 
-def test_model_expecting_zero_one_input_is_a_preprocessing_mismatch(run, float_weights, orl10):
+def test_model_expecting_zero_one_input_is_a_preprocessing_mismatch(run, float_weights, orl_root):
     from facediag.models.checkpoint import load_checkpoint
 
     official = load_checkpoint(float_weights)
     loaded = SimpleNamespace(**{k: getattr(official, k) for k in (
         "variant", "head", "label_map", "path", "format", "parameters", "matched_fraction",
         "missing_keys", "unexpected_keys")}, sha256=None, model=ExpectsZeroOne(official.model).eval())
-    rep = run(data=orl10, model=loaded, vlr_size=16, checks=["preprocessing"])
+    rep = run(data=orl_root, model=loaded, vlr_size=16, checks=["preprocessing"])
     res = rep.result("preprocessing")
     assert res.status == Status.FAIL
     assert res.metrics["auc_range_0_1"] > res.metrics["auc_expected"]
@@ -151,7 +151,7 @@ def test_model_expecting_zero_one_input_is_a_preprocessing_mismatch(run, float_w
 def test_pretrained_prefers_its_own_preprocessing(pretrained_report):
     res = pretrained_report.result("preprocessing")
     assert res.status == Status.PASS
-    assert res.metrics["auc_expected"] >= res.metrics["auc_range_0_1"] - 0.02
+    assert res.metrics["auc_expected"] >= res.metrics["auc_range_0_1"]
 
 
 # --- low resolution -------------------------------------------------------------------------
