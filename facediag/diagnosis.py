@@ -92,7 +92,7 @@ def _collapse(results, found):
     norm_imp = _m(results, "norm-sanity", "impostor_mean")
     erank = _m(results, "norm-sanity", "effective_rank")
     pair_collapsed = _failed(results, "pair-gap") and imp is not None and gen is not None and \
-        (imp >= 0.7 or gen - imp < 0.1)
+        (imp >= 0.7 or (gen - imp < 0.1 and imp >= 0.5))
     norm_collapsed = (norm_imp is not None and norm_imp >= 0.7) or (erank is not None and erank < 8)
     if not (pair_collapsed or norm_collapsed):
         return None

@@ -26,7 +26,7 @@ class ArcFaceHead(Check):
     name = "arcface-head"
     title = "HR vs DSR scores against the checkpoint's ArcFace class centres"
     requires = ("head",)
-    params = {"max_gap": 0.25, "min_label_coverage": 0.5}
+    params = {"max_gap": 0.6, "min_label_coverage": 0.5}
 
     def run(self, ctx, params):
         loaded = ctx.model("model")

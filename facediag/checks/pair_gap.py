@@ -36,8 +36,11 @@ class PairGap(Check):
                    "hr_rank1": r(hr_m.get("rank1")), "hr_genuine_mean": r(hr_m.get("genuine_mean")),
                    "n_paired": int(len(paired)), "n_genuine": int(len(genuine)), "n_impostor": int(len(impostor))}
         findings, status = [], Status.PASS
+        # Collapse = everyone similar: high impostor similarity, or genuine barely above an
+        # already high impostor level (low similarity all round is lost signal, not collapse).
         collapsed = (m["impostor_mean"] >= params["collapse_impostor"]
-                     or m["genuine_mean"] - m["impostor_mean"] < params["min_separation"])
+                     or (m["genuine_mean"] - m["impostor_mean"] < params["min_separation"]
+                         and m["impostor_mean"] >= params["collapse_impostor"] - 0.2))
         if collapsed:
             status = Status.FAIL
             findings.append(Finding(
