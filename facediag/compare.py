@@ -40,7 +40,7 @@ from facediag.metrics.significance import bootstrap_mean, mcnemar_exact
 # subjects, and the public helpers return only one model's interval.
 from facediag.metrics.significance import _eer_weighted, _pair_setup, _tar_at_far_weighted
 from facediag.registry import get_check
-from facediag.report.schema import SCHEMA_VERSION, Report, _json_default, load_report_dict
+from facediag.report.schema import SCHEMA_VERSION, Report, json_default, load_report_dict
 from facediag.runner import run_suite
 from facediag.session import Session, SessionConfig
 from facediag.suite import Suite, load_suite
@@ -331,7 +331,7 @@ class CompareReport:
                    d.get("created", ""), d.get("facediag_version", ""), d["schema_version"])
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, default=_json_default, allow_nan=False)
+        return json.dumps(self.as_dict(), indent=2, default=json_default, allow_nan=False)
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_text(path, self.to_json())

@@ -19,21 +19,14 @@ _FILE_MODE = 0o666 & ~_umask()
 def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> Path:
     """Write via a temporary file and rename. ``durable=False`` skips fsync: for caches, whose
     entries are validated on read and recomputed when bad, the sync costs more than it saves."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    def write(tmp):
+        with open(tmp, "wb") as fh:
             fh.write(data)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_save(path, write)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

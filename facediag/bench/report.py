@@ -15,6 +15,7 @@ from typing import Any
 from facediag import __version__
 from facediag.errors import FacediagError
 from facediag.io import atomic_write_text
+from facediag.report.schema import json_default
 from facediag.report import format_value
 
 SCHEMA_VERSION = 1
@@ -67,7 +68,7 @@ class BenchReport:
                    schema_version=d["schema_version"])
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, default=_json_default, allow_nan=False)
+        return json.dumps(self.as_dict(), indent=2, default=json_default, allow_nan=False)
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_text(path, self.to_json())
@@ -84,14 +85,6 @@ def load_bench_report(path: str | Path) -> BenchReport:
         raise FacediagError(f"{path}: no such report") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FacediagError(f"{path}: not a JSON report ({exc})") from None
-
-
-def _json_default(obj):
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 # --------------------------------------------------------------------- tables

@@ -99,13 +99,13 @@ class Report:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, default=_json_default, allow_nan=False)
+        return json.dumps(self.as_dict(), indent=2, default=json_default, allow_nan=False)
 
     def save(self, path: str | Path) -> Path:
         return atomic_write_text(path, self.to_json())
 
 
-def _json_default(obj):
+def json_default(obj):
     """numpy scalars/arrays and Paths appear in metrics and data; JSON gets plain values."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
