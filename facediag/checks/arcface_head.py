@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.registry import Check, Finding, Severity, Status, register, worst
 
 
 def map_subjects(subjects, label_map: dict | None) -> np.ndarray:
@@ -73,7 +73,7 @@ class ArcFaceHead(Check):
         if hr_c is not None and dsr_c is not None:
             metrics["hr_dsr_gap"] = r(hr_c - dsr_c)
             if hr_c - dsr_c > params["max_gap"]:
-                status = max(status, Status.WARN, key=lambda s: s.rank)
+                status = worst([status, Status.WARN])
                 findings.append(Finding(Severity.WARNING,
                                         f"HR images score {hr_c:.2f} against their class centre, DSR probes "
                                         f"{dsr_c:.2f}: the head separates the two domains"))

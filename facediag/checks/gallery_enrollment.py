@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.registry import Check, Finding, Severity, Status, register, worst
 
 
 @register
@@ -40,12 +40,12 @@ class GalleryEnrollment(Check):
                                     f"the model outputs {dim}-d vectors, not {params['embedding_dim']}-d embeddings: "
                                     f"a classifier head may be part of the embedding"))
         if few:
-            status = max(status, Status.WARN, key=lambda s: s.rank)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING,
                                     f"{len(few)} subject(s) enrol fewer than {params['min_images_per_subject']} "
                                     f"HR image(s): their templates rest on one shot", {"subjects": few[:20]}))
         if cohesion.mean() < params["min_cohesion"]:
-            status = max(status, Status.WARN, key=lambda s: s.rank)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING,
                                     f"gallery images sit far from their own templates (mean cosine "
                                     f"{cohesion.mean():.2f}): templates are noisy"))

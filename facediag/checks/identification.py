@@ -1,11 +1,10 @@
 """identification: rank-k and CMC, accuracy at a threshold WITH its false-accept rate, open set."""
 from __future__ import annotations
 
-import numpy as np
 
 from facediag.checks._plotdata import r
 from facediag.metrics.identification import closed_set, open_set, threshold_accuracy, threshold_for_far
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.registry import Check, Finding, Severity, Status, register, worst
 
 
 @register
@@ -33,31 +32,27 @@ class Identification(Check):
             metrics[f"threshold_for_far_{far:g}"] = r(ft.threshold) if ft.supported else None
         findings, status = [], Status.PASS
 
-        def bump(s):
-            nonlocal status
-            status = max(status, s, key=lambda x: x.rank)
-
         suggest = next((f"{metrics[f'threshold_for_far_{f:g}']:.3f} for FAR {f:g}" for f in params["target_fars"]
                         if metrics.get(f"threshold_for_far_{f:g}") is not None), None)
         if at.false_accept_rate > params["fail_far"]:
-            bump(Status.FAIL)
+            status = worst([status, Status.FAIL])
             findings.append(Finding(Severity.FAILURE,
                                     f"at cosine ≥ {t} {at.false_accept_rate:.1%} of impostor pairs are accepted: "
                                     f"'accuracy at {t}' ({at.accuracy:.1%}) means nothing here",
                                     {"far_at_threshold": metrics["far_at_threshold"],
                                      "accuracy_at_threshold": metrics["accuracy_at_threshold"]}))
         elif at.false_accept_rate > params["max_far"]:
-            bump(Status.WARN)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING,
                                     f"the threshold {t} no longer holds: it accepts {at.false_accept_rate:.1%} of "
                                     f"impostor pairs" + (f"; use {suggest}" if suggest else ""),
                                     {"far_at_threshold": metrics["far_at_threshold"]}))
         if cs.rank_accuracy[1] < params["fail_rank1"]:
-            bump(Status.FAIL)
+            status = worst([status, Status.FAIL])
             findings.append(Finding(Severity.FAILURE, f"rank-1 is {cs.rank_accuracy[1]:.1%} "
                                     f"(chance {1 / cs.n_gallery:.1%})"))
         elif cs.rank_accuracy[1] < params["min_rank1"]:
-            bump(Status.WARN)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING, f"rank-1 is only {cs.rank_accuracy[1]:.1%}"))
         if cs.worst_subjects:
             findings.append(Finding(Severity.INFO, "hardest subjects (rank-1, probes): " + ", ".join(
@@ -68,7 +63,7 @@ class Identification(Check):
                             "open_set_correct_rejection_rate": r(osr.correct_rejection_rate),
                             "open_set_nonmated_probes": osr.n_nonmated})
             if osr.false_alarm_rate > 0.5:
-                bump(Status.WARN)
+                status = worst([status, Status.WARN])
                 findings.append(Finding(Severity.WARNING,
                                         f"open set: {osr.false_alarm_rate:.1%} of probes of unenrolled people are "
                                         f"accepted as someone (only {osr.correct_rejection_rate:.1%} correctly rejected)"))

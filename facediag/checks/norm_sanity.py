@@ -5,7 +5,7 @@ import numpy as np
 
 from facediag.checks._plotdata import histogram, r
 from facediag.metrics.distribution import dead_dimensions, effective_rank, mean_pairwise_cosine, norm_stats
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.registry import Check, Finding, Severity, Status, register, worst
 
 
 @register
@@ -22,15 +22,11 @@ class NormSanity(Check):
         nonfinite = s_hr["n_nan_rows"] + s_hr["n_inf_rows"] + s_dsr["n_nan_rows"] + s_dsr["n_inf_rows"]
         findings, status = [], Status.PASS
 
-        def bump(s):
-            nonlocal status
-            status = max(status, s, key=lambda x: x.rank)
-
         metrics = {"hr_norm_mean": r(s_hr.get("norm_mean")), "hr_norm_std": r(s_hr.get("norm_std")),
                    "dsr_norm_mean": r(s_dsr.get("norm_mean")), "dsr_norm_std": r(s_dsr.get("norm_std")),
                    "nonfinite_embeddings": int(nonfinite)}
         if nonfinite:
-            bump(Status.FAIL)
+            status = worst([status, Status.FAIL])
             findings.append(Finding(Severity.FAILURE, f"{nonfinite} embedding(s) contain NaN or Inf"))
         x = np.concatenate([hr.raw[hr.valid], dsr.raw[dsr.valid]])
         subjects = np.concatenate([hr.subjects[hr.valid], dsr.subjects[dsr.valid]])
@@ -45,19 +41,19 @@ class NormSanity(Check):
                         "dead_dimensions": dead.n_dead, "dead_fraction": r(dead.n_dead / dead.n_dims),
                         "dsr_hr_norm_ratio": r(ratio)})
         if imp_mean >= params["max_impostor_mean"]:
-            bump(Status.FAIL)
+            status = worst([status, Status.FAIL])
             findings.append(Finding(Severity.FAILURE,
                                     f"embeddings have collapsed: different people's images score {imp_mean:.2f} "
                                     f"mean cosine (healthy ≈ 0.05)", {"impostor_mean": r(imp_mean)}))
         if erank < params["min_effective_rank"]:
-            bump(Status.FAIL)
+            status = worst([status, Status.FAIL])
             findings.append(Finding(Severity.FAILURE,
                                     f"the embeddings span about {erank:.1f} effective dimensions of {x.shape[1]}"))
         if dead.n_dead / dead.n_dims > params["max_dead_fraction"]:
-            bump(Status.WARN)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING, f"{dead.n_dead} of {dead.n_dims} dimensions never vary"))
         if ratio is not None and not 1 / params["max_norm_ratio"] <= ratio <= params["max_norm_ratio"]:
-            bump(Status.WARN)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING,
                                     f"DSR probes embed with {ratio:.2f}× the norm of HR images: the model "
                                     f"treats super-resolved faces as another domain"))

@@ -8,7 +8,6 @@ map every face to one point (collapse: impostor as high as genuine).
 """
 from __future__ import annotations
 
-import numpy as np
 
 from facediag.checks._plotdata import histogram, r
 from facediag.evaluation import headline_metrics

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.registry import Check, Finding, Severity, Status, register, worst
 
 
 def _canonical(subject: str) -> str:
@@ -96,31 +96,27 @@ class SubjectOverlap(Check):
         }
         findings, status = [], Status.PASS
 
-        def bump(s):
-            nonlocal status
-            status = max(status, s, key=lambda x: x.rank)
-
         if leaks:
-            bump(Status.FAIL)
+            status = worst([status, Status.FAIL])
             findings.append(Finding(Severity.FAILURE,
                                     f"{len(exact)} identical and {len(near)} near-duplicate image(s) appear in both "
                                     f"gallery and probes: scores on them are inflated",
                                     {"examples": leaks[:5]}))
         if not gallery_subj & probe_subj:
-            bump(Status.FAIL)
+            status = worst([status, Status.FAIL])
             findings.append(Finding(Severity.FAILURE, "no probe subject is enrolled in the gallery: "
                                     "closed-set identification is impossible",
                                     {"gallery_examples": sorted(gallery_subj)[:5],
                                      "probe_examples": sorted(probe_subj)[:5]}))
         elif share_open > params["max_open_set_share"]:
-            bump(Status.WARN)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING, f"{share_open:.0%} of probes have no gallery subject "
                                     f"(open set): check that subject ids match between the roots"))
         elif open_probes:
             findings.append(Finding(Severity.INFO, f"{open_probes} probe(s) have no gallery subject: "
                                     f"they are scored as open-set (must be rejected)"))
         if clashes:
-            bump(Status.WARN)
+            status = worst([status, Status.WARN])
             findings.append(Finding(Severity.WARNING, f"{len(clashes)} group(s) of subject ids differ only by "
                                     f"zero padding or case", {"examples": clashes[:5]}))
         if single:
@@ -132,7 +128,7 @@ class SubjectOverlap(Check):
             metrics["train_subjects"] = len(train_subj)
             metrics["train_eval_shared_subjects"] = len(shared)
             if shared:
-                bump(Status.WARN)
+                status = worst([status, Status.WARN])
                 findings.append(Finding(Severity.WARNING,
                                         f"{len(shared)} evaluation subject(s) were also trained on: the score "
                                         f"says little about unseen people", {"examples": shared[:10]}))
