@@ -157,7 +157,9 @@ def test_pretrained_prefers_its_own_preprocessing(pretrained_report):
 # --- low resolution -------------------------------------------------------------------------
 
 def test_very_low_resolution_shows_the_domain_gap_as_a_warning(run, float_weights, orl_root):
-    rep = run(float_weights, orl_root, vlr_size=8, checks=["pair-gap", "norm-sanity"])
+    rep = run(float_weights, orl_root, vlr_size=8, checks=["weights-integrity", "pair-gap", "norm-sanity"])
+    assert "untrained-weights" not in ids(rep)  # resolution loss, not bad weights
+    assert "embedding-collapse" not in ids(rep)
     gap = [d for d in rep.diagnoses if d.id == "hr-dsr-domain-gap"]
     assert gap and gap[0].severity == "warning"
     assert rep.metric("pair-gap", "hr_rank1") - rep.metric("pair-gap", "rank1") > 0.25
