@@ -93,7 +93,9 @@ def _collapse(results, found):
     erank = _m(results, "norm-sanity", "effective_rank")
     pair_collapsed = _failed(results, "pair-gap") and imp is not None and gen is not None and \
         (imp >= 0.7 or (gen - imp < 0.1 and imp >= 0.5))
-    norm_collapsed = (norm_imp is not None and norm_imp >= 0.7) or (erank is not None and erank < 8)
+    # A low effective rank alone is not "everything matches everything" (norm-sanity warns
+    # about it); it is evidence once impostors match.
+    norm_collapsed = norm_imp is not None and norm_imp >= 0.7
     if not (pair_collapsed or norm_collapsed):
         return None
     evidence = []
@@ -171,6 +173,9 @@ def _regression(results, found):
 def _preprocessing(results, found):
     res = results.get("preprocessing")
     if res is None or res.status != Status.FAIL:
+        return None
+    # A model that tells nobody apart has no preferred input: its AUCs differ by noise.
+    if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
         return None
     return Diagnosis("preprocessing-mismatch", "failure",
                      "the model expects different input than it is given",

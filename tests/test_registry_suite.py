@@ -105,6 +105,24 @@ def test_collapse_takes_precedence_over_memorization():
     assert "embedding-collapse" in ids and "pair-memorization" not in ids
 
 
+def test_few_dimensions_with_separated_people_is_not_collapse():
+    # A small model trained briefly on synthetic faces: 7 effective dimensions, impostors apart.
+    results = [result("pair-gap", "PASS", paired_mean=0.95, genuine_mean=0.91, impostor_mean=0.19, gap=0.04,
+                      rank1=0.25, hr_rank1=0.3),
+               result("norm-sanity", "WARN", impostor_mean=0.19, effective_rank=7.2)]
+    assert "embedding-collapse" not in [d.id for d in diagnose(results)]
+    results[1] = result("norm-sanity", "FAIL", impostor_mean=0.93, effective_rank=7.2)
+    assert "embedding-collapse" in [d.id for d in diagnose(results)]
+
+
+def test_a_collapsed_model_has_no_preferred_input():
+    # Collapsed: AUC 0.64 with [0, 1] input vs 0.62 as trained is noise, not a mismatch.
+    results = [result("pair-gap", "FAIL", paired_mean=1.0, genuine_mean=0.997, impostor_mean=0.995, gap=0.003),
+               result("preprocessing", "FAIL", auc=0.62)]
+    assert [d.id for d in diagnose(results)] == ["embedding-collapse"]
+    assert [d.id for d in diagnose(results[1:])] == ["preprocessing-mismatch"]
+
+
 def test_memorization_signature():
     results = [result("pair-gap", "FAIL", paired_mean=0.93, genuine_mean=0.22, impostor_mean=0.01, gap=0.71,
                       rank1=0.38)]

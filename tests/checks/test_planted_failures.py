@@ -1,7 +1,6 @@
 """Planted failures: each must be caught by its check and named by its diagnosis."""
 from types import SimpleNamespace
 
-import pytest
 import torch
 
 from facediag.registry import Status
