@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from facediag.errors import CheckpointError
+from facediag.io import atomic_save
 from facediag.models.edgeface import (
     EMBEDDING_DIM, VARIANTS, build_edgeface, count_parameters, describe_entry, expected_layout,
 )
@@ -452,15 +452,12 @@ def save_state_dict(model: nn.Module, path) -> str:
     state_dict = OrderedDict(
         (k, v.detach().cpu() if isinstance(v, torch.Tensor) else v)
         for k, v in state_dict.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
             torch.save(state_dict, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_save(path, write)
     return sha256_file(path)
