@@ -33,12 +33,8 @@ from facediag.errors import FacediagError
 from facediag.evaluation import Evaluation
 from facediag.io import atomic_write_text
 from facediag.metrics.distribution import linear_cka
-from facediag.metrics.identification import MIN_FALSE_ACCEPTS, l2_normalize
-from facediag.metrics.significance import bootstrap_mean, mcnemar_exact
-# The vectorised weighted estimators behind bootstrap_eer / bootstrap_tar_at_far. Called
-# directly because a paired difference needs A and B evaluated on the SAME resampled
-# subjects, and the public helpers return only one model's interval.
-from facediag.metrics.significance import _eer_weighted, _pair_setup, _tar_at_far_weighted
+from facediag.metrics.identification import l2_normalize
+from facediag.metrics.significance import bootstrap_mean, bootstrap_verification_stats, mcnemar_exact
 from facediag.registry import get_check
 from facediag.report.schema import SCHEMA_VERSION, Report, json_default, load_report_dict
 from facediag.runner import run_suite
@@ -213,12 +209,10 @@ def _verification_tests(pairs, groups, fars, n_boot, alpha, seed) -> dict[str, T
         return {}
     stats: dict[str, list[np.ndarray]] = {}
     for genuine, impostor in pairs:  # the same seed and subjects give the same draws per side
-        gg, ii, gc, ic, draws = _pair_setup(genuine, impostor, groups["probe"], groups["impostor"], n_boot, seed)
-        stats.setdefault("verification.eer", []).append(_eer_weighted(gg, ii, gc, ic, draws))
-        for far in fars:
-            if len(ii) * far >= MIN_FALSE_ACCEPTS:
-                stats.setdefault(f"verification.tar_at_far_{far:g}", []).append(
-                    _tar_at_far_weighted(gg, ii, gc, ic, draws, far))
+        per_side = bootstrap_verification_stats(genuine, impostor, groups["probe"], groups["impostor"], fars,
+                                                n_boot, seed)
+        for name, values in per_side.items():
+            stats.setdefault(f"verification.{name}", []).append(values)
     out = {}
     for key, per_side in stats.items():  # row 0 of each is the point estimate on all subjects
         a = _interval(per_side[0][0], per_side[0][1:], alpha)

@@ -6,7 +6,8 @@ from .identification import (MIN_FALSE_ACCEPTS, FarThreshold, IdentificationResu
                              l2_normalize, open_set, similarity_matrix, threshold_accuracy,
                              threshold_for_far)
 from .significance import (BootstrapCI, DeltaResult, bootstrap_ci, bootstrap_eer,
-                           bootstrap_mean, bootstrap_rank1, bootstrap_tar_at_far, mcnemar_exact,
+                           bootstrap_mean, bootstrap_rank1, bootstrap_tar_at_far,
+                           bootstrap_verification_stats, mcnemar_exact,
                            paired_bootstrap_delta, paired_bootstrap_rank1)
 from .verification import (KFoldResult, TarAtFar, VerificationResult, eer_from_rates,
                            genuine_impostor_scores, kfold_pair_accuracy, verification_metrics)
@@ -15,7 +16,7 @@ __all__ = [
     "MIN_FALSE_ACCEPTS", "BootstrapCI", "DeadDimensions", "DeltaResult", "FarThreshold",
     "IdentificationResult", "KFoldResult", "OpenSetResult", "TarAtFar", "ThresholdResult",
     "VerificationResult", "bootstrap_ci", "bootstrap_eer", "bootstrap_mean", "bootstrap_rank1",
-    "bootstrap_tar_at_far", "build_templates", "closed_set", "dead_dimensions", "dprime",
+    "bootstrap_tar_at_far", "bootstrap_verification_stats", "build_templates", "closed_set", "dead_dimensions", "dprime",
     "eer_from_rates", "effective_rank", "genuine_impostor_scores", "kfold_pair_accuracy",
     "l2_normalize", "linear_cka", "mcnemar_exact", "mean_pairwise_cosine", "norm_stats",
     "open_set", "paired_bootstrap_delta", "paired_bootstrap_rank1", "score_summary",

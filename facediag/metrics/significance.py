@@ -185,6 +185,21 @@ def bootstrap_eer(genuine, impostor, genuine_groups, impostor_groups, n_boot: in
     return _ci(stats[0], stats[1:], alpha)
 
 
+def bootstrap_verification_stats(genuine, impostor, genuine_groups, impostor_groups, fars=(),
+                                 n_boot: int = 1000, seed: int = 0,
+                                 min_false_accepts: int = MIN_FALSE_ACCEPTS) -> dict[str, np.ndarray]:
+    """EER and TAR at each supported FAR on the same resampled subjects, for building
+    paired comparisons: ``{"eer": s, "tar_at_far_0.01": s, ...}`` where ``s[0]`` is the
+    point estimate and ``s[1:]`` the ``n_boot`` resamples. The same seed and groups give
+    the same draws, so the arrays of two models on one protocol can be subtracted."""
+    g, i, gc, ic, draws = _pair_setup(genuine, impostor, genuine_groups, impostor_groups, n_boot, seed)
+    out = {"eer": _eer_weighted(g, i, gc, ic, draws)}
+    for far in fars:
+        if len(i) * far >= min_false_accepts:
+            out[f"tar_at_far_{far:g}"] = _tar_at_far_weighted(g, i, gc, ic, draws, far)
+    return out
+
+
 def _verdict(delta, low, high, higher_is_better) -> DeltaResult:
     if low <= 0 <= high:
         verdict = "no significant change"

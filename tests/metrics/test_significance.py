@@ -63,6 +63,19 @@ def test_bootstrap_tar_and_eer_points_match_verification_metrics():
     assert bootstrap_tar_at_far(g, i, gs, is_, 1e-4) is None     # 10,920 impostors: unsupported
 
 
+def test_verification_stats_share_the_draws_of_the_single_metric_intervals():
+    from facediag.metrics import bootstrap_verification_stats
+
+    g, i, gs, is_ = _pairs()
+    stats = bootstrap_verification_stats(g, i, gs, is_, fars=(1e-2, 1e-4), n_boot=200, seed=5)
+    assert set(stats) == {"eer", "tar_at_far_0.01"}  # 1e-4 unsupported by 10,920 impostors
+    tar = bootstrap_tar_at_far(g, i, gs, is_, 1e-2, n_boot=200, seed=5)
+    eer = bootstrap_eer(g, i, gs, is_, n_boot=200, seed=5)
+    assert stats["tar_at_far_0.01"][0] == tar.point and stats["eer"][0] == eer.point
+    assert np.quantile(stats["eer"][1:], 0.025) == pytest.approx(eer.low)
+    assert len(stats["eer"]) == 201
+
+
 def test_weighted_bootstrap_equals_recomputing_on_resampled_rows():
     g, i, gs, is_ = _pairs(seed=3, n_subjects=15, per_subject=5)
     scores, is_gen, groups = np.r_[g, i], np.r_[np.ones(len(g), bool), np.zeros(len(i), bool)], np.r_[gs, is_]
