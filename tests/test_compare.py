@@ -117,6 +117,15 @@ def test_compare_report_round_trips_and_renders_every_format(tiny, tmp_path):
     assert "| identification.rank1 |" in paths["md"].read_text()
     with pytest.raises(FacediagError):
         render_compare(rep, "pdf")
+    # `facediag render` knows a comparison from a run report
+    from click.testing import CliRunner
+
+    from facediag.cli import cli
+
+    md = CliRunner().invoke(cli, ["render", str(paths["json"]), "--format", "md"])
+    assert md.exit_code == 0 and md.output.strip() == paths["md"].read_text().strip()
+    shown = CliRunner().invoke(cli, ["render", str(paths["json"])])
+    assert shown.exit_code == 0 and "rank1" in shown.output
 
 
 def test_verdicts_follow_the_metric_direction():
