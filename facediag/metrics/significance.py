@@ -16,7 +16,7 @@ from scipy.stats import binomtest
 from .identification import MIN_FALSE_ACCEPTS, as_labels
 from .verification import eer_from_rates
 
-_CHUNK = 64  # resamples per vectorised block: bounds memory at 64 x n_pairs floats
+_CHUNK_CELLS = 1 << 22
 
 
 def mcnemar_exact(correct_a, correct_b) -> dict:
@@ -125,39 +125,90 @@ def _pair_setup(genuine, impostor, genuine_groups, impostor_groups, n_boot, seed
     return g, i, g_codes, i_codes, draws
 
 
+class _WeightedCounter:
+    """Weighted counts of the first q positions of an ordered score list, for many weight
+    vectors (resamples) at once, without a cumulative sum over every pair per resample.
+
+    ``codes[p]`` is the group of position p. Positions are keyed (group, position) in one
+    sorted array, so "how many of group g's positions lie below q" is a single searchsorted
+    for every group and every resample together: O(resamples x groups x log pairs)."""
+
+    def __init__(self, codes: np.ndarray, n_groups: int):
+        stride = len(codes) + 1
+        order = np.argsort(codes, kind="stable")
+        self.keys = codes[order].astype(np.int64) * stride + order
+        self.offsets = np.arange(n_groups, dtype=np.int64) * stride
+        self.starts = np.searchsorted(self.keys, self.offsets)
+        self.totals = np.bincount(codes, minlength=n_groups)
+
+    def below(self, c: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Row r: the weight, under group weights c[r], of the positions < q[r]."""
+        counts = np.searchsorted(self.keys, self.offsets[None, :] + q[:, None]) - self.starts[None, :]
+        return (c * counts).sum(axis=1)
+
+    def total(self, c: np.ndarray) -> np.ndarray:
+        return c @ self.totals
+
+
+def _first_true(pred, n_rows: int, hi: int) -> np.ndarray:
+    """Per row, the smallest k in [0, hi] with pred(k) true, for pred false-then-true in k
+    and true at hi: a binary search run for every row at once."""
+    lo, up = np.zeros(n_rows, np.int64), np.full(n_rows, hi, np.int64)
+    while np.any(lo < up):
+        mid = (lo + up) // 2
+        ok = pred(mid)
+        up, lo = np.where(ok, mid, up), np.where(ok, lo, mid + 1)
+    return lo
+
+
+def _row_chunks(draws: np.ndarray):
+    # Bounds the (resamples x groups) query matrices to ~4M cells.
+    return np.array_split(draws, max(1, len(draws) * draws.shape[1] // _CHUNK_CELLS))
+
+
 def _tar_at_far_weighted(g, i, g_codes, i_codes, draws, far):
     """TAR at FAR for every row of draws (weights per group). Same rule as threshold_for_far:
     accept scores strictly above the highest impostor score that would push the weighted
     false-accept share over far."""
+    n_groups = draws.shape[1]
     go, io = np.argsort(g), np.argsort(-i)
     g_sorted, i_desc = g[go], i[io]
+    gen, imp = _WeightedCounter(g_codes[go], n_groups), _WeightedCounter(i_codes[io], n_groups)
     out = []
-    for c in np.array_split(draws, max(1, len(draws) // _CHUNK)):
-        wi = np.cumsum(c[:, i_codes[io]], axis=1)
-        j = np.argmax(wi > far * wi[:, -1:], axis=1)
-        k = np.searchsorted(g_sorted, i_desc[j], side="right")
-        wg = np.cumsum(np.c_[np.zeros(len(c)), c[:, g_codes[go]]], axis=1)
-        out.append((wg[:, -1] - wg[np.arange(len(c)), k]) / wg[:, -1])
+    for c in _row_chunks(draws):
+        limit = far * imp.total(c)
+        j = _first_true(lambda k: imp.below(c, k + 1) > limit, len(c), len(i) - 1)
+        k = np.searchsorted(g_sorted, i_desc[j], side="right")  # genuine scores <= threshold
+        total = gen.total(c)
+        out.append((total - gen.below(c, k)) / total)
     return np.concatenate(out)
 
 
 def _eer_weighted(g, i, g_codes, i_codes, draws):
-    """EER for every row of draws, from a weighted ROC over distinct thresholds."""
+    """EER for every row of draws, from a weighted ROC over distinct thresholds: found by
+    binary search for the first threshold where FPR >= FNR (the ROC is monotone)."""
+    n_groups = draws.shape[1]
     scores = np.r_[g, i]
     order = np.argsort(-scores, kind="stable")
-    s = scores[order]
     is_gen = (np.arange(len(scores)) < len(g))[order]
     codes = np.r_[g_codes, i_codes][order]
-    ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each tie run
+    ends = np.flatnonzero(np.r_[np.diff(scores[order]), -1])  # last index of each tie run
+    cut = np.r_[0, ends + 1]  # ROC point t accepts the first cut[t] pairs
+    # One counter per kind of pair over the merged order; the other kind goes to a dummy
+    # group of weight 0.
+    gen = _WeightedCounter(np.where(is_gen, codes, n_groups), n_groups + 1)
+    imp = _WeightedCounter(np.where(is_gen, n_groups, codes), n_groups + 1)
     out = []
-    for c in np.array_split(draws, max(1, len(draws) // _CHUNK)):
-        w = c[:, codes]
-        tp = np.cumsum(w * is_gen, axis=1)[:, ends]
-        fp = np.cumsum(w * ~is_gen, axis=1)[:, ends]
-        zero = np.zeros((len(c), 1))
-        tpr = np.c_[zero, tp / tp[:, -1:]]
-        fpr = np.c_[zero, fp / fp[:, -1:]]
-        out.append(eer_from_rates(fpr, 1.0 - tpr)[0])
+    for c in _row_chunks(draws):
+        c = np.c_[c, np.zeros(len(c), c.dtype)]
+        tp_total, fp_total = gen.total(c), imp.total(c)
+
+        def rates(t, c=c, tp_total=tp_total, fp_total=fp_total):
+            return imp.below(c, cut[t]) / fp_total, 1.0 - gen.below(c, cut[t]) / tp_total
+
+        t = _first_true(lambda t: np.subtract(*rates(t)) >= 0, len(c), len(ends))
+        (f0, n0), (f1, n1) = rates(t - 1), rates(t)
+        out.append(eer_from_rates(np.c_[f0, f1], np.c_[n0, n1])[0])  # interpolates between the two
     return np.concatenate(out)
 
 
