@@ -86,7 +86,7 @@ def test_cli_demo_help():
 
 TINY = Scale("tiny", FaceSetSpec(12, 4, 6, 4), val_subjects=4,
              pretrain=Stage(2, 4, 2, 1e-3, warmup_steps=1), broken=Stage(2, 4, 2, 1e-3, warmup_steps=1),
-             fix=Stage(2, 4, 2, 1e-3, warmup_steps=1), n_boot=10)
+             fix=Stage(2, 4, 2, 1e-3, warmup_steps=1))
 
 
 def test_ctrl_c_while_saving_leaves_no_half_written_checkpoint(tmp_path, monkeypatch):
