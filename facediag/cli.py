@@ -586,7 +586,7 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True,
               help="Where the faces, checkpoints, reports and summary.md go.")
-@click.option("--quick", is_flag=True, help="The same story at a smaller scale (about 3½ min on 2 CPU cores; CI runs it).")
+@click.option("--quick", is_flag=True, help="The same story at a smaller scale (about 4 min on 2 CPU cores; CI runs it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the faces and every training run.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--workers", type=click.IntRange(min=1), help="Processes drawing the faces (default: up to 4).")
@@ -595,7 +595,7 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
 def demo(out, quick, seed, device, workers, quiet):
     """The whole story offline on synthetic identities: no data, weights or network needed.
 
-    About 11 minutes on 2 CPU cores (training dominates; a GPU is much faster).
+    About 9½ minutes on 2 CPU cores (training dominates; a GPU is much faster).
 
     \b
     1. draws synthetic faces (training identities + disjoint held-out identities)

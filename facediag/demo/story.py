@@ -63,9 +63,9 @@ class Scale:
 
 # Measured on a 2-core CPU, seed 0. Training costs ~0.5 s per 64 images and dominates;
 # at the same number of images, smaller batches and more steps learn faster from scratch
-# (P=8-16 x K=4 beat P=32). FULL (11 min): 16 px rank-1 0.446 -> paired-only 0.071 ->
-# fix 0.560. With 300 pretraining and 200 fix steps it took 9 min but the fix gained only
-# 0.03, not significant. QUICK (3.5 min): 0.330 -> 0.08 -> 0.388; with 50 fix steps the
+# (P=8-16 x K=4 beat P=32). FULL (9.5 min): 16 px rank-1 0.446 -> paired-only 0.071 ->
+# fix 0.560. With 300 pretraining and 200 fix steps (2 min less) the fix gained only 0.03,
+# not significant. QUICK (4 min): 0.330 -> 0.08 -> 0.388; with 50 fix steps the
 # fix lost 1 point at seeds 0 and 1, so 80 it is.
 FULL = Scale(
     "full", FaceSetSpec(1000, 12, 100, 10), val_subjects=50,
