@@ -595,7 +595,7 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
 def demo(out, quick, seed, device, workers, quiet):
     """The whole story offline on synthetic identities: no data, weights or network needed.
 
-    About 9½ minutes on 2 CPU cores (training dominates; a GPU is much faster).
+    About 9½ minutes on 2 CPU cores, most of it training.
 
     \b
     1. draws synthetic faces (training identities + disjoint held-out identities)
