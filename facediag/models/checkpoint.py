@@ -8,7 +8,6 @@ silently stays random, which is the failure this module exists to prevent.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -452,12 +451,5 @@ def save_state_dict(model: nn.Module, path) -> str:
     state_dict = OrderedDict(
         (k, v.detach().cpu() if isinstance(v, torch.Tensor) else v)
         for k, v in state_dict.items())
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            torch.save(state_dict, f)
-            f.flush()
-            os.fsync(f.fileno())
-
-    atomic_save(path, write)
+    atomic_save(path, lambda tmp: torch.save(state_dict, tmp))
     return sha256_file(path)
