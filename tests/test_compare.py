@@ -117,6 +117,10 @@ def test_compare_report_round_trips_and_renders_every_format(tiny, tmp_path):
     assert "| identification.rank1 |" in paths["md"].read_text()
     with pytest.raises(FacediagError):
         render_compare(rep, "pdf")
+    # extra sections (the demo's sample faces) go in the HTML page, before its footer
+    page = render_compare(back, "html", extra_sections=[("Faces & more", "<img>")])
+    assert page.index("Faces &amp; more") < page.index("<footer>") and page.count("<img>") == 1
+    assert "Faces" not in render_compare(back, "md", extra_sections=[("Faces", "<img>")])
     # `facediag render` knows a comparison from a run report
     from click.testing import CliRunner
 

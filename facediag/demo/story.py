@@ -14,9 +14,9 @@ Ctrl-C leaves complete files or none.
 """
 from __future__ import annotations
 
-import html
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -275,8 +275,10 @@ class _Story:
         report = compare(weights_a, weights_b, data=faces.heldout, seed=self.cfg.seed,
                          command=f"facediag compare {weights_a} {weights_b} --data {faces.heldout}",
                          **self.session_options(faces))
-        folder = self.report_dir / name
-        self.files[name] = str(_write_compare(report, folder, sheet))
+        from facediag.report.compare_render import write_compare
+
+        paths = write_compare(report, self.report_dir / name, extra_sections=[("Sample faces", sheet)])
+        self.files[name] = str(paths["html"])
         for key, side in zip(sides, (report.a, report.b)):
             if key is not None:
                 self.write_run_report(key, side, sheet)
@@ -307,29 +309,8 @@ class _Story:
 
 def _check_line(report) -> str:
     """'7 pass, 1 warn, 1 skip': how the checks came out."""
-    from collections import Counter
-
     counts = Counter(r.status.value.lower() for r in report.results)
     return ", ".join(f"{n} {s}" for s, n in counts.items())
-
-
-def _write_compare(report, folder: Path, sheet: str) -> Path:
-    """The comparison in every format, the HTML one with the contact sheet in it."""
-    from facediag.report.compare_render import render_compare, write_compare
-
-    paths = write_compare(report, folder)
-    atomic_write_text(paths["html"], with_section(render_compare(report, "html"), "Sample faces", sheet))
-    return paths["html"]
-
-
-def with_section(page: str, title: str, body: str) -> str:
-    """``page`` with a (title, trusted HTML) section added before its footer (the compare
-    renderer takes no extra sections; run reports get theirs through ``write_all``)."""
-    section = f'<section class="extra"><h2>{html.escape(title)}</h2>\n{body}\n</section>\n'
-    at = page.find("<footer>")
-    if at < 0:
-        at = page.find("</main>")
-    return page + section if at < 0 else page[:at] + section + page[at:]
 
 
 # ---------------------------------------------------------------------------- summary

@@ -18,7 +18,7 @@ from facediag.compare import BETTER, NO_CHANGE, WORSE, CompareReport, MetricRow
 from facediag.errors import FacediagError
 from facediag.io import atomic_write_text
 from facediag.report import checkpoint_text, dataset_text, format_value, ordered_diagnoses
-from facediag.report.html import _CSS, figures_html  # one stylesheet for run and compare pages
+from facediag.report.html import _CSS, extra_sections_html, figures_html  # one stylesheet for both pages
 from facediag.report.markdown import _code, _text
 from facediag.report.plots import compare_plots
 from facediag.report.terminal import STATUS_STYLE
@@ -156,7 +156,8 @@ def _status_html(status) -> str:
     return f'<span class="status s-{_e(status.value)}">{_e(status.value)}</span>' if status else ""
 
 
-def render_compare_html(report: CompareReport) -> str:
+def render_compare_html(report: CompareReport, extra_sections: list[tuple[str, str]] | None = None) -> str:
+    """The comparison as one HTML page; ``extra_sections`` as for run reports (render_html)."""
     passed = report.passed
     sides = "".join(f"<li>{_e(text)}</li>" for _, text in _sides(report))
     parts = [
@@ -203,6 +204,7 @@ def render_compare_html(report: CompareReport) -> str:
                  "</summary><table><thead><tr><th>metric</th><th class=num>A</th><th class=num>B</th>"
                  f"<th class=num>B − A</th><th>verdict</th></tr></thead><tbody>{all_rows}</tbody></table>"
                  "</details></section>")
+    parts.append(extra_sections_html(extra_sections))
     parts.append(f"<footer>facediag {_e(report.facediag_version)} · report schema {_e(report.schema_version)}"
                  f"<br>command: <code>{_e(report.command)}</code></footer></main></body></html>")
     return "\n".join(parts) + "\n"
@@ -275,14 +277,17 @@ def render_compare_junit(report: CompareReport) -> str:
 
 
 # ------------------------------------------------------------------------------ output
-def render_compare(report: CompareReport, fmt: str) -> str:
+def render_compare(report: CompareReport, fmt: str, extra_sections: list[tuple[str, str]] | None = None) -> str:
+    """The comparison as text in ``fmt``; ``extra_sections`` (title, HTML) only apply to html."""
     if fmt not in FORMATS:
         raise FacediagError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")
-    return {"json": report.to_json, "html": lambda: render_compare_html(report),
+    return {"json": report.to_json, "html": lambda: render_compare_html(report, extra_sections),
             "md": lambda: render_compare_markdown(report), "junit": lambda: render_compare_junit(report)}[fmt]()
 
 
-def write_compare(report: CompareReport, out_dir: str | Path) -> dict[str, Path]:
+def write_compare(report: CompareReport, out_dir: str | Path,
+                  extra_sections: list[tuple[str, str]] | None = None) -> dict[str, Path]:
     """report.json, report.html, report.md and junit.xml in ``out_dir``, as run-all writes them."""
     out_dir = Path(out_dir)
-    return {fmt: atomic_write_text(out_dir / FILENAMES[fmt], render_compare(report, fmt)) for fmt in FORMATS}
+    return {fmt: atomic_write_text(out_dir / FILENAMES[fmt], render_compare(report, fmt, extra_sections))
+            for fmt in FORMATS}

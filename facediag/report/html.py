@@ -82,10 +82,15 @@ def render_html(report, extra_sections: list[tuple[str, str]] | None = None) -> 
     if report.gate:
         parts.append(_gate(report.gate))
     parts.append(_checks_table(report))
-    parts += [f'<section class="extra"><h2>{_e(title)}</h2>\n{body}\n</section>'
-              for title, body in extra_sections or []]
+    parts.append(extra_sections_html(extra_sections))
     parts += [_check_details(report), _run_info(report), _footer(report), "</main></body></html>"]
     return "\n".join(parts) + "\n"
+
+
+def extra_sections_html(sections: list[tuple[str, str]] | None) -> str:
+    """(title, trusted HTML) pairs as page sections: figures a caller adds to a report."""
+    return "\n".join(f'<section class="extra"><h2>{_e(title)}</h2>\n{body}\n</section>'
+                     for title, body in sections or [])
 
 
 def figures_html(plots: Iterable[Plot]) -> str:

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from facediag.demo.faces import FaceSetSpec
 from facediag.demo.story import (DemoConfig, DemoResult, ModelRow, Scale, Stage, _verdicts, run_demo,
-                                 summary_markdown, with_section)
+                                 summary_markdown)
 
 
 def _row(key, rank1, diagnoses=()):
@@ -66,13 +66,6 @@ def test_summary_fits_an_80_column_terminal(tmp_path):
     text = console.export_text()
     assert "embedding-collapse" in text and "paired cos 1.000" in text
     assert all(len(line) <= 80 for line in text.splitlines())
-
-
-def test_with_section_goes_before_the_footer():
-    page = "<main><p>x</p><footer>f</footer></main>"
-    out = with_section(page, "Faces & more", "<img>")
-    assert out.index("Faces &amp; more") < out.index("<footer>") and out.count("<img>") == 1
-    assert with_section("<p>no footer</p>", "t", "b").endswith("</section>\n")
 
 
 def test_cli_demo_help():
