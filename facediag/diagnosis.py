@@ -34,11 +34,6 @@ def _m(results: Results, check: str, metric: str):
     return res.metrics.get(metric)
 
 
-def _failed(results: Results, check: str) -> bool:
-    res = results.get(check)
-    return res is not None and res.status == Status.FAIL
-
-
 def _has(found: list[Diagnosis], *ids: str) -> bool:
     return any(d.id in ids for d in found)
 
@@ -91,8 +86,7 @@ def _collapse(results, found):
     gen = _m(results, "pair-gap", "genuine_mean")
     norm_imp = _m(results, "norm-sanity", "impostor_mean")
     erank = _m(results, "norm-sanity", "effective_rank")
-    pair_collapsed = _failed(results, "pair-gap") and imp is not None and gen is not None and \
-        (imp >= 0.7 or (gen - imp < 0.1 and imp >= 0.5))
+    pair_collapsed = bool(_m(results, "pair-gap", "collapsed"))  # pair-gap's own rule and thresholds
     # A low effective rank alone is not "everything matches everything" (norm-sanity warns
     # about it); it is evidence once impostors match.
     norm_collapsed = norm_imp is not None and norm_imp >= 0.7

@@ -99,7 +99,8 @@ def result(name, status, **metrics):
 
 
 def test_collapse_takes_precedence_over_memorization():
-    results = [result("pair-gap", "FAIL", paired_mean=1.0, genuine_mean=0.999, impostor_mean=0.997, gap=0.001),
+    results = [result("pair-gap", "FAIL", paired_mean=1.0, genuine_mean=0.999, impostor_mean=0.997, gap=0.001,
+                      collapsed=True),
                result("norm-sanity", "FAIL", impostor_mean=0.99, effective_rank=3.0)]
     ids = [d.id for d in diagnose(results)]
     assert "embedding-collapse" in ids and "pair-memorization" not in ids
@@ -117,7 +118,8 @@ def test_few_dimensions_with_separated_people_is_not_collapse():
 
 def test_a_collapsed_model_has_no_preferred_input():
     # Collapsed: AUC 0.64 with [0, 1] input vs 0.62 as trained is noise, not a mismatch.
-    results = [result("pair-gap", "FAIL", paired_mean=1.0, genuine_mean=0.997, impostor_mean=0.995, gap=0.003),
+    results = [result("pair-gap", "FAIL", paired_mean=1.0, genuine_mean=0.997, impostor_mean=0.995, gap=0.003,
+                      collapsed=True),
                result("preprocessing", "FAIL", auc=0.62)]
     assert [d.id for d in diagnose(results)] == ["embedding-collapse"]
     assert [d.id for d in diagnose(results[1:])] == ["preprocessing-mismatch"]

@@ -1,7 +1,6 @@
 """identification: rank-k and CMC, accuracy at a threshold WITH its false-accept rate, open set."""
 from __future__ import annotations
 
-
 from facediag.checks._plotdata import r
 from facediag.metrics.identification import closed_set, open_set, threshold_accuracy, threshold_for_far
 from facediag.registry import Check, Finding, Severity, Status, register, worst

@@ -8,7 +8,6 @@ map every face to one point (collapse: impostor as high as genuine).
 """
 from __future__ import annotations
 
-
 from facediag.checks._plotdata import histogram, r
 from facediag.evaluation import headline_metrics
 from facediag.registry import Check, Finding, Severity, Status, register
@@ -40,6 +39,7 @@ class PairGap(Check):
         collapsed = (m["impostor_mean"] >= params["collapse_impostor"]
                      or (m["genuine_mean"] - m["impostor_mean"] < params["min_separation"]
                          and m["impostor_mean"] >= params["collapse_impostor"] - 0.2))
+        metrics["collapsed"] = bool(collapsed)  # the diagnosis reads this, not a copy of the rule
         if collapsed:
             status = Status.FAIL
             findings.append(Finding(
