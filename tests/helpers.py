@@ -85,3 +85,16 @@ def finetune(weights: Path, orl_root: Path, out: Path, objective: str, steps: in
         opt.step()
     save_state_dict(model.eval(), out)
     return out
+
+
+def leaky_copy(orl_root: Path, dest: Path) -> Path:
+    """ORL s1–s10 with two probes that are the enrolled image 1 again: one byte-identical,
+    one shifted by a pixel and saved as JPEG."""
+    copy_orl_subset(orl_root, dest)
+    (dest / "s1" / "7.pgm").write_bytes((dest / "s1" / "1.pgm").read_bytes())
+    img = np.asarray(Image.open(dest / "s2" / "1.pgm"))
+    shifted = img.copy()
+    shifted[:, 1:] = img[:, :-1]  # one pixel to the right, edge column repeated
+    (dest / "s2" / "8.pgm").unlink()
+    Image.fromarray(shifted).save(dest / "s2" / "8.jpg", quality=90)
+    return dest

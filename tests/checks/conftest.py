@@ -2,7 +2,6 @@
 
 Each report is built once per test session; embeddings are cached in one temporary folder,
 so a model is embedded once however many tests read its report."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -61,19 +60,3 @@ def random_init_weights(tmp_path_factory):
 def orl10(orl_root, tmp_path_factory):
     """ORL subjects 1–10, copied so tests can plant files in it."""
     return copy_orl_subset(orl_root, tmp_path_factory.mktemp("orl10") / "orl10")
-
-
-def leaky_copy(orl_root: Path, dest: Path) -> Path:
-    """ORL s1–s10 with two probes that are the enrolled image 1 again: one byte-identical,
-    one shifted by a pixel and saved as JPEG."""
-    import numpy as np
-    from PIL import Image
-
-    copy_orl_subset(orl_root, dest)
-    (dest / "s1" / "7.pgm").write_bytes((dest / "s1" / "1.pgm").read_bytes())
-    img = np.asarray(Image.open(dest / "s2" / "1.pgm"))
-    shifted = img.copy()
-    shifted[:, 1:] = img[:, :-1]  # one pixel to the right, edge column repeated
-    (dest / "s2" / "8.pgm").unlink()
-    Image.fromarray(shifted).save(dest / "s2" / "8.jpg", quality=90)
-    return dest

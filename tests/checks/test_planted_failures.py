@@ -5,7 +5,7 @@ import torch
 
 from facediag.registry import Status
 from facediag.runner import exit_code
-from conftest import leaky_copy
+from helpers import leaky_copy
 
 
 def ids(report):
