@@ -14,7 +14,6 @@ from PIL import Image, ImageDraw, ImageFont
 
 from facediag.data.images import SIZE, downsample, load_face
 from facediag.data.index import index_dataset
-from facediag.io import atomic_write_bytes
 
 _PAD = 4
 _LABEL_W = 96
@@ -65,11 +64,6 @@ def png_data(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
-
-
-def write_contact_sheet(root: str | Path, path: str | Path, **kwargs) -> Path:
-    """Draw the sheet for ``root`` and write it as PNG, atomically."""
-    return atomic_write_bytes(path, png_data(contact_sheet(root, **kwargs)))
 
 
 def contact_sheet_html(png: bytes, caption: str) -> str:
