@@ -264,8 +264,11 @@ class _Story:
         return result
 
     def session_options(self, faces) -> dict:
+        # A cache of the demo's own: both compares run the pretrained model on the same
+        # held-out faces, and the second reads its embeddings instead of computing them again.
         return dict(train_root=faces.train, layout="folders", gallery_per_subject=GALLERY_PER_SUBJECT,
-                    vlr_size=VLR_SIZE, device=self.cfg.device, use_cache=False, progress=self.cfg.progress)
+                    vlr_size=VLR_SIZE, device=self.cfg.device, cache_dir=self.out / "embedding-cache",
+                    progress=self.cfg.progress)
 
     def compare(self, weights_a, weights_b, faces, name: str, sheet: str, sides: tuple):
         """compare(A, B) on the held-out identities. Its two run reports are run-all's (same
