@@ -9,6 +9,7 @@ def test_pretrained_passes_everything_it_can_run(pretrained_report):
     assert Status.FAIL not in statuses.values() and Status.ERROR not in statuses.values(), statuses
     assert not [d for d in rep.diagnoses if d.severity == "failure"], [d.id for d in rep.diagnoses]
     assert statuses["arcface-head"] == Status.SKIP  # no head in an official state_dict: said, not passed
+    assert rep.metric("pair-gap", "collapsed") is False
     assert exit_code(rep) == 0
 
 

@@ -24,6 +24,8 @@ def test_paired_only_finetune_is_caught_as_collapse(paired_only_report):
     assert status(rep, "norm-sanity") == Status.FAIL
     assert "embedding-collapse" in ids(rep)
     assert "pair-memorization" not in ids(rep)  # collapse explains the gap better
+    assert "preprocessing-mismatch" not in ids(rep)  # a collapsed model has no preferred input
+    assert rep.metric("pair-gap", "collapsed") is True
     assert exit_code(rep) == 1
 
 
