@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from facediag.checks._plotdata import histogram, r
 from facediag.evaluation import headline_metrics
+from facediag.metrics.distribution import COLLAPSE_IMPOSTOR, MIN_SEPARATION, collapsed
 from facediag.registry import Check, Finding, Severity, Status, register
 
 
@@ -18,8 +19,8 @@ class PairGap(Check):
     name = "pair-gap"
     title = "Paired (DSR_i vs own HR_i) vs cross-image genuine vs impostor similarity"
     requires = ("pairs",)
-    params = {"threshold": 0.35, "memorization_paired": 0.7, "max_gap": 0.3, "collapse_impostor": 0.7,
-              "min_separation": 0.1}
+    params = {"threshold": 0.35, "memorization_paired": 0.7, "max_gap": 0.3, "collapse_impostor": COLLAPSE_IMPOSTOR,
+              "min_separation": MIN_SEPARATION}
 
     def run(self, ctx, params):
         ev = ctx.evaluation("model")
@@ -34,13 +35,12 @@ class PairGap(Check):
                    "hr_rank1": r(hr_m.get("rank1")), "hr_genuine_mean": r(hr_m.get("genuine_mean")),
                    "n_paired": int(len(paired)), "n_genuine": int(len(genuine)), "n_impostor": int(len(impostor))}
         findings, status = [], Status.PASS
-        # Collapse = everyone similar: high impostor similarity, or genuine barely above an
-        # already high impostor level (low similarity all round is lost signal, not collapse).
-        collapsed = (m["impostor_mean"] >= params["collapse_impostor"]
-                     or (m["genuine_mean"] - m["impostor_mean"] < params["min_separation"]
-                         and m["impostor_mean"] >= params["collapse_impostor"] - 0.2))
-        metrics["collapsed"] = bool(collapsed)  # the diagnosis reads this, not a copy of the rule
-        if collapsed:
+        # Collapse by the one rule (metrics.distribution.collapsed), with this suite's thresholds.
+        is_collapsed = collapsed(m["genuine_mean"], m["impostor_mean"],
+                                 collapse_impostor=params["collapse_impostor"],
+                                 min_separation=params["min_separation"])
+        metrics["collapsed"] = is_collapsed  # the diagnosis reads this, not a copy of the rule
+        if is_collapsed:
             status = Status.FAIL
             findings.append(Finding(
                 Severity.FAILURE,

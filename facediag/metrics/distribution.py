@@ -134,3 +134,21 @@ def linear_cka(x, y) -> float:
     if xx == 0 or yy == 0:
         return 0.0
     return float(cross / (xx * yy))
+
+
+# The one definition of embedding collapse ("everything matches everything"). pair-gap
+# applies it with a suite's thresholds; the trainer flags epochs with the defaults.
+COLLAPSE_IMPOSTOR = 0.7    # mean impostor cosine at or above this: collapsed (healthy EdgeFace ≈ 0.05)
+MIN_SEPARATION = 0.1       # genuine − impostor mean below this, with impostors already high
+COLLAPSE_NEAR = 0.2        # "already high": within this of collapse_impostor
+
+
+def collapsed(genuine_mean: float | None, impostor_mean: float | None, *,
+              collapse_impostor: float = COLLAPSE_IMPOSTOR, min_separation: float = MIN_SEPARATION) -> bool:
+    """Collapse: high impostor similarity, or genuine barely above an already high impostor
+    level. Low similarity all round is lost signal (resolution, untrained weights), not collapse."""
+    if genuine_mean is None or impostor_mean is None:
+        return False
+    return bool(impostor_mean >= collapse_impostor
+                or (genuine_mean - impostor_mean < min_separation
+                    and impostor_mean >= collapse_impostor - COLLAPSE_NEAR))

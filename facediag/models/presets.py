@@ -1,0 +1,29 @@
+"""What a model expects and how its scores read, carried with the model (like timm's
+pretrained cfgs): input size, mean/std, channel order, embedding size, flip, and the
+default cosine threshold. Everything that needs one of these reads it from here.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    input_size: tuple[int, int, int] = (3, 112, 112)  # C, H, W
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # applied to pixels in [0, 1]
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    channel_order: str = "RGB"
+    embedding_dim: int = 512
+    threshold: float = 0.35  # cosine at which two faces are called the same person
+    flip: bool = False  # whether verification protocols add the mirrored face's embedding
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# Every EdgeFace variant: RGB 112×112 scaled as (x/255 − 0.5)/0.5, raw 512-d output, and the
+# operating threshold 0.35 that EdgeFace deployments (and the case this project began with) use.
+EDGEFACE = ModelPreset()
+
+# The threshold a run uses when neither the suite nor the command line sets one.
+DEFAULT_THRESHOLD = EDGEFACE.threshold
