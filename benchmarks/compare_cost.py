@@ -30,7 +30,7 @@ from facediag.gate import tolerances
 from facediag.models.checkpoint import load_checkpoint, save_state_dict
 from facediag.runner import run_suite
 from facediag.session import Session, SessionConfig
-from facediag.suite import load_suite
+from facediag.suites import load_suite
 
 ASSETS = Path(os.environ.get("FACEDIAG_TEST_ASSETS", Path(__file__).resolve().parents[2] / "shared" / "assets"))
 

@@ -173,11 +173,10 @@ def model_options(fn):
 
 def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on, **kw):
     from facediag.gate import BaselineGate
-    from facediag.report.render import write_all
-    from facediag.report.terminal import render_terminal
+    from facediag.render import render_terminal, write_all
     from facediag.runner import exit_code, run_suite
     from facediag.session import Session
-    from facediag.suite import load_suite
+    from facediag.suites import load_suite
 
     baseline_report, max_drop = kw.pop("baseline_report"), kw.pop("max_drop")
     save_baseline, force_baseline = kw.pop("save_baseline"), kw.pop("force_baseline")
@@ -255,8 +254,8 @@ def list_checks(suite):
     """
     from rich.table import Table
 
-    from facediag.registry import all_checks
-    from facediag.suite import load_suite
+    from facediag.checks.registry import all_checks
+    from facediag.suites import load_suite
 
     suite_obj = load_suite(suite) if suite else None
     table = Table(title="facediag checks", title_justify="left")
@@ -285,21 +284,11 @@ def render(report_json, fmt, out):
       facediag render reports/run1/report.json --format html -o run1.html
       facediag render reports/compare/report.json
     """
-    from facediag.report.schema import load_report_dict
+    from facediag.render import render as render_report
+    from facediag.render import render_terminal
+    from facediag.results import load_result
 
-    data = load_report_dict(report_json)
-    if data.get("kind") == "compare":
-        from facediag.compare import CompareReport
-        from facediag.report.compare_render import render_compare as render_report
-        from facediag.report.compare_render import render_compare_terminal as render_terminal
-
-        report = CompareReport.from_dict(data)
-    else:
-        from facediag.report.render import render as render_report
-        from facediag.report.schema import Report
-        from facediag.report.terminal import render_terminal
-
-        report = Report.from_dict(data)
+    report = load_result(report_json)
     if fmt == "terminal":
         render_terminal(report, console)
         return
@@ -353,7 +342,7 @@ def _command_line() -> str:
 
 
 def _bench_output(report, out, as_json):
-    from facediag.bench import render_terminal, write_all
+    from facediag.render import render_terminal, write_all
 
     if as_json:
         click.echo(report.to_json())
@@ -566,9 +555,9 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     """
     from facediag.compare import compare_session, exit_code
     from facediag.gate import tolerances
-    from facediag.report.compare_render import render_compare_terminal, write_compare
+    from facediag.render import render_terminal as render_compare_terminal, write_all as write_compare
     from facediag.session import Session
-    from facediag.suite import load_suite
+    from facediag.suites import load_suite
 
     suite_obj = load_suite(suite)
     max_drop = tolerances(suite_obj, max_drop)

@@ -6,10 +6,31 @@ and untrained weights explain everything downstream, so later rules step aside.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
-from facediag.registry import CheckResult, Status
-from facediag.report.schema import Diagnosis
+from facediag.checks.base import CheckResult, Status
+
+@dataclass
+class Diagnosis:
+    """A root cause named by reading several check results together."""
+
+    id: str
+    severity: str  # "failure" | "warning" | "info"
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+    remedy: str = ""
+    checks: list[str] = field(default_factory=list)  # the checks whose results it read
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "severity": self.severity, "summary": self.summary,
+                "evidence": list(self.evidence), "remedy": self.remedy, "checks": list(self.checks)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Diagnosis":
+        return cls(d["id"], d["severity"], d["summary"], list(d.get("evidence", [])),
+                   d.get("remedy", ""), list(d.get("checks", [])))
+
 
 Results = dict[str, CheckResult]
 Rule = Callable[[Results, list[Diagnosis]], Diagnosis | None]

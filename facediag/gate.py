@@ -19,38 +19,20 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from facediag.compare import WORSE, bootstrap_tests, higher_is_better, interval_verdict
+from facediag.checks.registry import get_check
 from facediag.errors import FacediagError
+from facediag.formatting import format_value
+from facediag.metrics.catalogue import higher_is_better, resolve
 from facediag.metrics.significance import bootstrap_mean
-from facediag.registry import get_check
-from facediag.report import format_value
-from facediag.report.schema import Report, load_report
+from facediag.metrics.verdict import WORSE, interval_verdict
+from facediag.protocols.resampling import bootstrap_tests
+from facediag.results import Report, load_report
 
 # Gated when neither the suite nor the command line names a metric.
 DEFAULT_MAX_DROP = {"identification.rank1": 0.02}
 
 # Metrics whose per-probe results a run report stores: (check, data key of per-probe values).
 PER_PROBE = {"identification.rank1": ("identification", "correct_rank1")}
-
-# Short names --max-drop accepts, e.g. rank1 -> identification.rank1.
-_SHORT = ("identification.rank1", "identification.rank5", "identification.rank10",
-          "identification.accuracy_at_threshold", "identification.far_at_threshold", "verification.eer",
-          "verification.auc", "verification.dprime", "pair-gap.impostor_mean", "pair-gap.separation",
-          "norm-sanity.effective_rank")
-
-
-def resolve_metric(name: str) -> str:
-    """``check.metric`` as given, or a short name (rank1, eer, tar_at_far_0.01) expanded."""
-    name = name.strip()
-    if "." in name.split("tar_at_far_")[0]:  # a check prefix (a FAR such as 0.01 has a dot of its own)
-        return name
-    if name.startswith("tar_at_far_"):
-        return f"verification.{name}"
-    for key in _SHORT:
-        if key.split(".", 1)[1] == name:
-            return key
-    raise FacediagError(f"unknown gate metric {name!r}: write it as check.metric (e.g. identification.rank1)")
-
 
 def parse_max_drop(items: Iterable[str]) -> dict[str, float]:
     """``["rank1=0.01", "verification.eer=0.02"]`` -> {"identification.rank1": 0.01, ...}."""
@@ -63,7 +45,7 @@ def parse_max_drop(items: Iterable[str]) -> dict[str, float]:
             tol = None
         if not name.strip() or tol is None or not tol >= 0:
             raise FacediagError(f"--max-drop {item!r}: write metric=tolerance with a tolerance >= 0, e.g. rank1=0.01")
-        key = resolve_metric(name)
+        key = resolve(name)
         if higher_is_better(key) is None:
             raise FacediagError(f"cannot gate {key}: it is a shift, not a quality (facediag does not call "
                                 f"either direction worse)")

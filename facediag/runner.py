@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from facediag.diagnosis import diagnose
-from facediag.registry import Status, get_check, run_check
-from facediag.report.schema import Report
+from facediag.checks.base import Status
+from facediag.checks.registry import get_check, run_check
+from facediag.results import Report
 from facediag.session import Session, SessionConfig
-from facediag.suite import Suite, load_suite
+from facediag.suites import Suite, load_suite
 
 
 def checkpoint_info(loaded) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
 from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir
 from facediag.errors import FacediagError
-from facediag.evaluation import Evaluation, build_evaluation
+from facediag.protocols.gallery import Evaluation, build_evaluation
 
 ROLES = ("model", "baseline")
 VIEWS = ("gallery", "probe_hr", "probe_dsr")

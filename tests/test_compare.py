@@ -12,14 +12,17 @@ from PIL import Image
 from torch import nn
 
 from facediag.cli import cli
-from facediag.compare import (BETTER, NO_CHANGE, WORSE, CompareReport, bootstrap_tests, compare, compare_session,
-                              exit_code, higher_is_better, interval_verdict)
+from facediag.compare import compare, compare_session, exit_code
+from facediag.metrics.catalogue import higher_is_better
+from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE, interval_verdict
+from facediag.protocols.resampling import bootstrap_tests
+from facediag.results import CompareReport
 from facediag.errors import FacediagError
-from facediag.evaluation import build_evaluation
-from facediag.report.compare_render import render_compare, write_compare
+from facediag.protocols.gallery import build_evaluation
+from facediag.render import render as render_compare, write_all as write_compare
 from facediag.runner import run_suite
 from facediag.session import Session, SessionConfig
-from facediag.suite import load_suite
+from facediag.suites import load_suite
 
 
 # ----------------------------------------------------------------- synthetic, no assets

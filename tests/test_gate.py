@@ -11,9 +11,9 @@ from facediag.cli import cli
 from facediag.errors import FacediagError
 from facediag.gate import DEFAULT_MAX_DROP, check_same_data, judge, parse_max_drop, tolerances
 from facediag.models.checkpoint import sha256_file
-from facediag.report.schema import Report, load_report
+from facediag.results import Report, load_report
 from facediag.session import Session, SessionConfig
-from facediag.suite import Suite, load_suite
+from facediag.suites import Suite, load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,9 @@ import pytest
 
 from facediag.diagnosis import diagnose
 from facediag.errors import FacediagError
-from facediag.registry import Check, CheckResult, Status, all_checks, register, run_check
-from facediag.suite import load_suite
+from facediag.checks.base import Check, CheckResult, Status
+from facediag.checks.registry import all_checks, register, run_check
+from facediag.suites import load_suite
 
 BUILTIN = ["weights-integrity", "gallery-enrollment", "subject-overlap", "norm-sanity", "preprocessing",
            "arcface-head", "pretrained-baseline", "pair-gap", "identification", "verification"]
@@ -77,10 +78,11 @@ def test_third_party_checks_register_through_entry_points(monkeypatch, tmp_path)
     import sys
     from importlib import metadata
 
-    import facediag.registry as registry
+    import facediag.checks.registry as registry
 
     (tmp_path / "my_checks.py").write_text(
-        "from facediag.registry import Check, register\n"
+        "from facediag.checks.base import Check\n"
+        "from facediag.checks.registry import register\n"
         "@register\nclass Mine(Check):\n    name = 'my-check'\n    title = 'mine'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = metadata.EntryPoint("mine", "my_checks", registry.ENTRY_POINT_GROUP)

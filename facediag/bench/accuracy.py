@@ -13,9 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facediag.bench.report import BenchReport
+from facediag.results import BenchReport
 from facediag.errors import FacediagError
-from facediag.evaluation import Evaluation, headline_metrics
+from facediag.protocols.gallery import Evaluation, headline_metrics
 from facediag.metrics.distribution import dprime
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
 from facediag.metrics.verification import verification_metrics

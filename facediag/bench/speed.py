@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import torch
 
-from facediag.bench.report import BenchReport
+from facediag.results import BenchReport
 from facediag.device import resolve_device
 from facediag.errors import FacediagError
 

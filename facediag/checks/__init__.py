@@ -1,4 +1,7 @@
-"""Built-in checks: importing this package registers them (in the order a report lists them)."""
+"""Checks: the contract (base), the registry, and one module per built-in check.
+
+Importing this package registers the built-in checks, in the order a report lists them.
+"""
 from facediag.checks import (  # noqa: F401
     weights_integrity,
     gallery_enrollment,

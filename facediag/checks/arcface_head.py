@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.registry import Check, Finding, Severity, Status, register, worst
+from facediag.checks.base import Check, Finding, Severity, Status, worst
+from facediag.checks.registry import register
 
 
 def map_subjects(subjects, label_map: dict | None) -> np.ndarray:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from facediag.checks._plotdata import r
 from facediag.metrics.identification import closed_set, open_set, threshold_accuracy, threshold_for_far
-from facediag.registry import Check, Finding, Severity, Status, register, worst
+from facediag.checks.base import Check, Finding, Severity, Status, worst
+from facediag.checks.registry import register
 
 
 @register

@@ -5,7 +5,8 @@ import numpy as np
 
 from facediag.checks._plotdata import histogram, r
 from facediag.metrics.distribution import dead_dimensions, effective_rank, mean_pairwise_cosine, norm_stats
-from facediag.registry import Check, Finding, Severity, Status, register, worst
+from facediag.checks.base import Check, Finding, Severity, Status, worst
+from facediag.checks.registry import register
 
 
 @register

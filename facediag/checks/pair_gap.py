@@ -9,9 +9,10 @@ map every face to one point (collapse: impostor as high as genuine).
 from __future__ import annotations
 
 from facediag.checks._plotdata import histogram, r
-from facediag.evaluation import headline_metrics
+from facediag.protocols.gallery import headline_metrics
 from facediag.metrics.distribution import COLLAPSE_IMPOSTOR, MIN_SEPARATION, collapsed
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.checks.registry import register
 
 
 @register

@@ -14,7 +14,8 @@ from sklearn.metrics import roc_auc_score
 
 from facediag.checks._plotdata import r
 from facediag.data.images import normalize
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.checks.registry import register
 
 VARIANTS = {
     "expected": normalize,

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from facediag.checks._plotdata import r
-from facediag.evaluation import headline_metrics
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.protocols.gallery import headline_metrics
+from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.checks.registry import register
 
 COMPARED = ("rank1", "accuracy_at_threshold", "genuine_mean", "impostor_mean", "far_at_threshold", "paired_mean")
 

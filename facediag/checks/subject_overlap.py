@@ -7,7 +7,8 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.registry import Check, Finding, Severity, Status, register, worst
+from facediag.checks.base import Check, Finding, Severity, Status, worst
+from facediag.checks.registry import register
 
 
 def _canonical(subject: str) -> str:

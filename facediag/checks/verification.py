@@ -4,7 +4,8 @@ from __future__ import annotations
 from facediag.checks._plotdata import histogram, r
 from facediag.metrics.distribution import dprime
 from facediag.metrics.verification import kfold_pair_accuracy, verification_metrics
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.checks.registry import register
 
 
 @register

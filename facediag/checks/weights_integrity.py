@@ -6,7 +6,8 @@ import torch
 
 from facediag.checks._plotdata import r
 from facediag.metrics.distribution import dprime
-from facediag.registry import Check, Finding, Severity, Status, register
+from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.checks.registry import register
 
 # EdgeNeXt initialises every layer-scale gamma to this constant and every norm to (1, 0):
 # a backbone whose tensors all still hold these values was never trained or never loaded.

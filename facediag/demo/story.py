@@ -278,7 +278,7 @@ class _Story:
         report = compare(weights_a, weights_b, data=faces.heldout, seed=self.cfg.seed,
                          command=f"facediag compare {weights_a} {weights_b} --data {faces.heldout}",
                          **self.session_options(faces))
-        from facediag.report.compare_render import write_compare
+        from facediag.render import write_all as write_compare
 
         paths = write_compare(report, self.report_dir / name, extra_sections=[("Sample faces", sheet)])
         self.files[name] = str(paths["html"])
@@ -303,7 +303,7 @@ class _Story:
                 self.c.print(f"      {line}", highlight=False)
 
     def write_run_report(self, key: str, report, sheet: str) -> None:
-        from facediag.report.render import write_all
+        from facediag.render import write_all
 
         folder = self.report_dir / key
         write_all(report, folder, extra_sections=[("Sample faces", sheet)])

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from .identification import MIN_FALSE_ACCEPTS, as_labels
+from .verdict import NO_CHANGE, excludes_zero, verdict
 from .verification import eer_from_rates
 
 _CHUNK_CELLS = 1 << 22
@@ -58,7 +59,7 @@ class DeltaResult:
 
     def as_dict(self) -> dict:
         return dict(delta=self.delta, low=self.low, high=self.high,
-                    significant=self.verdict != "no significant change")
+                    significant=self.verdict != NO_CHANGE)
 
 
 def _codes(*group_arrays):
@@ -74,7 +75,8 @@ def _draws(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
     return rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
 
 
-def _ci(point, stats, alpha) -> BootstrapCI:
+def percentile_ci(point, stats, alpha: float = 0.05) -> BootstrapCI:
+    """The point estimate with the percentile interval of its resampled values."""
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
     return BootstrapCI(float(point), float(low), float(high))
 
@@ -89,7 +91,7 @@ def bootstrap_ci(metric_fn: Callable[[np.ndarray], float], groups, n_boot: int =
     n_groups, (codes,) = _codes(groups)
     rows = np.arange(len(codes))
     stats = [metric_fn(np.repeat(rows, c[codes])) for c in _draws(n_groups, n_boot, seed)]
-    return _ci(metric_fn(rows), stats, alpha)
+    return percentile_ci(metric_fn(rows), stats, alpha)
 
 
 def _mean_stats(values, groups, n_boot, seed):
@@ -105,7 +107,7 @@ def bootstrap_mean(values, groups, n_boot: int = 1000, alpha: float = 0.05,
                    seed: int = 0) -> BootstrapCI:
     """CI of the mean of per-row values, resampling the row groups (subjects)."""
     point, stats = _mean_stats(values, groups, n_boot, seed)
-    return _ci(point, stats, alpha)
+    return percentile_ci(point, stats, alpha)
 
 
 def bootstrap_rank1(correct, probe_subjects, n_boot: int = 1000, alpha: float = 0.05,
@@ -224,7 +226,7 @@ def bootstrap_tar_at_far(genuine, impostor, genuine_groups, impostor_groups, far
     g, i, gc, ic, draws = _pair_setup(genuine, impostor, genuine_groups, impostor_groups,
                                       n_boot, seed)
     stats = _tar_at_far_weighted(g, i, gc, ic, draws, far)
-    return _ci(stats[0], stats[1:], alpha)
+    return percentile_ci(stats[0], stats[1:], alpha)
 
 
 def bootstrap_eer(genuine, impostor, genuine_groups, impostor_groups, n_boot: int = 1000,
@@ -233,7 +235,7 @@ def bootstrap_eer(genuine, impostor, genuine_groups, impostor_groups, n_boot: in
     g, i, gc, ic, draws = _pair_setup(genuine, impostor, genuine_groups, impostor_groups,
                                       n_boot, seed)
     stats = _eer_weighted(g, i, gc, ic, draws)
-    return _ci(stats[0], stats[1:], alpha)
+    return percentile_ci(stats[0], stats[1:], alpha)
 
 
 def bootstrap_verification_stats(genuine, impostor, genuine_groups, impostor_groups, fars=(),
@@ -252,11 +254,9 @@ def bootstrap_verification_stats(genuine, impostor, genuine_groups, impostor_gro
 
 
 def _verdict(delta, low, high, higher_is_better) -> DeltaResult:
-    if low <= 0 <= high:
-        verdict = "no significant change"
-    else:
-        verdict = "better" if (low > 0) == higher_is_better else "worse"
-    return DeltaResult(float(delta), float(low), float(high), verdict)
+    # The sign of the interval decides (it excludes 0), as interval_verdict does.
+    return DeltaResult(float(delta), float(low), float(high),
+                       verdict(low if low > 0 else high, excludes_zero(low, high), higher_is_better))
 
 
 def paired_bootstrap_delta(metric_a: Callable[[np.ndarray], float],

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from facediag.data.protocol import Protocol
-from facediag.evaluation import headline_metrics
+from facediag.protocols.gallery import headline_metrics
 from facediag.metrics.identification import threshold_for_far
 from facediag.session import Session, SessionConfig
 

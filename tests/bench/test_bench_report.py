@@ -4,7 +4,12 @@ import json
 import pytest
 from rich.console import Console
 
-from facediag.bench import BenchReport, load_bench_report, render, render_terminal, write_all
+from facediag.render import render, render_terminal, write_all
+from facediag.results import BenchReport, load_result
+
+
+def load_bench_report(path):
+    return load_result(path, expect=BenchReport)
 from facediag.errors import FacediagError
 
 
@@ -42,5 +47,13 @@ def test_refuses_other_reports(tmp_path):
     path.write_text(json.dumps({"schema_version": 1, "kind": "run"}))
     with pytest.raises(FacediagError):
         load_bench_report(path)
-    with pytest.raises(FacediagError):
-        render(_accuracy_report(), "junit")
+    with pytest.raises(FacediagError, match="unknown report format"):
+        render(_accuracy_report(), "pdf")
+
+
+def test_every_format_renders_bench_reports():
+    """One renderer per format renders all three kinds: a bench is JUnit too (a testcase per row)."""
+    report = _accuracy_report()
+    xml = render(report, "junit")
+    assert xml.count("<testcase") == len(report.rows) + len(report.comparisons)
+    assert "<failure" not in xml

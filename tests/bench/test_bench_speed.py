@@ -82,7 +82,8 @@ def test_cli_bench_speed(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["kind"] == "bench-speed" and data["rows"][0]["flops"] > 9e7
-    assert {p.name for p in tmp_path.iterdir()} == {"bench-speed.json", "bench-speed.html", "bench-speed.md"}
+    assert {p.name for p in tmp_path.iterdir()} == {"bench-speed.json", "bench-speed.html", "bench-speed.md",
+                                                     "bench-speed.junit.xml"}
     result = runner.invoke(cli, ["bench", "speed", "--variant", "xxs", "--device", "cpu", "--batch-sizes", "1",
                                  "--iters", "2", "--warmup", "1", "--min-seconds", "0.01", "--threads", "1"])
     assert result.exit_code == 0, result.output

@@ -1,5 +1,5 @@
 """The healthy case: the official pretrained EdgeFace-xxs on ORL passes every check."""
-from facediag.registry import Status
+from facediag.checks.base import Status
 from facediag.runner import exit_code
 
 

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import torch
 
-from facediag.registry import Status
+from facediag.checks.base import Status
 from facediag.runner import exit_code
 from helpers import leaky_copy
 

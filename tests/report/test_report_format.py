@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from facediag.registry import CheckResult, Status
-from facediag.report import dataset_text, format_evidence, format_value, headline_metrics, verdict_text
-from facediag.report.schema import Report
+from facediag.checks.base import CheckResult, Status
+from facediag.formatting import format_value
+from facediag.render.text import dataset_text, format_evidence, headline_metrics, verdict_text
+from facediag.results import Report
 
 
 @pytest.mark.parametrize("value, text", [

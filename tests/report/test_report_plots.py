@@ -4,9 +4,9 @@ import base64
 import pytest
 from matplotlib.figure import Figure
 
-from facediag.registry import CheckResult, Status
-from facediag.report.plots import _draw_scores, compare_plots, result_plots
-from facediag.report.schema import Report
+from facediag.checks.base import CheckResult, Status
+from facediag.render.plots import _draw_scores, compare_plots, result_plots
+from facediag.results import Report
 
 HIST = {"edges": [-1.0, -0.5, 0.0, 0.5, 1.0], "counts": [1, 5, 20, 4]}
 GOOD = {

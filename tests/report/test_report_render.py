@@ -12,13 +12,14 @@ import pytest
 from rich.console import Console
 
 from facediag.errors import FacediagError
-from facediag.registry import CheckResult, Finding, Severity, Status
-from facediag.report.html import render_html
-from facediag.report.junit import render_junit
-from facediag.report.markdown import render_markdown
-from facediag.report.render import FORMATS, render, render_file, write_all
-from facediag.report.schema import Diagnosis, Report, load_report
-from facediag.report.terminal import render_terminal
+from facediag.checks.base import CheckResult, Finding, Severity, Status
+from facediag.render.html import render_run_html as render_html
+from facediag.render.junit import render_run_junit as render_junit
+from facediag.render.markdown import render_run_markdown as render_markdown
+from facediag.render import FORMATS, render, write_all
+from facediag.diagnosis import Diagnosis
+from facediag.results import Report, load_report, load_result
+from facediag.render import render_terminal
 
 
 def _hist(mean, sd, seed):
@@ -258,20 +259,19 @@ def test_terminal_no_diagnoses():
 
 # --- render / files ---------------------------------------------------------------------------
 
-def test_write_all_and_render_file(report, tmp_path):
+def test_write_all_and_re_render(report, tmp_path):
     paths = write_all(report, tmp_path / "out")
     assert set(paths) == set(FORMATS)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["junit.xml", "report.html", "report.json",
                                                                    "report.md"]
     loaded = load_report(paths["json"])
     assert render(loaded, "md") == paths["md"].read_text()
-    assert render_file(paths["json"], "junit") == paths["junit"].read_text()
-    target = tmp_path / "again" / "report.html"
-    assert render_file(paths["json"], "html", target) == target.read_text() == paths["html"].read_text()
+    assert render(load_result(paths["json"]), "junit") == paths["junit"].read_text()
+    assert render(load_result(paths["json"]), "html") == paths["html"].read_text()
 
 
 def test_unknown_format_is_a_usage_error(report, tmp_path):
     with pytest.raises(FacediagError, match="unknown report format 'pdf'"):
         render(report, "pdf")
-    with pytest.raises(FacediagError, match="unknown report format"):
-        render_file(tmp_path / "missing.json", "pdf")
+    with pytest.raises(FacediagError, match="no such report"):
+        load_result(tmp_path / "missing.json")

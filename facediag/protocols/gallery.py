@@ -50,6 +50,23 @@ class Evaluation:
         other = self.probe_subjects[:, None] != self.template_subjects[None, :]
         return self.scores[other]
 
+    def genuine_ranks(self) -> np.ndarray:
+        """Per mated probe: the rank of its own template (1 + templates scoring at least as high
+        as it, so ties count against the probe)."""
+        m = self.mated
+        rows = self.scores[m]
+        own = rows[np.arange(len(rows)), np.searchsorted(self.template_subjects, self.probe_subjects[m])]
+        return (rows >= own[:, None]).sum(axis=1)
+
+    def subset(self, probe_rows: np.ndarray, template_subjects: np.ndarray) -> "Evaluation":
+        """The same evaluation over some probes (by protocol row) and some templates (by subject)."""
+        ri = np.searchsorted(self.probe_rows, probe_rows)  # probe_rows is increasing (protocol order)
+        ci = np.searchsorted(self.template_subjects, template_subjects)  # template_subjects is sorted
+        return Evaluation(self.template_subjects[ci], self.templates[ci],
+                          {s: self.gallery_counts[s] for s in self.template_subjects[ci]}, self.probe_subjects[ri],
+                          self.probe_rows[ri], self.probe_raw[ri], self.probe_emb[ri], self.probe_hr_emb[ri],
+                          self.scores[np.ix_(ri, ci)])
+
     def rank1_correct(self) -> np.ndarray:
         """Per mated probe: does its own template score strictly highest? (ties count against)"""
         if not self.mated.any():

@@ -4,9 +4,14 @@ from __future__ import annotations
 import html
 from typing import Any, Iterable
 
-from facediag.report import (format_evidence, format_value, headline_metrics, ordered_diagnoses,
-                             verdict_details)
-from facediag.report.plots import Plot, result_plots
+from facediag.formatting import format_value
+from facediag.render.text import format_evidence, headline_metrics, ordered_diagnoses, verdict_details
+from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
+from facediag.render.bench_tables import context_lines, tables
+from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, sides
+from facediag.render.plots import Plot, bench_plots, compare_plots, result_plots
+from facediag.render.text import dataset_text
+from facediag.results import BenchReport, CompareReport
 
 _CSS = """
 :root{--pass:#1a7f37;--warn:#9a6700;--fail:#cf222e;--skip:#6e7781;--error:#a626a4;--info:#0969da;
@@ -68,7 +73,7 @@ def _status(status) -> str:
     return f'<span class="status s-{_e(status.value)}">{_e(status.value)}</span>'
 
 
-def render_html(report, extra_sections: list[tuple[str, str]] | None = None) -> str:
+def render_run_html(report, extra_sections: list[tuple[str, str]] | None = None) -> str:
     """The report as one HTML page. ``extra_sections`` are (title, trusted HTML) added after the checks."""
     parts = [
         "<!DOCTYPE html>",
@@ -203,3 +208,115 @@ def _run_info(report) -> str:
 def _footer(report) -> str:
     return (f"<footer>facediag {_e(report.facediag_version)} · report schema {_e(report.schema_version)}"
             f" · created {_e(report.created)}<br>command: <code>{_e(report.command)}</code></footer>")
+
+
+# ---------------------------------------------------------------------------- compare
+def _verdict_html(verdict: str | None) -> str:
+    if verdict is None:
+        return ""
+    cls = {BETTER: "v-better", WORSE: "v-worse", NO_CHANGE: "v-no"}.get(verdict, "")
+    return f'<span class="{cls}">{_e(verdict)}</span>'
+
+
+def _status_html(status) -> str:
+    return f'<span class="status s-{_e(status.value)}">{_e(status.value)}</span>' if status else ""
+
+
+def render_compare_html(report: CompareReport, extra_sections: list[tuple[str, str]] | None = None) -> str:
+    """The comparison as one HTML page; ``extra_sections`` as for run reports (render_html)."""
+    passed = report.passed
+    side_items = "".join(f"<li>{_e(text)}</li>" for _, text in sides(report))
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>facediag compare: {'PASSED' if passed else 'FAILED'}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<header><h1>facediag compare</h1><ul>{side_items}</ul>"
+        f'<p class="verdict">data {_e(dataset_text(report.dataset))}</p>'
+        f'<p class="meta">created {_e(report.created)}</p></header>',
+        f'<section id="gate"><h2>Verdict</h2><div class="gate {"passed" if passed else "failed"}">'
+        f"<strong>{_e(report.summary())}</strong><br>Gate: <strong>{'PASSED' if passed else 'FAILED'}</strong>"
+        + "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in report.gate.get("lines", [])) + "</ul></div></section>",
+    ]
+    rows = "".join(
+        f"<tr><td>{_e(r.key)}</td><td class=num>{_e(format_value(r.a))}<br><span class=k>{_e(ci_text(r.a_ci))}</span></td>"
+        f"<td class=num>{_e(format_value(r.b))}<br><span class=k>{_e(ci_text(r.b_ci))}</span></td>"
+        f"<td class=num>{_e(delta_text(r))}<br><span class=k>{_e(ci_text(r.delta_ci, signed=True))}</span></td>"
+        f"<td class=num>{_e(p_text(r))}</td><td>{_verdict_html(r.verdict)}</td></tr>" for r in report.tested)
+    parts.append('<section id="tested"><h2>Tested metrics</h2><p class="meta">'
+                 f"{_e(report.settings.get('method', ''))}; {_e(report.settings.get('n_boot', ''))} resamples, "
+                 f"intervals at {1 - float(report.settings.get('alpha', 0.05)):.0%}.</p>"
+                 "<table><thead><tr><th>metric</th><th class=num>A [interval]</th><th class=num>B [interval]</th>"
+                 "<th class=num>B − A [interval]</th><th class=num>McNemar p</th><th>verdict</th></tr></thead>"
+                 f"<tbody>{rows}</tbody></table></section>")
+    parts.append('<section id="shift"><h2>How far B moved from A</h2><ul>'
+                 + "".join(f"<li>{_e(x)}</li>" for x in moved_lines(report)) + "</ul></section>")
+    parts.append('<section id="diagnoses"><h2>Diagnoses</h2>' + "".join(
+        f"<h3>{tag}</h3>" + _diagnoses_html(side) for tag, side in (("A", report.a), ("B", report.b))) + "</section>")
+    a_results = {r.name: r for r in report.a.results}
+    check_rows = "".join(
+        f"<tr><td>{_e(r.name)}</td><td>{_status_html(a_results[r.name].status if r.name in a_results else None)}"
+        f"</td><td>{_e(a_results[r.name].summary if r.name in a_results else '')}</td>"
+        f"<td>{_status_html(r.status)}</td><td>{_e(r.summary)}</td></tr>" for r in report.b.results)
+    parts.append('<section id="checks"><h2>Checks</h2><table class="checks"><thead><tr><th>check</th><th>A</th>'
+                 f"<th>A's summary</th><th>B</th><th>B's summary</th></tr></thead><tbody>{check_rows}</tbody>"
+                 "</table></section>")
+    plots = compare_plots([("A", report.a), ("B", report.b)])
+    parts.append(f'<section id="plots"><h2>A and B on the same axes</h2>{figures_html(plots)}</section>')
+    all_rows = "".join(
+        f"<tr><td>{_e(r.key)}</td><td class=num>{_e(format_value(r.a))}</td><td class=num>{_e(format_value(r.b))}"
+        f"</td><td class=num>{_e(delta_text(r))}</td><td>{_verdict_html(r.verdict)}</td></tr>" for r in report.metrics)
+    parts.append(f'<section id="metrics"><h2>Every metric</h2><details><summary>{len(report.metrics)} metrics'
+                 "</summary><table><thead><tr><th>metric</th><th class=num>A</th><th class=num>B</th>"
+                 f"<th class=num>B − A</th><th>verdict</th></tr></thead><tbody>{all_rows}</tbody></table>"
+                 "</details></section>")
+    parts.append(extra_sections_html(extra_sections))
+    parts.append(f"<footer>facediag {_e(report.facediag_version)} · report schema {_e(report.schema_version)}"
+                 f"<br>command: <code>{_e(report.command)}</code></footer></main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _diagnoses_html(side) -> str:
+    diagnoses = ordered_diagnoses(side)
+    if not diagnoses:
+        return '<p class="ok">No problems diagnosed</p>'
+    return "".join(
+        f'<article class="diagnosis sev-{_e(d.severity)}"><h3><span class="sev">{_e(d.severity.upper())}</span>'
+        f"<code>{_e(d.id)}</code></h3><p><strong>{_e(d.summary)}</strong></p>"
+        + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.evidence) + "</ul>" if d.evidence else "")
+        + (f"<p><strong>What to do:</strong> {_e(d.remedy)}</p>" if d.remedy else "") + "</article>"
+        for d in diagnoses)
+
+
+# ------------------------------------------------------------------------------ bench
+_BENCH_CSS = """body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;color:#1f2328}
+main{max-width:1200px;margin:0 auto;padding:24px}h2{border-bottom:1px solid #d0d7de;padding-bottom:4px}
+table{border-collapse:collapse;width:100%;margin:8px 0}th,td{padding:5px 9px;border-bottom:1px solid #d0d7de;text-align:right}
+th{background:#f6f8fa}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}td{font-variant-numeric:tabular-nums}
+.foot,.meta{color:#57606a;font-size:13px}.note{color:#9a6700}code{font-size:13px}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:12px}
+figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px}figure img{width:100%}"""
+
+
+def render_bench_html(report: BenchReport) -> str:
+    e = _e
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>facediag bench {e(report.kind)}</title><style>{_BENCH_CSS}</style></head><body><main>",
+             f"<h1>facediag bench {e(report.kind)}</h1>",
+             f'<p class="meta">created {e(report.created)} · <code>{e(report.command)}</code></p>']
+    for title, header, rows, foot in tables(report):
+        parts.append(f"<h2>{e(title)}</h2><table><thead><tr>"
+                     + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr></thead><tbody>"
+                     + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+                     + "</tbody></table>" + "".join(f'<p class="foot">{e(x)}</p>' for x in foot))
+    plots = bench_plots(report)
+    if plots:
+        parts.append("<h2>Plots</h2><div class=\"plots\">" + "".join(
+            f'<figure><img src="{uri}" alt="{e(title)}"></figure>' for title, uri in plots) + "</div>")
+    if report.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f'<li class="note">{e(n)}</li>' for n in report.notes) + "</ul>")
+    parts.append("<h2>Run</h2><ul class=\"meta\">" + "".join(f"<li>{e(x)}</li>" for x in context_lines(report))
+                 + "</ul>")
+    parts.append(f'<p class="meta">facediag {e(report.facediag_version)}, bench schema {e(report.schema_version)}</p>')
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"

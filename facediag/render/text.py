@@ -1,16 +1,12 @@
-"""Report renderers, and the wording they share so every format says the same numbers the same way.
-
-Each format lives in its own module (terminal, html, markdown, junit, plots; render ties them
-together). This module stays light (no rich, no matplotlib): importing ``facediag.report.schema``
-runs it.
-"""
+"""The wording every format shares, so each says the same numbers the same way (run reports;
+compare_text and bench_tables hold the same for the other result kinds). No rich, no matplotlib."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-from facediag.registry import CheckResult, Severity, Status
+from facediag.checks.base import CheckResult, Severity, Status
+from facediag.formatting import format_value
 
 # Worst first, for tallies and ordering.
 STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.SKIP)
@@ -21,40 +17,6 @@ _SEVERITY_RANK = {"failure": 0, "warning": 1, "info": 2}
 VERDICT_COUNTS = ("subjects", "images", "probes")
 DEFAULT_HEADLINE = 3
 MAX_HEADLINE = 4
-
-
-def format_value(value: Any) -> str:
-    """A metric or evidence value as text: rates as 0.934 everywhere, counts with separators."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()  # numpy values: format like what they become in JSON
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        mag = abs(value)
-        if mag == 0:
-            return "0"
-        if mag >= 1000:
-            return f"{value:,.0f}"
-        if mag >= 100:
-            return f"{value:.1f}"
-        if mag >= 10:
-            return f"{value:.2f}"
-        if mag >= 0.1:
-            return f"{value:.3f}"
-        if mag >= 1e-4:
-            # Three significant digits: a false-accept rate of 0.0012 must not read as 0.001.
-            return f"{value:.{2 - math.floor(math.log10(mag))}f}"
-        return f"{value:.2e}"
-    if isinstance(value, (list, tuple)):
-        shown = ", ".join(format_value(v) for v in value[:6])
-        return f"[{shown}{', …' if len(value) > 6 else ''}]"
-    return str(value)
 
 
 def format_evidence(evidence: dict[str, Any]) -> str:

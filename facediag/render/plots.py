@@ -25,8 +25,9 @@ import numpy as np
 from matplotlib.figure import Figure  # a bare Figure renders with Agg and never opens a window
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from facediag.registry import CheckResult
-from facediag.report.schema import Report
+from facediag.checks.base import CheckResult
+from facediag.render.bench_tables import res_label
+from facediag.results import BenchReport, Report
 
 # Colour says what a series is; line style says which model it belongs to.
 _SERIES_COLOURS = {"genuine": "tab:green", "impostor": "tab:red", "paired": "tab:purple",
@@ -276,3 +277,79 @@ _DRAWERS: dict[str, Callable[[Any, list[Entry]], str | None]] = {
     "norm_histograms": _draw_norms,
     "series": _draw_series,
 }
+
+
+# ------------------------------------------------------------------------------ bench
+def bench_plots(report: BenchReport) -> list[tuple[str, str]]:
+    """(title, PNG data URI) of each plot: rank-1 vs resolution, or throughput vs batch size."""
+    fig = _accuracy_figure(report) if report.kind == "accuracy" else _speed_figure(report)
+    if fig is None:
+        return []
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no stamp: byte-identical re-renders
+    title = fig.axes[0].get_title()
+    return [(title, Plot("bench", report.kind, title, buf.getvalue()).data_uri)]
+
+
+_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+
+
+def _new_axes(title: str):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 4.2), dpi=100)
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.91)
+    ax = fig.add_subplot()
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, alpha=0.35)
+    return fig, ax
+
+
+def _accuracy_figure(report: BenchReport):
+    res = sorted({r["resolution"] for r in report.rows if r["resolution"] != "hr"})
+    has_hr = any(r["resolution"] == "hr" for r in report.rows)
+    ticks = res + (["hr"] if has_hr else [])
+    if len(ticks) < 2:
+        return None
+    fig, ax = _new_axes("rank-1 vs probe resolution")
+    x_of = {t: i for i, t in enumerate(ticks)}
+    for ci, label in enumerate(report.checkpoints):
+        hr = report.rows_where(checkpoint=label, resolution="hr")
+        for upsampling in dict.fromkeys(r["upsampling"] for r in report.rows if r["resolution"] != "hr"):
+            pts = [(x_of[r["resolution"]], r["rank1"]) for r in report.rows
+                   if r["checkpoint"] == label and r["upsampling"] == upsampling and r["resolution"] != "hr"]
+            pts += [(x_of["hr"], r["rank1"]) for r in hr]  # HR is where every path ends
+            pts = [(x, y) for x, y in sorted(pts) if y is not None]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o", color=_COLOURS[ci % len(_COLOURS)],
+                        linestyle="--" if upsampling == "bicubic" and report.comparisons else "-",
+                        label=f"{label} · {upsampling}" if report.comparisons else label)
+    ax.set_xticks(range(len(ticks)), [res_label(t) for t in ticks])
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("probe resolution (area-downsampled, then upsampled to 112)")
+    ax.set_ylabel("rank-1 identification rate")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _speed_figure(report: BenchReport):
+    if not any(len(r.get("throughput", [])) > 1 for r in report.rows):
+        return None
+    fig, ax = _new_axes("throughput vs batch size")
+    for ci, r in enumerate(report.rows):
+        pts = [(t["batch_size"], t["images_per_s"]) for t in r.get("throughput", [])]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", color=_COLOURS[ci % len(_COLOURS)],
+                    label=f"{r['checkpoint']} ({r['device']}, {r['dtype']})")
+    ax.set_xscale("log", base=2)
+    sizes = sorted({t["batch_size"] for r in report.rows for t in r.get("throughput", [])})
+    ax.set_xticks(sizes, [str(b) for b in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("images / s")
+    ax.legend(fontsize=8)
+    return fig

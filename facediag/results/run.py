@@ -4,43 +4,19 @@ Renderers read a Report and nothing else; a report.json read back is the same Re
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from facediag import __version__
+from facediag.checks.base import CheckResult, Status, worst
+from facediag.diagnosis import Diagnosis
 from facediag.errors import FacediagError
-from facediag.io import atomic_write_text
-from facediag.registry import CheckResult, Status, worst
-
-SCHEMA_VERSION = 1
+from facediag.results.base import SCHEMA_VERSION, Result, now
 
 
 @dataclass
-class Diagnosis:
-    """A root cause named by reading several check results together."""
-
-    id: str
-    severity: str  # "failure" | "warning" | "info"
-    summary: str
-    evidence: list[str] = field(default_factory=list)
-    remedy: str = ""
-    checks: list[str] = field(default_factory=list)  # the checks whose results it read
-
-    def as_dict(self) -> dict:
-        return {"id": self.id, "severity": self.severity, "summary": self.summary,
-                "evidence": list(self.evidence), "remedy": self.remedy, "checks": list(self.checks)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Diagnosis":
-        return cls(d["id"], d["severity"], d["summary"], list(d.get("evidence", [])),
-                   d.get("remedy", ""), list(d.get("checks", [])))
-
-
-@dataclass
-class Report:
+class Report(Result):
     command: str
     checkpoints: dict[str, dict[str, Any]]  # role ("model", "baseline") -> {path, sha256, variant, ...}
     dataset: dict[str, Any]  # root, layout, counts, fingerprint, problems
@@ -48,7 +24,7 @@ class Report:
     results: list[CheckResult]
     diagnoses: list[Diagnosis] = field(default_factory=list)
     gate: dict[str, Any] | None = None  # regression gate outcome, when a baseline report was given
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=now)
     facediag_version: str = __version__
     schema_version: int = SCHEMA_VERSION
 
@@ -98,31 +74,10 @@ class Report:
             schema_version=d["schema_version"],
         )
 
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, default=json_default, allow_nan=False)
-
-    def save(self, path: str | Path) -> Path:
-        return atomic_write_text(path, self.to_json())
-
-
-def json_default(obj):
-    """numpy scalars/arrays and Paths appear in metrics and data; JSON gets plain values."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def load_report_dict(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FacediagError(f"{path}: no such report") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FacediagError(f"{path}: not a JSON report ({exc})") from None
 
 
 def load_report(path: str | Path) -> Report:
-    return Report.from_dict(load_report_dict(path))
+    """A saved run report (what a baseline is); any other kind is refused with one line."""
+    from facediag.results.base import load_result
+
+    return load_result(path, expect=Report)

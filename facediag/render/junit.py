@@ -8,9 +8,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from facediag.registry import Status
-from facediag.report import (format_evidence, format_value, ordered_diagnoses, status_counts,
-                             verdict_text)
+from facediag.checks.base import Status
+from facediag.formatting import format_value
+from facediag.render.bench_tables import context_lines, tables
+from facediag.render.compare_text import ci_text, delta_text, moved_lines
+from facediag.results import BenchReport, CompareReport
+from facediag.render.text import format_evidence, ordered_diagnoses, status_counts, verdict_text
 
 # Characters XML 1.0 cannot hold at all (ANSI escapes in tracebacks, stray NULs).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -61,7 +64,7 @@ def _testcase(suite: ET.Element, result) -> None:
     ET.SubElement(case, "system-out").text = _clean("\n\n".join(out))
 
 
-def render_junit(report) -> str:
+def render_run_junit(report) -> str:
     counts = status_counts(report)
     attrs = {"tests": str(len(report.results)), "failures": str(counts[Status.FAIL]),
              "errors": str(counts[Status.ERROR]), "skipped": str(counts[Status.SKIP]),
@@ -79,5 +82,48 @@ def render_junit(report) -> str:
     for result in report.results:
         _testcase(suite, result)
     ET.SubElement(suite, "system-out").text = _clean(f"{verdict_text(report)}\n\n{_diagnoses_text(report)}")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# ---------------------------------------------------------------------------- compare
+def render_compare_junit(report: CompareReport) -> str:
+    """One testcase per tested metric; a gated metric that failed the gate is a <failure>."""
+    failed = set(report.gate.get("failed", []))
+    keys = [r.key for r in report.tested] + [k for k in failed if report.row(k) is None or report.row(k).verdict is None]
+    suite_attrs = {"tests": str(len(keys)), "failures": str(len(failed)), "errors": "0", "skipped": "0"}
+    root = ET.Element("testsuites", name="facediag compare", **suite_attrs)
+    suite = ET.SubElement(root, "testsuite", name="facediag.compare", timestamp=report.created, **suite_attrs)
+    gate_lines = report.gate.get("lines", [])
+    for key in keys:
+        case = ET.SubElement(suite, "testcase", classname="facediag.compare", name=key, time="0")
+        row = report.row(key)
+        text = "" if row is None else (f"A {format_value(row.a)} {ci_text(row.a_ci)}; B {format_value(row.b)} "
+                                       f"{ci_text(row.b_ci)}; B − A {delta_text(row)} {ci_text(row.delta_ci, signed=True)}; "
+                                       f"verdict {row.verdict}")
+        if key in failed:
+            line = next((x for x in gate_lines if f" {key} " in f" {x} " or f" {key}:" in x), text)
+            ET.SubElement(case, "failure", message=line, type="REGRESSION").text = text
+        else:
+            ET.SubElement(case, "system-out").text = text
+    ET.SubElement(suite, "system-out").text = "\n".join([report.summary(), *gate_lines, *moved_lines(report)])
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# ------------------------------------------------------------------------------ bench
+def render_bench_junit(report: BenchReport) -> str:
+    """One testcase per table row (a bench measures, it does not judge: no failures), so CI
+    test viewers list the figures beside the checks."""
+    cases = [(title, header, row) for title, header, rows, _ in tables(report) for row in rows]
+    attrs = {"tests": str(len(cases)), "failures": "0", "errors": "0", "skipped": "0"}
+    root = ET.Element("testsuites", name=f"facediag bench {report.kind}", **attrs)
+    suite = ET.SubElement(root, "testsuite", name=f"facediag.bench.{report.kind}", timestamp=report.created, **attrs)
+    for title, header, row in cases:
+        case = ET.SubElement(suite, "testcase", classname=f"facediag.bench.{report.kind}",
+                             name=_clean(" · ".join(row[:3])), time="0")
+        ET.SubElement(case, "system-out").text = _clean(f"{title}: " + "; ".join(
+            f"{h} {c}" for h, c in zip(header, row)))
+    ET.SubElement(suite, "system-out").text = _clean("\n".join([*report.notes, *context_lines(report)]))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

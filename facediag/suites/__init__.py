@@ -1,4 +1,8 @@
-"""Suites: which checks run, with which thresholds, read from TOML files in ``checks/``.
+"""Suites: which checks run, with which thresholds, read from TOML files.
+
+The built-in suites (default, ci) are package data beside this module, so ``--suite ci``
+works from any install; the project's top-level ``checks/`` holds the same files for users
+to copy and edit (a test keeps the two identical).
 
 ```toml
 [suite]
@@ -22,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from facediag.errors import FacediagError
-from facediag.registry import all_checks
+from facediag.checks.registry import all_checks
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "checks"
+SUITES_DIR = Path(__file__).resolve().parent  # the built-in suites: package data
 
 
 @dataclass
@@ -56,7 +60,7 @@ def builtin_suite() -> Suite:
 
 
 def load_suite(spec: str | Path | None = None) -> Suite:
-    """A suite by path, or by name from the project's ``checks/`` folder (default: default)."""
+    """A suite by path, or a built-in one by name (default: default)."""
     spec = spec or "default"
     path = Path(spec)
     if not path.suffix and not path.exists():

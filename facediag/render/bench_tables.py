@@ -1,0 +1,131 @@
+"""The tables of bench reports, as cell strings: every format draws the same cells."""
+from __future__ import annotations
+
+from facediag.formatting import format_value
+from facediag.results.bench import BenchReport
+
+# Each table is (title, header, rows of cell strings, footnotes): every format draws the same cells.
+
+def res_label(res) -> str:
+    return "HR" if res in (None, "hr") else f"{res} px"
+
+
+def _rate(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def accuracy_tables(report: BenchReport) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+    fars = [f"{f:g}" for f in report.settings.get("fars", [])]
+    thr = report.settings.get("threshold", 0.35)
+    header = (["resolution", "checkpoint", "upsampling", "rank-1 (95% CI)", f"acc@{thr:g}", f"FAR@{thr:g}"]
+              + [f"TAR@FAR {f}" for f in fars] + ["EER", "genuine", "impostor", "probes"])
+    cells, unsupported = [], {}
+    for r in report.rows:
+        tar = r.get("tar_at_far", {})
+        for f in fars:
+            if tar.get(f) is None and r.get("tar_unsupported", {}).get(f):
+                unsupported[f] = r["tar_unsupported"][f]
+        ci = (f" ({r['rank1_low']:.2f}–{r['rank1_high']:.2f})"
+              if r.get("rank1_low") is not None else "")
+        cells.append([res_label(r["resolution"]), r["checkpoint"], r["upsampling"],
+                      _rate(r.get("rank1")) + ci, _rate(r.get("accuracy_at_threshold")),
+                      format_value(r.get("far_at_threshold"))]  # 3 significant digits: 0.0012 is not 0.001
+                     + [_rate(tar.get(f)) for f in fars]
+                     + [_rate(r.get("eer")), _rate(r.get("genuine_mean")), _rate(r.get("impostor_mean")),
+                        format_value(r.get("n_probes"))])
+    foot = [f"TAR@FAR {f}: not reported ({why})" for f, why in unsupported.items()]
+    foot.append(f"acc@{thr:g}: mated probes whose best match is right and scores ≥ {thr:g}; "
+                f"FAR@{thr:g}: impostor (probe, other person's template) pairs scoring ≥ {thr:g}. "
+                "rank-1 CI: subject-level bootstrap.")
+    tables = [("Accuracy by probe resolution", header, cells, foot)]
+    if report.comparisons:
+        head = ["resolution", "checkpoint", "DSR", "rank-1 DSR", "rank-1 bicubic", "Δ rank-1 (95% CI)",
+                "McNemar p", "Δ acc", "Δ EER", "verdict"]
+        rows = [[res_label(c["resolution"]), c["checkpoint"], c["dsr"], _rate(c["rank1_dsr"]),
+                 _rate(c["rank1_bicubic"]), f"{c['delta']:+.3f} ({c['ci_low']:+.3f}, {c['ci_high']:+.3f})",
+                 f"{c['mcnemar']['p_value']:.3g}", _signed(c.get("accuracy_delta")),
+                 _signed(c.get("eer_delta")), c["verdict"]] for c in report.comparisons]
+        foot = ["Same probes through the DSR model and through bicubic. Δ = DSR − bicubic. "
+                "Significant when McNemar's exact test (b01 = bicubic wrong, DSR right) gives p < "
+                f"{report.settings.get('alpha', 0.05):g} and the paired subject-level bootstrap CI of Δ rank-1 "
+                "excludes 0."]
+        tables.append(("Does the DSR model help recognition? (DSR vs bicubic)", head, rows, foot))
+    return tables
+
+
+def _signed(value) -> str:
+    return "—" if value is None else f"{value:+.3f}"
+
+
+def speed_tables(report: BenchReport):
+    rows = report.rows
+    size_head = ["checkpoint", "variant", "params (M)", "MFLOPs / face", "paper params (M)", "paper MFLOPs",
+                 "deviation"]
+    size = []
+    for r in rows:
+        paper = r.get("paper") or {}
+        size.append([r["checkpoint"], r["variant"], f"{r['parameters'] / 1e6:.2f}",
+                     f"{r['flops'] / 1e6:.2f}" if r.get("flops") is not None else "—",
+                     _fixed(paper.get("parameters_m")), _fixed(paper.get("mflops")),
+                     f"{r['paper_deviation_pct']:+.2f} %" if paper else "—"])
+    foot = [f"FLOPs: {report.settings.get('flops_method', '')}",
+            "paper: the EdgeFace paper's figures; deviation: the larger of ours vs either, in %."]
+    foot += list(dict.fromkeys(n for r in rows for n in r.get("notes", [])))
+    out = [("Size", size_head, size, foot)]
+    if any(r.get("latency_ms") for r in rows):
+        batch_sizes = sorted({t["batch_size"] for r in rows for t in r.get("throughput", [])})
+        head = (["checkpoint", "device", "dtype", "threads", "b1 median (ms)", "b1 p95 (ms)"]
+                + [f"img/s @{b}" for b in batch_sizes] + [f"peak MiB @{max(batch_sizes)}"])
+        speed = []
+        for r in rows:
+            by_bs = {t["batch_size"]: t for t in r.get("throughput", [])}
+            lat = r.get("latency_ms") or {}
+            flags = "".join(f" +{k.replace('_', '-')}" for k in ("compile", "channels_last") if r.get(k))
+            top = by_bs.get(max(batch_sizes), {})
+            speed.append([r["checkpoint"], r["device"], r["dtype"] + flags, format_value(r.get("threads")),
+                          _num(lat.get("median")), _num(lat.get("p95"))]
+                         + [_num(by_bs[b]["images_per_s"]) if b in by_bs else "—" for b in batch_sizes]
+                         + [_fixed(top.get("peak_memory_mb"), 1)])
+        s = report.settings
+        foot = [f"latency: batch 1, {s.get('iters')} timed runs after {s.get('warmup')} warm-up runs"
+                + ("; CUDA spans end with torch.cuda.synchronize" if any(r["device"].startswith("cuda") for r in rows)
+                   else ""),
+                f"throughput: each batch size run for at least {s.get('min_seconds')} s",
+                f"memory: {s.get('memory_method', '')}"]
+        out.append(("Speed", head, speed, foot))
+    return out
+
+
+def _fixed(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{float(value):.{digits}f}"
+
+
+def _num(value) -> str:
+    return "—" if value is None else format_value(float(value))
+
+
+def tables(report: BenchReport):
+    """(title, header, cell rows, footnotes) per table; columns empty in every row are left out."""
+    out = []
+    for title, header, rows, foot in (accuracy_tables(report) if report.kind == "accuracy"
+                                      else speed_tables(report)):
+        keep = [i for i in range(len(header)) if not rows or any(row[i] not in ("—", "n/a") for row in rows)]
+        out.append((title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows], foot))
+    return out
+
+
+def context_lines(report: BenchReport) -> list[str]:
+    lines = []
+    for label, info in report.checkpoints.items():
+        sha = f", sha256 {str(info['sha256'])[:12]}" if info.get("sha256") else ""
+        lines.append(f"checkpoint {label}: {info.get('path') or 'random weights'} ({info.get('variant')}{sha})")
+    if report.dataset:
+        d = report.dataset
+        counts = d.get("counts") or {}
+        lines.append(f"data {d.get('root')}: {d.get('protocol', '')}; "
+                     f"{counts.get('gallery_images', '?')} gallery images, {counts.get('probes', '?')} probes, "
+                     f"{counts.get('gallery_subjects', '?')} subjects enrolled")
+    env = report.environment
+    if env:
+        lines.append(", ".join(f"{k} {v}" for k, v in env.items()))
+    return lines

@@ -1,0 +1,82 @@
+"""What every saved result shares: the schema version, strict JSON, atomic saving, and one
+loader that reads any result back by its ``kind`` (run, compare, bench-accuracy, bench-speed).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from facediag.errors import FacediagError
+from facediag.io import atomic_write_text
+
+SCHEMA_VERSION = 1
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def json_default(obj):
+    """numpy scalars/arrays and Paths appear in metrics and data; JSON gets plain values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+class Result:
+    """Mixin: a result is a dict (``as_dict``) written as strict JSON, atomically."""
+
+    def as_dict(self) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, default=json_default, allow_nan=False)
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_text(path, self.to_json())
+
+
+def load_result_dict(path: str | Path) -> dict[str, Any]:
+    """A saved result as a dict: one clear line when it is missing, not JSON or not an object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FacediagError(f"{path}: no such report") from None
+    except IsADirectoryError:
+        raise FacediagError(f"{path}: is a folder, not a report file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise FacediagError(f"{path}: not a JSON report ({str(exc)[:120]})") from None
+    if not isinstance(data, dict):
+        raise FacediagError(f"{path}: not a facediag report (a JSON {type(data).__name__}, not an object)")
+    return data
+
+
+def result_from_dict(data: dict[str, Any], source: str | Path = "report"):
+    """The Report, CompareReport or BenchReport that ``data`` holds, by its ``kind``."""
+    from facediag.results.bench import BenchReport
+    from facediag.results.compare import CompareReport
+    from facediag.results.run import Report
+
+    kind = str(data.get("kind", "run"))
+    cls = {"run": Report, "compare": CompareReport}.get(kind, BenchReport if kind.startswith("bench-") else None)
+    if cls is None:
+        raise FacediagError(f"{source}: unknown report kind {kind!r} (run, compare, bench-accuracy, bench-speed)")
+    try:
+        return cls.from_dict(data)
+    except FacediagError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FacediagError(f"{source}: a {kind} report of the wrong shape ({type(exc).__name__}: {exc})") from None
+
+
+def load_result(path: str | Path, expect: type | None = None):
+    """Any saved result, read back by its kind; with ``expect``, only a result of that class."""
+    result = result_from_dict(load_result_dict(path), path)
+    if expect is not None and not isinstance(result, expect):
+        raise FacediagError(f"{path}: a {type(result).__name__}, not a {expect.__name__}")
+    return result
