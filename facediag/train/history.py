@@ -11,14 +11,14 @@ import numpy as np
 
 from facediag import __version__
 from facediag.io import atomic_save, atomic_write_text
+from facediag.metrics.distribution import collapsed
 
 SCHEMA_VERSION = 1  # of the sidecar
 # What a row keeps of each validation set, as ``<set>_<metric>`` (val_rank1, seen_rank1, ...).
 METRICS = ("rank1", "accuracy_at_threshold", "far_at_threshold", "genuine_mean", "impostor_mean",
            "paired_mean", "pair_gap", "threshold_at_far_1pct", "n_probes", "n_subjects")
 # Flags raised on an epoch's validation (see flags): values far from any healthy model.
-COLLAPSE_IMPOSTOR = 0.5     # healthy EdgeFace impostor mean on ORL is ~0.05
-COLLAPSE_SEPARATION = 0.1   # genuine − impostor mean below this: people no longer separate
+# COLLAPSE is the project's one rule, facediag.metrics.distribution.collapsed, at its defaults.
 THRESHOLD_FAR = 0.05        # FAR at the fixed threshold beyond this: the threshold no longer holds
 RANK1_DROP = 0.05           # below the starting model's rank-1 by more than this
 PAIRED_LOOKS_PERFECT = 0.95
@@ -30,7 +30,7 @@ def flags(row: dict, base: dict, threshold: float) -> list[str]:
     found = []
     imp, gen, far = row.get("val_impostor_mean"), row.get("val_genuine_mean"), row.get("val_far_at_threshold")
     r1, r0 = row.get("val_rank1"), base.get("val_rank1")
-    if imp is not None and gen is not None and imp >= COLLAPSE_IMPOSTOR and gen - imp < COLLAPSE_SEPARATION:
+    if collapsed(gen, imp):
         found.append(f"COLLAPSE: different people match as well as the same person (impostor mean "
                      f"{imp:.3f}, genuine {gen:.3f}; at start {fmt(base.get('val_impostor_mean'))})")
     elif far is not None and far >= THRESHOLD_FAR:
