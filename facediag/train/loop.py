@@ -16,6 +16,7 @@ from rich.console import Console
 
 from facediag.data.images import normalize
 from facediag.errors import FacediagError
+from facediag.io import remove_stale_temps
 from facediag.progress import progress_bar
 from facediag.train.config import RESUME_IDENTITY, TrainConfig, output_paths
 from facediag.train.data import TrainPixels, epoch_batches, split_data
@@ -73,6 +74,16 @@ class TrainingRun:
         self.notes: list[str] = []
 
     # ----------------------------------------------------------------- setup
+    def clean_up_after_killed_run(self) -> None:
+        """Delete temp files a killed run (SIGKILL, power loss) left beside the outputs. Rank 0
+        only, before anything is written: the temps of this run's own writes must not go."""
+        if not self.dist.main:
+            return
+        removed = [p for target in self.paths.values() for p in remove_stale_temps(target)]
+        if removed:
+            self.console.print(f"[dim]removed {len(removed)} temporary file(s) an interrupted run "
+                               f"left behind ({', '.join(p.name for p in removed)})[/]", highlight=False)
+
     def setup(self):
         from facediag.models.dsr import load_dsr
 
@@ -148,6 +159,7 @@ class TrainingRun:
     # ------------------------------------------------------------------ run
     def run(self) -> TrainResult:
         cfg = self.cfg
+        self.clean_up_after_killed_run()
         self.setup()
         self.history: list[dict] = []
         self.best_epoch, self.best_rank1, self.best_sha = None, -1.0, None
