@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,16 @@ def _umask() -> int:
 
 # mkstemp creates files 0600; a report or checkpoint should get the mode a plain open() gives.
 _FILE_MODE = 0o666 & ~_umask()
+
+# atomic_save's temp file for ``dir/name`` is ``dir/.name.<random>.tmp``. mkstemp's random part
+# is drawn from these characters, never a dot, so the pattern of one target can match no
+# other target's temp files (``.a.pth.x.<random>.tmp`` belongs to ``a.pth.x``, not ``a.pth``).
+_TEMP_SUFFIX = ".tmp"
+_TEMP_RANDOM = "[a-z0-9_]+"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = True) -> Path:
@@ -33,7 +44,7 @@ def atomic_save(path: str | Path, write_fn, durable: bool = True) -> Path:
     on read and recomputed when bad, the sync costs more than it saves."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         write_fn(tmp)
@@ -49,3 +60,28 @@ def atomic_save(path: str | Path, write_fn, durable: bool = True) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temps(target: str | Path) -> list[Path]:
+    """Delete the temp files atomic_save left beside ``target`` when a write was killed
+    (SIGKILL, power loss: no chance to clean up). Returns the paths removed.
+
+    Only regular files in ``target``'s directory named exactly as atomic_save names that
+    target's temps; never ``target`` itself, another target's temps, a directory or a link.
+    Call it only where nothing else can be writing ``target`` (at the start of the run that
+    owns it): a temp being written at that moment would be taken away from its writer."""
+    target = Path(target)
+    pattern = re.compile(re.escape(_temp_prefix(target)) + _TEMP_RANDOM + re.escape(_TEMP_SUFFIX))
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:  # no directory yet (nothing to clean) or not readable
+        return removed
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except OSError:  # gone meanwhile, or not ours to delete: leave it
+                continue
+            removed.append(Path(entry.path))
+    return removed

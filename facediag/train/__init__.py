@@ -1,5 +1,9 @@
 """Contrastive fine-tuning validated by gallery matching.
 
-``from facediag.train.trainer import TrainConfig, train_contrastive``; the objectives are in
-``losses``, the train/validation split and P×K batches in ``data``, validation in ``validate``.
+``from facediag.train.trainer import TrainConfig, train_contrastive``: ``trainer`` is the public
+entry and ``loop`` the run; the run uses ``config`` (settings and output paths), ``data`` (the
+split and P×K batches), ``model`` (model, optimiser, LR schedule), ``losses`` (objectives),
+``validate`` (gallery matching), ``history`` (rows, flags, report files), ``display`` (the
+epoch table), ``resume`` (the saved state, RNGs) and ``distributed`` (torchrun). Imports point
+one way: trainer → loop → the others; none of them imports loop or trainer.
 """

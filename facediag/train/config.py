@@ -7,6 +7,7 @@ from pathlib import Path
 
 from facediag.data.index import DEFAULT_SUBJECT_REGEX
 from facediag.errors import FacediagError
+from facediag.models.presets import DEFAULT_THRESHOLD
 
 OBJECTIVES = ("supcon", "paired", "instance")
 VIEWS = ("hr+lr", "hr")
@@ -56,7 +57,7 @@ class TrainConfig:
     epochs: int = 20
     steps_per_epoch: int | None = None     # None: one pass over the training images
     anchor_weight: float = 0.0
-    threshold: float = 0.35                # operating point reported by validation
+    threshold: float = DEFAULT_THRESHOLD   # operating point reported by validation
     patience: int | None = None            # epochs without a better val rank-1 before stopping
     seed: int = 0
     device: str = "auto"
@@ -68,7 +69,7 @@ class TrainConfig:
     cache_images: int = 20000              # decoded training pairs kept in memory (75 KB each)
     progress: bool = True
 
-    def check(self) -> "TrainConfig":
+    def check(self) -> TrainConfig:
         """Raise FacediagError for a setting that cannot work; return self (paths expanded)."""
         if self.data is None:
             raise FacediagError("no training data: give --data ROOT")

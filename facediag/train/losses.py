@@ -5,8 +5,13 @@ same N images, in the same order.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from facediag.train.config import TrainConfig
 
 
 def paired_cosine_loss(dsr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -28,3 +33,22 @@ def supcon_loss(temperature: float = 0.07):
     from pytorch_metric_learning.losses import SupConLoss
 
     return SupConLoss(temperature=temperature)
+
+
+def objective_for(cfg: TrainConfig, device: torch.device):
+    """The configured objective as ``loss(dsr_emb | None, hr_emb, labels)`` on raw embeddings
+    (``dsr_emb`` is None with ``--views hr``)."""
+    if cfg.objective == "paired":
+        return lambda d, h, y: paired_cosine_loss(d, h)
+    if cfg.objective == "instance":
+        return lambda d, h, y: instance_infonce_loss(d, h, cfg.temperature)
+    supcon = supcon_loss(cfg.temperature).to(device)
+
+    def loss(d, h, y):
+        if d is None:
+            return supcon(h, y)
+        # One SupCon over [DSR; HR]: a DSR output's positives are every other view of its
+        # person, HR images of other shots included — what gallery matching needs.
+        return supcon(torch.cat([d, h]), torch.cat([y, y]))
+
+    return loss

@@ -15,6 +15,7 @@ import torch
 from facediag.data.protocol import Protocol
 from facediag.protocols.gallery import headline_metrics
 from facediag.metrics.identification import threshold_for_far
+from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.session import Session, SessionConfig
 
 TARGET_FAR = 0.01  # threshold reported next to the fixed one: what the operating point should be
@@ -35,14 +36,15 @@ class Validator:
     """``validator(module, variant) -> metrics``: headline gallery-matching numbers."""
 
     def __init__(self, protocol: Protocol, root: Path, *, dsr, device: torch.device,
-                 threshold: float = 0.35, batch_size: int = 64, amp: bool = False,
+                 threshold: float = DEFAULT_THRESHOLD, batch_size: int = 64, amp: bool = False,
                  progress: bool = True, layout: str = "auto", subject_regex: str | None = None,
                  gallery_per_subject: int = 3):
         self.protocol, self.root, self.dsr, self.device = protocol, root, dsr, device
         self.threshold = threshold
-        self._config = dict(data=root, layout=layout, gallery_per_subject=gallery_per_subject,
-                            vlr_size=protocol.vlr_size, device=str(device), batch_size=batch_size,
-                            amp=amp, use_cache=False, progress=progress)
+        self._config = {"data": root, "layout": layout, "gallery_per_subject": gallery_per_subject,
+                        "vlr_size": protocol.vlr_size, "device": str(device),
+                        "batch_size": batch_size, "amp": amp, "use_cache": False,
+                        "progress": progress}
         if subject_regex is not None:
             self._config["subject_regex"] = subject_regex
         self._dsr_out = None

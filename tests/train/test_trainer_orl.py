@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from facediag.cli import cli
 from facediag.errors import FacediagError
 from facediag.models.checkpoint import load_checkpoint, sha256_file
-from facediag.train import trainer
+from facediag.train import loop
 from facediag.train.config import parse_subjects
 from facediag.train.trainer import TrainConfig, train_contrastive
 
@@ -47,7 +47,7 @@ def resumed_run(tmp_path_factory, orl_root, float_weights):
     first = train_contrastive(orl_config(orl_root, float_weights, out, epochs=1, **kw))
 
     calls = {"n": 0}
-    step = trainer._Run.step
+    step = loop.TrainingRun.step
 
     def killed_on_second_step(self, *args):
         calls["n"] += 1
@@ -56,7 +56,7 @@ def resumed_run(tmp_path_factory, orl_root, float_weights):
         return step(self, *args)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(trainer._Run, "step", killed_on_second_step)
+        mp.setattr(loop.TrainingRun, "step", killed_on_second_step)
         with pytest.raises(KeyboardInterrupt):
             train_contrastive(orl_config(orl_root, float_weights, out, epochs=2, resume=True,
                                          save_every=1, **kw))

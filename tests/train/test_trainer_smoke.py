@@ -32,3 +32,22 @@ def test_hr_only_views_and_early_stopping(tmp_path, make_faces):
     assert result.stopped_early and [r["epoch"] for r in result.history] == [0, 1, 2]
     assert result.best_epoch == 1
     assert result.history[1]["train_paired_cos"] is None  # no DSR view, no paired cosine
+
+
+def test_start_removes_temp_files_a_killed_run_left(tmp_path, make_faces):
+    # What a SIGKILL during atomic_save leaves: `.<target>.<random>.tmp` beside the target.
+    make_faces(tmp_path / "d", subjects=4, per_subject=5)
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = [run / ".scratch.resume.pt.k3x9_q2a.tmp", run / ".scratch.pth.a1b2c3d4.tmp",
+             run / ".scratch.json.zz9x8w7v.tmp"]
+    keep = [run / "notes.tmp", run / ".scratch.resume.pt.old", run / ".scratch.pth.bak.a1b2c3d4.tmp",
+            run / "scratch.resume.pt.a1b2c3d4.tmp"]
+    for p in stale + keep:
+        p.write_bytes(b"partial")
+    cfg = TrainConfig(data=tmp_path / "d", out=run / "scratch.pth", arch="xxs", val_split="images",
+                      val_fraction=0.4, gallery_per_subject=2, batch_subjects=3, images_per_subject=2,
+                      epochs=1, steps_per_epoch=1, lr=1e-4, progress=False, device="cpu")
+    train_contrastive(cfg)
+    assert not [p for p in stale if p.exists()]
+    assert all(p.read_bytes() == b"partial" for p in keep)
