@@ -66,8 +66,7 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
     a = run_suite(session.for_role("model"), side_suite, command)
     b = run_suite(session.for_role("baseline"), side_suite, command)
     ev_a, ev_b = session.evaluation("model"), session.evaluation("baseline")
-    params = {name: suite.params(name) if name in suite.checks else get_check(name).params
-              for name in ("identification", "verification")}
+    params = {name: suite.params(name) for name in ("identification", "verification")}
     threshold = params["identification"]["threshold"]
     tests = bootstrap_tests(ev_a, ev_b, threshold=threshold, ranks=tuple(params["identification"]["ranks"]),
                             fars=tuple(params["verification"]["fars"]), n_boot=n_boot, alpha=alpha, seed=seed)

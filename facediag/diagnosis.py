@@ -1,7 +1,9 @@
 """Diagnosis: rules that read several check results together and name a root cause and a remedy.
 
 Each rule reads only CheckResults (never models or data) and returns a Diagnosis or None.
-Order matters where causes overlap: collapse explains a pair gap better than memorisation,
+Rules decide by the conditions the checks report (``_met``), never by copies of their
+thresholds, so a suite that moves a threshold moves the check and its diagnosis together;
+metric values appear only as evidence. Order matters where causes overlap: collapse explains a pair gap better than memorisation,
 and untrained weights explain everything downstream, so later rules step aside.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from facediag.checks.base import CheckResult, Status
+
 
 @dataclass
 class Diagnosis:
@@ -55,17 +58,23 @@ def _m(results: Results, check: str, metric: str):
     return res.metrics.get(metric)
 
 
+def _met(results: Results, check: str, *conditions: str) -> bool:
+    """Whether the check ran and reported any of the named conditions as met."""
+    res = results.get(check)
+    return res is not None and any(res.met(c) for c in conditions)
+
+
 def _has(found: list[Diagnosis], *ids: str) -> bool:
     return any(d.id in ids for d in found)
 
 
 @rule("weights-not-loaded")
 def _weights_not_loaded(results, found):
+    if not _met(results, "weights-integrity", "not-loaded", "missing-keys", "unexpected-keys"):
+        return None
     frac = _m(results, "weights-integrity", "matched_fraction")
     missing = _m(results, "weights-integrity", "missing_keys") or 0
     unexpected = _m(results, "weights-integrity", "unexpected_keys") or 0
-    if frac is None or (frac >= 1.0 and not missing and not unexpected):
-        return None
     return Diagnosis(
         "weights-not-loaded", "failure",
         f"only {frac:.0%} of the backbone's parameters came from the checkpoint: the rest are random",
@@ -78,19 +87,20 @@ def _weights_not_loaded(results, found):
 def _untrained(results, found):
     if _has(found, "weights-not-loaded"):
         return None
-    init = _m(results, "weights-integrity", "init_fraction")
-    dp = _m(results, "weights-integrity", "dprime")
-    at_init = init is not None and init > 0.5
-    no_sep = dp is not None and dp < 1.0 and (_m(results, "norm-sanity", "impostor_mean") or 0) < 0.7
+    at_init = _met(results, "weights-integrity", "at-init")
+    # No separation means untrained unless everything matches (that is collapse, below).
+    no_sep = _met(results, "weights-integrity", "no-separation") and not _met(results, "norm-sanity", "impostors-match")
     if not (at_init or no_sep):
         return None
+    init = _m(results, "weights-integrity", "init_fraction")
+    dp = _m(results, "weights-integrity", "dprime")
     evidence = []
     if at_init:
         evidence.append(f"{init:.0%} of layer-scale/norm tensors still hold their initial constants")
     if dp is not None:
         evidence.append(f"genuine vs impostor d′ {dp:.2f}")
-    paired = _m(results, "pair-gap", "paired_mean")
-    if paired is not None and paired > 0.7:
+    if _met(results, "pair-gap", "paired-high"):
+        paired = _m(results, "pair-gap", "paired_mean")
         evidence.append(f"paired similarity {paired:.2f} is high only because random features match near-identical "
                         f"pixels — this is not memorisation")
     return Diagnosis("untrained-weights", "failure",
@@ -103,16 +113,13 @@ def _untrained(results, found):
 def _collapse(results, found):
     if _has(found, "weights-not-loaded", "untrained-weights"):
         return None
+    # pair-gap's collapse rule, or impostors matching across every image (norm-sanity). A low
+    # effective rank alone is not "everything matches everything": norm-sanity warns about it.
+    if not (_met(results, "pair-gap", "collapsed") or _met(results, "norm-sanity", "impostors-match")):
+        return None
     imp = _m(results, "pair-gap", "impostor_mean")
     gen = _m(results, "pair-gap", "genuine_mean")
-    norm_imp = _m(results, "norm-sanity", "impostor_mean")
     erank = _m(results, "norm-sanity", "effective_rank")
-    pair_collapsed = bool(_m(results, "pair-gap", "collapsed"))  # pair-gap's own rule and thresholds
-    # A low effective rank alone is not "everything matches everything" (norm-sanity warns
-    # about it); it is evidence once impostors match.
-    norm_collapsed = norm_imp is not None and norm_imp >= 0.7
-    if not (pair_collapsed or norm_collapsed):
-        return None
     evidence = []
     if imp is not None:
         evidence.append(f"impostor mean cosine {imp:.3f} vs genuine {gen:.3f} (healthy: ≈0.05 vs ≈0.3–0.7)")
@@ -121,8 +128,9 @@ def _collapse(results, found):
         evidence.append(f"paired similarity {paired:.3f} — the number a paired-only validation reports")
     far = _m(results, "identification", "far_at_threshold")
     acc = _m(results, "identification", "accuracy_at_threshold")
+    t = _m(results, "identification", "threshold")
     if far is not None:
-        evidence.append(f"at cosine ≥ 0.35: accuracy {acc:.1%} but false-accept rate {far:.1%}")
+        evidence.append(f"at cosine ≥ {t:g}: accuracy {acc:.1%} but false-accept rate {far:.1%}")
     if erank is not None:
         evidence.append(f"effective rank of the embeddings {erank:.1f}")
     return Diagnosis("embedding-collapse", "failure",
@@ -135,12 +143,9 @@ def _collapse(results, found):
 def _memorization(results, found):
     if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
         return None
-    res = results.get("pair-gap")
-    if res is None or res.status != Status.FAIL:
+    if not _met(results, "pair-gap", "memorized"):
         return None
-    paired, gen, gap, rank1 = (res.metrics.get(k) for k in ("paired_mean", "genuine_mean", "gap", "rank1"))
-    if paired is None or gap is None or gap < 0.3:
-        return None
+    paired, gen, gap, rank1 = (results["pair-gap"].metrics.get(k) for k in ("paired_mean", "genuine_mean", "gap", "rank1"))
     return Diagnosis(
         "pair-memorization", "failure",
         "pair memorisation: each DSR output matches its own HR image, not the person",
@@ -155,12 +160,12 @@ def _memorization(results, found):
 def _domain_gap(results, found):
     if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
         return None
-    hr1, dsr1 = _m(results, "pair-gap", "hr_rank1"), _m(results, "pair-gap", "rank1")
-    ratio = _m(results, "norm-sanity", "dsr_hr_norm_ratio")
     evidence = []
-    if hr1 is not None and dsr1 is not None and hr1 - dsr1 > 0.25:
+    if _met(results, "pair-gap", "hr-dsr-rank1-gap"):
+        hr1, dsr1 = _m(results, "pair-gap", "hr_rank1"), _m(results, "pair-gap", "rank1")
         evidence.append(f"rank-1 {hr1:.1%} on the probes' own HR images vs {dsr1:.1%} through DSR")
-    if ratio is not None and not 1 / 1.5 <= ratio <= 1.5:
+    if _met(results, "norm-sanity", "norm-shift"):
+        ratio = _m(results, "norm-sanity", "dsr_hr_norm_ratio")
         evidence.append(f"DSR embeddings have {ratio:.2f}× the norm of HR embeddings")
     if not evidence:
         return None
@@ -186,15 +191,14 @@ def _regression(results, found):
 
 @rule("preprocessing-mismatch")
 def _preprocessing(results, found):
-    res = results.get("preprocessing")
-    if res is None or res.status != Status.FAIL:
+    if not _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr"):
         return None
     # A model that tells nobody apart has no preferred input: its AUCs differ by noise.
     if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
         return None
     return Diagnosis("preprocessing-mismatch", "failure",
                      "the model expects different input than it is given",
-                     [f.message for f in res.findings if f.severity.value == "failure"],
+                     [f.message for f in results["preprocessing"].findings if f.severity.value == "failure"],
                      "Feed RGB 112×112 normalised as (x/255 − 0.5)/0.5, in training, validation and the app alike; "
                      "or, if the model was trained otherwise, make every stage use that one convention.",
                      ["preprocessing"])
@@ -202,10 +206,10 @@ def _preprocessing(results, found):
 
 @rule("data-leakage")
 def _leakage(results, found):
+    if not _met(results, "subject-overlap", "leaked-identical", "leaked-near-duplicate"):
+        return None
     ident = _m(results, "subject-overlap", "leaked_identical")
     near = _m(results, "subject-overlap", "leaked_near_duplicate")
-    if not ident and not near:
-        return None
     return Diagnosis("data-leakage", "failure",
                      "the same pictures are in the gallery and among the probes: scores are inflated",
                      [f"{ident or 0} identical and {near or 0} near-duplicate image pairs"],
@@ -215,21 +219,21 @@ def _leakage(results, found):
 
 @rule("gallery-probe-mismatch")
 def _mismatch(results, found):
-    res = results.get("subject-overlap")
-    evidence = []
-    if res is not None and res.status not in (Status.SKIP, Status.ERROR):
-        if res.metrics.get("shared_subjects") == 0:
-            evidence.append("no probe subject is enrolled in the gallery")
-        elif (res.metrics.get("open_set_share") or 0) > 0.5:
-            evidence.append(f"{res.metrics['open_set_share']:.0%} of probes have no gallery subject")
-        if res.metrics.get("id_clashes"):
-            evidence.append(f"{res.metrics['id_clashes']} subject id(s) differ only by zero padding or case")
-    cover = _m(results, "arcface-head", "label_coverage")
-    if cover is not None and cover < 0.5:
-        evidence.append(f"only {cover:.0%} of the data's subjects are in the checkpoint's label map")
+    evidence, severity = [], "warning"
+    if _met(results, "subject-overlap", "no-shared-subjects"):
+        evidence.append("no probe subject is enrolled in the gallery")
+        severity = "failure"
+    elif _met(results, "subject-overlap", "open-set-share"):
+        evidence.append(f"{_m(results, 'subject-overlap', 'open_set_share'):.0%} of probes have no gallery subject")
+    if _met(results, "subject-overlap", "id-clashes"):
+        evidence.append(f"{_m(results, 'subject-overlap', 'id_clashes')} subject id(s) differ only by zero padding "
+                        f"or case")
+    if _met(results, "arcface-head", "label-coverage"):
+        evidence.append(f"only {_m(results, 'arcface-head', 'label_coverage'):.0%} of the data's subjects are in "
+                        f"the checkpoint's label map")
     if not evidence:
         return None
-    return Diagnosis("gallery-probe-mismatch", "failure" if "no probe subject" in evidence[0] else "warning",
+    return Diagnosis("gallery-probe-mismatch", severity,
                      "gallery and probes do not describe the same people the same way", evidence,
                      "Derive subject ids the same way for both roots (--subject-regex), normalise zero padding, "
                      "and enrol every person you probe.", ["subject-overlap", "arcface-head"])

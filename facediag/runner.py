@@ -28,8 +28,8 @@ def checkpoint_info(loaded) -> dict[str, Any]:
 
 
 def run_suite(session: Session, suite: Suite, command: str | None = None) -> Report:
-    results = [run_check(get_check(name)(), session, params, session.available)
-               for name, params in suite.checks.items()]
+    results = [run_check(get_check(name)(), session, suite.params(name), session.available)
+               for name in suite.checks]
     checkpoints = {role: checkpoint_info(session.model(role)) for role in ("model", "baseline")
                    if session.has_role(role)}
     return Report(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.checks.base import Check, Finding, Severity, Status, worst
+from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.checks.registry import register
 
 
@@ -28,13 +28,25 @@ class ArcFaceHead(Check):
     title = "HR vs DSR scores against the checkpoint's ArcFace class centres"
     requires = ("head",)
     params = {"max_gap": 0.6, "min_label_coverage": 0.5}
+    conditions = (
+        Condition("label-map-size", Severity.WARNING,
+                  "the label map names {label_map_size} subjects but the head has {head_classes} classes",
+                  [("label_map_size", ">", 0), ("label_map_size", "!=", 0, "head_classes")]),
+        Condition("label-coverage", Severity.WARNING,
+                  "only {label_coverage:.0%} of the data's subjects are in the checkpoint's label map: the head was "
+                  "trained on other people (or ids are spelt differently)",
+                  [("label_coverage", "<", "min_label_coverage")]),
+        Condition("domain-gap", Severity.WARNING,
+                  "HR images score {hr_c:.2f} against their class centre, DSR probes {dsr_c:.2f}: the head "
+                  "separates the two domains", [("hr_dsr_gap", ">", "max_gap")]),
+    )
 
     def run(self, ctx, params):
         loaded = ctx.model("model")
         w = loaded.head.detach().float().cpu().numpy()
         w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
         label_map = getattr(loaded, "label_map", None)
-        findings, status = [], Status.PASS
+        findings = []
         metrics = {"head_classes": int(w.shape[0]), "label_map_size": len(label_map) if label_map else 0}
         if w.shape[1] != ctx.embeddings("model", "gallery").raw.shape[1]:
             return self.result(Status.FAIL, f"head is {w.shape[1]}-d but embeddings are "
@@ -46,10 +58,6 @@ class ArcFaceHead(Check):
             x = emb.raw[ok] / np.linalg.norm(emb.raw[ok], axis=1, keepdims=True)
             views[view] = (x @ w.T, map_subjects(emb.subjects[ok], label_map))
         if label_map:
-            if len(label_map) != w.shape[0]:
-                status = Status.WARN
-                findings.append(Finding(Severity.WARNING, f"the label map names {len(label_map)} subjects but "
-                                        f"the head has {w.shape[0]} classes"))
             data_subjects = set(ctx.protocol.gallery_subjects) | set(ctx.protocol.probe_subjects)
             covered = map_subjects(sorted(data_subjects), label_map) >= 0
             coverage = float(covered.mean())
@@ -60,11 +68,6 @@ class ArcFaceHead(Check):
                     own = cos[known, cls[known]]
                     metrics[f"{view}_class_cosine"] = r(own.mean())
                     metrics[f"{view}_head_top1"] = r((cos[known].argmax(axis=1) == cls[known]).mean())
-            if coverage < params["min_label_coverage"]:
-                status = Status.WARN
-                findings.append(Finding(Severity.WARNING,
-                                        f"only {coverage:.0%} of the data's subjects are in the checkpoint's label "
-                                        f"map: the head was trained on other people (or ids are spelt differently)"))
         else:
             findings.append(Finding(Severity.INFO, "no label map in the checkpoint: scores are to the nearest centre"))
             for view, (cos, _) in views.items():
@@ -73,15 +76,9 @@ class ArcFaceHead(Check):
         dsr_c = metrics.get("dsr_class_cosine", metrics.get("dsr_nearest_centre_cosine"))
         if hr_c is not None and dsr_c is not None:
             metrics["hr_dsr_gap"] = r(hr_c - dsr_c)
-            if hr_c - dsr_c > params["max_gap"]:
-                status = worst([status, Status.WARN])
-                findings.append(Finding(Severity.WARNING,
-                                        f"HR images score {hr_c:.2f} against their class centre, DSR probes "
-                                        f"{dsr_c:.2f}: the head separates the two domains"))
         summary = (f"class-centre cosine HR {hr_c:.2f}, DSR {dsr_c:.2f} over {w.shape[0]} classes"
                    if hr_c is not None and dsr_c is not None else "head scored")
-        if status != Status.PASS:
-            summary = next(f.message for f in findings if f.severity != Severity.INFO)
-        return self.result(status, summary, metrics, findings,
-                           {"headline": [k for k in ("hr_class_cosine", "dsr_class_cosine", "hr_dsr_gap")
-                                         if k in metrics]})
+        return self.conclude(metrics, params, summary=summary, findings=findings,
+                             data={"headline": [k for k in ("hr_class_cosine", "dsr_class_cosine", "hr_dsr_gap")
+                                                if k in metrics]},
+                             context={"hr_c": hr_c, "dsr_c": dsr_c})

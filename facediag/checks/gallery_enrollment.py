@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.checks.base import Check, Finding, Severity, Status, worst
+from facediag.checks.base import Check, Condition, Finding, Severity
+from facediag.models.presets import EDGEFACE
 from facediag.checks.registry import register
 
 
@@ -12,7 +13,18 @@ from facediag.checks.registry import register
 class GalleryEnrollment(Check):
     name = "gallery-enrollment"
     title = "HR gallery templates, DSR probes, no classifier head in the embedding"
-    params = {"min_images_per_subject": 2, "min_cohesion": 0.3, "embedding_dim": 512}
+    params = {"min_images_per_subject": 2, "min_cohesion": 0.3, "embedding_dim": EDGEFACE.embedding_dim}
+    conditions = (
+        Condition("wrong-dimension", Severity.FAILURE,
+                  "the model outputs {embedding_dim}-d vectors, not {expected_dim}-d embeddings: a classifier head may "
+                  "be part of the embedding", [("embedding_dim", "!=", "embedding_dim")]),
+        Condition("few-images", Severity.WARNING,
+                  "{subjects_below_min} subject(s) enrol fewer than {min_images_per_subject} HR image(s): their "
+                  "templates rest on one shot", [("subjects_below_min", ">", 0)]),
+        Condition("noisy-templates", Severity.WARNING,
+                  "gallery images sit far from their own templates (mean cosine {template_cohesion_mean:.2f}): "
+                  "templates are noisy", [("template_cohesion_mean", "<", "min_cohesion")]),
+    )
 
     def run(self, ctx, params):
         proto = ctx.protocol
@@ -34,26 +46,10 @@ class GalleryEnrollment(Check):
             "embedding_dim": int(dim), "probes": len(proto.probes), "probes_real_vlr": int(real_vlr),
             "probes_synthetic_vlr": int(len(proto.probes) - real_vlr) if ctx.probes_need_dsr else 0,
         }
-        findings, status = [], Status.PASS
-        if dim != params["embedding_dim"]:
-            status = Status.FAIL
-            findings.append(Finding(Severity.FAILURE,
-                                    f"the model outputs {dim}-d vectors, not {params['embedding_dim']}-d embeddings: "
-                                    f"a classifier head may be part of the embedding"))
-        if few:
-            status = worst([status, Status.WARN])
-            findings.append(Finding(Severity.WARNING,
-                                    f"{len(few)} subject(s) enrol fewer than {params['min_images_per_subject']} "
-                                    f"HR image(s): their templates rest on one shot", {"subjects": few[:20]}))
-        if cohesion.mean() < params["min_cohesion"]:
-            status = worst([status, Status.WARN])
-            findings.append(Finding(Severity.WARNING,
-                                    f"gallery images sit far from their own templates (mean cosine "
-                                    f"{cohesion.mean():.2f}): templates are noisy"))
+        findings = [Finding(Severity.INFO, "subjects enrolled with too few images", {"subjects": few[:20]})] if few else []
         vlr = "DSR(VLR files)" if real_vlr else (f"DSR({proto.vlr_size} px)" if ctx.probes_need_dsr else "HR")
         summary = (f"{metrics['gallery_subjects']} subjects, {metrics['gallery_images']} HR images enrolled "
                    f"(min {metrics['images_per_subject_min']}/subject); {len(proto.probes)} probes via {vlr}")
-        if status != Status.PASS:
-            summary = findings[0].message
-        return self.result(status, summary, metrics, findings,
-                           {"headline": ["gallery_subjects", "gallery_images", "template_cohesion_mean"]})
+        return self.conclude(metrics, params, summary=summary, findings=findings,
+                             data={"headline": ["gallery_subjects", "gallery_images", "template_cohesion_mean"]},
+                             context={"expected_dim": params["embedding_dim"]})

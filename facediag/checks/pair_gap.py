@@ -11,7 +11,8 @@ from __future__ import annotations
 from facediag.checks._plotdata import histogram, r
 from facediag.protocols.gallery import headline_metrics
 from facediag.metrics.distribution import COLLAPSE_IMPOSTOR, MIN_SEPARATION, collapsed
-from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.models.presets import DEFAULT_THRESHOLD
+from facediag.checks.base import Check, Condition, Severity
 from facediag.checks.registry import register
 
 
@@ -20,8 +21,24 @@ class PairGap(Check):
     name = "pair-gap"
     title = "Paired (DSR_i vs own HR_i) vs cross-image genuine vs impostor similarity"
     requires = ("pairs",)
-    params = {"threshold": 0.35, "memorization_paired": 0.7, "max_gap": 0.3, "collapse_impostor": COLLAPSE_IMPOSTOR,
-              "min_separation": MIN_SEPARATION}
+    params = {"threshold": DEFAULT_THRESHOLD, "memorization_paired": 0.7, "max_gap": 0.3,
+              "collapse_impostor": COLLAPSE_IMPOSTOR, "min_separation": MIN_SEPARATION, "max_hr_rank1_gap": 0.25}
+    conditions = (
+        # Collapse by the one rule (metrics.distribution.collapsed), with this suite's thresholds.
+        Condition("collapsed", Severity.FAILURE,
+                  "collapse: different people score {impostor_mean:.2f} on average, the same person "
+                  "{genuine_mean:.2f} — everything matches everything; paired similarity {paired_mean:.3f} hides it",
+                  [("collapsed", "is")],
+                  evidence=("paired_mean", "genuine_mean", "impostor_mean", "far_at_threshold")),
+        Condition("memorized", Severity.FAILURE,
+                  "pair memorisation: each DSR output matches its own HR image ({paired_mean:.2f}) but not the "
+                  "person's other images ({genuine_mean:.2f}); rank-1 {rank1:.2f}",
+                  [("paired_mean", ">=", "memorization_paired"), ("gap", ">=", "max_gap")],
+                  unless=("collapsed",), evidence=("paired_mean", "genuine_mean", "gap", "rank1")),
+        # Recorded for the diagnosis layer (no finding): what DSR costs, and a high paired score.
+        Condition("hr-dsr-rank1-gap", Severity.WARNING, None, [("hr_rank1", ">", "max_hr_rank1_gap", "rank1")]),
+        Condition("paired-high", Severity.INFO, None, [("paired_mean", ">", "memorization_paired")]),
+    )
 
     def run(self, ctx, params):
         ev = ctx.evaluation("model")
@@ -35,27 +52,9 @@ class PairGap(Check):
                    "far_at_threshold": r(m["far_at_threshold"]),
                    "hr_rank1": r(hr_m.get("rank1")), "hr_genuine_mean": r(hr_m.get("genuine_mean")),
                    "n_paired": int(len(paired)), "n_genuine": int(len(genuine)), "n_impostor": int(len(impostor))}
-        findings, status = [], Status.PASS
-        # Collapse by the one rule (metrics.distribution.collapsed), with this suite's thresholds.
-        is_collapsed = collapsed(m["genuine_mean"], m["impostor_mean"],
-                                 collapse_impostor=params["collapse_impostor"],
-                                 min_separation=params["min_separation"])
-        metrics["collapsed"] = is_collapsed  # the diagnosis reads this, not a copy of the rule
-        if is_collapsed:
-            status = Status.FAIL
-            findings.append(Finding(
-                Severity.FAILURE,
-                f"collapse: different people score {m['impostor_mean']:.2f} on average, the same person "
-                f"{m['genuine_mean']:.2f} — everything matches everything; paired similarity "
-                f"{m['paired_mean']:.3f} hides it",
-                {k: metrics[k] for k in ("paired_mean", "genuine_mean", "impostor_mean", "far_at_threshold")}))
-        elif m["paired_mean"] >= params["memorization_paired"] and m["pair_gap"] >= params["max_gap"]:
-            status = Status.FAIL
-            findings.append(Finding(
-                Severity.FAILURE,
-                f"pair memorisation: each DSR output matches its own HR image ({m['paired_mean']:.2f}) but not the "
-                f"person's other images ({m['genuine_mean']:.2f}); rank-1 {m['rank1']:.2f}",
-                {k: metrics[k] for k in ("paired_mean", "genuine_mean", "gap", "rank1")}))
+        metrics["collapsed"] = collapsed(m["genuine_mean"], m["impostor_mean"],
+                                         collapse_impostor=params["collapse_impostor"],
+                                         min_separation=params["min_separation"])
         data = {
             "headline": ["paired_mean", "genuine_mean", "impostor_mean", "gap"],
             "threshold": params["threshold"],
@@ -63,6 +62,5 @@ class PairGap(Check):
                            "impostor": histogram(impostor)},
         }
         summary = (f"paired {m['paired_mean']:.3f}, genuine {m['genuine_mean']:.3f}, impostor "
-                   f"{m['impostor_mean']:.3f} (gap {m['pair_gap']:+.3f})" if status == Status.PASS
-                   else findings[0].message)
-        return self.result(status, summary, metrics, findings, data)
+                   f"{m['impostor_mean']:.3f} (gap {m['pair_gap']:+.3f})")
+        return self.conclude(metrics, params, summary=summary, data=data)

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from facediag.checks._plotdata import r
-from facediag.checks.base import Check, Finding, Severity, Status, worst
+from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
 
 
@@ -74,6 +74,26 @@ class SubjectOverlap(Check):
     name = "subject-overlap"
     title = "Gallery vs probe vs training subjects, id sanity, and leaked images"
     params = {"near_duplicate_correlation": 0.995, "max_open_set_share": 0.5}
+    conditions = (
+        Condition("leaked-identical", Severity.FAILURE,
+                  "{leaked_identical} identical and {leaked_near_duplicate} near-duplicate image(s) appear in both "
+                  "gallery and probes: scores on them are inflated", [("leaked_identical", ">", 0)]),
+        Condition("leaked-near-duplicate", Severity.FAILURE,
+                  "{leaked_identical} identical and {leaked_near_duplicate} near-duplicate image(s) appear in both "
+                  "gallery and probes: scores on them are inflated", [("leaked_near_duplicate", ">", 0)],
+                  unless=("leaked-identical",)),
+        Condition("no-shared-subjects", Severity.FAILURE,
+                  "no probe subject is enrolled in the gallery: closed-set identification is impossible",
+                  [("shared_subjects", "<", 1)]),
+        Condition("open-set-share", Severity.WARNING,
+                  "{open_set_share:.0%} of probes have no gallery subject (open set): check that subject ids match "
+                  "between the roots", [("open_set_share", ">", "max_open_set_share")], unless=("no-shared-subjects",)),
+        Condition("id-clashes", Severity.WARNING,
+                  "{id_clashes} group(s) of subject ids differ only by zero padding or case", [("id_clashes", ">", 0)]),
+        Condition("trained-on-evaluation", Severity.WARNING,
+                  "{train_eval_shared_subjects} evaluation subject(s) were also trained on: the score says little "
+                  "about unseen people", [("train_eval_shared_subjects", ">", 0)]),
+    )
 
     def run(self, ctx, params):
         proto = ctx.protocol
@@ -95,31 +115,17 @@ class SubjectOverlap(Check):
             "open_set_share": r(share_open), "id_clashes": len(clashes), "single_image_subjects": len(single),
             "leaked_identical": len(exact), "leaked_near_duplicate": len(near),
         }
-        findings, status = [], Status.PASS
-
+        findings = []
         if leaks:
-            status = worst([status, Status.FAIL])
-            findings.append(Finding(Severity.FAILURE,
-                                    f"{len(exact)} identical and {len(near)} near-duplicate image(s) appear in both "
-                                    f"gallery and probes: scores on them are inflated",
-                                    {"examples": leaks[:5]}))
+            findings.append(Finding(Severity.INFO, "leaked pairs", {"examples": leaks[:5]}))
         if not gallery_subj & probe_subj:
-            status = worst([status, Status.FAIL])
-            findings.append(Finding(Severity.FAILURE, "no probe subject is enrolled in the gallery: "
-                                    "closed-set identification is impossible",
-                                    {"gallery_examples": sorted(gallery_subj)[:5],
-                                     "probe_examples": sorted(probe_subj)[:5]}))
-        elif share_open > params["max_open_set_share"]:
-            status = worst([status, Status.WARN])
-            findings.append(Finding(Severity.WARNING, f"{share_open:.0%} of probes have no gallery subject "
-                                    f"(open set): check that subject ids match between the roots"))
-        elif open_probes:
+            findings.append(Finding(Severity.INFO, "subject ids on each side", {
+                "gallery_examples": sorted(gallery_subj)[:5], "probe_examples": sorted(probe_subj)[:5]}))
+        elif open_probes and share_open <= params["max_open_set_share"]:
             findings.append(Finding(Severity.INFO, f"{open_probes} probe(s) have no gallery subject: "
                                     f"they are scored as open-set (must be rejected)"))
         if clashes:
-            status = worst([status, Status.WARN])
-            findings.append(Finding(Severity.WARNING, f"{len(clashes)} group(s) of subject ids differ only by "
-                                    f"zero padding or case", {"examples": clashes[:5]}))
+            findings.append(Finding(Severity.INFO, "subject ids that clash", {"examples": clashes[:5]}))
         if single:
             findings.append(Finding(Severity.INFO, f"{len(single)} subject(s) have a single HR image",
                                     {"subjects": single[:10]}))
@@ -129,12 +135,8 @@ class SubjectOverlap(Check):
             metrics["train_subjects"] = len(train_subj)
             metrics["train_eval_shared_subjects"] = len(shared)
             if shared:
-                status = worst([status, Status.WARN])
-                findings.append(Finding(Severity.WARNING,
-                                        f"{len(shared)} evaluation subject(s) were also trained on: the score "
-                                        f"says little about unseen people", {"examples": shared[:10]}))
-        summary = (f"{len(gallery_subj & probe_subj)} of {len(probe_subj)} probe subjects enrolled; "
-                   f"no leaked images" if status == Status.PASS else findings[0].message)
-        return self.result(status, summary, metrics, findings,
-                           {"headline": ["shared_subjects", "open_set_share", "leaked_identical",
-                                         "leaked_near_duplicate"]})
+                findings.append(Finding(Severity.INFO, "subjects trained on and evaluated", {"examples": shared[:10]}))
+        summary = f"{len(gallery_subj & probe_subj)} of {len(probe_subj)} probe subjects enrolled; no leaked images"
+        return self.conclude(metrics, params, summary=summary, findings=findings,
+                             data={"headline": ["shared_subjects", "open_set_share", "leaked_identical",
+                                                "leaked_near_duplicate"]})

@@ -4,7 +4,8 @@ from __future__ import annotations
 from facediag.checks._plotdata import histogram, r
 from facediag.metrics.distribution import dprime
 from facediag.metrics.verification import kfold_pair_accuracy, verification_metrics
-from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.checks.base import Check, Condition, Finding, Severity, Status
+from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.checks.registry import register
 
 
@@ -12,7 +13,13 @@ from facediag.checks.registry import register
 class Verification(Check):
     name = "verification"
     title = "1:1 verification: ROC AUC, EER, TAR@FAR, d′"
-    params = {"fars": [0.1, 0.01, 0.001, 0.0001], "max_eer": 0.2, "fail_eer": 0.35}
+    params = {"fars": [0.1, 0.01, 0.001, 0.0001], "max_eer": 0.2, "fail_eer": 0.35, "threshold": DEFAULT_THRESHOLD}
+    conditions = (
+        Condition("eer-failed", Severity.FAILURE, "EER {eer:.1%}: genuine and impostor scores overlap",
+                  [("eer", ">", "fail_eer")]),
+        Condition("eer-high", Severity.WARNING, "EER {eer:.1%} is high", [("eer", ">", "max_eer")],
+                  unless=("eer-failed",)),
+    )
 
     def run(self, ctx, params):
         ev = ctx.evaluation("model")
@@ -33,22 +40,13 @@ class Verification(Check):
             metrics.update({"pair_accuracy_10fold": r(kf.mean), "pair_accuracy_10fold_std": r(kf.std)})
         except ValueError as exc:
             findings.append(Finding(Severity.INFO, f"10-fold pair accuracy not computed: {exc}"))
-        status = Status.PASS
-        if v.eer > params["fail_eer"]:
-            status = Status.FAIL
-            findings.insert(0, Finding(Severity.FAILURE, f"EER {v.eer:.1%}: genuine and impostor scores overlap"))
-        elif v.eer > params["max_eer"]:
-            status = Status.WARN
-            findings.insert(0, Finding(Severity.WARNING, f"EER {v.eer:.1%} is high"))
         supported = [p for p in v.tar_at_far if p.supported]
         summary = f"AUC {v.auc:.3f}, EER {v.eer:.1%}" + (
             f", TAR {supported[-1].tar:.3f} @ FAR {supported[-1].far:g}" if supported else "") + (
             f" ({v.n_genuine} genuine / {v.n_impostor} impostor pairs; ± in 10-fold accuracy is the std)")
-        if status != Status.PASS:
-            summary = findings[0].message
         data = {"headline": ["auc", "eer", "dprime"],
                 "roc": {"fpr": [round(float(x), 6) for x in v.roc_fpr], "tpr": [round(float(x), 6) for x in v.roc_tpr]},
                 "det": {"fpr": [round(float(x), 6) for x in v.det_fpr], "fnr": [round(float(x), 6) for x in v.det_fnr]},
                 "histograms": {"genuine": histogram(genuine), "impostor": histogram(impostor)},
-                "threshold": ctx.config_threshold if hasattr(ctx, "config_threshold") else 0.35}
-        return self.result(status, summary, metrics, findings, data)
+                "threshold": params["threshold"]}  # marked on the score histograms
+        return self.conclude(metrics, params, summary=summary, findings=findings, data=data)

@@ -6,7 +6,7 @@ import torch
 
 from facediag.checks._plotdata import r
 from facediag.metrics.distribution import dprime
-from facediag.checks.base import Check, Finding, Severity, Status
+from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
 
 # EdgeNeXt initialises every layer-scale gamma to this constant and every norm to (1, 0):
@@ -40,6 +40,26 @@ class WeightsIntegrity(Check):
     name = "weights-integrity"
     title = "Weights loaded completely, finite, and trained"
     params = {"max_init_fraction": 0.5, "min_dprime": 1.0}
+    conditions = (
+        Condition("not-loaded", Severity.FAILURE,
+                  "only {matched_fraction:.1%} of the parameters came from the checkpoint ({missing_keys} missing, "
+                  "{unexpected_keys} unexpected keys)", [("matched_fraction", "<", 1.0)]),
+        Condition("missing-keys", Severity.FAILURE,
+                  "the checkpoint's keys do not match the model ({missing_keys} missing, {unexpected_keys} "
+                  "unexpected keys)", [("missing_keys", ">", 0)], unless=("not-loaded",)),
+        Condition("unexpected-keys", Severity.FAILURE,
+                  "the checkpoint's keys do not match the model ({missing_keys} missing, {unexpected_keys} "
+                  "unexpected keys)", [("unexpected_keys", ">", 0)], unless=("not-loaded", "missing-keys")),
+        Condition("nonfinite-weights", Severity.FAILURE, "{nonfinite_tensors} weight tensor(s) hold NaN or Inf: "
+                  "the model returns NaN", [("nonfinite_tensors", ">", 0)]),
+        Condition("at-init", Severity.FAILURE,
+                  "{init_fraction:.0%} of the {init_tensors} layer-scale/norm tensors still hold their initial "
+                  "constants: these weights were never trained", [("init_fraction", ">", "max_init_fraction")],
+                  evidence=("init_fraction",)),
+        Condition("no-separation", Severity.WARNING,
+                  "genuine and impostor scores barely separate (d′ {dprime:.2f} < {min_dprime}): the model behaves "
+                  "as untrained on this data", [("dprime", "<", "min_dprime")]),
+    )
 
     def run(self, ctx, params):
         loaded = ctx.model("model")
@@ -61,33 +81,19 @@ class WeightsIntegrity(Check):
             "parameters": int(getattr(loaded, "parameters", 0) or sum(p.numel() for p in loaded.model.parameters())),
             "nonfinite_tensors": len(bad), "init_fraction": r(init_frac), "dprime": r(dp),
         }
-        findings, status = [], Status.PASS
-        if matched < 1.0 or missing or unexpected:
-            status = Status.FAIL
-            findings.append(Finding(Severity.FAILURE,
-                                    f"only {matched:.1%} of the parameters came from the checkpoint "
-                                    f"({len(missing)} missing, {len(unexpected)} unexpected keys)",
+        findings = []
+        if missing or unexpected:
+            findings.append(Finding(Severity.INFO, "keys the checkpoint and the model disagree on",
                                     {"missing": missing[:10], "unexpected": unexpected[:10]}))
         if bad:
-            status = Status.FAIL
-            findings.append(Finding(Severity.FAILURE, f"{len(bad)} weight tensor(s) hold NaN or Inf",
-                                    {"tensors": bad[:10]}))
-        if n_init_tensors and init_frac > params["max_init_fraction"]:
-            status = Status.FAIL
-            findings.append(Finding(Severity.FAILURE,
-                                    f"{init_frac:.0%} of the {n_init_tensors} layer-scale/norm tensors still hold "
-                                    f"their initial constants: these weights were never trained",
-                                    {"init_fraction": r(init_frac)}))
-        if dp is not None and dp < params["min_dprime"]:
-            status = Status.FAIL if status == Status.FAIL else Status.WARN
-            findings.append(Finding(Severity.WARNING,
-                                    f"genuine and impostor scores barely separate (d′ {dp:.2f} < {params['min_dprime']}): "
-                                    f"the model behaves as untrained on this data",
+            findings.append(Finding(Severity.INFO, "tensors with NaN or Inf", {"tensors": bad[:10]}))
+        if dp is not None:
+            findings.append(Finding(Severity.INFO, "mean scores at full resolution",
                                     {"genuine_mean": r(np.mean(genuine)), "impostor_mean": r(np.mean(impostor))}))
         variant = getattr(loaded, "variant", "?")
         sha = (getattr(loaded, "sha256", None) or "")[:12]
-        summary = (f"{variant}, {matched:.0%} of parameters loaded, sha256 {sha or 'n/a'}…"
-                   if status == Status.PASS else findings[0].message)
-        return self.result(status, summary, metrics, findings,
-                           {"headline": ["matched_fraction", "init_fraction", "dprime"], "variant": variant,
-                            "sha256": getattr(loaded, "sha256", None)})
+        summary = f"{variant}, {matched:.0%} of parameters loaded, sha256 {sha or 'n/a'}…"
+        return self.conclude(metrics, params, summary=summary, findings=findings,
+                             data={"headline": ["matched_fraction", "init_fraction", "dprime"], "variant": variant,
+                                   "sha256": getattr(loaded, "sha256", None)},
+                             context={"init_tensors": n_init_tensors})

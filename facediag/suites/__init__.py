@@ -8,9 +8,11 @@ to copy and edit (a test keeps the two identical).
 [suite]
 name = "default"
 fail_on = "fail"            # or "warn"
+threshold = 0.35            # the cosine operating point of every check that takes one
+                            # (default: the model preset's, 0.35 for EdgeFace)
 
 [checks.identification]     # table order = run order
-threshold = 0.35
+max_far = 0.01
 
 [gate.max_drop]             # regression gate tolerances (absolute drops)
 "identification.rank1" = 0.02
@@ -38,16 +40,21 @@ class Suite:
     fail_on: str = "fail"
     gate: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    threshold: float | None = None  # [suite] threshold: every check's "threshold" unless its table sets one
 
     def params(self, check: str) -> dict[str, Any]:
-        return {**all_checks()[check].params, **self.checks.get(check, {})}
+        """The parameters ``check`` runs with: its defaults, the suite's threshold, its own table."""
+        defaults = all_checks()[check].params
+        shared = {"threshold": self.threshold} if self.threshold is not None and "threshold" in defaults else {}
+        return {**defaults, **shared, **self.checks.get(check, {})}
 
     def only(self, names: list[str]) -> "Suite":
         known = all_checks()
         for n in names:
             if n not in known:
                 raise FacediagError(f"unknown check {n!r}; known: {', '.join(known)}")
-        return Suite(self.name, {n: self.checks.get(n, {}) for n in names}, self.fail_on, self.gate, self.path)
+        return Suite(self.name, {n: self.checks.get(n, {}) for n in names}, self.fail_on, self.gate, self.path,
+                     self.threshold)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "fail_on": self.fail_on,
@@ -92,4 +99,9 @@ def load_suite(spec: str | Path | None = None) -> Suite:
     fail_on = meta.get("fail_on", "fail")
     if fail_on not in ("fail", "warn"):
         raise FacediagError(f"{path}: fail_on must be 'fail' or 'warn', not {fail_on!r}")
-    return Suite(meta.get("name", path.stem), checks, fail_on, dict(doc.get("gate") or {}), str(path))
+    threshold = meta.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not -1 <= threshold <= 1):
+        raise FacediagError(f"{path}: [suite] threshold must be a cosine between -1 and 1, not {threshold!r}")
+    return Suite(meta.get("name", path.stem), checks, fail_on, dict(doc.get("gate") or {}), str(path),
+                 None if threshold is None else float(threshold))
