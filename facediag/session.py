@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facediag.data.images import DecodeError, downsample, fit_canvas, load_face, load_lowres
+from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
@@ -333,16 +333,8 @@ class Session:
 
     def image_sizes(self, limit: int = 2000) -> list[tuple[int, int, str]]:
         """(width, height, PIL mode) of up to ``limit`` HR files, read from headers only."""
-        from PIL import Image
-
-        out = []
-        for rec in self.index.hr[:limit]:
-            try:
-                with Image.open(rec.path) as img:
-                    out.append((img.width, img.height, img.mode))
-            except OSError:
-                continue
-        return out
+        sizes = (header_size(rec.path) for rec in self.index.hr[:limit])
+        return [s for s in sizes if s is not None]  # unreadable headers are skipped, never raised
 
     def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
         """Raw embeddings of given pixels, bypassing the cache (inputs altered on purpose)."""
