@@ -135,7 +135,7 @@ class Session:
     def problems(self) -> list[tuple[str, str]]:
         """Files that could not be used, with why: indexing problems plus unreadable images."""
         found = list(self.index.problems) + list(self.probe_index.problems if self.probe_index else [])
-        seen = {p for p, _ in found}
+        seen: set[str] = set()  # index problems may name kept files: their decode failure is news
         for (_, view), emb in self._embeddings.items():
             paths = self._view_paths(view)
             for row, why in emb.failures.items():

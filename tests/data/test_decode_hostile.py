@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from helpers import face_like, write_folders_dataset
+from helpers import face_like, write_folders_dataset, write_paired_dataset
 from PIL import Image
 
 from facediag.data.images import (
@@ -150,3 +150,16 @@ def test_a_bomb_in_the_gallery_is_reported_by_name_and_the_run_goes_on(tmp_path,
     assert (10000, 10000, "L") in sizes and len(sizes) == 3 * 4 + 1  # the bomb's header is skipped
     info = session.dataset_info()
     assert {p["path"] for p in info["problems"]} >= {str(bomb), str(big)}
+
+
+def test_a_kept_file_with_an_index_problem_still_reports_its_decode_failure(tmp_path, quiet):
+    """An HR file without a VLR twin is kept (an index problem); when it is also unreadable,
+    both reasons are listed."""
+    root = write_paired_dataset(tmp_path / "split", subjects=2, images=3)
+    bomb = write_png_header(root / "hr_images" / "001_09_crop_128.png", 15000, 15000)  # no VLR twin
+    model = SimpleNamespace(model=_Projector(), variant="test", sha256="c" * 64, head=None)
+    session = Session(SessionConfig(data=root, progress=False, device="cpu", use_cache=False,
+                                    gallery_per_subject=1, vlr_size=16), models={"model": model})
+    session.evaluation("model")
+    reasons = [why for path, why in session.problems if path == str(bomb)]
+    assert len(reasons) == 2 and "without a VLR twin" in reasons[0] and "too large" in reasons[1]
