@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facediag.data.images import DecodeError, downsample, fit_canvas, load_face, load_lowres
-from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, index_dataset
+from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres
+from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
 from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir
@@ -40,6 +40,7 @@ class SessionConfig:
     baseline_arch: str | None = None
     layout: str = "auto"
     subject_regex: str = DEFAULT_SUBJECT_REGEX
+    allow_outside_root: bool = False  # a manifest may name files outside its folder
     gallery_per_subject: int = 3
     vlr_size: int | None = 16  # None: probe at full resolution
     dsr: str | None = None
@@ -91,19 +92,28 @@ class Session:
         return resolve_device(self.config.device)
 
     @cached_property
+    def roots(self) -> tuple:
+        """(gallery or only root, probe root): --data holding split folders (train/ + val/, ...)
+        counts as --gallery-root train/ --probe-root val/."""
+        c = self.config
+        split = find_split_roots(c.data) if c.gallery_root is None else None
+        return (split.gallery, split.probe) if split else (c.gallery_root or c.data, c.probe_root)
+
+    @cached_property
     def index(self) -> DatasetIndex:
         c = self.config
-        return index_dataset(c.gallery_root or c.data, c.layout, c.subject_regex)
+        return index_dataset(self.roots[0], c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root)
 
     @cached_property
     def probe_index(self) -> DatasetIndex | None:
-        c = self.config
-        return index_dataset(c.probe_root, c.layout, c.subject_regex) if c.probe_root else None
+        c, root = self.config, self.roots[1]
+        return index_dataset(root, c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root) if root else None
 
     @cached_property
     def train_index(self) -> DatasetIndex | None:
         c = self.config
-        return index_dataset(c.train_root, c.layout, c.subject_regex) if c.train_root else None
+        return index_dataset(c.train_root, c.layout, c.subject_regex,
+                             allow_outside_root=c.allow_outside_root) if c.train_root else None
 
     @cached_property
     def protocol(self) -> Protocol:
@@ -125,7 +135,7 @@ class Session:
     def problems(self) -> list[tuple[str, str]]:
         """Files that could not be used, with why: indexing problems plus unreadable images."""
         found = list(self.index.problems) + list(self.probe_index.problems if self.probe_index else [])
-        seen = {p for p, _ in found}
+        seen: set[str] = set()  # index problems may name kept files: their decode failure is news
         for (_, view), emb in self._embeddings.items():
             paths = self._view_paths(view)
             for row, why in emb.failures.items():
@@ -333,16 +343,8 @@ class Session:
 
     def image_sizes(self, limit: int = 2000) -> list[tuple[int, int, str]]:
         """(width, height, PIL mode) of up to ``limit`` HR files, read from headers only."""
-        from PIL import Image
-
-        out = []
-        for rec in self.index.hr[:limit]:
-            try:
-                with Image.open(rec.path) as img:
-                    out.append((img.width, img.height, img.mode))
-            except OSError:
-                continue
-        return out
+        sizes = (header_size(rec.path) for rec in self.index.hr[:limit])
+        return [s for s in sizes if s is not None]  # unreadable headers are skipped, never raised
 
     def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
         """Raw embeddings of given pixels, bypassing the cache (inputs altered on purpose)."""

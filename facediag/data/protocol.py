@@ -5,14 +5,25 @@ root split per subject: the first K HR images (natural filename order) enrol, th
 A probe keeps its own HR image (for paired similarity) and its low-resolution source:
 the real VLR file of the same capture when the data has one, else the HR image
 area-downsampled to ``vlr_size`` (``None`` = probe at full resolution, no DSR).
+
+A VLR file with no HR image of the same capture is a probe only with a separate probe root.
+In one root it is never probed: nothing shows it is not a copy of an enrolled image (a paired
+layout whose names differ, p1_1.png vs p1_1_lr.png, would otherwise probe the gallery with
+itself). With two roots it is a probe without a paired score.
 """
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from facediag.data.index import DatasetIndex, Record, file_digest, natural_key
+from facediag.data.index import (
+    DatasetIndex,
+    Record,
+    file_digest,
+    natural_key,
+    split_notes,
+)
 from facediag.errors import DataError
 
 
@@ -33,6 +44,7 @@ class Protocol:
     probes: list[Probe]
     vlr_size: int | None
     description: str
+    notes: list[str] = field(default_factory=list)  # what the result means (also in the description)
 
     @property
     def gallery_subjects(self) -> list[str]:
@@ -82,6 +94,7 @@ def build_protocol(index: DatasetIndex, *, probe_index: DatasetIndex | None = No
             raise DataError(f"{index.root}: the gallery root has no HR images")
         probes = _probes_from(probe_index.records, vlr_size)
         desc = f"gallery = all HR images of {index.root}; probes = {probe_index.root}"
+        notes = split_notes(index.root, probe_index.root)
     else:
         if gallery_per_subject < 1:
             raise DataError("--gallery-per-subject must be at least 1")
@@ -93,16 +106,23 @@ def build_protocol(index: DatasetIndex, *, probe_index: DatasetIndex | None = No
             recs = sorted(by_subject[subject], key=lambda r: natural_key(r.path.name))
             gallery += recs[:gallery_per_subject]
             probe_records += recs[gallery_per_subject:]
-        enrolled = {(r.subject, r.capture) for r in gallery}
-        # VLR files of enrolled captures must not become probes of the same shot.
-        probe_records += [r for r in index.vlr if (r.subject, r.capture) not in enrolled]
+        probed = {(r.subject, r.capture) for r in probe_records}
+        # A VLR file is probed only with its own HR capture among the probes: never one of an
+        # enrolled capture, nor one without an HR twin (it may be a copy of an enrolled image).
+        probe_records += [r for r in index.vlr if (r.subject, r.capture) in probed]
         probes = _probes_from(probe_records, vlr_size)
         desc = (f"first {gallery_per_subject} HR image(s) per subject enrol, the rest probe"
                 f" ({index.root})")
+        hr_captures = {(r.subject, r.capture) for r in index.hr}
+        unpaired = sum((r.subject, r.capture) not in hr_captures for r in index.vlr)
+        note = (f"{unpaired} VLR file(s) without an HR image of the same capture not probed "
+                f"(they may be copies of enrolled images)")
+        notes = [note] if unpaired else []
     if not gallery:
         raise DataError("the gallery is empty: no HR images to enrol")
     if not probes:
         raise DataError(f"no probes: every subject has at most {gallery_per_subject} HR image(s); "
                         f"lower --gallery-per-subject or give --probe-root")
     res = "HR" if vlr_size is None else f"{vlr_size} px"
-    return Protocol(gallery, probes, vlr_size, f"{desc}; probes without a VLR file degraded to {res}")
+    desc = "; ".join([f"{desc}; probes without a VLR file degraded to {res}", *notes])
+    return Protocol(gallery, probes, vlr_size, desc, notes)
