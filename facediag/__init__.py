@@ -1,6 +1,8 @@
 """facediag: diagnostics and benchmarks for face-recognition embedding models."""
 
-__version__ = "0.1.0"
+from facediag.version import __version__
+
+__all__ = ["__version__", "run_all"]
 
 
 def run_all(*args, **kwargs):

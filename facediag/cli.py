@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from facediag import __version__
+from facediag.version import __version__
 from facediag.errors import FacediagError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from facediag import __version__
+from facediag.version import __version__
 from facediag.errors import FacediagError
 from facediag.results.base import SCHEMA_VERSION, Result, now
 

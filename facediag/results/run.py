@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facediag import __version__
+from facediag.version import __version__
 from facediag.checks.base import CheckResult, Status, worst
 from facediag.diagnosis import Diagnosis
 from facediag.errors import FacediagError

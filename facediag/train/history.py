@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facediag import __version__
+from facediag.version import __version__
 from facediag.io import atomic_save, atomic_write_text
 from facediag.metrics.distribution import collapsed
 

@@ -4,13 +4,13 @@ import json
 import pytest
 from rich.console import Console
 
+from facediag.errors import FacediagError
 from facediag.render import render, render_terminal, write_all
 from facediag.results import BenchReport, load_result
 
 
 def load_bench_report(path):
     return load_result(path, expect=BenchReport)
-from facediag.errors import FacediagError
 
 
 def _accuracy_report():
