@@ -1,4 +1,6 @@
-"""Batched embedding engine with a content-addressed on-disk cache.
+"""The one batching engine (``run_batched``: decode ahead in threads, batches through a stage),
+the embedding stage on it with a content-addressed on-disk cache, and the same engine running
+the DSR stage for the Session.
 
 An Item names an image by content (``key``: view + file digest) and knows how to produce
 its 3×112×112 pixels in [0, 1] (``load``). The engine asks the cache first; only misses are
@@ -72,11 +74,51 @@ class EmbeddingCache:
             pass  # a read-only or full cache disk must not stop a run; it only costs speed
 
 
-def _safe_load(item: Item):
+def _safe_load(load: Callable[[], torch.Tensor]):
     try:
-        return item.load()
+        return load()
     except (DecodeError, OSError) as exc:
         return f"unreadable: {exc}"
+
+
+def run_batched(loaders: Sequence[Callable[[], torch.Tensor]], stage: Callable[[torch.Tensor], Sequence], *,
+                batch_size: int, description: str, progress: bool = True, workers: int = 2):
+    """Every input through ``stage`` in batches: ``{row: output}`` and ``{row: why unreadable}``.
+
+    Inputs are decoded in background threads one batch ahead of the stage; a batch is split by
+    tensor shape (low-resolution inputs may differ in size), so ``stage`` always gets a stack."""
+    results: dict[int, object] = {}
+    failures: dict[int, str] = {}
+    if not loaders:
+        return results, failures
+    starts = list(range(0, len(loaders), batch_size))
+    with ThreadPoolExecutor(workers) as pool, progress_bar(description, len(loaders), progress) as advance:
+        pending = deque()
+
+        def submit(start):
+            pending.append((start, [pool.submit(_safe_load, f) for f in loaders[start:start + batch_size]]))
+
+        for start in starts[:2]:  # decode one batch ahead of the stage
+            submit(start)
+        next_start = 2
+        while pending:
+            start, futures = pending.popleft()
+            if next_start < len(starts):
+                submit(starts[next_start])
+                next_start += 1
+            loaded = [f.result() for f in futures]
+            by_shape: dict[tuple, list[int]] = {}
+            for j, x in enumerate(loaded):
+                if isinstance(x, torch.Tensor):
+                    by_shape.setdefault(tuple(x.shape), []).append(j)
+                else:
+                    failures[start + j] = x
+            for rows in by_shape.values():
+                out = stage(torch.stack([loaded[j] for j in rows]))
+                for k, j in enumerate(rows):
+                    results[start + j] = out[k]
+            advance(len(loaded))
+    return results, failures
 
 
 class Embedder:
@@ -131,34 +173,5 @@ class Embedder:
         return out, failures
 
     def _compute(self, items: list[Item], description: str):
-        results: dict[int, np.ndarray] = {}
-        failures: dict[int, str] = {}
-        if not items:
-            return results, failures
-        bs = self.batch_size
-        starts = list(range(0, len(items), bs))
-        with ThreadPoolExecutor(self.workers) as pool, progress_bar(description, len(items), self.progress) as advance:
-            pending = deque()
-
-            def submit(start):
-                pending.append((start, [pool.submit(_safe_load, it) for it in items[start:start + bs]]))
-
-            for start in starts[:2]:  # decode one batch ahead of the model
-                submit(start)
-            next_start = 2
-            while pending:
-                start, futures = pending.popleft()
-                if next_start < len(starts):
-                    submit(starts[next_start])
-                    next_start += 1
-                loaded = [f.result() for f in futures]
-                ok = [j for j, x in enumerate(loaded) if isinstance(x, torch.Tensor)]
-                for j, x in enumerate(loaded):
-                    if not isinstance(x, torch.Tensor):
-                        failures[start + j] = x
-                if ok:
-                    emb = self.forward(torch.stack([loaded[j] for j in ok]))
-                    for row, j in enumerate(ok):
-                        results[start + j] = emb[row]
-                advance(len(loaded))
-        return results, failures
+        return run_batched([it.load for it in items], self.forward, batch_size=self.batch_size,
+                           description=description, progress=self.progress, workers=self.workers)

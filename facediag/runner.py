@@ -15,14 +15,14 @@ from facediag.suites import Suite, load_suite
 
 
 def checkpoint_info(loaded) -> dict[str, Any]:
-    head = getattr(loaded, "head", None)
+    head = loaded.head
     return {
-        "path": str(getattr(loaded, "path", "") or ""),
-        "sha256": getattr(loaded, "sha256", None),
-        "variant": getattr(loaded, "variant", None),
-        "format": getattr(loaded, "format", None),
-        "parameters": getattr(loaded, "parameters", None),
-        "matched_fraction": getattr(loaded, "matched_fraction", None),
+        "path": str(loaded.path or ""),
+        "sha256": loaded.sha256,
+        "variant": loaded.variant,
+        "format": loaded.format,
+        "parameters": loaded.parameters,
+        "matched_fraction": loaded.matched_fraction,
         "head": None if head is None else {"classes": int(head.shape[0]), "dim": int(head.shape[1])},
     }
 

@@ -16,12 +16,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres
+from facediag.data.images import DecodeError, downsample, header_size, load_face, load_lowres
+from facediag.data.pixels import fingerprints, sample
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
-from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir
+from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, run_batched
 from facediag.errors import FacediagError
+from facediag.models.protocol import LoadedModel
 from facediag.protocols.gallery import Evaluation, build_evaluation
 
 ROLES = ("model", "baseline")
@@ -71,10 +73,10 @@ class Session:
     by whichever session asks first), so an image is embedded once per model across them:
     e.g. one session per probe resolution, one HR gallery embedding per model."""
 
-    def __init__(self, config: SessionConfig, *, models: dict[str, Any] | None = None,
+    def __init__(self, config: SessionConfig, *, models: dict[str, LoadedModel] | None = None,
                  embedders: dict[str, Embedder] | None = None):
         self.config = config
-        self._models: dict[str, Any] = dict(models or {})
+        self._models: dict[str, LoadedModel] = dict(models or {})
         self._embedders: dict[str, Embedder] = embedders if embedders is not None else {}
         self._embeddings: dict[tuple[str, str], Embeddings] = {}
         self._evaluations: dict[str, Evaluation] = {}
@@ -178,8 +180,8 @@ class Session:
             return True
         return (self.config.weights if role == "model" else self.config.baseline_weights) is not None
 
-    def model(self, role: str = "model"):
-        """The LoadedCheckpoint for a role ("model" or "baseline")."""
+    def model(self, role: str = "model") -> LoadedModel:
+        """The loaded model of a role ("model" or "baseline"), loaded strictly on first use."""
         if role not in self._models:
             from facediag.models.checkpoint import load_checkpoint
 
@@ -194,14 +196,14 @@ class Session:
         if role not in self._embedders:
             loaded = self.model(role)
             device = self.device
-            if str(getattr(loaded, "variant", "")).endswith("_q"):
+            if str(loaded.variant).endswith("_q"):
                 device = torch.device("cpu")  # dynamic int8 kernels exist on CPU only
             module = loaded.model.to(device).eval()
             cache = None
             if self.config.use_cache:
                 cache = EmbeddingCache(self.config.cache_dir or default_cache_dir())
             self._embedders[role] = Embedder(
-                module, device, fingerprint=getattr(loaded, "sha256", None), cache=cache,
+                module, device, fingerprint=loaded.sha256, cache=cache,
                 batch_size=self.config.batch_size, amp=self.config.amp, progress=self.config.progress)
         return self._embedders[role]
 
@@ -214,31 +216,22 @@ class Session:
             return self._dsr_out
 
     def _compute_dsr(self) -> tuple[torch.Tensor, dict[int, str]]:
-        from facediag.progress import progress_bar
-
         probes = self.protocol.probes
         size = self.protocol.vlr_size
+
+        def lowres(p):
+            return lambda: load_lowres(p.vlr.path) if p.vlr is not None else downsample(load_face(p.hr.path), size)
+
+        def stage(batch):  # the DSR stage of the one batching engine
+            with torch.inference_mode():
+                return self.dsr(batch.to(self.device)).float().clamp(0, 1).cpu().half()
+
+        sr, failures = run_batched([lowres(p) for p in probes], stage, batch_size=self.config.batch_size,
+                                   description=f"super-resolving probes ({self.dsr.name})",
+                                   progress=self.config.progress)
         out = torch.zeros(len(probes), 3, 112, 112, dtype=torch.float16)
-        failures: dict[int, str] = {}
-        groups: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
-        for i, p in enumerate(probes):
-            try:
-                lr = load_lowres(p.vlr.path) if p.vlr is not None else downsample(load_face(p.hr.path), size)
-            except (DecodeError, OSError) as exc:
-                failures[i] = f"unreadable: {exc}"
-                continue
-            groups.setdefault(tuple(lr.shape[1:]), []).append((i, lr))
-        bs = self.config.batch_size
-        with progress_bar(f"super-resolving probes ({self.dsr.name})", len(probes) - len(failures),
-                          self.config.progress) as advance, torch.inference_mode():
-            for members in groups.values():
-                for start in range(0, len(members), bs):
-                    chunk = members[start:start + bs]
-                    batch = torch.stack([x for _, x in chunk]).to(self.device)
-                    sr = self.dsr(batch).float().clamp(0, 1).cpu().half()
-                    for (i, _), img in zip(chunk, sr):
-                        out[i] = img
-                    advance(len(chunk))
+        for i, img in sr.items():
+            out[i] = img
         return out, failures
 
     def _probe_pixels(self, i: int) -> torch.Tensor:
@@ -292,54 +285,17 @@ class Session:
 
     # ---------------------------------------------------- raw pixel access
     def pixel_fingerprints(self, view: str = "gallery") -> dict[str, Any]:
-        """Per image of a view: path, file digest, a 32×32 grey thumbnail (zero mean, unit norm)
-        and the 112×112 grey canvas.
-
-        For leakage tests, which need pixels, not embeddings; model-independent, once per run.
-        ``probe_hr`` uses each probe's own HR image, or its VLR file when it has none."""
+        """Pixel fingerprints (data.pixels.fingerprints) of a view, once per run. ``probe_hr`` uses
+        each probe's own HR image, or its VLR file when it has none."""
         if view not in self._fingerprints:
-            if view == "gallery":
-                recs = list(self.protocol.gallery)
-            else:
-                recs = [p.hr if p.hr is not None else p.vlr for p in self.protocol.probes]
-            paths, digests, thumbs, greys = [], [], [], []
-            for rec in recs:
-                try:
-                    img = load_face(rec.path) if rec.role == "hr" else fit_canvas(load_lowres(rec.path))
-                except (DecodeError, OSError):
-                    continue
-                grey = img.mean(dim=0)
-                t = downsample(grey[None], 32).flatten().double().numpy()
-                t = t - t.mean()
-                thumbs.append(t / max(np.linalg.norm(t), 1e-12))
-                greys.append(grey.numpy())
-                paths.append(str(rec.path))
-                digests.append(file_digest(rec.path))
-            self._fingerprints[view] = {"paths": paths, "digests": digests,
-                                        "thumbs": np.array(thumbs).reshape(len(thumbs), 32 * 32),
-                                        "greys": np.array(greys, dtype=np.float32).reshape(len(greys), 112, 112)}
+            recs = (list(self.protocol.gallery) if view == "gallery"
+                    else [p.hr if p.hr is not None else p.vlr for p in self.protocol.probes])
+            self._fingerprints[view] = fingerprints(recs)
         return self._fingerprints[view]
 
     def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> tuple[torch.Tensor, np.ndarray]:
-        """Preprocessed gallery pixels ([0,1]) of a few images from each of a few subjects.
-
-        For checks that must score altered inputs (channel order, input range): the only
-        decoding outside the embedding engine, bounded by max_subjects × per_subject."""
-        taken: dict[str, int] = {}
-        pixels, subjects = [], []
-        for rec in self.protocol.gallery:
-            n = taken.get(rec.subject, 0)
-            if n >= per_subject or (n == 0 and len(taken) >= max_subjects):
-                continue
-            try:
-                pixels.append(load_face(rec.path))
-            except (DecodeError, OSError):
-                continue
-            taken[rec.subject] = n + 1
-            subjects.append(rec.subject)
-        if not pixels:
-            raise FacediagError("no readable gallery image")
-        return torch.stack(pixels), np.asarray(subjects, dtype=str)
+        """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample)."""
+        return sample(self.protocol.gallery, max_subjects, per_subject)
 
     def image_sizes(self, limit: int = 2000) -> list[tuple[int, int, str]]:
         """(width, height, PIL mode) of up to ``limit`` HR files, read from headers only."""
@@ -363,15 +319,11 @@ class Session:
         if requirement == "baseline":
             return None if self.has_role("baseline") else "no --baseline-weights given"
         if requirement == "head":
-            return None if getattr(self.model(role), "head", None) is not None else \
+            return None if self.model(role).head is not None else \
                 "the checkpoint has no ArcFace/classifier head"
-        if requirement == "train":
-            return None if self.config.train_root else "no --train-root given"
         if requirement == "pairs":
             return None if any(p.hr is not None for p in self.protocol.probes) else \
                 "no probe has its own HR image (paired similarity needs HR/VLR pairs)"
-        if requirement == "dsr":
-            return None if self.probes_need_dsr else "probes are at full resolution (no VLR/DSR path)"
         return f"unknown requirement {requirement!r}"
 
 
@@ -399,7 +351,7 @@ class RoleView:
     def has_role(self, role: str) -> bool:
         return role == "model" and self.session.has_role(self.role)
 
-    def model(self, role: str = "model"):
+    def model(self, role: str = "model") -> LoadedModel:
         return self.session.model(self._map(role))
 
     def embedder(self, role: str = "model") -> Embedder:

@@ -45,7 +45,7 @@ class ArcFaceHead(Check):
         loaded = ctx.model("model")
         w = loaded.head.detach().float().cpu().numpy()
         w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
-        label_map = getattr(loaded, "label_map", None)
+        label_map = loaded.label_map
         findings = []
         metrics = {"head_classes": int(w.shape[0]), "label_map_size": len(label_map) if label_map else 0}
         if w.shape[1] != ctx.embeddings("model", "gallery").raw.shape[1]:

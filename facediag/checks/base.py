@@ -207,7 +207,7 @@ class Check:
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
-    # Inputs beyond the basic model + data: "pairs", "head", "baseline", "train".
+    # Inputs beyond the basic model + data: "pairs", "head", "baseline" (Session.available says which are there).
     requires: ClassVar[tuple[str, ...]] = ()
     # Default parameters (thresholds); a suite TOML overrides them per check.
     params: ClassVar[dict[str, Any]] = {}

@@ -63,9 +63,8 @@ class WeightsIntegrity(Check):
 
     def run(self, ctx, params):
         loaded = ctx.model("model")
-        matched = float(getattr(loaded, "matched_fraction", 1.0))
-        missing = list(getattr(loaded, "missing_keys", []) or [])
-        unexpected = list(getattr(loaded, "unexpected_keys", []) or [])
+        matched = float(loaded.matched_fraction)
+        missing, unexpected = list(loaded.missing_keys), list(loaded.unexpected_keys)
         init_frac, n_init_tensors = init_signature(loaded.model)
         bad = nonfinite_parameters(loaded.model)
         genuine = impostor = np.zeros(0)
@@ -78,7 +77,7 @@ class WeightsIntegrity(Check):
         dp = dprime(genuine, impostor) if len(genuine) and len(impostor) else None
         metrics = {
             "matched_fraction": matched, "missing_keys": len(missing), "unexpected_keys": len(unexpected),
-            "parameters": int(getattr(loaded, "parameters", 0) or sum(p.numel() for p in loaded.model.parameters())),
+            "parameters": int(loaded.parameters),
             "nonfinite_tensors": len(bad), "init_fraction": r(init_frac), "dprime": r(dp),
         }
         findings = []
@@ -90,10 +89,10 @@ class WeightsIntegrity(Check):
         if dp is not None:
             findings.append(Finding(Severity.INFO, "mean scores at full resolution",
                                     {"genuine_mean": r(np.mean(genuine)), "impostor_mean": r(np.mean(impostor))}))
-        variant = getattr(loaded, "variant", "?")
-        sha = (getattr(loaded, "sha256", None) or "")[:12]
+        variant = loaded.variant
+        sha = (loaded.sha256 or "")[:12]
         summary = f"{variant}, {matched:.0%} of parameters loaded, sha256 {sha or 'n/a'}…"
         return self.conclude(metrics, params, summary=summary, findings=findings,
                              data={"headline": ["matched_fraction", "init_fraction", "dprime"], "variant": variant,
-                                   "sha256": getattr(loaded, "sha256", None)},
+                                   "sha256": loaded.sha256},
                              context={"init_tensors": n_init_tensors})

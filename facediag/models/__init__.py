@@ -1,4 +1,4 @@
-"""EdgeFace variants, strict and safe checkpoint loading, the ArcFace head, the DSR stage."""
+"""EdgeFace variants and their presets, strict and safe checkpoint loading, the loaded-model protocol, the DSR stage."""
 from facediag.models.checkpoint import (
     LoadedCheckpoint, detect_variant, fingerprint_state_dict, load_checkpoint, save_state_dict,
     sha256_file,
@@ -7,11 +7,10 @@ from facediag.models.dsr import DSR, BicubicDSR, load_dsr
 from facediag.models.edgeface import (
     EMBEDDING_DIM, VARIANTS, EdgeFace, LowRankLinear, build_edgeface, expected_layout,
 )
-from facediag.models.head import ArcFaceHead
 from facediag.models.safe_load import StandIn, load_pickled, read_weights_file
 
 __all__ = [
-    "ArcFaceHead", "BicubicDSR", "DSR", "EMBEDDING_DIM", "EdgeFace", "LoadedCheckpoint",
+    "BicubicDSR", "DSR", "EMBEDDING_DIM", "EdgeFace", "LoadedCheckpoint",
     "LowRankLinear", "StandIn", "VARIANTS", "build_edgeface", "detect_variant",
     "expected_layout", "fingerprint_state_dict", "load_checkpoint", "load_dsr", "load_pickled",
     "read_weights_file", "save_state_dict", "sha256_file",
