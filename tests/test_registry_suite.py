@@ -4,7 +4,7 @@ import pytest
 from facediag.diagnosis import diagnose
 from facediag.errors import FacediagError
 from facediag.checks.base import Check, CheckResult, Status
-from facediag.checks.registry import all_checks, register, run_check
+from facediag.checks.registry import all_checks, get_check, register, run_check
 from facediag.suites import load_suite
 
 BUILTIN = ["weights-integrity", "gallery-enrollment", "subject-overlap", "norm-sanity", "preprocessing",
@@ -97,7 +97,12 @@ def test_third_party_checks_register_through_entry_points(monkeypatch, tmp_path)
 
 
 def result(name, status, **metrics):
-    return CheckResult(name, Status(status), "", metrics)
+    """What check ``name`` reports for these metrics under its default thresholds: its own
+    conditions decide, and they must agree with the status the test expects."""
+    check = get_check(name)()
+    res = check.conclude(metrics, check.params, summary="")
+    assert res.status == Status(status), (name, res.status, [c.id for c in res.conditions if c.met])
+    return res
 
 
 def test_collapse_takes_precedence_over_memorization():
@@ -122,7 +127,7 @@ def test_a_collapsed_model_has_no_preferred_input():
     # Collapsed: AUC 0.64 with [0, 1] input vs 0.62 as trained is noise, not a mismatch.
     results = [result("pair-gap", "FAIL", paired_mean=1.0, genuine_mean=0.997, impostor_mean=0.995, gap=0.003,
                       collapsed=True),
-               result("preprocessing", "FAIL", auc=0.62)]
+               result("preprocessing", "FAIL", auc_expected=0.62, auc_range_0_1=0.64)]
     assert [d.id for d in diagnose(results)] == ["embedding-collapse"]
     assert [d.id for d in diagnose(results[1:])] == ["preprocessing-mismatch"]
 

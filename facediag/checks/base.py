@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import operator
+import string
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
@@ -70,6 +71,19 @@ _OPS = {
     "outside": lambda v, t: not 1 / t <= v <= t,
     "is": lambda v, t: bool(v),
 }
+
+
+class _Wording(string.Formatter):
+    """Fills a condition's message: an unmeasured (None) or absent value reads "n/a"."""
+
+    def get_value(self, key, args, kwargs):
+        return kwargs.get(key) if isinstance(key, str) else super().get_value(key, args, kwargs)
+
+    def format_field(self, value, format_spec):
+        return "n/a" if value is None else super().format_field(value, format_spec)
+
+
+_WORDING = _Wording()
 
 
 @dataclass(frozen=True)
@@ -245,7 +259,7 @@ class Check:
                 continue
             met.add(cond.id)
             if cond.message is not None:
-                raised.append(Finding(cond.severity, cond.message.format(**words),
+                raised.append(Finding(cond.severity, _WORDING.format(cond.message, **words),
                                       {k: metrics.get(k) for k in cond.evidence}))
                 if cond.changes_status:
                     status = worst([status, cond.severity.status])

@@ -61,6 +61,53 @@ class Suite:
                 "checks": {n: self.params(n) for n in self.checks}, "gate": self.gate}
 
 
+def _table(doc: dict, key: str, path) -> dict:
+    value = doc.get(key) or {}
+    if not isinstance(value, dict):
+        raise FacediagError(f"{path}: [{key}] must be a table, not {value!r}")
+    return value
+
+
+# Ranges a parameter must lie in, beyond its type: cosines, rates and ratios.
+_COSINES = ("threshold", "collapse_impostor", "max_impostor_mean", "memorization_paired", "min_cohesion",
+            "near_duplicate_correlation")
+_RATES = ("far", "fraction", "share", "coverage", "rank1", "eer")
+
+
+def param_problem(key: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` cannot be parameter ``key`` (whose default is ``default``), or None.
+
+    The default's type is the contract: counts are positive integers, thresholds numbers in
+    their range, lists non-empty lists of such numbers (ranks positive, FARs in (0, 1))."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+    if isinstance(default, list):
+        if not isinstance(value, list) or not value or not all(number(v) for v in value):
+            return "must be a non-empty list of numbers"
+        if "rank" in key and not all(isinstance(v, int) and v >= 1 for v in value):
+            return "ranks are whole numbers from 1"
+        if "far" in key and not all(0 < v < 1 for v in value):
+            return "false-accept rates lie strictly between 0 and 1"
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else \
+            "must be a whole number of at least 1"
+    if not number(value):
+        return "must be a number"
+    if key in _COSINES:
+        return None if -1 <= value <= 1 else "a cosine lies between -1 and 1"
+    if value < 0:
+        return "must not be negative"
+    if key == "max_norm_ratio" and value < 1:
+        return "a ratio bound is at least 1 (it is applied both ways)"
+    if any(word in key for word in _RATES) and value > 1:
+        return "a rate lies between 0 and 1"
+    return None
+
+
 def builtin_suite() -> Suite:
     """Every registered check with its default thresholds."""
     return Suite("builtin", {name: {} for name in all_checks()})
@@ -80,22 +127,38 @@ def load_suite(spec: str | Path | None = None) -> Suite:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise FacediagError(f"{path}: no such suite file") from None
+    except IsADirectoryError:
+        raise FacediagError(f"{path}: is a folder, not a suite file") from None
+    except UnicodeDecodeError:
+        raise FacediagError(f"{path}: not a text file (a suite is TOML)") from None
+    except OSError as exc:
+        raise FacediagError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise FacediagError(f"{path}: not valid TOML ({exc})") from None
     known = all_checks()
     checks: dict[str, dict[str, Any]] = {}
-    for name, params in (doc.get("checks") or {}).items():
+    for name, params in _table(doc, "checks", path).items():
         if name not in known:
             raise FacediagError(f"{path}: unknown check {name!r}; known: {', '.join(known)}")
-        params = dict(params or {})
-        if params.pop("enabled", True) is False:
+        if not isinstance(params, dict):
+            raise FacediagError(f"{path}: [checks.{name}] must be a table of parameters, not {params!r}")
+        params = dict(params)
+        enabled = params.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise FacediagError(f"{path}: [checks.{name}] enabled must be true or false, not {enabled!r}")
+        if not enabled:
             continue
         unknown = set(params) - set(known[name].params)
         if unknown:
             raise FacediagError(f"{path}: check {name!r} has no parameter(s) {', '.join(sorted(unknown))} "
                                 f"(it takes {', '.join(sorted(known[name].params)) or 'none'})")
+        for key, value in params.items():
+            problem = param_problem(key, value, known[name].params[key])
+            if problem:
+                raise FacediagError(f"{path}: [checks.{name}] {key} = {value!r}: {problem}")
         checks[name] = params
-    meta = doc.get("suite") or {}
+    meta = _table(doc, "suite", path)
+    _table(doc, "gate", path)
     fail_on = meta.get("fail_on", "fail")
     if fail_on not in ("fail", "warn"):
         raise FacediagError(f"{path}: fail_on must be 'fail' or 'warn', not {fail_on!r}")
