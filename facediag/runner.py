@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from facediag.diagnosis import diagnose
+from facediag.errors import FacediagError
 from facediag.registry import Status, get_check, run_check
 from facediag.report.schema import Report
 from facediag.session import Session, SessionConfig
@@ -67,3 +70,62 @@ def exit_code(report: Report, fail_on: str = "fail") -> int:
     if report.gate is not None and not report.gate.get("passed", True):
         return 1
     return 0
+
+
+# ------------------------------------------------------------------ run-all / run, gated
+@dataclass
+class GatedRun:
+    """A finished run-all: its Report (gate included), its exit code, and what it is to write.
+
+    Nothing is written until ``write()``: the caller shows the report first, then writes.
+    """
+
+    report: Report
+    exit_code: int
+    out: Path | None = None
+    save_baseline: Path | None = None
+    written: dict[str, Path] = field(default_factory=dict)
+
+    def write(self) -> dict[str, Path]:
+        """Write the reports into ``out`` and the baseline; return {format or "baseline": path}."""
+        from facediag.report.render import write_all
+
+        if self.out is not None:
+            self.written.update(write_all(self.report, self.out))
+        if self.save_baseline is not None:
+            self.written["baseline"] = self.report.save(self.save_baseline)
+        return self.written
+
+
+def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "default", *,
+                 checks: Sequence[str] = (), baseline_report: str | Path | None = None,
+                 max_drop: Iterable[str] = (), force_baseline: bool = False, fail_on: str | None = None,
+                 out: str | Path | None = None, save_baseline: str | Path | None = None,
+                 command: str | None = None) -> GatedRun:
+    """The whole of ``facediag run-all``/``run`` but the printing: a GatedRun to show and write.
+
+    Bad input fails before any work (FacediagError): the suite, the checkpoints, the
+    baseline report. Then the suite runs, the gate judges it against ``baseline_report``,
+    and the exit code follows (``fail_on`` over the suite's).
+    """
+    from facediag.gate import BaselineGate
+
+    max_drop = list(max_drop or ())
+    if (max_drop or force_baseline) and not baseline_report:
+        raise FacediagError("--max-drop and --force-baseline need --baseline-report")
+    suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
+    if checks:
+        suite_obj = suite_obj.only(list(checks))
+    session = Session(config)
+    session.model("model")  # a bad checkpoint is bad input: fail before any work
+    if config.baseline_weights:
+        session.model("baseline")
+    gate = None
+    if baseline_report:
+        gate = BaselineGate.load(baseline_report, suite_obj, max_drop, session.dataset_info(), force=force_baseline)
+    report = run_suite(session, suite_obj, command=command)
+    if gate:
+        report.gate = gate.evaluate(report, session)
+    code = exit_code(report, fail_on or suite_obj.fail_on)
+    return GatedRun(report, code, None if out is None else Path(out),
+                    None if save_baseline is None else Path(save_baseline))
