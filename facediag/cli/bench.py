@@ -13,6 +13,7 @@ from facediag.cli.options import (
     PATH,
     command_line,
     console,
+    data_inputs,
     handle_errors,
     int_list,
     options,
@@ -34,6 +35,13 @@ def bench():
       facediag bench accuracy -w edgeface_xxs.pt --data orl_faces --resolutions 12,16,24,32,hr
       facediag bench speed --variant xxs --variant base --device cpu --batch-sizes 1,8,64
     """
+
+
+def _bench_outputs(kind: str, out) -> list:
+    from facediag.bench.report import FORMATS
+    from facediag.outputs import out_dir
+
+    return out_dir("--out", out, [f"bench-{kind}.{fmt}" for fmt in FORMATS])
 
 
 def _bench_output(report, out, as_json):
@@ -77,8 +85,12 @@ def bench_accuracy_cmd(weights, labels, arch, resolutions, threshold, n_boot, ou
       facediag bench accuracy -w edgeface_xxs.pt --data faces/ --dsr dsr.torchscript --resolutions 12,16,24
     """
     from facediag.bench import bench_accuracy
+    from facediag.outputs import check_outputs
+
     if labels and len(labels) != len(weights):
         raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
+    inputs, roots = data_inputs(kw)
+    check_outputs(_bench_outputs("accuracy", out), inputs=[("--weights", list(weights)), *inputs], roots=roots)
     report = bench_accuracy(
         list(weights), kw.pop("data"), resolutions=resolutions, dsr=kw.pop("dsr"), dsr_weights=kw.pop("dsr_weights"),
         threshold=threshold, labels=list(labels) or None, arch=arch, n_boot=n_boot,
@@ -122,6 +134,9 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
       facediag bench speed -w edgeface_xxs_q.pt --threads 1 --out reports/speed
     """
     from facediag.bench import bench_speed
+    from facediag.outputs import check_outputs
+
+    check_outputs(_bench_outputs("speed", out), inputs=[("--weights", list(weights))])
     report = bench_speed(list(weights), variants=list(variants), device=device, batch_sizes=batch_sizes,
                          threads=threads, dtype=dtype, compile=compile_, channels_last=channels_last,
                          warmup=warmup, iters=iters, min_seconds=min_seconds, timing=not no_timing, arch=arch,

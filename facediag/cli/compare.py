@@ -13,6 +13,7 @@ from facediag.cli.options import (
     OUT,
     SUITE,
     console,
+    data_inputs,
     data_options,
     handle_errors,
     print_paths,
@@ -51,7 +52,9 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     """
     from facediag.compare import compare_session, exit_code
     from facediag.gate import tolerances
+    from facediag.outputs import check_outputs, out_dir
     from facediag.report.compare_render import (
+        FILENAMES,
         render_compare_terminal,
         write_compare,
     )
@@ -60,6 +63,10 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
 
     suite_obj = load_suite(suite)
     max_drop = tolerances(suite_obj, max_drop)
+    inputs, roots = data_inputs(kw)
+    check_outputs(out_dir("--out", out, FILENAMES.values()),
+                  inputs=[("WEIGHTS_A", weights_a), ("WEIGHTS_B", weights_b), ("--suite", suite_obj.path), *inputs],
+                  roots=roots)
     session = Session(session_config(weights_a, baseline_weights=weights_b, arch=arch, baseline_arch=arch, **kw))
     session.model("model")  # bad checkpoints are bad input: fail before any work
     session.model("baseline")

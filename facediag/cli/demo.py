@@ -48,6 +48,9 @@ def demo(out, quick, seed, device, workers, quiet):
       facediag demo --quick --out /tmp/demo
     """
     from facediag.demo.story import DemoConfig, run_demo
+    from facediag.outputs import check_outputs, out_dir
+
+    check_outputs(out_dir("--out", out))
     result = run_demo(DemoConfig(out=out, quick=quick, seed=seed, device=device, workers=workers,
                                  progress=not quiet), console=console)
     sys.exit(EXIT_OK if result.ok else EXIT_FAIL)

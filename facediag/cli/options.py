@@ -204,7 +204,10 @@ BASELINE_REPORT = option("--baseline-report", type=PATH,
                          help="Gate against this report.json: exit 1 when a gated metric fell beyond its tolerance "
                               "and noise.")
 SAVE_BASELINE = option("--save-baseline", type=PATH,
-                       help="Also write this run's report.json here, to gate later runs against.")
+                       help="Also write this run's report.json here, to gate later runs against "
+                            "(only when the run passes, unless --force-save-baseline).")
+FORCE_SAVE_BASELINE = option("--force-save-baseline", is_flag=True,
+                             help="Save --save-baseline even from a run that failed.")
 FORCE_BASELINE = option("--force-baseline", is_flag=True, help="Accept a --baseline-report made on different data.")
 
 DATA_OPTIONS = [
@@ -218,7 +221,8 @@ DATA_OPTIONS = [
 MODEL_OPTIONS = [
     ("weights", WEIGHTS()), ("arch", ARCH()), ("baseline_weights", BASELINE_WEIGHTS()), ("suite", SUITE()),
     ("out", OUT()), ("fail_on", FAIL_ON()), ("baseline_report", BASELINE_REPORT()), ("max_drop", MAX_DROP()),
-    ("save_baseline", SAVE_BASELINE()), ("force_baseline", FORCE_BASELINE()),
+    ("save_baseline", SAVE_BASELINE()), ("force_save_baseline", FORCE_SAVE_BASELINE()),
+    ("force_baseline", FORCE_BASELINE()),
 ]
 """The checkpoint under test, the suite, the outputs and the gate (run-all and run)."""
 
@@ -237,6 +241,13 @@ def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=N
         vlr_size=kw["vlr_size"], dsr=kw["dsr"], dsr_weights=kw["dsr_weights"], device=kw["device"],
         batch_size=kw["batch_size"], cache_dir=kw["cache_dir"], use_cache=not kw["no_cache"],
         progress=not kw["quiet"])
+
+
+def data_inputs(kw) -> tuple[list, list]:
+    """(inputs, roots) named by the parsed DATA_OPTIONS, for facediag.outputs.check_outputs."""
+    inputs = [("--dsr", kw.get("dsr")), ("--dsr-weights", kw.get("dsr_weights"))]
+    roots = [(f"--{k.replace('_', '-')}", kw.get(k)) for k in ("data", "gallery_root", "probe_root", "train_root")]
+    return inputs, roots
 
 
 def command_line() -> str:

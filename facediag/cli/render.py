@@ -23,8 +23,11 @@ def render(report_json, fmt, out):
       facediag render reports/run1/report.json --format html -o run1.html
       facediag render reports/compare/report.json
     """
+    from facediag.outputs import check_outputs, out_file
     from facediag.report.schema import load_report_dict
 
+    if fmt != "terminal":
+        check_outputs(out_file("--out", out), inputs=[("REPORT_JSON", report_json)])
     data = load_report_dict(report_json)
     if data.get("kind") == "compare":
         from facediag.compare import CompareReport

@@ -9,6 +9,7 @@ from facediag.cli.options import (
     SUITE,
     console,
     data_options,
+    error_line,
     handle_errors,
     model_options,
     print_paths,
@@ -20,7 +21,8 @@ def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on,
     from facediag.report.terminal import render_terminal
     from facediag.runner import run_and_gate
 
-    gate_kw = {k: kw.pop(k) for k in ("baseline_report", "max_drop", "save_baseline", "force_baseline")}
+    gate_kw = {k: kw.pop(k) for k in ("baseline_report", "max_drop", "save_baseline", "force_save_baseline",
+                                      "force_baseline")}
     run = run_and_gate(session_config(weights, baseline_weights=baseline_weights, arch=arch, **kw), suite,
                        checks=names, fail_on=fail_on, out=out, **gate_kw)
     render_terminal(run.report, console)
@@ -30,6 +32,8 @@ def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on,
         print_paths("reports", reports)
     if "baseline" in written:
         print_paths("baseline", [written["baseline"]])
+    if run.baseline_refused:
+        error_line(run.baseline_refused)
     sys.exit(run.exit_code)
 
 

@@ -85,10 +85,16 @@ def train_contrastive(weights, arch, data, out, val_data, val_split, val_fractio
       facediag train-contrastive ... --out orl_ft.pth --resume     # after Ctrl-C
       torchrun --nproc_per_node 4 -m facediag.cli train-contrastive ...
     """
-    from facediag.train.config import parse_subjects
+    from facediag.outputs import check_outputs, out_file
+    from facediag.train.config import output_paths, parse_subjects
     from facediag.train.trainer import TrainConfig
     from facediag.train.trainer import train_contrastive as run_training
 
+    # every file the run writes (the checkpoint and the files beside it), before any work
+    check_outputs([o for role, p in output_paths(out).items()
+                   for o in out_file("--out" if role == "out" else f"the {role} file of --out", p)],
+                  inputs=[("--weights", weights), ("--dsr", dsr), ("--dsr-weights", dsr_weights)],
+                  roots=[("--data", data), ("--val-data", val_data)])
     cfg = TrainConfig(
         weights=weights, arch=arch, data=data, out=out, val_data=val_data, val_split=val_split,
         val_fraction=val_fraction, train_subjects=parse_subjects(train_subjects),
