@@ -64,7 +64,7 @@ def _bench_output(report, out, as_json):
 @click.option("--resolutions", default="12,16,24,32,hr", show_default=True,
               help="Probe sizes in pixels (area-downsampled from HR, then upsampled to 112) and/or 'hr'.")
 @click.option("--threshold", type=float, default=0.35, show_default=True, help="Cosine acceptance threshold.")
-@N_BOOT(type=int, help="Bootstrap resamples for the CIs.")
+@N_BOOT(help="Bootstrap resamples for the CIs.")
 @OUT(help="Write bench-accuracy.json/.html/.md here.")
 @AS_JSON()
 @options(BENCH_DATA_OPTIONS)

@@ -136,14 +136,14 @@ def options(group: list):
 
 def vlr_size(ctx, param, value):
     """A probe size in pixels (4-112), or 'hr' for full resolution."""
-    if value is None or str(value).lower() in ("hr", "none", "0"):
+    if value is None or str(value).strip().lower() == "hr":
         return None
     try:
         size = int(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a size in pixels or 'hr'") from None
     if not 4 <= size <= 112:
-        raise click.BadParameter("a VLR size must be between 4 and 112 pixels (or 'hr')")
+        raise click.BadParameter(f"{size} is not a VLR size: give 4 to 112 pixels, or 'hr' for full resolution")
     return size
 
 
@@ -161,13 +161,13 @@ def int_list(ctx, param, value):
 DATA = option("--data", type=PATH, help="One data root: split per subject into gallery (first K HR images) and probes.")
 GALLERY_ROOT = option("--gallery-root", type=PATH, help="Enrol every HR image under this root (use with --probe-root).")
 PROBE_ROOT = option("--probe-root", type=PATH, help="Probe with the images under this root.")
-TRAIN_ROOT = option("--train-root", type=PATH,
+TRAIN_ROOT = option("--train-root", type=click.Path(exists=True, path_type=Path),
                     help="Training data, to check subject overlap with the evaluation data.")
 LAYOUT = option("--layout", type=click.Choice(LAYOUTS), default="auto", show_default=True,
                 help="paired: hr_images/ + vlr_images*/; folders: root/<subject>/*; manifest: a CSV.")
 SUBJECT_REGEX = option("--subject-regex", default=r"^([^_]+)_", show_default=True,
                        help="Subject id from a paired-layout filename (group 1).")
-GALLERY_PER_SUBJECT = option("--gallery-per-subject", "-k", type=int, default=3, show_default=True,
+GALLERY_PER_SUBJECT = option("--gallery-per-subject", "-k", type=click.IntRange(min=1), default=3, show_default=True,
                              help="HR images per subject that enrol (one-root split).")
 VLR_SIZE = option("--vlr-size", default="16", show_default=True, callback=vlr_size,
                   help="Probes without a VLR file are area-downsampled to this many pixels, then DSR'd; "
@@ -175,7 +175,7 @@ VLR_SIZE = option("--vlr-size", default="16", show_default=True, callback=vlr_si
 DSR = option("--dsr", help="Super-resolution model: a TorchScript file, or module:factory with --dsr-weights. "
                            "Default: bicubic.")
 DSR_WEIGHTS = option("--dsr-weights", type=PATH, help="state_dict for --dsr module:factory.")
-BATCH_SIZE = option("--batch-size", type=int, default=64, show_default=True)
+BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 CACHE_DIR = option("--cache-dir", type=PATH,
                    help="Embedding cache (default ~/.cache/facediag/embeddings or $FACEDIAG_CACHE).")
 NO_CACHE = option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
