@@ -98,3 +98,13 @@ def leaky_copy(orl_root: Path, dest: Path) -> Path:
     (dest / "s2" / "8.pgm").unlink()
     Image.fromarray(shifted).save(dest / "s2" / "8.jpg", quality=90)
     return dest
+
+
+def loaded_model(module, **fields):
+    """An in-memory model with every field of facediag.models.protocol.LoadedModel."""
+    from types import SimpleNamespace
+
+    base = dict(model=module, variant="test", format="module", path="memory", sha256=None,
+                parameters=sum(p.numel() for p in module.parameters()), matched_fraction=1.0, missing_keys=[],
+                unexpected_keys=[], head=None, label_map=None)
+    return SimpleNamespace(**{**base, **fields})

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -42,8 +41,9 @@ def _dataset(root, subjects=10, images=7, seed=0):
 
 def _model(pool: int):
     """A pixel embedder (average pooling): no weights to train, and B can be made to see less."""
-    return SimpleNamespace(model=nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten()), variant="pixels",
-                           sha256=None, path=f"pool{pool}")
+    from helpers import loaded_model
+
+    return loaded_model(nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten()), variant="pixels", path=f"pool{pool}")
 
 
 @pytest.fixture

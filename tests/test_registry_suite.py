@@ -3,7 +3,7 @@ import pytest
 
 from facediag.diagnosis import diagnose
 from facediag.errors import FacediagError
-from facediag.checks.base import Check, CheckResult, Status
+from facediag.checks.base import Check, Status
 from facediag.checks.registry import all_checks, get_check, register, run_check
 from facediag.suites import load_suite
 

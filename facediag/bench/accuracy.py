@@ -15,6 +15,7 @@ import numpy as np
 
 from facediag.results import BenchReport
 from facediag.errors import FacediagError
+from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.protocols.gallery import Evaluation, headline_metrics
 from facediag.metrics.distribution import dprime
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
@@ -110,7 +111,7 @@ def compare_paths(dsr_ev: Evaluation, bicubic_ev: Evaluation, *, n_boot: int, se
 
 def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
                    resolutions: str | Sequence = DEFAULT_RESOLUTIONS, dsr: str | None = None,
-                   dsr_weights: str | Path | None = None, threshold: float = 0.35,
+                   dsr_weights: str | Path | None = None, threshold: float = DEFAULT_THRESHOLD,
                    fars: Sequence[float] = DEFAULT_FARS, labels: Sequence[str] | None = None,
                    arch: str | None = None, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
                    command: str | None = None, **options) -> BenchReport:

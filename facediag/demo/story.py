@@ -14,6 +14,8 @@ Ctrl-C leaves complete files or none.
 """
 from __future__ import annotations
 
+from facediag.models.presets import DEFAULT_THRESHOLD
+
 import json
 import time
 from collections import Counter
@@ -31,7 +33,7 @@ from facediag.progress import progress_bar
 
 VLR_SIZE = 16
 GALLERY_PER_SUBJECT = 3
-THRESHOLD = 0.35
+THRESHOLD = DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,7 @@ class ThresholdResult:
         return dict(vars(self))
 
 
-def threshold_accuracy(scores, probe_subjects, template_subjects,
-                       threshold: float = 0.35) -> ThresholdResult:
+def threshold_accuracy(scores, probe_subjects, template_subjects, threshold: float) -> ThresholdResult:
     """Accuracy, genuine acceptance and false acceptance at one cosine threshold.
 
     Impostor pairs are every probe (mated or not) against every template of another subject.
@@ -253,8 +252,8 @@ class OpenSetResult:
         return out
 
 
-def open_set(scores, probe_subjects, template_subjects, thresholds=None,
-             threshold: float = 0.35, fars=(1e-2, 1e-1)) -> OpenSetResult:
+def open_set(scores, probe_subjects, template_subjects, thresholds=None, *,
+             threshold: float, fars=(1e-2, 1e-1)) -> OpenSetResult:
     """DIR vs false-alarm rate over thresholds, the values at `threshold`, and DIR at target FARs.
 
     DIR(t): mated probes whose true template is rank 1 and scores >= t, over all mated probes.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.metrics.identification import build_templates, closed_set, l2_normalize, threshold_accuracy
 
 
@@ -113,7 +114,7 @@ def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.nd
     )
 
 
-def headline_metrics(ev: Evaluation, threshold: float = 0.35) -> dict[str, float]:
+def headline_metrics(ev: Evaluation, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
     """The few numbers every report leads with; the trainer's validation uses the same ones.
 
     ``accuracy_at_threshold``: mated probes whose best match is right AND scores >= threshold.

@@ -18,12 +18,14 @@ def require_format(fmt: str) -> None:
         raise FacediagError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
+def bench_filenames(kind: str) -> dict[str, str]:
+    stem = f"bench-{kind}"
+    return {"json": f"{stem}.json", "html": f"{stem}.html", "md": f"{stem}.md", "junit": f"{stem}.junit.xml"}
+
+
 def filenames(result) -> dict[str, str]:
     """What write_all calls each format's file: bench results are named by their kind."""
-    if isinstance(result, BenchReport):
-        stem = f"bench-{result.kind}"
-        return {"json": f"{stem}.json", "html": f"{stem}.html", "md": f"{stem}.md", "junit": f"{stem}.junit.xml"}
-    return FILENAMES
+    return bench_filenames(result.kind) if isinstance(result, BenchReport) else FILENAMES
 
 
 def render(result: Report | CompareReport | BenchReport, fmt: str,

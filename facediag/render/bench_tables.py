@@ -16,7 +16,7 @@ def _rate(value) -> str:
 
 def accuracy_tables(report: BenchReport) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
     fars = [f"{f:g}" for f in report.settings.get("fars", [])]
-    thr = report.settings.get("threshold", 0.35)
+    thr = report.settings["threshold"]
     header = (["resolution", "checkpoint", "upsampling", "rank-1 (95% CI)", f"acc@{thr:g}", f"FAR@{thr:g}"]
               + [f"TAR@FAR {f}" for f in fars] + ["EER", "genuine", "impostor", "probes"])
     cells, unsupported = [], {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from facediag.data.index import DEFAULT_SUBJECT_REGEX
 from facediag.errors import FacediagError
+from facediag.outputs import same_file
 from facediag.models.presets import DEFAULT_THRESHOLD
 
 OBJECTIVES = ("supcon", "paired", "instance")
@@ -84,7 +85,7 @@ class TrainConfig:
             if not w.is_file():
                 raise FacediagError(f"--weights {w}: no such file")
             # Every file the run writes, not only --out, must leave the input alone.
-            if any(_same_file(p, w) for p in output_paths(out).values()):
+            if any(same_file(p, w) for p in output_paths(out).values()):
                 raise FacediagError(f"--out {out} would overwrite the input weights {w}; "
                                     "choose another output file")
         _choice("objective", self.objective, OBJECTIVES)
@@ -140,15 +141,6 @@ def output_paths(out: str | Path) -> dict[str, Path]:
 def _choice(name: str, value: str, allowed) -> None:
     if value not in allowed:
         raise FacediagError(f"--{name} {value!r}: choose one of {', '.join(allowed)}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and a.samefile(b)
-    except OSError:
-        return False
 
 
 _RANGE = re.compile(r"^(.*?)(\d+)$")

@@ -2,7 +2,6 @@
 import struct
 import warnings
 import zlib
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from facediag.data.images import (
     read_rgb,
 )
 from facediag.session import Session, SessionConfig
+from helpers import loaded_model
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -139,7 +139,7 @@ def test_a_bomb_in_the_gallery_is_reported_by_name_and_the_run_goes_on(tmp_path,
     data = write_folders_dataset(tmp_path / "faces", subjects=3, images=4)
     bomb = write_png_header(data / "p1" / "0.png", 15000, 15000)  # natural order: enrolled first
     big = write_png_header(data / "p2" / "0.png", 10000, 10000)
-    model = SimpleNamespace(model=_Projector(), variant="test", sha256="b" * 64, head=None)
+    model = loaded_model(_Projector(), sha256="b" * 64)
     session = Session(SessionConfig(data=data, progress=False, device="cpu", use_cache=False,
                                     gallery_per_subject=2, vlr_size=16), models={"model": model})
     ev = session.evaluation("model")
@@ -157,7 +157,7 @@ def test_a_kept_file_with_an_index_problem_still_reports_its_decode_failure(tmp_
     both reasons are listed."""
     root = write_paired_dataset(tmp_path / "split", subjects=2, images=3)
     bomb = write_png_header(root / "hr_images" / "001_09_crop_128.png", 15000, 15000)  # no VLR twin
-    model = SimpleNamespace(model=_Projector(), variant="test", sha256="c" * 64, head=None)
+    model = loaded_model(_Projector(), sha256="c" * 64)
     session = Session(SessionConfig(data=root, progress=False, device="cpu", use_cache=False,
                                     gallery_per_subject=1, vlr_size=16), models={"model": model})
     session.evaluation("model")

@@ -126,7 +126,7 @@ def test_open_set_dir_at_false_alarm_target():
     # mated probes: own template (column 0) 0.9, other 0.0; non-mated: best score uniform.
     mated = np.c_[np.full(n, 0.9), np.zeros(n)]
     nonmated = np.c_[rng.uniform(0, 1, n), np.zeros(n)]
-    r = open_set(np.r_[mated, nonmated], ["a"] * n + ["x"] * n, ["a", "b"], fars=(0.1,))
+    r = open_set(np.r_[mated, nonmated], ["a"] * n + ["x"] * n, ["a", "b"], threshold=0.35, fars=(0.1,))
     expected = 1.0 if np.sort(nonmated[:, 0])[::-1][20] < 0.9 else 0.0
     assert r.dir_at_false_alarm[0.1] == expected
     assert "dir_at_false_alarm_0.1" in r.as_dict()
@@ -134,4 +134,4 @@ def test_open_set_dir_at_false_alarm_target():
 
 def test_open_set_needs_nonmated_probes():
     with pytest.raises(ValueError, match="non-mated"):
-        open_set(np.eye(2), ["a", "b"], ["a", "b"])
+        open_set(np.eye(2), ["a", "b"], ["a", "b"], threshold=0.35)

@@ -1,0 +1,64 @@
+"""The facediag command line. Thin: parse, call library code, pick an exit code.
+
+Exit codes: 0 pass; 1 a check failed or a regression beyond tolerance; 2 bad input or
+usage (one clear line, no traceback); 3 internal error.
+
+
+  options.py   exit codes, error handling, every shared option defined once
+  run.py       run-all, run, list-checks
+  inspect.py   inspect
+  render.py    render
+  compare.py   compare
+  bench.py     bench accuracy, bench speed
+  train.py     train-contrastive
+  demo.py      demo
+"""
+from __future__ import annotations
+
+import click
+
+from facediag import __version__
+from facediag.cli.bench import bench
+from facediag.cli.compare import compare_cmd
+from facediag.cli.demo import demo
+from facediag.cli.inspect import inspect
+from facediag.cli.options import (
+    EXIT_FAIL,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    FacediagGroup,
+    handle_errors,
+)
+from facediag.cli.render import render
+from facediag.cli.run import list_checks, run_all_cmd, run_cmd
+from facediag.cli.train import train_contrastive
+
+__all__ = ["EXIT_FAIL", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "cli", "handle_errors", "main"]
+
+
+@click.group(name="facediag", cls=FacediagGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="facediag")
+def cli():
+    """facediag: find out whether a face-recognition embedder really works.
+
+    \b
+    Checks a fine-tuned EdgeFace checkpoint the way it will be used — HR gallery,
+    low-resolution probes through super-resolution, cosine matching — and names what
+    is wrong when training metrics lied.
+
+    \b
+    Start here:
+      facediag inspect edgeface.pth                   # what is in a checkpoint
+      facediag run-all --weights ft.pth --data faces/ # every check, with diagnoses
+    """
+
+
+for _command in (inspect, run_all_cmd, run_cmd, list_checks, render, bench, train_contrastive, compare_cmd, demo):
+    cli.add_command(_command)
+
+
+def main():
+    """Console entry point (``facediag = facediag.cli:main``): usage errors are one line, exit 2."""
+    cli.main()

@@ -1,0 +1,147 @@
+"""bench accuracy and bench speed."""
+from __future__ import annotations
+
+import click
+
+from facediag.models.presets import DEFAULT_THRESHOLD
+
+from facediag.cli.options import (
+    ARCH,
+    AS_JSON,
+    DATA_OPTIONS,
+    DEVICE,
+    N_BOOT,
+    OUT,
+    PATH,
+    command_line,
+    console,
+    data_inputs,
+    handle_errors,
+    int_list,
+    options,
+    print_paths,
+    without,
+)
+from facediag.errors import FacediagError
+
+BENCH_DATA_OPTIONS = without(DATA_OPTIONS, "vlr_size", "train_root")
+"""run-all's data options, less the ones bench sets itself (--vlr-size: --resolutions)."""
+
+
+@click.group()
+def bench():
+    """Benchmark checkpoints: accuracy per probe resolution (and DSR vs bicubic), speed and size.
+
+    \b
+    Examples:
+      facediag bench accuracy -w edgeface_xxs.pt --data orl_faces --resolutions 12,16,24,32,hr
+      facediag bench speed --variant xxs --variant base --device cpu --batch-sizes 1,8,64
+    """
+
+
+def _bench_outputs(kind: str, out) -> list:
+    from facediag.outputs import out_dir
+    from facediag.render import bench_filenames
+
+    return out_dir("--out", out, bench_filenames(kind).values())
+
+
+def _bench_output(report, out, as_json):
+    from facediag.render import render_terminal, write_all
+
+    if as_json:
+        click.echo(report.to_json())
+    else:
+        render_terminal(report, console)
+    if out:
+        paths = write_all(report, out)
+        print_paths("reports", paths.values(), on_stderr=as_json)
+
+
+@bench.command("accuracy")
+@click.option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
+              help="A checkpoint; repeat to compare several in one table.")
+@click.option("--label", "labels", multiple=True, help="A name per --weights, in the same order (default: file stem).")
+@ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@click.option("--resolutions", default="12,16,24,32,hr", show_default=True,
+              help="Probe sizes in pixels (area-downsampled from HR, then upsampled to 112) and/or 'hr'.")
+@click.option("--threshold", type=click.FloatRange(-1, 1), default=DEFAULT_THRESHOLD, show_default=True,
+              help="Cosine acceptance threshold (default: the EdgeFace preset's).")
+@N_BOOT(help="Bootstrap resamples for the CIs.")
+@OUT(help="Write bench-accuracy.json/.html/.md here.")
+@AS_JSON()
+@options(BENCH_DATA_OPTIONS)
+@handle_errors
+def bench_accuracy_cmd(weights, labels, arch, resolutions, threshold, n_boot, out, as_json, **kw):
+    """Rank-1, accuracy at the threshold (with its FAR), TAR@FAR, EER and score means per probe
+    resolution and checkpoint.
+
+    The HR gallery is embedded once per checkpoint and shared by every resolution. With
+    --dsr, each low-resolution row is measured through the DSR model and through plain
+    bicubic on the same probes, with the difference and its significance (exact McNemar
+    and a paired subject-level bootstrap): does the DSR model help recognition?
+
+    \b
+    Examples:
+      facediag bench accuracy -w edgeface_xxs.pt --data orl_faces
+      facediag bench accuracy -w pretrained.pt -w finetuned.pt --data faces/ --resolutions 16,hr --out reports/bench
+      facediag bench accuracy -w edgeface_xxs.pt --data faces/ --dsr dsr.torchscript --resolutions 12,16,24
+    """
+    from facediag.bench import bench_accuracy
+    from facediag.outputs import check_outputs
+
+    if labels and len(labels) != len(weights):
+        raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
+    inputs, roots = data_inputs(kw)
+    check_outputs(_bench_outputs("accuracy", out), inputs=[("--weights", list(weights)), *inputs], roots=roots)
+    report = bench_accuracy(
+        list(weights), kw.pop("data"), resolutions=resolutions, dsr=kw.pop("dsr"), dsr_weights=kw.pop("dsr_weights"),
+        threshold=threshold, labels=list(labels) or None, arch=arch, n_boot=n_boot,
+        use_cache=not kw.pop("no_cache"), progress=not kw.pop("quiet"), command=command_line(), **kw)
+    _bench_output(report, out, as_json)
+
+
+@bench.command("speed")
+@click.option("--weights", "-w", "weights", multiple=True, type=PATH, help="A checkpoint; repeatable.")
+@click.option("--variant", "variants", multiple=True,
+              help="Benchmark a variant with random weights (xxs, xs_gamma_06, s_gamma_05, base, xs_q, xxs_q); repeatable.")
+@ARCH(help="Force the variant of every --weights file.")
+@DEVICE()
+@click.option("--batch-sizes", default="1,8,64", show_default=True, callback=int_list,
+              help="Throughput at each of these batch sizes.")
+@click.option("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's own choice).")
+@click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="Time the model after torch.compile.")
+@click.option("--channels-last", is_flag=True, help="Channels-last memory format for weights and input.")
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs before latency is timed.")
+@click.option("--iters", type=int, default=50, show_default=True, help="Timed batch-1 runs for the latency median and p95.")
+@click.option("--min-seconds", type=float, default=1.0, show_default=True,
+              help="Run each batch size for at least this long for its throughput.")
+@click.option("--no-timing", is_flag=True, help="Parameters and FLOPs only.")
+@OUT(help="Write bench-speed.json/.html/.md here.")
+@AS_JSON()
+@handle_errors
+def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype, compile_, channels_last,
+                    warmup, iters, min_seconds, no_timing, out, as_json):
+    """Parameters, FLOPs per 112×112 face, latency at batch 1 (median, p95), throughput per
+    batch size and peak memory.
+
+    FLOPs come from torch's FLOP counter and reproduce the EdgeFace paper's table. CUDA
+    timings are synchronised. Quantised (_q) checkpoints run on CPU: PyTorch's int8
+    dynamic kernels exist only there (the report says so).
+
+    \b
+    Examples:
+      facediag bench speed -w edgeface_xxs.pt --device cuda --batch-sizes 1,8,64,256 --dtype bf16
+      facediag bench speed --variant xxs --variant xs_gamma_06 --variant s_gamma_05 --variant base --no-timing
+      facediag bench speed -w edgeface_xxs_q.pt --threads 1 --out reports/speed
+    """
+    from facediag.bench import bench_speed
+    from facediag.outputs import check_outputs
+
+    check_outputs(_bench_outputs("speed", out), inputs=[("--weights", list(weights))])
+    report = bench_speed(list(weights), variants=list(variants), device=device, batch_sizes=batch_sizes,
+                         threads=threads, dtype=dtype, compile=compile_, channels_last=channels_last,
+                         warmup=warmup, iters=iters, min_seconds=min_seconds, timing=not no_timing, arch=arch,
+                         command=command_line())
+    _bench_output(report, out, as_json)

@@ -1,0 +1,56 @@
+"""demo: the whole story offline on synthetic identities."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from facediag.cli.options import (
+    DEVICE,
+    EXIT_FAIL,
+    EXIT_OK,
+    OUT,
+    QUIET,
+    SEED,
+    console,
+    handle_errors,
+)
+
+
+@click.command()
+@OUT("--out", default=Path("reports/demo"), show_default=True,
+     help="Where the faces, checkpoints, reports and summary.md go.")
+@click.option("--quick", is_flag=True, help="The same story at a smaller scale (about 4 min on 2 CPU cores; CI runs it).")
+@SEED(help="Seeds the faces and every training run.")
+@DEVICE()
+@click.option("--workers", type=click.IntRange(min=1), help="Processes drawing the faces (default: up to 4).")
+@QUIET()
+@handle_errors
+def demo(out, quick, seed, device, workers, quiet):
+    """The whole story offline on synthetic identities: no data, weights or network needed.
+
+    About 9½ minutes on 2 CPU cores, most of it training.
+
+    \b
+    1. draws synthetic faces (training identities + disjoint held-out identities)
+    2. trains a "pretrained" EdgeFace-xxs from scratch (contrastive, HR views)
+    3. reproduces the failure: paired-only fine-tune, whose training metric reads ~1.000
+    4. run-all + compare: facediag diagnoses the collapse
+    5. the fix: contrastive fine-tune on HR + 16 px views, compared again
+    6. writes faces, three checkpoints, every report and summary.md under --out
+
+    Exit code 0 when all three verdicts hold (collapse caught, pretrained healthy, 16 px
+    rank-1 gain from the fix), else 1.
+
+    \b
+    Example:
+      facediag demo --quick --out /tmp/demo
+    """
+    from facediag.demo.story import DemoConfig, run_demo
+    from facediag.outputs import check_outputs, out_dir
+
+    check_outputs(out_dir("--out", out))
+    result = run_demo(DemoConfig(out=out, quick=quick, seed=seed, device=device, workers=workers,
+                                 progress=not quiet), console=console)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAIL)

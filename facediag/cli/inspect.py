@@ -1,0 +1,34 @@
+"""inspect: what a checkpoint holds."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from facediag.cli.options import ARCH, AS_JSON, console, handle_errors
+
+
+@click.command()
+@click.argument("weights", type=click.Path(path_type=Path))
+@ARCH(help="Force a variant (edgeface_xxs, edgeface_xs_gamma_06, ...) instead of detecting it.")
+@AS_JSON(help="Print one JSON object instead of a table.")
+@handle_errors
+def inspect(weights, arch, as_json):
+    """What a checkpoint holds: variant, format, parameters, head, label map, fingerprint.
+
+    Loading is strict and safe: nothing in the file is executed, and a checkpoint that
+    matches no EdgeFace variant is refused rather than loaded into a random backbone.
+
+    \b
+    Example:
+      facediag inspect edgeface_xxs.pt --json
+    """
+    from facediag.inspect import inspect_dict, render_inspect
+    from facediag.models.checkpoint import load_checkpoint
+
+    info = inspect_dict(load_checkpoint(weights, arch=arch))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        render_inspect(info, console)

@@ -1,0 +1,264 @@
+"""What every command shares: exit codes, consoles, error handling, and each option defined once.
+
+An option is defined here once, as a factory: ``DEVICE()`` is the decorator, and
+``OUT(help=...)`` the same option with the text a command needs. Groups of options are
+plain lists (``DATA_OPTIONS``, ``MODEL_OPTIONS``) applied with ``apply``; a command that
+needs most of a group takes ``without(DATA_OPTIONS, "vlr_size")``.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from facediag.errors import FacediagError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+console = Console()
+err_console = Console(stderr=True)
+
+PATH = click.Path(path_type=Path)
+LAYOUTS = ["auto", "paired", "folders", "manifest"]
+DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
+
+
+# ------------------------------------------------------------------------ errors, exit codes
+def error_line(message: str) -> None:
+    """One line on stderr: ``error: <message>`` (never wrapped, never read as markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(str(message).split()))}",
+                      highlight=False, soft_wrap=True)
+
+
+def handle_errors(fn):
+    """FacediagError -> one line, exit 2; anything unexpected -> exit 3."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FacediagError as exc:
+            error_line(str(exc))
+            sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            err_console.print(f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')}",
+                              highlight=False)
+            err_console.print("This is a bug in facediag; run with FACEDIAG_DEBUG=1 for the traceback.")
+            if debug():
+                raise
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper
+
+
+def debug() -> bool:
+    return os.environ.get("FACEDIAG_DEBUG", "") not in ("", "0")
+
+
+def usage_line(exc: click.ClickException) -> str:
+    """Click's three-line usage error as one: ``no such option: --foo (see facediag run-all --help)``."""
+    message = " ".join(exc.format_message().split())
+    if message[:1].isupper() and message[1:2].islower():  # "No such option" -> "no such option"; "DSR ..." stays
+        message = message[0].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message = f"{message.removesuffix('.')} (see {ctx.command_path} --help)"
+    return message
+
+
+class FacediagGroup(click.Group):
+    """A click group whose usage errors are one line on stderr (exit 2), also under CliRunner."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            err_console.print("aborted")
+            sys.exit(130)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `facediag`: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            error_line(usage_line(exc))
+            sys.exit(exc.exit_code)
+        # --help and --version end by click.exceptions.Exit, returned as its code here
+        sys.exit(rv if isinstance(rv, int) else EXIT_OK)
+
+
+# ----------------------------------------------------------------------------- the options
+def option(*decls, **attrs) -> Callable[..., Callable]:
+    """An option defined once: call the result for its decorator, with overrides where a
+    command needs them (``help=...``, ``required=True``; names, e.g. ``"--out"`` without ``-o``)."""
+
+    def make(*names, **overrides):
+        return click.option(*(names or decls), **{**attrs, **overrides})
+
+    return make
+
+
+def apply(*decorators):
+    """Apply option decorators so they show in --help in the order given."""
+
+    def deco(fn):
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+
+    return deco
+
+
+def without(group: list, *names: str) -> list:
+    """A group of (name, decorator) less the named options."""
+    unknown = set(names) - {n for n, _ in group}
+    if unknown:
+        raise ValueError(f"no such option in the group: {', '.join(sorted(unknown))}")
+    return [(n, d) for n, d in group if n not in names]
+
+
+def options(group: list):
+    """The decorator for a group of (name, decorator)."""
+    return apply(*(d for _, d in group))
+
+
+def vlr_size(ctx, param, value):
+    """A probe size in pixels (4-112), or 'hr' for full resolution."""
+    if value is None or str(value).strip().lower() == "hr":
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size in pixels or 'hr'") from None
+    if not 4 <= size <= 112:
+        raise click.BadParameter(f"{size} is not a VLR size: give 4 to 112 pixels, or 'hr' for full resolution")
+    return size
+
+
+def int_list(ctx, param, value):
+    try:
+        values = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not values or min(values) < 1:
+        raise click.BadParameter("give positive integers, e.g. 1,8,64")
+    return values
+
+
+# data
+DATA = option("--data", type=PATH, help="One data root: split per subject into gallery (first K HR images) and probes; "
+                                        "or a root holding split folders (train/ + val/, gallery/ + probe/): gallery "
+                                        "from the first, probes from the second.")
+GALLERY_ROOT = option("--gallery-root", type=PATH, help="Enrol every HR image under this root (use with --probe-root).")
+PROBE_ROOT = option("--probe-root", type=PATH, help="Probe with the images under this root.")
+TRAIN_ROOT = option("--train-root", type=click.Path(exists=True, path_type=Path),
+                    help="Training data, to check subject overlap with the evaluation data.")
+LAYOUT = option("--layout", type=click.Choice(LAYOUTS), default="auto", show_default=True,
+                help="paired: hr_images/ + vlr_images*/; folders: root/<subject>/*; manifest: a CSV.")
+SUBJECT_REGEX = option("--subject-regex", default=r"^([^_]+)_", show_default=True,
+                       help="Subject id from a paired-layout filename (group 1).")
+GALLERY_PER_SUBJECT = option("--gallery-per-subject", "-k", type=click.IntRange(min=1), default=3, show_default=True,
+                             help="HR images per subject that enrol (one-root split).")
+VLR_SIZE = option("--vlr-size", default="16", show_default=True, callback=vlr_size,
+                  help="Probes without a VLR file are area-downsampled to this many pixels, then DSR'd; "
+                       "'hr' probes at full resolution.")
+DSR = option("--dsr", help="Super-resolution model: a TorchScript file, or module:factory with --dsr-weights. "
+                           "Default: bicubic.")
+DSR_WEIGHTS = option("--dsr-weights", type=PATH, help="state_dict for --dsr module:factory.")
+BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+CACHE_DIR = option("--cache-dir", type=PATH,
+                   help="Embedding cache (default ~/.cache/facediag/embeddings or $FACEDIAG_CACHE).")
+NO_CACHE = option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
+ALLOW_OUTSIDE_ROOT = option("--allow-outside-root", is_flag=True,
+                            help="Let a manifest CSV name files outside its own folder (absolute or ../ paths).")
+
+# shared by many commands
+DEVICE = option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+QUIET = option("--quiet", "-q", is_flag=True, help="No progress bars.")
+ARCH = option("--arch", help="Force the variant instead of detecting it from the keys.")
+SUITE = option("--suite", default="default", show_default=True,
+               help="A suite TOML (checks and thresholds): a path, or a name from checks/.")
+OUT = option("--out", "-o", type=PATH, help="Write report.json, report.html, report.md and junit.xml here.")
+MAX_DROP = option("--max-drop", multiple=True, metavar="METRIC=VALUE",
+                  help="Gate tolerance, e.g. rank1=0.01 or verification.eer=0.02 (repeatable; over the suite's [gate]).")
+N_BOOT = option("--n-boot", type=click.IntRange(100), default=1000, show_default=True, help="Bootstrap resamples.")
+AS_JSON = option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+SEED = option("--seed", type=int, default=0, show_default=True)
+
+# the checkpoint under test and the gate
+WEIGHTS = option("--weights", "-w", type=PATH, required=True,
+                 help="The checkpoint to check (state_dict, training dict, TorchScript or safetensors).")
+BASELINE_WEIGHTS = option("--baseline-weights", type=PATH,
+                          help="A reference checkpoint (usually the pretrained one) for pretrained-baseline.")
+FAIL_ON = option("--fail-on", type=click.Choice(["fail", "warn"]), default=None,
+                 help="Exit 1 on FAIL (default, or the suite's fail_on) or also on WARN.")
+BASELINE_REPORT = option("--baseline-report", type=PATH,
+                         help="Gate against this report.json: exit 1 when a gated metric fell beyond its tolerance "
+                              "and noise.")
+SAVE_BASELINE = option("--save-baseline", type=PATH,
+                       help="Also write this run's report.json here, to gate later runs against "
+                            "(only when the run passes, unless --force-save-baseline).")
+FORCE_SAVE_BASELINE = option("--force-save-baseline", is_flag=True,
+                             help="Save --save-baseline even from a run that failed.")
+FORCE_BASELINE = option("--force-baseline", is_flag=True, help="Accept a --baseline-report made on different data.")
+
+DATA_OPTIONS = [
+    ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
+    ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
+    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("device", DEVICE()),
+    ("batch_size", BATCH_SIZE()), ("cache_dir", CACHE_DIR()), ("no_cache", NO_CACHE()), ("quiet", QUIET()),
+    ("allow_outside_root", ALLOW_OUTSIDE_ROOT()),
+]
+"""Where the faces are and how probes are made: shared by every command that evaluates."""
+
+MODEL_OPTIONS = [
+    ("weights", WEIGHTS()), ("arch", ARCH()), ("baseline_weights", BASELINE_WEIGHTS()), ("suite", SUITE()),
+    ("out", OUT()), ("fail_on", FAIL_ON()), ("baseline_report", BASELINE_REPORT()), ("max_drop", MAX_DROP()),
+    ("save_baseline", SAVE_BASELINE()), ("force_save_baseline", FORCE_SAVE_BASELINE()),
+    ("force_baseline", FORCE_BASELINE()),
+]
+"""The checkpoint under test, the suite, the outputs and the gate (run-all and run)."""
+
+data_options = options(DATA_OPTIONS)
+model_options = options(MODEL_OPTIONS)
+
+
+def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=None, **kw):
+    """A SessionConfig from the parsed DATA_OPTIONS (and the checkpoints)."""
+    from facediag.session import SessionConfig
+
+    return SessionConfig(
+        weights=weights, baseline_weights=baseline_weights, arch=arch, baseline_arch=baseline_arch,
+        data=kw["data"], gallery_root=kw["gallery_root"], probe_root=kw["probe_root"], train_root=kw["train_root"],
+        layout=kw["layout"], subject_regex=kw["subject_regex"], gallery_per_subject=kw["gallery_per_subject"],
+        vlr_size=kw["vlr_size"], dsr=kw["dsr"], dsr_weights=kw["dsr_weights"], device=kw["device"],
+        batch_size=kw["batch_size"], cache_dir=kw["cache_dir"], use_cache=not kw["no_cache"],
+        progress=not kw["quiet"], allow_outside_root=kw.get("allow_outside_root", False))
+
+
+def data_inputs(kw) -> tuple[list, list]:
+    """(inputs, roots) named by the parsed DATA_OPTIONS, for facediag.outputs.check_outputs."""
+    inputs = [("--dsr", kw.get("dsr")), ("--dsr-weights", kw.get("dsr_weights"))]
+    roots = [(f"--{k.replace('_', '-')}", kw.get(k)) for k in ("data", "gallery_root", "probe_root", "train_root")]
+    return inputs, roots
+
+
+def command_line() -> str:
+    return shlex.join(["facediag", *sys.argv[1:]])
+
+
+def print_paths(label: str, paths, on_stderr: bool = False) -> None:
+    (err_console if on_stderr else console).print(f"{label}: {', '.join(str(p) for p in paths)}",
+                                                  highlight=False, soft_wrap=True)

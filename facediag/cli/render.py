@@ -1,0 +1,44 @@
+"""render: a saved report.json (of run-all or compare) in another format."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facediag.cli.options import OUT, console, handle_errors
+
+
+@click.command()
+@click.argument("report_json", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "junit", "json", "terminal"]), default="terminal",
+              show_default=True)
+@OUT(help="Write to this file instead of stdout.")
+@handle_errors
+def render(report_json, fmt, out):
+    """Re-render a saved report.json (of run-all or compare) as HTML, Markdown, JUnit XML
+    or in the terminal.
+
+    \b
+    Examples:
+      facediag render reports/run1/report.json --format html -o run1.html
+      facediag render reports/compare/report.json
+    """
+    from facediag.outputs import check_outputs, out_file
+    from facediag.render import render as render_report
+    from facediag.render import render_terminal
+    from facediag.results import load_result
+
+    if fmt != "terminal":
+        check_outputs(out_file("--out", out), inputs=[("REPORT_JSON", report_json)])
+    report = load_result(report_json)  # a run, compare or bench result, by its kind
+    if fmt == "terminal":
+        render_terminal(report, console)
+        return
+    text = render_report(report, fmt)
+    if out:
+        from facediag.io import atomic_write_text
+
+        atomic_write_text(out, text)
+        console.print(f"wrote {out}")
+    else:
+        click.echo(text)

@@ -1,0 +1,103 @@
+"""The run-all workflow: what ``facediag run-all``/``run`` do, but the printing.
+
+Bad input fails before any work; then the suite runs, the gate judges it, and nothing is
+written until ``GatedRun.write()``, so the caller shows the report first.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facediag.errors import FacediagError
+from facediag.gate import BaselineGate
+from facediag.outputs import check_outputs, out_dir, out_file
+from facediag.render import FILENAMES, write_all
+from facediag.results import Report
+from facediag.runner import exit_code, run_suite
+from facediag.session import Session, SessionConfig
+from facediag.suites import Suite, load_suite
+
+
+@dataclass
+class GatedRun:
+    """A finished run-all: its Report (gate included), its exit code, and what it is to write.
+
+    Nothing is written until ``write()``: the caller shows the report first, then writes.
+    ``baseline_refused`` says why ``save_baseline`` will not be written (the run failed and
+    saving was not forced), or is None.
+    """
+
+    report: Report
+    exit_code: int
+    out: Path | None = None
+    save_baseline: Path | None = None
+    baseline_refused: str | None = None
+    written: dict[str, Path] = field(default_factory=dict)
+
+    def write(self) -> dict[str, Path]:
+        """Write the reports into ``out`` and the baseline; return {format or "baseline": path}."""
+        if self.out is not None:
+            self.written.update(write_all(self.report, self.out))
+        if self.save_baseline is not None and self.baseline_refused is None:
+            self.written["baseline"] = self.report.save(self.save_baseline)
+        return self.written
+
+
+def run_outputs(out: str | Path | None, save_baseline: str | Path | None) -> list:
+    """What run-all writes: the report folder (with its four files) and the baseline file."""
+
+    return [*out_dir("--out", out, FILENAMES.values()), *out_file("--save-baseline", save_baseline)]
+
+
+def run_inputs(config: SessionConfig, suite: Suite | None = None,
+               baseline_report: str | Path | None = None) -> dict[str, list]:
+    """Every file and data root a run reads, as check_outputs takes them."""
+    inputs = [("--weights", config.weights), ("--baseline-weights", config.baseline_weights),
+              ("--baseline-report", baseline_report), ("--dsr", config.dsr), ("--dsr-weights", config.dsr_weights),
+              ("--suite", getattr(suite, "path", None))]
+    roots = [("--data", config.data), ("--gallery-root", config.gallery_root), ("--probe-root", config.probe_root),
+             ("--train-root", config.train_root)]
+    return {"inputs": inputs, "roots": roots}
+
+
+def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "default", *,
+                 checks: Sequence[str] = (), baseline_report: str | Path | None = None,
+                 max_drop: Iterable[str] = (), force_baseline: bool = False, fail_on: str | None = None,
+                 out: str | Path | None = None, save_baseline: str | Path | None = None,
+                 force_save_baseline: bool = False, command: str | None = None) -> GatedRun:
+    """The whole of ``facediag run-all``/``run`` but the printing: a GatedRun to show and write.
+
+    Bad input fails before any work (FacediagError): the suite, every output path (never an
+    input, never inside the data, writable), the checkpoints, the baseline report. Then the
+    suite runs, the gate judges it against ``baseline_report``, and the exit code follows
+    (``fail_on`` over the suite's). A run that fails does not become a baseline unless
+    ``force_save_baseline``.
+    """
+    max_drop = list(max_drop or ())
+    if (max_drop or force_baseline) and not baseline_report:
+        raise FacediagError("--max-drop and --force-baseline need --baseline-report")
+    if force_save_baseline and not save_baseline:
+        raise FacediagError("--force-save-baseline needs --save-baseline")
+    suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
+    if checks:
+        suite_obj = suite_obj.only(list(checks))
+    check_outputs(run_outputs(out, save_baseline), **run_inputs(config, suite_obj, baseline_report))
+    session = Session(config)
+    session.model("model")  # a bad checkpoint is bad input: fail before any work
+    if config.baseline_weights:
+        session.model("baseline")
+    gate = None
+    if baseline_report:
+        gate = BaselineGate.load(baseline_report, suite_obj, max_drop, session.dataset_info(), force=force_baseline)
+    report = run_suite(session, suite_obj, command=command)
+    if gate:
+        report.gate = gate.evaluate(report, session)
+    code = exit_code(report, fail_on or suite_obj.fail_on)
+    refused = None
+    if save_baseline is not None and code != 0 and not force_save_baseline:
+        why = "its gate failed" if report.gate is not None and not report.gate.get("passed", True) else "it failed"
+        refused = (f"baseline not saved to {save_baseline}: {why} (exit {code}), and a baseline is what later "
+                   "runs must match; add --force-save-baseline to save it anyway")
+    return GatedRun(report, code, None if out is None else Path(out),
+                    None if save_baseline is None else Path(save_baseline), refused)
