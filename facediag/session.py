@@ -172,6 +172,7 @@ class Session:
             "fingerprint": proto.fingerprint(),
             "problems": [{"path": p, "reason": r} for p, r in self.problems],
         }
+        info["counts"]["problems"] = len(info["problems"])  # the list and its count always agree
         return info
 
     # ---------------------------------------------------------------- models
@@ -276,11 +277,16 @@ class Session:
         if role not in self._evaluations:
             gallery = self.embeddings(role, "gallery")
             probes = self.embeddings(role, "probe_dsr")
-            probe_hr = self.embeddings(role, "probe_hr")
+            # A probe at full resolution IS its own HR image: comparing the two would report a
+            # paired similarity of 1 by construction, so such probes have no HR twin to pair with.
+            probe_hr = self.embeddings(role, "probe_hr").raw if self.probes_need_dsr else None
             if not gallery.valid.any():
+                if len(gallery.failures) < len(gallery.raw):  # decoded, yet no finite embedding
+                    raise FacediagError("the model returns NaN or Inf for every gallery image: its weights are "
+                                        "broken (weights-integrity names the tensors)")
                 raise FacediagError("no gallery image could be read")
             self._evaluations[role] = build_evaluation(gallery.raw, gallery.subjects, probes.raw,
-                                                       probes.subjects, probe_hr.raw)
+                                                       probes.subjects, probe_hr)
         return self._evaluations[role]
 
     # ---------------------------------------------------- raw pixel access
@@ -322,6 +328,8 @@ class Session:
             return None if self.model(role).head is not None else \
                 "the checkpoint has no ArcFace/classifier head"
         if requirement == "pairs":
+            if not self.probes_need_dsr:
+                return "probes are at full resolution: each is its own HR image, so there is no pair to compare"
             return None if any(p.hr is not None for p in self.protocol.probes) else \
                 "no probe has its own HR image (paired similarity needs HR/VLR pairs)"
         return f"unknown requirement {requirement!r}"

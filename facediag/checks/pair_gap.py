@@ -12,7 +12,7 @@ from facediag.checks._plotdata import histogram, r
 from facediag.protocols.gallery import headline_metrics
 from facediag.metrics.distribution import COLLAPSE_IMPOSTOR, MIN_SEPARATION, collapsed
 from facediag.models.presets import DEFAULT_THRESHOLD
-from facediag.checks.base import Check, Condition, Severity
+from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
 
 
@@ -20,7 +20,6 @@ from facediag.checks.registry import register
 class PairGap(Check):
     name = "pair-gap"
     title = "Paired (DSR_i vs own HR_i) vs cross-image genuine vs impostor similarity"
-    requires = ("pairs",)
     params = {"threshold": DEFAULT_THRESHOLD, "memorization_paired": 0.7, "max_gap": 0.3,
               "collapse_impostor": COLLAPSE_IMPOSTOR, "min_separation": MIN_SEPARATION, "max_hr_rank1_gap": 0.25}
     conditions = (
@@ -61,6 +60,14 @@ class PairGap(Check):
             "histograms": {"paired": histogram(paired), "genuine": histogram(genuine),
                            "impostor": histogram(impostor)},
         }
-        summary = (f"paired {m['paired_mean']:.3f}, genuine {m['genuine_mean']:.3f}, impostor "
-                   f"{m['impostor_mean']:.3f} (gap {m['pair_gap']:+.3f})")
-        return self.conclude(metrics, params, summary=summary, data=data)
+        findings = []
+        if not len(paired):  # memorisation cannot be measured; collapse still can
+            why = ctx.available("pairs") or "no probe has its own HR image"
+            findings.append(Finding(Severity.INFO, f"paired similarity not measured: {why}; judged on "
+                                    f"cross-image genuine vs impostor similarity only"))
+            summary = (f"genuine {m['genuine_mean']:.3f}, impostor {m['impostor_mean']:.3f} "
+                       f"(no DSR/HR pairs: paired similarity not measured)")
+        else:
+            summary = (f"paired {m['paired_mean']:.3f}, genuine {m['genuine_mean']:.3f}, impostor "
+                       f"{m['impostor_mean']:.3f} (gap {m['pair_gap']:+.3f})")
+        return self.conclude(metrics, params, summary=summary, findings=findings, data=data)

@@ -9,7 +9,7 @@ from facediag.metrics.verdict import WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, sides
 from facediag.results import BenchReport, CompareReport
-from facediag.render.text import dataset_text, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
+from facediag.render.text import dataset_text, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
@@ -64,6 +64,11 @@ def render_run_markdown(report) -> str:
             evidence = f" ({_text(format_evidence(f.evidence))})" if f.evidence else ""
             lines.append(f"- **{_text(r.name)}** ({f.severity.value}): {_text(f.message)}{evidence}")
         lines.append("")
+
+    problems = problem_lines(report.dataset)
+    if problems:
+        lines += ["## Files that could not be used", "", _text(problems[0]), ""]
+        lines += [f"- {_text(x)}" for x in problems[1:]] + [""]
 
     lines.append(f"<sub>facediag {_text(report.facediag_version)} · {_code(report.command)}</sub>")
     return "\n".join(lines) + "\n"

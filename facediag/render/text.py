@@ -81,6 +81,18 @@ def dataset_text(dataset: dict[str, Any]) -> str:
     return ": ".join(p for p in (name, count_text) if p) or "no dataset"
 
 
+def problem_lines(dataset: dict[str, Any] | None, limit: int = 5) -> list[str]:
+    """Files the run could not use, for every format: a count, then the first few with why."""
+    problems = (dataset or {}).get("problems") or []
+    if not problems:
+        return []
+    lines = [f"{len(problems)} file(s) could not be used:"]
+    lines += [f"{p.get('path')}: {p.get('reason')}" for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"… and {len(problems) - limit} more (every one is in report.json)")
+    return lines
+
+
 def verdict_details(report) -> str:
     """What the verdict rests on: the tally, the checkpoint(s), the dataset counts."""
     parts = [tally_text(report)]

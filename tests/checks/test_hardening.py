@@ -1,0 +1,84 @@
+"""Hardening of the run path: HR probes are never compared with themselves, NaN weights are
+named as such, unreadable files show in every format with counts that agree, and a report of
+the wrong shape is one line."""
+import json
+
+import pytest
+import torch
+from rich.console import Console
+
+from facediag.checks.base import Status
+from facediag.errors import FacediagError
+from facediag.render import render, render_terminal
+from facediag.results import load_result
+from helpers import copy_orl_subset
+
+
+def test_full_resolution_probes_are_not_paired_with_themselves(run, float_weights, orl_root, tmp_path):
+    """--vlr-size hr with no VLR files: a probe's 'DSR output' is its own HR image. Paired
+    similarity would be 1.000 by construction and read as memorisation (the healthy model got
+    exit 1); now it is not measured, and collapse is still judged on genuine vs impostor."""
+    data = copy_orl_subset(orl_root, tmp_path / "orl10")
+    rep = run(float_weights, data, vlr_size=None, checks=["pair-gap", "identification"])
+    gap = rep.result("pair-gap")
+    assert gap.status == Status.PASS, gap.summary
+    assert gap.metrics["paired_mean"] is None and gap.metrics["n_paired"] == 0
+    assert gap.metrics["collapsed"] is False and gap.metrics["genuine_mean"] > 0.3
+    assert "not measured" in gap.summary
+    assert [d.id for d in rep.diagnoses] == []
+
+
+def test_nan_weights_are_named_not_called_unreadable_images(run, float_weights, orl_root, tmp_path):
+    from facediag.models.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(float_weights)
+    with torch.no_grad():
+        next(p for p in loaded.model.parameters() if p.ndim == 4).fill_(float("nan"))
+    loaded.sha256 = None  # no longer the file's weights: its cached embeddings must not be served
+    data = copy_orl_subset(orl_root, tmp_path / "orl5", range(1, 6))
+    rep = run(data=data, model=loaded, checks=["weights-integrity", "identification"])
+    wi, ident = rep.result("weights-integrity"), rep.result("identification")
+    assert wi.status == Status.FAIL and "the model returns NaN" in wi.summary
+    assert ident.status == Status.ERROR and "returns NaN" in ident.summary
+    assert "could be read" not in ident.summary
+
+
+def test_unreadable_files_show_in_every_format_and_counts_agree(run, float_weights, orl_root, tmp_path):
+    data = copy_orl_subset(orl_root, tmp_path / "orl5", range(1, 6))
+    broken = [data / "s1" / "9.pgm", data / "s2" / "10.pgm", data / "s3" / "8.pgm"]
+    for p in broken:
+        p.write_bytes(b"P5\n92 112\n255\n" + b"\0" * 100)  # a truncated PGM
+    rep = run(float_weights, data, checks=["identification"])
+    problems = rep.dataset["problems"]
+    assert {p["path"] for p in problems} == {str(p) for p in broken}
+    assert rep.dataset["counts"]["problems"] == len(problems) == 3
+    console = Console(record=True, width=200)
+    render_terminal(rep, console)
+    outputs = {"terminal": console.export_text(), **{fmt: render(rep, fmt) for fmt in ("md", "junit", "html")}}
+    for fmt, text in outputs.items():
+        assert "3 file(s) could not be used" in text, fmt
+        assert "9.pgm" in text, fmt
+
+
+@pytest.mark.parametrize("content", [
+    "[1, 2]", '{"schema_version": 1, "kind": "run", "results": [{"name": "x"}]}',
+    '{"schema_version": 1, "kind": "run", "results": 5}', '{"schema_version": 1, "kind": "nope"}',
+    '{"schema_version": 1, "kind": "compare", "a": 3}', "[" * 100_000 + "]" * 100_000, "not json",
+])
+def test_a_report_of_the_wrong_shape_is_one_line(tmp_path, content):
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    with pytest.raises(FacediagError) as err:
+        load_result(path)
+    assert "\n" not in str(err.value)
+
+
+def test_render_cli_refuses_a_bad_report_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from facediag.cli import cli
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"schema_version": 1, "kind": "run", "results": [{"status": "PASS"}]}))
+    res = CliRunner().invoke(cli, ["render", str(path), "--format", "md"])
+    assert res.exit_code == 2 and len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1
