@@ -15,6 +15,8 @@ import numpy as np
 
 from facediag.results import BenchReport
 from facediag.errors import FacediagError
+from facediag.metrics.verdict import BETTER, WORSE, excludes_zero
+from facediag.metrics.verdict import verdict as change_verdict
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.protocols.gallery import Evaluation, headline_metrics
 from facediag.metrics.distribution import dprime
@@ -100,10 +102,10 @@ def compare_paths(dsr_ev: Evaluation, bicubic_ev: Evaluation, *, n_boot: int, se
     subjects = np.array([subj[r] for r in rows])
     mc = mcnemar_exact(c_bic, c_dsr)  # A = bicubic, B = DSR: b01 = bicubic wrong, DSR right
     boot = paired_bootstrap_rank1(c_bic, c_dsr, subjects, n_boot=n_boot, alpha=alpha, seed=seed)
-    significant = mc["p_value"] < alpha and not boot.low <= 0 <= boot.high
-    verdict = "no significant difference"
-    if significant:
-        verdict = "DSR helps" if boot.delta > 0 else "DSR hurts"
+    # Significant only when both tests agree: McNemar on the probes and the subject bootstrap.
+    significant = mc["p_value"] < alpha and excludes_zero(boot.low, boot.high)
+    verdict = {BETTER: "DSR helps", WORSE: "DSR hurts"}.get(
+        change_verdict(boot.delta, significant, higher_is_better=True), "no significant difference")
     return {"rank1_dsr": float(c_dsr.mean()), "rank1_bicubic": float(c_bic.mean()), "delta": boot.delta,
             "ci_low": boot.low, "ci_high": boot.high, "mcnemar": mc, "n_probes": len(rows),
             "significant": bool(significant), "verdict": verdict}
