@@ -13,16 +13,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from facediag.errors import CheckpointError
 from facediag.io import atomic_save
 from facediag.models.edgeface import (
-    EMBEDDING_DIM, VARIANTS, build_edgeface, count_parameters, describe_entry, expected_layout,
+    EMBEDDING_DIM,
+    VARIANTS,
+    build_edgeface,
+    count_parameters,
+    describe_entry,
+    expected_layout,
 )
 from facediag.models.safe_load import (
-    StandIn, quiet_torch_deprecations, read_weights_file, to_plain,
+    StandIn,
+    clip,
+    display_name,
+    quiet_torch_deprecations,
+    read_weights_file,
+    to_plain,
 )
 
 FORMATS = ("state_dict", "training_dict", "pickled_module", "torchscript", "safetensors")
@@ -75,13 +86,14 @@ class VariantMatch:
         for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
                             ("wrong shape", self.wrong_shape)):
             if keys:
-                return f"{len(keys)} {label}, e.g. '{keys[0]}'"
+                return f"{len(keys)} {label}, e.g. '{clip(keys[0])}'"
         return "exact"
 
 
 def load_checkpoint(path, arch: str | None = None, device="cpu") -> LoadedCheckpoint:
     """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict)."""
     path = Path(path)
+    name = display_name(path)
     device = torch.device(device)
     if arch is not None:
         arch = resolve_variant(arch)
@@ -91,11 +103,11 @@ def load_checkpoint(path, arch: str | None = None, device="cpu") -> LoadedCheckp
     if raw.kind == "safetensors":
         parts = _Parts(raw.payload, "safetensors", meta=dict(raw.metadata))
     else:
-        parts = _unpack(raw.payload, path.name)
+        parts = _unpack(raw.payload, name)
     prefix, state_dict = normalise_keys(parts.state_dict)
-    match = detect_variant(state_dict, arch=arch, name=path.name, raw_keys=list(parts.state_dict))
-    head = _validate_head(parts.head, path.name)
-    model, dequantized = _instantiate(match.variant, state_dict, device, path.name)
+    match = detect_variant(state_dict, arch=arch, name=name, raw_keys=list(parts.state_dict))
+    head = _validate_head(parts.head, name)
+    model, dequantized = _instantiate(match.variant, state_dict, device, name)
     return LoadedCheckpoint(
         model=model, variant=match.variant, format=parts.format,
         parameters=count_parameters(model), matched_fraction=match.matched / match.expected,
@@ -111,7 +123,8 @@ def resolve_variant(name: str) -> str:
     for candidate in (name, f"edgeface_{name}"):
         if candidate in VARIANTS:
             return candidate
-    raise CheckpointError(f"unknown EdgeFace variant '{name}' (known: {', '.join(VARIANTS)})")
+    raise CheckpointError(f"unknown EdgeFace variant '{clip(name)}' "
+                          f"(known: {', '.join(VARIANTS)})")
 
 
 def normalise_keys(state_dict: Mapping) -> tuple[str, OrderedDict]:
@@ -149,7 +162,8 @@ def detect_variant(state_dict: Mapping, arch: str | None = None, name: str = "ch
     """The variant whose layout ``state_dict`` (official keys) matches exactly, or
     CheckpointError naming the closest one."""
     raw_keys = raw_keys if raw_keys is not None else list(state_dict)
-    found = f"found {len(raw_keys)} keys like '{raw_keys[0]}'" if raw_keys else "found no keys"
+    found = (f"found {len(raw_keys)} keys like '{clip(raw_keys[0])}'" if raw_keys
+             else "found no keys")
     if arch is not None:
         match = match_variant(state_dict, arch)
         if match.exact:
@@ -186,14 +200,14 @@ def _unpack(obj, name: str) -> _Parts:
     if isinstance(obj, StandIn):
         return _Parts(_module_state_dict(obj, name), "pickled_module")
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{name}: holds a {type(obj).__name__}, "
+        raise CheckpointError(f"{name}: holds a {clip(type(obj).__name__)}, "
                               "not a state_dict or a training checkpoint dict")
     if _is_state_dict(obj):
         return _Parts(obj, "state_dict")
     weights_key = next((k for k in WEIGHT_KEYS if k in obj and (
         _is_state_dict(obj[k]) or isinstance(obj[k], StandIn))), None)
     if weights_key is None:
-        keys = ", ".join(map(str, list(obj)[:8]))
+        keys = clip(", ".join(clip(k, 40) for k in list(obj)[:8]), 200)
         raise CheckpointError(f"{name}: no model weights found (top-level keys: {keys}; "
                               f"expected a state_dict or one of {', '.join(WEIGHT_KEYS[:4])})")
     weights = obj[weights_key]
@@ -233,23 +247,37 @@ def _is_state_dict(obj) -> bool:
 
 def _module_state_dict(obj: StandIn, name: str, prefix: str = "") -> OrderedDict:
     """Parameters and persistent buffers of a whole pickled nn.Module (torch.save(model)),
-    read from its inert stand-in."""
-    fields = obj.__dict__ if isinstance(obj, StandIn) else {}
-    if "_modules" not in fields or "_parameters" not in fields:
-        what = getattr(obj, "_standin_path", type(obj).__name__)
-        raise CheckpointError(f"{name}: holds a pickled {what} object, "
+    read from its inert stand-in. (Nesting is bounded by safe_load.MAX_DEPTH.)"""
+    fields = obj.fields if isinstance(obj, StandIn) else {}
+    params, modules = fields.get("_parameters"), fields.get("_modules")
+    buffers = fields.get("_buffers") or {}
+    if not (isinstance(params, Mapping) and isinstance(modules, Mapping)
+            and isinstance(buffers, Mapping)):
+        what = type(obj)._standin_path if isinstance(obj, StandIn) else type(obj).__name__
+        where = f" at '{clip(prefix[:-1])}'" if prefix else ""
+        raise CheckpointError(f"{name}: holds a pickled {clip(what)} object{where}, "
                               "not a model or state_dict")
+    skip = fields.get("_non_persistent_buffers_set")
+    skip = {k for k in skip if isinstance(k, str)} if isinstance(
+        skip, (set, frozenset, list, tuple)) else set()
     out = OrderedDict()
-    for key, value in fields["_parameters"].items():
-        if value is not None:
-            out[prefix + key] = value
-    skip = fields.get("_non_persistent_buffers_set") or set()
-    for key, value in (fields.get("_buffers") or {}).items():
-        if value is not None and key not in skip:
-            out[prefix + key] = value
-    for key, child in fields["_modules"].items():
-        if child is not None:
-            out.update(_module_state_dict(child, name, f"{prefix}{key}."))
+    entries = [(k, v, True) for k, v in params.items()] + [
+        (k, v, False) for k, v in buffers.items()]
+    for key, value, is_param in entries:
+        if value is None or (not is_param and key in skip):
+            continue
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{name}: pickled module '{clip(prefix[:-1] or '.')}' holds "
+                                  f"a {clip(type(value).__name__)} under "
+                                  f"'{clip(key)}', not a tensor")
+        out[prefix + key] = value
+    for key, child in modules.items():
+        if child is None:
+            continue
+        if not isinstance(key, str) or not isinstance(child, StandIn):
+            raise CheckpointError(f"{name}: pickled module '{clip(prefix[:-1] or '.')}' has a "
+                                  f"{clip(type(child).__name__)} as submodule '{clip(key)}'")
+        out.update(_module_state_dict(child, name, f"{prefix}{key}."))
     return out
 
 
@@ -271,7 +299,7 @@ def _find_head(obj: Mapping, weights_key: str):
 
 def _head_weight(value):
     if isinstance(value, StandIn):  # a whole pickled head module
-        value = value.__dict__.get("_parameters") or {}
+        value = value.fields.get("_parameters") or {}
     if isinstance(value, torch.Tensor):
         return value if value.dim() == 2 else None
     if isinstance(value, Mapping):
@@ -305,11 +333,27 @@ def _find_label_map(obj: Mapping, name: str):
                                   "expected a dict of subject -> class id")
         pairs = value.items() if key in LABEL_KEYS else ((v, k) for k, v in value.items())
         try:
-            return key, {str(subject): int(idx) for subject, idx in pairs}
+            return key, {str(subject): _class_id(idx) for subject, idx in pairs}
         except (TypeError, ValueError):
             raise CheckpointError(f"{name}: '{key}' does not map subjects to integer "
                                   "class ids") from None
     return None, None
+
+
+def _class_id(value) -> int:
+    """An integer class id from an int, a numpy integer, an integral float or a
+    one-element integer tensor; TypeError otherwise."""
+    if isinstance(value, bool):
+        raise TypeError("bool")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    if (isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_quantized
+            and value.layout == torch.strided and not value.is_floating_point()
+            and not value.is_complex() and value.dtype != torch.bool):
+        return int(value.item())
+    raise TypeError(type(value).__name__)
 
 
 def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: str):
@@ -330,9 +374,10 @@ def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: 
     try:
         with quiet_torch_deprecations():
             model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise CheckpointError(f"{name}: weights do not fit {variant}: "
-                              f"{str(e).splitlines()[-1].strip()}") from None
+                              f"{clip(lines[-1] if lines else type(e).__name__, 300)}") from None
     return model.eval(), dequantize
 
 
@@ -373,15 +418,15 @@ def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.devi
                   sha256=sha256_file(path), path=str(path), missing_keys=[],
                   unexpected_keys=[], matched_fraction=1.0)
     try:
-        match = detect_variant(normalised, arch=arch, name=path.name, raw_keys=list(state_dict))
+        match = detect_variant(normalised, arch=arch, name=display_name(path), raw_keys=list(state_dict))
     except CheckpointError:
         if arch is not None:
             raise
-        return LoadedCheckpoint(model=_probe_scripted(scripted, device, path.name),
+        return LoadedCheckpoint(model=_probe_scripted(scripted, device, display_name(path)),
                                 variant="torchscript",
                                 parameters=sum(p.numel() for p in scripted.parameters()),
                                 key_prefix="", **common)
-    model, dequantized = _instantiate(match.variant, normalised, device, path.name)
+    model, dequantized = _instantiate(match.variant, normalised, device, display_name(path))
     return LoadedCheckpoint(model=model, variant=match.variant,
                             parameters=count_parameters(model), key_prefix=prefix,
                             dequantized=dequantized, **common)
@@ -395,7 +440,7 @@ def _probe_scripted(scripted, device: torch.device, name: str) -> ScriptedEmbedd
             out = model(torch.zeros(1, 3, 112, 112, device=device))
     except Exception as e:
         raise CheckpointError(f"{name}: TorchScript model fails on a [1, 3, 112, 112] input: "
-                              f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}"
+                              f"{clip(str(e).strip() or repr(e), 200)}"
                               ) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, EMBEDDING_DIM):
         shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
