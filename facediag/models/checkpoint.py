@@ -318,6 +318,9 @@ def _validate_head(weight, name: str):
     if weight.shape[1] != EMBEDDING_DIM:
         raise CheckpointError(f"{name}: head weight has shape {list(weight.shape)}, "
                               f"expected [classes, {EMBEDDING_DIM}]")
+    if not _is_float_tensor(weight):
+        raise CheckpointError(f"{name}: head weight is {_describe_tensor(weight)}, "
+                              "expected floating point")
     return weight.detach().float()
 
 
@@ -362,6 +365,7 @@ def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: 
     int8 variants stay int8 on CPU; elsewhere their weights are dequantised into the
     float twin, since PyTorch has no int8 dynamic kernels off CPU.
     """
+    check_dtypes(state_dict, variant, name)
     dequantize = VARIANTS[variant].quantized and device.type != "cpu"
     if dequantize:
         state_dict = dequantize_state_dict(state_dict)
@@ -379,6 +383,73 @@ def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: 
         raise CheckpointError(f"{name}: weights do not fit {variant}: "
                               f"{clip(lines[-1] if lines else type(e).__name__, 300)}") from None
     return model.eval(), dequantize
+
+
+def check_dtypes(state_dict: Mapping, variant: str, name: str = "checkpoint") -> None:
+    """Refuse, naming the first bad key in the model's order, any value whose dtype the variant's layout does not
+    have: floating-point tensors for float variants; for ``_q`` variants the int8 packed
+    (weight, bias) pairs with their float scale and integer zero point, floats elsewhere.
+
+    A layout match checks keys and shapes only; int32 weights would otherwise be cast
+    into the float model without a word."""
+    quantized = VARIANTS[variant].quantized
+    layout = expected_layout(variant)
+    order = [k for k in layout if k in state_dict] + [k for k in state_dict if k not in layout]
+    for key in order:  # the model's order, so "first" means the same in every format
+        value = state_dict[key]
+        problem = _dtype_problem(key, value, state_dict) if quantized else (
+            None if _is_float_tensor(value) else f"is {_describe(value)}")
+        if problem:
+            want = ("int8 packed Linear weights and floating-point tensors" if quantized
+                    else "floating-point tensors")
+            raise CheckpointError(f"{name}: '{clip(key)}' {problem}; {variant} expects {want}")
+
+
+def _dtype_problem(key: str, value, state_dict: Mapping) -> str | None:
+    owner, _, leaf = key.rpartition(".")
+    if key.endswith("._packed_params.dtype"):
+        return None if value == torch.qint8 else f"is {_describe(value)}, not torch.qint8"
+    if key.endswith("._packed_params._packed_params"):
+        if not (isinstance(value, tuple) and len(value) == 2):
+            return f"is {_describe(value)}, not an int8 (weight, bias) pair"
+        weight, bias = value
+        if not (isinstance(weight, torch.Tensor) and weight.is_quantized
+                and weight.dtype == torch.qint8 and weight.layout == torch.strided):
+            return f"holds a weight that is {_describe(weight)}, not torch.qint8"
+        if bias is not None and not _is_float_tensor(bias):
+            return f"holds a bias that is {_describe(bias)}, not floating point"
+        return None
+    if leaf in ("scale", "zero_point") and f"{owner}._packed_params.dtype" in state_dict:
+        if leaf == "scale":
+            return None if _is_float_tensor(value) else f"is {_describe(value)}"
+        ok = (isinstance(value, torch.Tensor) and not value.is_quantized
+              and not value.is_floating_point() and not value.is_complex()
+              and value.dtype != torch.bool and value.layout == torch.strided)
+        return None if ok else f"is {_describe(value)}, not an integer zero point"
+    return None if _is_float_tensor(value) else f"is {_describe(value)}"
+
+
+def _is_float_tensor(value) -> bool:
+    return (isinstance(value, torch.Tensor) and value.is_floating_point()
+            and not value.is_quantized and value.layout == torch.strided
+            and value.device.type != "meta")
+
+
+def _describe_tensor(t: torch.Tensor) -> str:
+    text = f"a {t.dtype} tensor"
+    if t.layout != torch.strided:
+        text = f"a {str(t.layout).replace('torch.', '')} {t.dtype} tensor"
+    if t.device.type == "meta":
+        text += " without data (meta)"
+    return text
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return _describe_tensor(value)
+    if isinstance(value, torch.dtype):
+        return f"the dtype {value}"
+    return f"a {clip(type(value).__name__)}"
 
 
 def dequantize_state_dict(state_dict: Mapping) -> OrderedDict:
