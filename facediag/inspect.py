@@ -1,4 +1,7 @@
-"""`facediag inspect`: describe a loaded checkpoint as a JSON-friendly dict and a table."""
+"""`facediag inspect`: describe a loaded checkpoint as a JSON-friendly dict and a table.
+
+Nothing here runs the model: everything shown is what loading read from the file
+(``load_checkpoint`` runs no model either, TorchScript included)."""
 from __future__ import annotations
 
 from typing import Any

@@ -7,6 +7,7 @@ silently stays random, which is the failure this module exists to prevent.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -50,11 +51,16 @@ INVERSE_LABEL_KEYS = ("id_to_subject", "idx_to_class", "id_to_label")
 PREFIX_TOKENS = frozenset({"module", "model", "backbone", "_orig_mod"})
 _ANCHOR = "stem.0.weight"  # first key of every EdgeNeXt
 
+# ``arch=CUSTOM``: a TorchScript model that is not EdgeFace, run as it is (its own code),
+# on the caller's explicit word only.
+CUSTOM = "custom"
+
 
 @dataclass
 class LoadedCheckpoint:
     model: nn.Module            # EdgeFace in eval mode (or a TorchScript wrapper)
-    variant: str                # a VARIANTS name, or "torchscript" for a foreign scripted model
+    variant: str                # a VARIANTS name; "torchscript" for a foreign scripted model
+                                # sized like one; "custom" for one accepted on arch="custom"
     format: str                 # one of FORMATS
     parameters: int
     matched_fraction: float     # parameters/buffers of the model that were loaded: 1.0
@@ -91,15 +97,21 @@ class VariantMatch:
 
 
 def load_checkpoint(path, arch: str | None = None, device="cpu") -> LoadedCheckpoint:
-    """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict)."""
+    """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict);
+    ``arch="custom"`` accepts a TorchScript model that is not EdgeFace, as it is.
+
+    Loading never runs the model (nor any other code from the file)."""
     path = Path(path)
     name = display_name(path)
     device = torch.device(device)
-    if arch is not None:
+    if arch is not None and arch != CUSTOM:
         arch = resolve_variant(arch)
     raw = read_weights_file(path)
     if raw.kind == "torchscript":
         return _load_torchscript(path, raw.payload, arch, device)
+    if arch == CUSTOM:
+        raise CheckpointError(f"{name}: arch '{CUSTOM}' (a TorchScript model run as it is) "
+                              f"needs a TorchScript file, this is a {raw.kind} checkpoint")
     if raw.kind == "safetensors":
         parts = _Parts(raw.payload, "safetensors", meta=dict(raw.metadata))
     else:
@@ -124,7 +136,7 @@ def resolve_variant(name: str) -> str:
         if candidate in VARIANTS:
             return candidate
     raise CheckpointError(f"unknown EdgeFace variant '{clip(name)}' "
-                          f"(known: {', '.join(VARIANTS)})")
+                          f"(known: {', '.join(VARIANTS)}; or '{CUSTOM}' for a TorchScript model)")
 
 
 def normalise_keys(state_dict: Mapping) -> tuple[str, OrderedDict]:
@@ -472,52 +484,82 @@ def dequantize_state_dict(state_dict: Mapping) -> OrderedDict:
 
 
 class ScriptedEmbedder(nn.Module):
-    """A TorchScript model that is not an EdgeFace layout, used as is."""
+    """A TorchScript model that is not an EdgeFace layout, used as is (its own code runs
+    when it embeds, never when it is loaded). Each call checks it returned [N, 512]."""
 
-    def __init__(self, scripted):
+    def __init__(self, scripted, name: str = "TorchScript model"):
         super().__init__()
         self.scripted = scripted
+        self.name = name
 
     def forward(self, x):
-        return self.scripted(x)
+        out = self.scripted(x)
+        n = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() else "N"
+        if not (isinstance(out, torch.Tensor) and out.dim() == 2
+                and out.shape[0] == n and out.shape[1] == EMBEDDING_DIM):
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise CheckpointError(f"{self.name}: TorchScript model returns {shape} for a "
+                                  f"{list(x.shape)} input, expected [{n}, {EMBEDDING_DIM}]")
+        return out
 
 
 def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.device):
+    """EdgeFace-layout archives are read into our EdgeFace (their code never runs); other
+    scripted models only when sized like an EdgeFace variant with a 512-wide last layer,
+    or on ``arch="custom"``. Nothing is run to decide."""
+    name = display_name(path)
     state_dict = scripted.state_dict()
+    common = {"format": "torchscript", "head": None, "label_map": None,
+              "sha256": sha256_file(path), "path": str(path), "missing_keys": [],
+              "unexpected_keys": [], "matched_fraction": 1.0}
+    parameters = sum(p.numel() for p in scripted.parameters())
+    if arch == CUSTOM:
+        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name).to(device).eval(),
+                                variant=CUSTOM, parameters=parameters, key_prefix="",
+                                meta={"arch": "custom TorchScript model, run as it is"},
+                                **common)
     prefix, normalised = normalise_keys(state_dict)
-    common = dict(format="torchscript", head=None, label_map=None, meta={},
-                  sha256=sha256_file(path), path=str(path), missing_keys=[],
-                  unexpected_keys=[], matched_fraction=1.0)
     try:
-        match = detect_variant(normalised, arch=arch, name=display_name(path), raw_keys=list(state_dict))
+        match = detect_variant(normalised, arch=arch, name=name, raw_keys=list(state_dict))
     except CheckpointError:
         if arch is not None:
             raise
-        return LoadedCheckpoint(model=_probe_scripted(scripted, device, display_name(path)),
-                                variant="torchscript",
-                                parameters=sum(p.numel() for p in scripted.parameters()),
-                                key_prefix="", **common)
-    model, dequantized = _instantiate(match.variant, normalised, device, display_name(path))
+        like = _sized_like_edgeface(state_dict, parameters, name)
+        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name).to(device).eval(),
+                                variant="torchscript", parameters=parameters, key_prefix="",
+                                meta={"parameter_count_of": like}, **common)
+    model, dequantized = _instantiate(match.variant, normalised, device, name)
     return LoadedCheckpoint(model=model, variant=match.variant,
                             parameters=count_parameters(model), key_prefix=prefix,
-                            dequantized=dequantized, **common)
+                            dequantized=dequantized, meta={}, **common)
 
 
-def _probe_scripted(scripted, device: torch.device, name: str) -> ScriptedEmbedder:
-    """Wrap a foreign TorchScript model after checking it maps a face to 512 numbers."""
-    model = ScriptedEmbedder(scripted).to(device).eval()
-    try:
-        with torch.inference_mode():
-            out = model(torch.zeros(1, 3, 112, 112, device=device))
-    except Exception as e:
-        raise CheckpointError(f"{name}: TorchScript model fails on a [1, 3, 112, 112] input: "
-                              f"{clip(str(e).strip() or repr(e), 200)}"
-                              ) from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, EMBEDDING_DIM):
-        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise CheckpointError(f"{name}: TorchScript model returns {shape} for a "
-                              f"[1, 3, 112, 112] input, expected [1, {EMBEDDING_DIM}]")
-    return model
+@functools.lru_cache(maxsize=1)
+def variant_parameter_counts() -> dict[str, int]:
+    """Learnable numbers of every variant (int8 ones count like their float twin)."""
+    counts = {}
+    for variant in VARIANTS:
+        model = build_edgeface(variant, device="meta", quantized=False)
+        counts[variant] = sum(p.numel() for p in model.parameters())
+    return counts
+
+
+def _sized_like_edgeface(state_dict: Mapping, parameters: int, name: str) -> str:
+    """The variant a foreign scripted model has the size of, judged without running it:
+    same parameter count, and a last layer 512 wide. CheckpointError otherwise."""
+    advice = f"pass --arch {CUSTOM} to run it as it is"
+    same = [v for v, n in variant_parameter_counts().items() if n == parameters]
+    if not same:
+        raise CheckpointError(f"{name}: TorchScript model with {parameters:,} parameters whose "
+                              "keys match no EdgeFace variant and whose size matches none "
+                              f"either; {advice}")
+    last = next((v for v in reversed(list(state_dict.values()))
+                 if isinstance(v, torch.Tensor) and v.dim() >= 1), None)
+    if last is None or last.shape[0] != EMBEDDING_DIM:
+        width = "none" if last is None else last.shape[0]
+        raise CheckpointError(f"{name}: TorchScript model sized like {same[0]} but its last "
+                              f"layer is {width} wide, not {EMBEDDING_DIM}; {advice}")
+    return same[0]
 
 
 def sha256_file(path) -> str:
