@@ -1,6 +1,7 @@
 """A layout match is keys and shapes; dtypes must match the variant too: floating point
 for float variants, the int8 packed layout for ``_q`` variants. Anything else is refused
 with one line naming the first bad key and its dtype, never cast in silently."""
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -116,3 +117,18 @@ def test_quantised_layout_is_checked_entry_by_entry(tmp_path, quant_sd, change, 
 
 def test_official_quantised_file_passes_the_check(quant_weights):
     assert load_checkpoint(quant_weights).variant == "edgeface_xxs_q"
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 1.5, torch.zeros(2), "3", True,
+                                   torch.tensor(2.0)], ids=repr)
+def test_class_ids_must_be_integers(tmp_path, xxs_sd, value):
+    path = tmp_path / "labels.pth"
+    torch.save({"backbone_state_dict": xxs_sd, "subject_to_id": {"001": value}}, path)
+    assert "'subject_to_id' does not map subjects to integer class ids" in refused(path)
+
+
+def test_integer_like_class_ids_are_read(tmp_path, xxs_sd):
+    path = tmp_path / "labels.pth"
+    torch.save({"backbone_state_dict": xxs_sd, "subject_to_id": {
+        "a": 0, "b": np.int64(1), "c": 2.0, "d": torch.tensor(3)}}, path)
+    assert load_checkpoint(path).label_map == {"a": 0, "b": 1, "c": 2, "d": 3}
