@@ -627,7 +627,9 @@ def to_plain(obj: Any, max_tensor_numel: int = 1) -> Any:
             out["__args__"] = to_plain(list(args), max_tensor_numel)
         if obj.state is not None:
             out["__state__"] = to_plain(obj.state, max_tensor_numel)
-        out.update(to_plain(obj.fields, max_tensor_numel))
+        fields = to_plain(obj.fields, max_tensor_numel)
+        # A field named "__class__" cannot rename the class (nor hide its arguments).
+        out.update((k, v) for k, v in fields.items() if k not in out)
         return out
     if isinstance(obj, type):
         return getattr(obj, "_standin_path", f"{obj.__module__}.{obj.__qualname__}")

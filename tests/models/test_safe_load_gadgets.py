@@ -1,10 +1,10 @@
 """No callable reachable from a pickle is ever invoked: gadgets at the top level or nested in
 dicts, lists and configs are refused or come back as inert stand-ins, with or without the
 deny-list of known gadget names (which is only there to say what a file tried)."""
+import hostile_pickles as H
 import pytest
 import torch
 
-import hostile_pickles as H
 from facediag.errors import CheckpointError
 from facediag.models import safe_load
 from facediag.models.checkpoint import load_checkpoint
@@ -110,3 +110,9 @@ def test_stand_ins_are_read_only():
         inst.keys = print
     assert to_plain(inst) == {"__class__": "__main__.Config", "__args__": [1, 2], "lr": 0.1,
                               "__setstate__": "x", "_standin_args": "x"}
+
+
+def test_a_field_cannot_pose_as_the_class():
+    inst = safe_load._standin_class("__main__.Config")()
+    inst.__setstate__({"__class__": "builtins.dict", "lr": 0.1})
+    assert to_plain(inst) == {"__class__": "__main__.Config", "lr": 0.1}
