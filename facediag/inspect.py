@@ -1,10 +1,14 @@
-"""`facediag inspect`: describe a loaded checkpoint as a JSON-friendly dict and a table."""
+"""`facediag inspect`: describe a loaded checkpoint as a JSON-friendly dict and a table.
+
+Nothing here runs the model: everything shown is what loading read from the file
+(``load_checkpoint`` runs no model either, TorchScript included)."""
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def inspect_dict(loaded) -> dict[str, Any]:
@@ -40,7 +44,10 @@ def _plain(value):
 
 
 def render_inspect(info: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"[bold]{info['path']}[/]", show_header=False, title_justify="left")
+    # Paths, keys and values come from the file: plain Text, never parsed as Rich markup
+    # (a config string "[/x]" would otherwise raise, "[red]..." restyle the table).
+    table = Table(title=Text(str(info["path"]), style="bold"), show_header=False,
+                  title_justify="left")
     table.add_column(style="bold cyan")
     table.add_column()
     head = info["head"]
@@ -56,5 +63,5 @@ def render_inspect(info: dict[str, Any], console: Console) -> None:
     for key, value in info["meta"].items():
         rows.append((key, str(value)[:200]))
     for k, v in rows:
-        table.add_row(k, str(v))
+        table.add_row(Text(str(k)), Text(str(v)))
     console.print(table)

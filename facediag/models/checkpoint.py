@@ -7,22 +7,34 @@ silently stays random, which is the failure this module exists to prevent.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from facediag.errors import CheckpointError
 from facediag.io import atomic_save
 from facediag.models.edgeface import (
-    EMBEDDING_DIM, VARIANTS, build_edgeface, count_parameters, describe_entry, expected_layout,
+    EMBEDDING_DIM,
+    VARIANTS,
+    build_edgeface,
+    count_parameters,
+    describe_entry,
+    expected_layout,
 )
 from facediag.models.safe_load import (
-    StandIn, quiet_torch_deprecations, read_weights_file, to_plain,
+    StandIn,
+    clip,
+    display_name,
+    quiet_torch_deprecations,
+    read_weights_file,
+    to_plain,
 )
 
 FORMATS = ("state_dict", "training_dict", "pickled_module", "torchscript", "safetensors")
@@ -39,11 +51,16 @@ INVERSE_LABEL_KEYS = ("id_to_subject", "idx_to_class", "id_to_label")
 PREFIX_TOKENS = frozenset({"module", "model", "backbone", "_orig_mod"})
 _ANCHOR = "stem.0.weight"  # first key of every EdgeNeXt
 
+# ``arch=CUSTOM``: a TorchScript model that is not EdgeFace, run as it is (its own code),
+# on the caller's explicit word only.
+CUSTOM = "custom"
+
 
 @dataclass
 class LoadedCheckpoint:
     model: nn.Module            # EdgeFace in eval mode (or a TorchScript wrapper)
-    variant: str                # a VARIANTS name, or "torchscript" for a foreign scripted model
+    variant: str                # a VARIANTS name; "torchscript" for a foreign scripted model
+                                # sized like one; "custom" for one accepted on arch="custom"
     format: str                 # one of FORMATS
     parameters: int
     matched_fraction: float     # parameters/buffers of the model that were loaded: 1.0
@@ -75,27 +92,34 @@ class VariantMatch:
         for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
                             ("wrong shape", self.wrong_shape)):
             if keys:
-                return f"{len(keys)} {label}, e.g. '{keys[0]}'"
+                return f"{len(keys)} {label}, e.g. '{clip(keys[0])}'"
         return "exact"
 
 
 def load_checkpoint(path, arch: str | None = None, device="cpu") -> LoadedCheckpoint:
-    """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict)."""
+    """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict);
+    ``arch="custom"`` accepts a TorchScript model that is not EdgeFace, as it is.
+
+    Loading never runs the model (nor any other code from the file)."""
     path = Path(path)
+    name = display_name(path)
     device = torch.device(device)
-    if arch is not None:
+    if arch is not None and arch != CUSTOM:
         arch = resolve_variant(arch)
     raw = read_weights_file(path)
     if raw.kind == "torchscript":
         return _load_torchscript(path, raw.payload, arch, device)
+    if arch == CUSTOM:
+        raise CheckpointError(f"{name}: arch '{CUSTOM}' (a TorchScript model run as it is) "
+                              f"needs a TorchScript file, this is a {raw.kind} checkpoint")
     if raw.kind == "safetensors":
         parts = _Parts(raw.payload, "safetensors", meta=dict(raw.metadata))
     else:
-        parts = _unpack(raw.payload, path.name)
+        parts = _unpack(raw.payload, name)
     prefix, state_dict = normalise_keys(parts.state_dict)
-    match = detect_variant(state_dict, arch=arch, name=path.name, raw_keys=list(parts.state_dict))
-    head = _validate_head(parts.head, path.name)
-    model, dequantized = _instantiate(match.variant, state_dict, device, path.name)
+    match = detect_variant(state_dict, arch=arch, name=name, raw_keys=list(parts.state_dict))
+    head = _validate_head(parts.head, name)
+    model, dequantized = _instantiate(match.variant, state_dict, device, name)
     return LoadedCheckpoint(
         model=model, variant=match.variant, format=parts.format,
         parameters=count_parameters(model), matched_fraction=match.matched / match.expected,
@@ -111,7 +135,8 @@ def resolve_variant(name: str) -> str:
     for candidate in (name, f"edgeface_{name}"):
         if candidate in VARIANTS:
             return candidate
-    raise CheckpointError(f"unknown EdgeFace variant '{name}' (known: {', '.join(VARIANTS)})")
+    raise CheckpointError(f"unknown EdgeFace variant '{clip(name)}' "
+                          f"(known: {', '.join(VARIANTS)}; or '{CUSTOM}' for a TorchScript model)")
 
 
 def normalise_keys(state_dict: Mapping) -> tuple[str, OrderedDict]:
@@ -149,7 +174,8 @@ def detect_variant(state_dict: Mapping, arch: str | None = None, name: str = "ch
     """The variant whose layout ``state_dict`` (official keys) matches exactly, or
     CheckpointError naming the closest one."""
     raw_keys = raw_keys if raw_keys is not None else list(state_dict)
-    found = f"found {len(raw_keys)} keys like '{raw_keys[0]}'" if raw_keys else "found no keys"
+    found = (f"found {len(raw_keys)} keys like '{clip(raw_keys[0])}'" if raw_keys
+             else "found no keys")
     if arch is not None:
         match = match_variant(state_dict, arch)
         if match.exact:
@@ -186,14 +212,14 @@ def _unpack(obj, name: str) -> _Parts:
     if isinstance(obj, StandIn):
         return _Parts(_module_state_dict(obj, name), "pickled_module")
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{name}: holds a {type(obj).__name__}, "
+        raise CheckpointError(f"{name}: holds a {clip(type(obj).__name__)}, "
                               "not a state_dict or a training checkpoint dict")
     if _is_state_dict(obj):
         return _Parts(obj, "state_dict")
     weights_key = next((k for k in WEIGHT_KEYS if k in obj and (
         _is_state_dict(obj[k]) or isinstance(obj[k], StandIn))), None)
     if weights_key is None:
-        keys = ", ".join(map(str, list(obj)[:8]))
+        keys = clip(", ".join(clip(k, 40) for k in list(obj)[:8]), 200)
         raise CheckpointError(f"{name}: no model weights found (top-level keys: {keys}; "
                               f"expected a state_dict or one of {', '.join(WEIGHT_KEYS[:4])})")
     weights = obj[weights_key]
@@ -233,23 +259,37 @@ def _is_state_dict(obj) -> bool:
 
 def _module_state_dict(obj: StandIn, name: str, prefix: str = "") -> OrderedDict:
     """Parameters and persistent buffers of a whole pickled nn.Module (torch.save(model)),
-    read from its inert stand-in."""
-    fields = obj.__dict__ if isinstance(obj, StandIn) else {}
-    if "_modules" not in fields or "_parameters" not in fields:
-        what = getattr(obj, "_standin_path", type(obj).__name__)
-        raise CheckpointError(f"{name}: holds a pickled {what} object, "
+    read from its inert stand-in. (Nesting is bounded by safe_load.MAX_DEPTH.)"""
+    fields = obj.fields if isinstance(obj, StandIn) else {}
+    params, modules = fields.get("_parameters"), fields.get("_modules")
+    buffers = fields.get("_buffers") or {}
+    if not (isinstance(params, Mapping) and isinstance(modules, Mapping)
+            and isinstance(buffers, Mapping)):
+        what = type(obj)._standin_path if isinstance(obj, StandIn) else type(obj).__name__
+        where = f" at '{clip(prefix[:-1])}'" if prefix else ""
+        raise CheckpointError(f"{name}: holds a pickled {clip(what)} object{where}, "
                               "not a model or state_dict")
+    skip = fields.get("_non_persistent_buffers_set")
+    skip = {k for k in skip if isinstance(k, str)} if isinstance(
+        skip, (set, frozenset, list, tuple)) else set()
     out = OrderedDict()
-    for key, value in fields["_parameters"].items():
-        if value is not None:
-            out[prefix + key] = value
-    skip = fields.get("_non_persistent_buffers_set") or set()
-    for key, value in (fields.get("_buffers") or {}).items():
-        if value is not None and key not in skip:
-            out[prefix + key] = value
-    for key, child in fields["_modules"].items():
-        if child is not None:
-            out.update(_module_state_dict(child, name, f"{prefix}{key}."))
+    entries = [(k, v, True) for k, v in params.items()] + [
+        (k, v, False) for k, v in buffers.items()]
+    for key, value, is_param in entries:
+        if value is None or (not is_param and key in skip):
+            continue
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{name}: pickled module '{clip(prefix[:-1] or '.')}' holds "
+                                  f"a {clip(type(value).__name__)} under "
+                                  f"'{clip(key)}', not a tensor")
+        out[prefix + key] = value
+    for key, child in modules.items():
+        if child is None:
+            continue
+        if not isinstance(key, str) or not isinstance(child, StandIn):
+            raise CheckpointError(f"{name}: pickled module '{clip(prefix[:-1] or '.')}' has a "
+                                  f"{clip(type(child).__name__)} as submodule '{clip(key)}'")
+        out.update(_module_state_dict(child, name, f"{prefix}{key}."))
     return out
 
 
@@ -271,7 +311,7 @@ def _find_head(obj: Mapping, weights_key: str):
 
 def _head_weight(value):
     if isinstance(value, StandIn):  # a whole pickled head module
-        value = value.__dict__.get("_parameters") or {}
+        value = value.fields.get("_parameters") or {}
     if isinstance(value, torch.Tensor):
         return value if value.dim() == 2 else None
     if isinstance(value, Mapping):
@@ -290,6 +330,9 @@ def _validate_head(weight, name: str):
     if weight.shape[1] != EMBEDDING_DIM:
         raise CheckpointError(f"{name}: head weight has shape {list(weight.shape)}, "
                               f"expected [classes, {EMBEDDING_DIM}]")
+    if not _is_float_tensor(weight):
+        raise CheckpointError(f"{name}: head weight is {_describe_tensor(weight)}, "
+                              "expected floating point")
     return weight.detach().float()
 
 
@@ -305,11 +348,27 @@ def _find_label_map(obj: Mapping, name: str):
                                   "expected a dict of subject -> class id")
         pairs = value.items() if key in LABEL_KEYS else ((v, k) for k, v in value.items())
         try:
-            return key, {str(subject): int(idx) for subject, idx in pairs}
+            return key, {str(subject): _class_id(idx) for subject, idx in pairs}
         except (TypeError, ValueError):
             raise CheckpointError(f"{name}: '{key}' does not map subjects to integer "
                                   "class ids") from None
     return None, None
+
+
+def _class_id(value) -> int:
+    """An integer class id from an int, a numpy integer, an integral float or a
+    one-element integer tensor; TypeError otherwise."""
+    if isinstance(value, bool):
+        raise TypeError("bool")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    if (isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_quantized
+            and value.layout == torch.strided and not value.is_floating_point()
+            and not value.is_complex() and value.dtype != torch.bool):
+        return int(value.item())
+    raise TypeError(type(value).__name__)
 
 
 def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: str):
@@ -318,6 +377,7 @@ def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: 
     int8 variants stay int8 on CPU; elsewhere their weights are dequantised into the
     float twin, since PyTorch has no int8 dynamic kernels off CPU.
     """
+    check_dtypes(state_dict, variant, name)
     dequantize = VARIANTS[variant].quantized and device.type != "cpu"
     if dequantize:
         state_dict = dequantize_state_dict(state_dict)
@@ -330,10 +390,78 @@ def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: 
     try:
         with quiet_torch_deprecations():
             model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise CheckpointError(f"{name}: weights do not fit {variant}: "
-                              f"{str(e).splitlines()[-1].strip()}") from None
+                              f"{clip(lines[-1] if lines else type(e).__name__, 300)}") from None
     return model.eval(), dequantize
+
+
+def check_dtypes(state_dict: Mapping, variant: str, name: str = "checkpoint") -> None:
+    """Refuse, naming the first bad key in the model's order, any value whose dtype the variant's layout does not
+    have: floating-point tensors for float variants; for ``_q`` variants the int8 packed
+    (weight, bias) pairs with their float scale and integer zero point, floats elsewhere.
+
+    A layout match checks keys and shapes only; int32 weights would otherwise be cast
+    into the float model without a word."""
+    quantized = VARIANTS[variant].quantized
+    layout = expected_layout(variant)
+    order = [k for k in layout if k in state_dict] + [k for k in state_dict if k not in layout]
+    for key in order:  # the model's order, so "first" means the same in every format
+        value = state_dict[key]
+        problem = _dtype_problem(key, value, state_dict) if quantized else (
+            None if _is_float_tensor(value) else f"is {_describe(value)}")
+        if problem:
+            want = ("int8 packed Linear weights and floating-point tensors" if quantized
+                    else "floating-point tensors")
+            raise CheckpointError(f"{name}: '{clip(key)}' {problem}; {variant} expects {want}")
+
+
+def _dtype_problem(key: str, value, state_dict: Mapping) -> str | None:
+    owner, _, leaf = key.rpartition(".")
+    if key.endswith("._packed_params.dtype"):
+        return None if value == torch.qint8 else f"is {_describe(value)}, not torch.qint8"
+    if key.endswith("._packed_params._packed_params"):
+        if not (isinstance(value, tuple) and len(value) == 2):
+            return f"is {_describe(value)}, not an int8 (weight, bias) pair"
+        weight, bias = value
+        if not (isinstance(weight, torch.Tensor) and weight.is_quantized
+                and weight.dtype == torch.qint8 and weight.layout == torch.strided):
+            return f"holds a weight that is {_describe(weight)}, not torch.qint8"
+        if bias is not None and not _is_float_tensor(bias):
+            return f"holds a bias that is {_describe(bias)}, not floating point"
+        return None
+    if leaf in ("scale", "zero_point") and f"{owner}._packed_params.dtype" in state_dict:
+        if leaf == "scale":
+            return None if _is_float_tensor(value) else f"is {_describe(value)}"
+        ok = (isinstance(value, torch.Tensor) and not value.is_quantized
+              and not value.is_floating_point() and not value.is_complex()
+              and value.dtype != torch.bool and value.layout == torch.strided)
+        return None if ok else f"is {_describe(value)}, not an integer zero point"
+    return None if _is_float_tensor(value) else f"is {_describe(value)}"
+
+
+def _is_float_tensor(value) -> bool:
+    return (isinstance(value, torch.Tensor) and value.is_floating_point()
+            and not value.is_quantized and value.layout == torch.strided
+            and value.device.type != "meta")
+
+
+def _describe_tensor(t: torch.Tensor) -> str:
+    text = f"a {t.dtype} tensor"
+    if t.layout != torch.strided:
+        text = f"a {str(t.layout).replace('torch.', '')} {t.dtype} tensor"
+    if t.device.type == "meta":
+        text += " without data (meta)"
+    return text
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return _describe_tensor(value)
+    if isinstance(value, torch.dtype):
+        return f"the dtype {value}"
+    return f"a {clip(type(value).__name__)}"
 
 
 def dequantize_state_dict(state_dict: Mapping) -> OrderedDict:
@@ -356,52 +484,82 @@ def dequantize_state_dict(state_dict: Mapping) -> OrderedDict:
 
 
 class ScriptedEmbedder(nn.Module):
-    """A TorchScript model that is not an EdgeFace layout, used as is."""
+    """A TorchScript model that is not an EdgeFace layout, used as is (its own code runs
+    when it embeds, never when it is loaded). Each call checks it returned [N, 512]."""
 
-    def __init__(self, scripted):
+    def __init__(self, scripted, name: str = "TorchScript model"):
         super().__init__()
         self.scripted = scripted
+        self.name = name
 
     def forward(self, x):
-        return self.scripted(x)
+        out = self.scripted(x)
+        n = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() else "N"
+        if not (isinstance(out, torch.Tensor) and out.dim() == 2
+                and out.shape[0] == n and out.shape[1] == EMBEDDING_DIM):
+            shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise CheckpointError(f"{self.name}: TorchScript model returns {shape} for a "
+                                  f"{list(x.shape)} input, expected [{n}, {EMBEDDING_DIM}]")
+        return out
 
 
 def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.device):
+    """EdgeFace-layout archives are read into our EdgeFace (their code never runs); other
+    scripted models only when sized like an EdgeFace variant with a 512-wide last layer,
+    or on ``arch="custom"``. Nothing is run to decide."""
+    name = display_name(path)
     state_dict = scripted.state_dict()
+    common = {"format": "torchscript", "head": None, "label_map": None,
+              "sha256": sha256_file(path), "path": str(path), "missing_keys": [],
+              "unexpected_keys": [], "matched_fraction": 1.0}
+    parameters = sum(p.numel() for p in scripted.parameters())
+    if arch == CUSTOM:
+        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name).to(device).eval(),
+                                variant=CUSTOM, parameters=parameters, key_prefix="",
+                                meta={"arch": "custom TorchScript model, run as it is"},
+                                **common)
     prefix, normalised = normalise_keys(state_dict)
-    common = dict(format="torchscript", head=None, label_map=None, meta={},
-                  sha256=sha256_file(path), path=str(path), missing_keys=[],
-                  unexpected_keys=[], matched_fraction=1.0)
     try:
-        match = detect_variant(normalised, arch=arch, name=path.name, raw_keys=list(state_dict))
+        match = detect_variant(normalised, arch=arch, name=name, raw_keys=list(state_dict))
     except CheckpointError:
         if arch is not None:
             raise
-        return LoadedCheckpoint(model=_probe_scripted(scripted, device, path.name),
-                                variant="torchscript",
-                                parameters=sum(p.numel() for p in scripted.parameters()),
-                                key_prefix="", **common)
-    model, dequantized = _instantiate(match.variant, normalised, device, path.name)
+        like = _sized_like_edgeface(state_dict, parameters, name)
+        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name).to(device).eval(),
+                                variant="torchscript", parameters=parameters, key_prefix="",
+                                meta={"parameter_count_of": like}, **common)
+    model, dequantized = _instantiate(match.variant, normalised, device, name)
     return LoadedCheckpoint(model=model, variant=match.variant,
                             parameters=count_parameters(model), key_prefix=prefix,
-                            dequantized=dequantized, **common)
+                            dequantized=dequantized, meta={}, **common)
 
 
-def _probe_scripted(scripted, device: torch.device, name: str) -> ScriptedEmbedder:
-    """Wrap a foreign TorchScript model after checking it maps a face to 512 numbers."""
-    model = ScriptedEmbedder(scripted).to(device).eval()
-    try:
-        with torch.inference_mode():
-            out = model(torch.zeros(1, 3, 112, 112, device=device))
-    except Exception as e:
-        raise CheckpointError(f"{name}: TorchScript model fails on a [1, 3, 112, 112] input: "
-                              f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}"
-                              ) from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, EMBEDDING_DIM):
-        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise CheckpointError(f"{name}: TorchScript model returns {shape} for a "
-                              f"[1, 3, 112, 112] input, expected [1, {EMBEDDING_DIM}]")
-    return model
+@functools.lru_cache(maxsize=1)
+def variant_parameter_counts() -> dict[str, int]:
+    """Learnable numbers of every variant (int8 ones count like their float twin)."""
+    counts = {}
+    for variant in VARIANTS:
+        model = build_edgeface(variant, device="meta", quantized=False)
+        counts[variant] = sum(p.numel() for p in model.parameters())
+    return counts
+
+
+def _sized_like_edgeface(state_dict: Mapping, parameters: int, name: str) -> str:
+    """The variant a foreign scripted model has the size of, judged without running it:
+    same parameter count, and a last layer 512 wide. CheckpointError otherwise."""
+    advice = f"pass --arch {CUSTOM} to run it as it is"
+    same = [v for v, n in variant_parameter_counts().items() if n == parameters]
+    if not same:
+        raise CheckpointError(f"{name}: TorchScript model with {parameters:,} parameters whose "
+                              "keys match no EdgeFace variant and whose size matches none "
+                              f"either; {advice}")
+    last = next((v for v in reversed(list(state_dict.values()))
+                 if isinstance(v, torch.Tensor) and v.dim() >= 1), None)
+    if last is None or last.shape[0] != EMBEDDING_DIM:
+        width = "none" if last is None else last.shape[0]
+        raise CheckpointError(f"{name}: TorchScript model sized like {same[0]} but its last "
+                              f"layer is {width} wide, not {EMBEDDING_DIM}; {advice}")
+    return same[0]
 
 
 def sha256_file(path) -> str:

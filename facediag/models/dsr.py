@@ -10,7 +10,12 @@ from torch import nn
 
 from facediag.errors import CheckpointError
 from facediag.models.checkpoint import WEIGHT_KEYS, fingerprint_state_dict, sha256_file
-from facediag.models.safe_load import quiet_torch_deprecations, read_weights_file, sniff_format
+from facediag.models.safe_load import (
+    check_zip_archive,
+    quiet_torch_deprecations,
+    read_weights_file,
+    sniff_format,
+)
 
 SIZE = 112
 # Outputs a little outside [0,1] are ordinary overshoot and get clamped; beyond this the
@@ -80,6 +85,7 @@ def _load_scripted(path: Path, device) -> ModuleDSR:
     if kind != "torchscript":
         raise CheckpointError(f"DSR {path.name}: is a {kind.replace('_', ' ')} file, not "
                               "TorchScript; give 'package.module:factory' with its weights")
+    check_zip_archive(path)  # a zip bomb is refused before torch reads it
     try:
         with quiet_torch_deprecations():
             module = torch.jit.load(str(path), map_location="cpu")

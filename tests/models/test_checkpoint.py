@@ -13,9 +13,13 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from facediag.errors import CheckpointError
-from facediag.models import build_edgeface, fingerprint_state_dict, load_checkpoint, save_state_dict
+from facediag.models import (
+    build_edgeface,
+    fingerprint_state_dict,
+    load_checkpoint,
+    save_state_dict,
+)
 from facediag.models.checkpoint import dequantize_state_dict
-
 
 # Building TorchScript test files uses APIs torch now marks deprecated.
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
@@ -90,7 +94,7 @@ def test_known_key_prefixes_are_normalised(tmp_path, xxs, probe, prefix):
 
 def test_training_dict_with_head_label_map_and_pickled_config(tmp_path, xxs, probe):
     cfg_mod = types.ModuleType("facediag_test_train_script")
-    exec("from dataclasses import dataclass\n@dataclass\nclass Config:\n"
+    exec("from dataclasses import dataclass\n@dataclass\nclass Config:\n"  # noqa: S102 - test module
          "    lr: float = 1e-3\n    margin: float = 0.5\n", cfg_mod.__dict__)
     sys.modules[cfg_mod.__name__] = cfg_mod
     opt = torch.optim.SGD(xxs.parameters(), lr=0.1, momentum=0.9)
@@ -190,20 +194,23 @@ def test_torchscript_edgeface_loads_into_edgeface(tmp_path, xxs, probe):
     assert torch.allclose(embed(ckpt.model, probe), embed(xxs, probe), atol=1e-5)
 
 
-def test_foreign_torchscript_is_wrapped_and_probed(tmp_path, probe):
+def test_foreign_torchscript_is_refused_unless_custom(tmp_path, probe):
     net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(),
                               torch.nn.Linear(48, 512))
     path = tmp_path / "other.pt"
     torch.jit.save(torch.jit.script(net), path)
-    ckpt = load_checkpoint(path)
-    assert (ckpt.variant, ckpt.format, ckpt.parameters) == ("torchscript", "torchscript",
-                                                            48 * 512 + 512)
-    assert torch.allclose(embed(ckpt.model, probe), embed(net, probe))
+    assert "pass --arch custom to run it as it is" in refused(path)
     with pytest.raises(CheckpointError, match="does not match edgeface_xxs"):
         load_checkpoint(path, arch="edgeface_xxs")
+    ckpt = load_checkpoint(path, arch="custom")
+    assert (ckpt.variant, ckpt.format, ckpt.parameters) == ("custom", "torchscript",
+                                                            48 * 512 + 512)
+    assert torch.allclose(embed(ckpt.model, probe), embed(net, probe))
     bad = tmp_path / "bad.pt"
     torch.jit.save(torch.jit.script(torch.nn.Flatten()), bad)
-    assert "expected [1, 512]" in refused(bad)
+    wrong = load_checkpoint(bad, arch="custom")  # accepted unrun; its output is checked on use
+    with pytest.raises(CheckpointError, match=r"returns \[2, 37632\] .* expected \[2, 512\]"):
+        embed(wrong.model, probe)
 
 
 def test_safetensors_round_trip(tmp_path, xxs, probe):

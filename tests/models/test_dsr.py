@@ -80,6 +80,16 @@ def test_wrong_dsr_output_is_refused(tmp_path, lr, module, message):
         dsr(lr)
 
 
+def test_torchscript_dsr_zip_bomb_is_refused_before_loading(tmp_path):
+    import zipfile
+
+    path = script(tmp_path, Scale())
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("dsr/extra/padding", bytes(64 * 2**20))
+    with pytest.raises(CheckpointError, match=r"inflate to 64\.\d MiB .*\(zip bomb\?\)"):
+        load_dsr(str(path))
+
+
 def test_state_dict_file_is_not_torchscript(tmp_path):
     path = tmp_path / "dsr.pth"
     torch.save({"w": torch.zeros(1)}, path)
