@@ -30,7 +30,7 @@ def load_model(cfg: TrainConfig, device: torch.device):
         notes.append(f"from scratch: randomly initialised {variant}")
         return model.to(device).train(), variant, None, notes
     loaded = load_checkpoint(cfg.weights, arch=None)
-    if loaded.variant == "torchscript":
+    if loaded.variant not in VARIANTS:  # "torchscript" or "custom": no EdgeFace layout to train
         raise FacediagError(f"{cfg.weights}: a TorchScript model that is not an EdgeFace layout "
                             "cannot be fine-tuned here")
     model, variant = loaded.model, loaded.variant
