@@ -1,10 +1,29 @@
-"""Atomic file writes: a reader (or a Ctrl-C) never sees half a file."""
+"""Atomic file writes (a reader, or a Ctrl-C, never sees half a file) and reading a user's
+text file (a report, a suite) with one clear line for every way it can be wrong."""
 from __future__ import annotations
 
 import os
 import re
 import tempfile
 from pathlib import Path
+
+
+def read_user_text(path: str | Path, what: str) -> str:
+    """The text of a file the user named as ``what`` ("report", "suite"): FacediagError, one
+    line, when it is missing, a folder, unreadable or not UTF-8 text."""
+    from facediag.errors import FacediagError
+
+    path = Path(path)
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise FacediagError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise FacediagError(f"{path}: is a folder, not a {what} file") from None
+    except UnicodeDecodeError:
+        raise FacediagError(f"{path}: not a text file (a {what} is text)") from None
+    except OSError as exc:
+        raise FacediagError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _umask() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from facediag.errors import FacediagError
-from facediag.io import atomic_write_text
+from facediag.io import atomic_write_text, read_user_text
 
 SCHEMA_VERSION = 1
 
@@ -43,13 +43,10 @@ class Result:
 def load_result_dict(path: str | Path) -> dict[str, Any]:
     """A saved result as a dict: one clear line when it is missing, not JSON or not an object."""
     path = Path(path)
+    text = read_user_text(path, "report")
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FacediagError(f"{path}: no such report") from None
-    except IsADirectoryError:
-        raise FacediagError(f"{path}: is a folder, not a report file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise FacediagError(f"{path}: not a JSON report ({str(exc)[:120]})") from None
     if not isinstance(data, dict):
         raise FacediagError(f"{path}: not a facediag report (a JSON {type(data).__name__}, not an object)")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from facediag.errors import FacediagError
+from facediag.io import read_user_text
 from facediag.checks.registry import all_checks
 
 SUITES_DIR = Path(__file__).resolve().parent  # the built-in suites: package data
@@ -123,16 +124,9 @@ def load_suite(spec: str | Path | None = None) -> Suite:
             if str(spec) == "default":
                 return builtin_suite()
             raise FacediagError(f"no suite named {spec!r} (looked for {path})")
+    text = read_user_text(path, "suite")
     try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise FacediagError(f"{path}: no such suite file") from None
-    except IsADirectoryError:
-        raise FacediagError(f"{path}: is a folder, not a suite file") from None
-    except UnicodeDecodeError:
-        raise FacediagError(f"{path}: not a text file (a suite is TOML)") from None
-    except OSError as exc:
-        raise FacediagError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FacediagError(f"{path}: not valid TOML ({exc})") from None
     known = all_checks()
