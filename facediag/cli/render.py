@@ -15,13 +15,14 @@ from facediag.cli.options import OUT, console, handle_errors
 @OUT(help="Write to this file instead of stdout.")
 @handle_errors
 def render(report_json, fmt, out):
-    """Re-render a saved report.json (of run-all or compare) as HTML, Markdown, JUnit XML
-    or in the terminal.
+    """Re-render any saved result (run-all's or compare's report.json, bench's
+    bench-*.json) as HTML, Markdown, JUnit XML or in the terminal.
 
     \b
     Examples:
       facediag render reports/run1/report.json --format html -o run1.html
       facediag render reports/compare/report.json
+      facediag render reports/bench/bench-accuracy.json --format md
     """
     from facediag.outputs import check_outputs, out_file
     from facediag.render import render as render_report
