@@ -12,7 +12,7 @@ from facediag.checks._plotdata import histogram, r
 from facediag.protocols.gallery import headline_metrics
 from facediag.metrics.distribution import COLLAPSE_IMPOSTOR, MIN_SEPARATION, collapsed
 from facediag.models.presets import DEFAULT_THRESHOLD
-from facediag.checks.base import Check, Condition, Finding, Severity
+from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.checks.registry import register
 
 
@@ -41,6 +41,9 @@ class PairGap(Check):
 
     def run(self, ctx, params):
         ev = ctx.evaluation("model")
+        if not ev.mated.any():  # nothing genuine to compare with: a fact of the data, not the model
+            return self.result(Status.FAIL, "no probe's subject is enrolled in the gallery: genuine similarity "
+                               "cannot be measured (see subject-overlap)")
         m = headline_metrics(ev, params["threshold"])
         paired, genuine, impostor = ev.paired_scores(), ev.genuine_scores(), ev.impostor_scores()
         hr_m = headline_metrics(ev.hr_probes(), params["threshold"]) if ev.has_pairs.any() else {}

@@ -82,3 +82,16 @@ def test_render_cli_refuses_a_bad_report_in_one_line(tmp_path):
     path.write_text(json.dumps({"schema_version": 1, "kind": "run", "results": [{"status": "PASS"}]}))
     res = CliRunner().invoke(cli, ["render", str(path), "--format", "md"])
     assert res.exit_code == 2 and len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1
+
+
+def test_disjoint_gallery_and_probe_subjects_fail_with_the_reason(run, float_weights, orl_root, tmp_path):
+    """Gallery of people 1-3, probes of people 4-6: pair-gap raised TypeError (ERROR); now every
+    check that needs mated probes FAILs saying why, and the diagnosis names the mismatch."""
+    gallery = copy_orl_subset(orl_root, tmp_path / "g", range(1, 4))
+    probes = copy_orl_subset(orl_root, tmp_path / "p", range(4, 7))
+    rep = run(float_weights, None, gallery_root=gallery, probe_root=probes,
+              checks=["subject-overlap", "pair-gap", "identification"])
+    statuses = {r.name: r.status for r in rep.results}
+    assert Status.ERROR not in statuses.values(), [(r.name, r.summary) for r in rep.results]
+    assert statuses["pair-gap"] == Status.FAIL and "is enrolled in the gallery" in rep.result("pair-gap").summary
+    assert "gallery-probe-mismatch" in [d.id for d in rep.diagnoses]
