@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from facediag.data.images import DecodeError, downsample, header_size, load_face, load_lowres
-from facediag.data.pixels import fingerprints, sample
+from facediag.data.pixels import fingerprints, sample, thumbnail_uri
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
@@ -302,6 +302,28 @@ class Session:
     def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> tuple[torch.Tensor, np.ndarray]:
         """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample)."""
         return sample(self.protocol.gallery, max_subjects, per_subject)
+
+    def thumbnail(self, view: str, row: int) -> str | None:
+        """A small JPEG data URI of one image of a view as the model saw it (a probe after its
+        degradation and DSR), for reports that show faces; None when it cannot be read."""
+        probes = self.protocol.probes
+        try:
+            if view == "gallery":
+                img = load_face(self.protocol.gallery[row].path)
+            elif view == "probe_dsr" and self.probes_need_dsr:
+                img = self._probe_pixels(row)
+            else:
+                img = load_face(probes[row].hr.path)
+        except (DecodeError, OSError, AttributeError):
+            return None
+        return thumbnail_uri(img)
+
+    def thumbnail_file(self, path: str | Path) -> str | None:
+        """The same for a file of the data set named by path (e.g. one of a leaked pair)."""
+        try:
+            return thumbnail_uri(load_face(path))
+        except (DecodeError, OSError):
+            return None
 
     def image_sizes(self, limit: int = 2000) -> list[tuple[int, int, str]]:
         """(width, height, PIL mode) of up to ``limit`` HR files, read from headers only."""

@@ -1,6 +1,9 @@
 """identification: rank-k and CMC, accuracy at a threshold WITH its false-accept rate, open set."""
 from __future__ import annotations
 
+import numpy as np
+
+from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
 from facediag.metrics.identification import closed_set, open_set, threshold_accuracy, threshold_for_far
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
@@ -67,6 +70,46 @@ class Identification(Check):
                 "worst_subjects": [list(w) for w in cs.worst_subjects],
                 "correct_rank1": cs.correct_rank1.astype(int).tolist(),
                 "probe_rows": ev.probe_rows[ev.mated].tolist()}
+        data["faces"] = _face_strips(ctx, ev)
         return self.conclude(metrics, params, summary=summary, findings=findings, data=data,
                              context={"suggestion": f"; use {suggest}" if suggest else "",
                                       "chance": 1 / cs.n_gallery})
+
+
+SHOWN = 6  # faces per strip: enough to see a pattern, few enough to keep the report light
+
+
+def _face_strips(ctx, ev) -> list[dict]:
+    """The worst genuine matches (a probe, its own person's gallery, the impostor that beat it)
+    and the highest-scoring impostor pairs, as thumbnails of what the model saw."""
+    first = {}
+    for i, rec in enumerate(ctx.protocol.gallery):
+        first.setdefault(rec.subject, i)
+    seen = "as the model saw it" + (f" ({ctx.protocol.vlr_size} px → DSR)" if ctx.probes_need_dsr else "")
+    strips = []
+    rows = np.flatnonzero(ev.mated)
+    if len(rows) and len(ev.template_subjects) > 1:
+        cols = np.searchsorted(ev.template_subjects, ev.probe_subjects[rows])
+        own = ev.scores[rows, cols]
+        other = ev.scores[rows].copy()
+        other[np.arange(len(rows)), cols] = -np.inf
+        rival, rival_score = other.argmax(axis=1), other.max(axis=1)
+        worst = [i for i in np.argsort(own - rival_score, kind="stable") if rival_score[i] >= own[i]][:SHOWN]
+        if worst:
+            strips.append(strip("Worst genuine matches", f"probes whose own person did not rank first, probe {seen}", [
+                (f"{ev.probe_subjects[rows[i]]}", [
+                    tile(ctx.thumbnail("probe_dsr", int(ev.probe_rows[rows[i]])), "probe"),
+                    tile(ctx.thumbnail("gallery", first[ev.probe_subjects[rows[i]]]), f"own gallery · {own[i]:.2f}"),
+                    tile(ctx.thumbnail("gallery", first[ev.template_subjects[rival[i]]]),
+                         f"{ev.template_subjects[rival[i]]} beat it · {rival_score[i]:.2f}")])
+                for i in worst]))
+    impostor = np.where(ev.probe_subjects[:, None] != ev.template_subjects[None, :], ev.scores, -np.inf)
+    top = np.argsort(impostor, axis=None)[::-1][:SHOWN]
+    pairs = [np.unravel_index(k, impostor.shape) for k in top if np.isfinite(impostor.flat[k])]
+    if pairs:
+        strips.append(strip("Highest-scoring impostor pairs", f"different people the model finds most alike, probe {seen}", [
+            (f"{ev.probe_subjects[p]} vs {ev.template_subjects[t]}", [
+                tile(ctx.thumbnail("probe_dsr", int(ev.probe_rows[p])), "probe"),
+                tile(ctx.thumbnail("gallery", first[ev.template_subjects[t]]), f"{impostor[p, t]:.2f}")])
+            for p, t in pairs]))
+    return strips

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
 from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
@@ -137,6 +138,9 @@ class SubjectOverlap(Check):
             if shared:
                 findings.append(Finding(Severity.INFO, "subjects trained on and evaluated", {"examples": shared[:10]}))
         summary = f"{len(gallery_subj & probe_subj)} of {len(probe_subj)} probe subjects enrolled; no leaked images"
-        return self.conclude(metrics, params, summary=summary, findings=findings,
-                             data={"headline": ["shared_subjects", "open_set_share", "leaked_identical",
-                                                "leaked_near_duplicate"]})
+        data = {"headline": ["shared_subjects", "open_set_share", "leaked_identical", "leaked_near_duplicate"]}
+        if leaks:
+            data["faces"] = [strip("Leaked pairs", "the same picture in the gallery and among the probes", [
+                (leak["kind"], [tile(ctx.thumbnail_file(leak["gallery"]), "gallery"),
+                                tile(ctx.thumbnail_file(leak["probe"]), "probe")]) for leak in leaks[:6]])]
+        return self.conclude(metrics, params, summary=summary, findings=findings, data=data)

@@ -51,3 +51,18 @@ def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int =
     if not pixels:
         raise FacediagError("no readable gallery image")
     return torch.stack(pixels), np.asarray(subjects, dtype=str)
+
+
+def thumbnail_uri(img01: torch.Tensor, size: int = 56, quality: int = 80) -> str:
+    """A small JPEG of a [3, H, W] image in [0, 1] as a data URI, for reports that show faces
+    (a few kilobytes each, embedded so the page needs nothing beside it)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    arr = (img01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    pil = Image.fromarray(arr).resize((size, size), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    pil.save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -17,6 +17,10 @@ _CSS = """
 :root{--pass:#1a7f37;--warn:#9a6700;--fail:#cf222e;--skip:#6e7781;--error:#a626a4;--info:#0969da;
 --border:#d0d7de;--muted:#57606a;--soft:#f6f8fa}
 *{box-sizing:border-box}
+.faces{margin:10px 0}.face-row{display:flex;align-items:flex-start;gap:8px;margin:4px 0}
+.face-label{width:90px;font-size:13px;color:var(--muted);padding-top:20px}.face{margin:0;text-align:center;width:84px}
+.face img{width:72px;height:72px;border-radius:4px;image-rendering:auto}.face figcaption{font-size:11px;color:var(--muted)}
+.noface{display:inline-block;width:72px;height:72px;line-height:72px;font-size:11px;background:var(--soft)}
 body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;
 color:#1f2328;background:#fff}
 main{max-width:1120px;margin:0 auto;padding:24px}
@@ -176,10 +180,27 @@ def _check_details(report) -> str:
         if r.metrics:
             body.append(f"<details><summary>Metrics ({len(r.metrics)})</summary>{_kv_table(r.metrics)}</details>")
         body.append(figures_html(result_plots(r)))
+        body.append(faces_html(r.data.get("faces") or []))
         if r.data.get("traceback"):
             body.append(f"<details><summary>Traceback</summary><pre>{_e(r.data['traceback'])}</pre></details>")
         sections.append(f'<section class="check" id="{_anchor(r.name)}">{"".join(body)}</section>')
     return '<section id="details"><h2>Check details</h2>' + "\n".join(sections) + "</section>"
+
+
+def faces_html(strips: list[dict]) -> str:
+    """A check's face strips (checks/_faces.py): thumbnails embedded in the page, with captions."""
+    out = []
+    for st in strips:
+        rows = "".join(
+            f'<div class="face-row"><span class="face-label">{_e(row.get("label", ""))}</span>' + "".join(
+                '<figure class="face">'
+                + (f'<img src="{_e(t["uri"])}" alt="{_e(t.get("caption", ""))}">' if str(t.get("uri") or "").startswith(
+                    "data:image/") else '<span class="noface">unreadable</span>')
+                + f'<figcaption>{_e(t.get("caption", ""))}</figcaption></figure>' for t in row.get("tiles", []))
+            + "</div>" for row in st.get("rows", []))
+        out.append(f'<div class="faces"><h4>{_e(st.get("title", ""))}</h4><p class="meta">{_e(st.get("note", ""))}</p>'
+                   f"{rows}</div>")
+    return "".join(out)
 
 
 def _value(value: Any) -> str:

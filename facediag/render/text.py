@@ -87,7 +87,7 @@ def problem_lines(dataset: dict[str, Any] | None, limit: int = 5) -> list[str]:
     if not problems:
         return []
     lines = [f"{len(problems)} file(s) could not be used:"]
-    lines += [f"{p.get('path')}: {p.get('reason')}" for p in problems[:limit]]
+    lines += [f"{p.get('path')}: {p.get('reason')}" if isinstance(p, dict) else str(p) for p in problems[:limit]]
     if len(problems) > limit:
         lines.append(f"… and {len(problems) - limit} more (every one is in report.json)")
     return lines

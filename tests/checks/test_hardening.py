@@ -95,3 +95,21 @@ def test_disjoint_gallery_and_probe_subjects_fail_with_the_reason(run, float_wei
     assert Status.ERROR not in statuses.values(), [(r.name, r.summary) for r in rep.results]
     assert statuses["pair-gap"] == Status.FAIL and "is enrolled in the gallery" in rep.result("pair-gap").summary
     assert "gallery-probe-mismatch" in [d.id for d in rep.diagnoses]
+
+
+def test_the_html_report_shows_the_faces(run, float_weights, orl_root, tmp_path):
+    """Worst genuine matches and top impostor pairs as thumbnails of what the model saw, and
+    leaked pairs side by side, embedded in the page (no external link); Markdown links nothing."""
+    from helpers import leaky_copy
+
+    data = leaky_copy(orl_root, tmp_path / "leaky")
+    rep = run(float_weights, data, checks=["subject-overlap", "identification"])
+    strips = {s["title"]: s for r in rep.results for s in r.data.get("faces", [])}
+    assert {"Worst genuine matches", "Highest-scoring impostor pairs", "Leaked pairs"} <= set(strips)
+    worst = strips["Worst genuine matches"]["rows"][0]["tiles"]
+    assert len(worst) == 3 and all(t["uri"].startswith("data:image/jpeg;base64,") for t in worst)
+    html = render(rep, "html")
+    assert html.count('<figure class="face">') >= 3 + 2 + 2 and "beat it" in html
+    assert "http://" not in html.split("<footer")[0] and "https://" not in html.split("<footer")[0]
+    md = render(rep, "md")
+    assert "data:image" not in md and "http" not in md
