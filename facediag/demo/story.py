@@ -53,7 +53,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class Scale:
-    """Everything that differs between the full demo and ``--quick``."""
+    """Everything that differs between the standard demo (the default) and ``--full``."""
 
     name: str
     faces: FaceSetSpec
@@ -75,12 +75,13 @@ FULL = Scale(
     broken=Stage(20, 16, 4, 3e-3, warmup_steps=2),
     fix=Stage(300, 8, 4, 1e-3),
 )
-QUICK = Scale(
-    "quick", FaceSetSpec(240, 8, 80, 8), val_subjects=40,
+STANDARD = Scale(
+    "standard", FaceSetSpec(240, 8, 80, 8), val_subjects=40,
     pretrain=Stage(240, 8, 4, 2e-3),
     broken=Stage(10, 16, 4, 3e-3, warmup_steps=2),
     fix=Stage(80, 8, 4, 1e-3),
 )
+QUICK = STANDARD  # `--quick` was its name when FULL was the default; old callers still get it
 
 MODELS = {  # key -> (checkpoint file, label, short label, how it was trained)
     "pretrained": ("pretrained.pt", "pretrained", "pretrained", "SupCon on HR views, from scratch"),
@@ -94,15 +95,18 @@ MODELS = {  # key -> (checkpoint file, label, short label, how it was trained)
 @dataclass
 class DemoConfig:
     out: str | Path = "reports/demo"
-    quick: bool = False
+    full: bool = False
+    quick: bool = False  # accepted for old callers: the default (STANDARD) already
     seed: int = 0
     device: str = "auto"
     workers: int | None = None  # face-drawing processes; None: up to 4
     progress: bool = True
-    scale: Scale | None = None  # None: FULL, or QUICK with quick=True (tests pass a tiny one)
+    scale: Scale | None = None  # None: STANDARD, or FULL with full=True (tests pass a tiny one)
 
     def chosen_scale(self) -> Scale:
-        return self.scale or (QUICK if self.quick else FULL)
+        if self.full and self.quick:
+            raise ValueError("full and quick name two different scales: choose one")
+        return self.scale or (FULL if self.full else STANDARD)
 
 
 @dataclass
@@ -365,7 +369,7 @@ def _says(row: ModelRow) -> str:
 def summary_markdown(result: DemoResult, spec: FaceSetSpec) -> str:
     """The README-ready table and the verdicts, as Markdown."""
     r, v = result.rows, result.verdicts
-    command = "facediag demo" + (" --quick" if result.scale == "quick" else "") + \
+    command = "facediag demo" + (" --full" if result.scale == "full" else "") + \
         (f" --seed {result.seed}" if result.seed else "")
     lines = [
         f"`{command}` — synthetic identities (seed {result.seed}): {spec.train_subjects} training × "

@@ -73,7 +73,7 @@ def test_cli_demo_help():
 
     out = CliRunner().invoke(cli, ["demo", "--help"])
     assert out.exit_code == 0
-    for option in ("--out", "--quick", "--seed", "--device", "--workers"):
+    for option in ("--out", "--full", "--quick", "--seed", "--device", "--workers"):
         assert option in out.output
 
 
