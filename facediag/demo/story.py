@@ -63,12 +63,16 @@ class Scale:
     fix: Stage
 
 
-# Measured on a 2-core CPU, seed 0. Training costs ~0.5 s per 64 images and dominates;
-# at the same number of images, smaller batches and more steps learn faster from scratch
-# (P=8-16 x K=4 beat P=32). FULL (9.5 min): 16 px rank-1 0.446 -> paired-only 0.071 ->
-# fix 0.560. With 300 pretraining and 200 fix steps (2 min less) the fix gained only 0.03,
-# not significant. QUICK (4 min): 0.330 -> 0.08 -> 0.388; with 50 fix steps the
-# fix lost 1 point at seeds 0 and 1, so 80 it is.
+# Measured on a 2-core CPU. Training costs ~0.5 s per 64 images and dominates; at the same
+# number of images, smaller batches and more steps learn faster from scratch (P=8-16 x K=4
+# beat P=32). Held-out 16 px rank-1, pretrained -> paired-only -> fix:
+# FULL (`--full`; 9.5 min on an idle machine, seed 0): 0.446 -> 0.071 -> 0.560. With 300
+# pretraining and 200 fix steps (2 min less) the fix gained only 0.03, not significant.
+# STANDARD (the default; 2.1-2.7 min wall at seeds 0-2 on a 2-core machine shared with other
+# work, load average 1.5-2.5): seed 0 0.330 -> 0.092 -> 0.388 (+0.058, significant);
+# seed 1 0.247 -> 0.065 -> 0.295 (+0.048); seed 2 0.297 -> 0.072 -> 0.338 (+0.040), those
+# two not significant; all three verdicts held at each seed. With 50 fix steps the fix lost
+# 1 point at seeds 0 and 1, so 80 it is.
 FULL = Scale(
     "full", FaceSetSpec(1000, 12, 100, 10), val_subjects=50,
     pretrain=Stage(400, 16, 4, 2e-3),
