@@ -160,6 +160,7 @@ class Session:
             "layout": self.index.layout,
             "probe_root": str(self.probe_index.root) if self.probe_index else None,
             "protocol": proto.description,
+            "notes": list(proto.notes),  # what the protocol means for the result (split folders, ...)
             "vlr_size": proto.vlr_size,
             "dsr": getattr(self.dsr, "name", "bicubic") if self.probes_need_dsr else None,
             "counts": {

@@ -10,7 +10,7 @@ from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, sides
 from facediag.render.plots import Plot, bench_plots, compare_plots, result_plots
-from facediag.render.text import dataset_text, problem_lines
+from facediag.render.text import dataset_text, note_lines, problem_lines
 from facediag.results import BenchReport, CompareReport
 
 _CSS = """
@@ -91,6 +91,10 @@ def render_run_html(report, extra_sections: list[tuple[str, str]] | None = None)
     if report.gate:
         parts.append(_gate(report.gate))
     parts.append(_checks_table(report))
+    notes = note_lines(report.dataset)
+    if notes:
+        parts.append('<section id="notes"><ul>' + "".join(f'<li class="sev-warning">note: {_e(n)}</li>' for n in notes)
+                     + "</ul></section>")
     problems = problem_lines(report.dataset, limit=20)
     if problems:
         parts.append(f'<section id="problems"><h2>Files that could not be used</h2><p>{_e(problems[0])}</p><ul>'

@@ -13,7 +13,7 @@ from facediag.formatting import format_value
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines
 from facediag.results import BenchReport, CompareReport
-from facediag.render.text import problem_lines, format_evidence, ordered_diagnoses, status_counts, verdict_text
+from facediag.render.text import note_lines, problem_lines, format_evidence, ordered_diagnoses, status_counts, verdict_text
 
 # Characters XML 1.0 cannot hold at all (ANSI escapes in tracebacks, stray NULs).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -81,7 +81,7 @@ def render_run_junit(report) -> str:
         ET.SubElement(props, "property", name="dataset.fingerprint", value=_clean(report.dataset["fingerprint"]))
     for result in report.results:
         _testcase(suite, result)
-    problems = "\n".join(problem_lines(report.dataset))
+    problems = "\n".join([*(f"note: {n}" for n in note_lines(report.dataset)), *problem_lines(report.dataset)])
     ET.SubElement(suite, "system-out").text = _clean(
         "\n\n".join(x for x in (verdict_text(report), _diagnoses_text(report), problems) if x))
     ET.indent(root)

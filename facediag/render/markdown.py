@@ -9,7 +9,7 @@ from facediag.metrics.verdict import WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, sides
 from facediag.results import BenchReport, CompareReport
-from facediag.render.text import dataset_text, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
+from facediag.render.text import dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
@@ -33,6 +33,7 @@ def _code(value) -> str:
 def render_run_markdown(report) -> str:
     status = report.status.value
     lines = [f"# facediag: {status}", "", f"**{status}**: {_text(verdict_details(report))}", ""]
+    lines += [f"> note: {_text(n)}" for n in note_lines(report.dataset)] + ([""] if note_lines(report.dataset) else [])
 
     lines += ["## Diagnoses", ""]
     diagnoses = ordered_diagnoses(report)

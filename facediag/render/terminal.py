@@ -14,7 +14,7 @@ from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import changed_untested, ci_text, delta_text, moved_lines, p_text, sides
 from facediag.results import BenchReport, CompareReport
 from facediag.formatting import format_value
-from facediag.render.text import dataset_text, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
+from facediag.render.text import dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
 
 STATUS_STYLE = {Status.PASS: "bold green", Status.WARN: "bold yellow", Status.FAIL: "bold red",
                 Status.SKIP: "dim", Status.ERROR: "bold magenta"}
@@ -29,6 +29,8 @@ def render_run_terminal(report, console: Console) -> None:
     if report.results:
         console.print(_checks_table(report, console.width))
         _findings(report, console)
+    for line in note_lines(report.dataset):
+        console.print(Text(f"note: {line}", style="yellow"))
     problems = problem_lines(report.dataset)
     if problems:
         console.print(Text(problems[0], style="bold yellow"))

@@ -81,6 +81,11 @@ def dataset_text(dataset: dict[str, Any]) -> str:
     return ": ".join(p for p in (name, count_text) if p) or "no dataset"
 
 
+def note_lines(dataset: dict[str, Any] | None) -> list[str]:
+    """What the data protocol means for the result (e.g. which split folder enrolled), one line each."""
+    return [str(n) for n in ((dataset or {}).get("notes") or [])]
+
+
 def problem_lines(dataset: dict[str, Any] | None, limit: int = 5) -> list[str]:
     """Files the run could not use, for every format: a count, then the first few with why."""
     problems = (dataset or {}).get("problems") or []

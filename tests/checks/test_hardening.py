@@ -113,3 +113,22 @@ def test_the_html_report_shows_the_faces(run, float_weights, orl_root, tmp_path)
     assert "http://" not in html.split("<footer")[0] and "https://" not in html.split("<footer")[0]
     md = render(rep, "md")
     assert "data:image" not in md and "http" not in md
+
+
+def test_the_seed_layout_says_in_every_format_which_split_enrolled(run, float_weights, orl_root, tmp_path):
+    """dataset/train + dataset/val as one root: gallery from train/, probes from val/, said in
+    one line in every format, with the warning that a gallery the model trained on is optimistic."""
+    import shutil
+
+    for s in range(1, 6):
+        for split, images in (("train", (1, 2, 3)), ("val", (4, 5))):
+            (tmp_path / "dataset" / split / f"s{s}").mkdir(parents=True)
+            for i in images:
+                shutil.copy(orl_root / f"s{s}" / f"{i}.pgm", tmp_path / "dataset" / split / f"s{s}")
+    rep = run(float_weights, tmp_path / "dataset", checks=["identification"])
+    assert rep.result("identification").status != Status.ERROR
+    console = Console(record=True, width=250)
+    render_terminal(rep, console)
+    for text in (console.export_text(), render(rep, "md"), render(rep, "junit"), render(rep, "html")):
+        assert "gallery from train/, probes from val/" in text
+        assert "people it has seen" in text
