@@ -70,7 +70,7 @@ def _has(found: list[Diagnosis], *ids: str) -> bool:
 
 @rule("weights-not-loaded")
 def _weights_not_loaded(results, found):
-    if not _met(results, "weights-integrity", "not-loaded", "missing-keys", "unexpected-keys"):
+    if not _met(results, "weights-integrity", "not-loaded", "keys-mismatch"):
         return None
     frac = _m(results, "weights-integrity", "matched_fraction")
     missing = _m(results, "weights-integrity", "missing_keys") or 0
@@ -206,7 +206,7 @@ def _preprocessing(results, found):
 
 @rule("data-leakage")
 def _leakage(results, found):
-    if not _met(results, "subject-overlap", "leaked-identical", "leaked-near-duplicate"):
+    if not _met(results, "subject-overlap", "leaked"):
         return None
     ident = _m(results, "subject-overlap", "leaked_identical")
     near = _m(results, "subject-overlap", "leaked_near_duplicate")

@@ -108,3 +108,17 @@ def loaded_model(module, **fields):
                 parameters=sum(p.numel() for p in module.parameters()), matched_fraction=1.0, missing_keys=[],
                 unexpected_keys=[], head=None, label_map=None)
     return SimpleNamespace(**{**base, **fields})
+
+
+def refused(path, **kwargs) -> str:
+    """load_checkpoint(path) must refuse with one CheckpointError line naming the file."""
+    import pytest
+
+    from facediag.errors import CheckpointError
+    from facediag.models.checkpoint import load_checkpoint
+
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(path.name + ": ")
+    return message

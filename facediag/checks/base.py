@@ -119,8 +119,8 @@ class Clause:
 
 @dataclass(frozen=True)
 class Condition:
-    """A named rule of a check: when every clause holds (and no condition in ``unless`` is met),
-    the check reports ``message`` at ``severity``. ``message`` is a ``str.format`` template over
+    """A named rule of a check: when every clause holds (any one, with ``match="any"``) and no
+    condition in ``unless`` is met, the check reports ``message`` at ``severity``. ``message`` is a ``str.format`` template over
     the check's metrics, params and the context the check passes; ``None`` records the outcome
     for the diagnosis layer without a finding (and without changing the status)."""
 
@@ -130,9 +130,12 @@ class Condition:
     when: tuple[Clause, ...]
     unless: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()  # metrics to attach to the finding
+    match: str = "all"  # "all": every clause must hold; "any": one is enough
 
     def __init__(self, id: str, severity: Severity, message: str | None, when: Sequence, *,
-                 unless: Sequence[str] = (), evidence: Sequence[str] = ()):
+                 unless: Sequence[str] = (), evidence: Sequence[str] = (), match: str = "all"):
+        if match not in ("all", "any"):
+            raise ValueError(f"match must be 'all' or 'any', not {match!r}")
         clauses = tuple(c if isinstance(c, Clause) else Clause(*c) for c in when)
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "severity", severity)
@@ -140,6 +143,14 @@ class Condition:
         object.__setattr__(self, "when", clauses)
         object.__setattr__(self, "unless", tuple(unless))
         object.__setattr__(self, "evidence", tuple(evidence))
+        object.__setattr__(self, "match", match)
+
+    def holds(self, metrics: Mapping[str, Any], params: Mapping[str, Any]) -> bool | None:
+        """True / False, or None when what decides it was not measured."""
+        holds = [c.holds(metrics, params) for c in self.when]
+        if self.match == "any":
+            return True if True in holds else (None if None in holds else False)
+        return False if False in holds else (None if None in holds else True)
 
     @property
     def changes_status(self) -> bool:
@@ -248,8 +259,7 @@ class Check:
         status, raised = Status.PASS, []
         words = {**params, **metrics, **(context or {})}
         for cond in self.conditions:
-            holds = [c.holds(metrics, params) for c in cond.when]
-            is_met = None if None in holds and False not in holds else all(h is True for h in holds)
+            is_met = cond.holds(metrics, params)
             if is_met and any(u in met for u in cond.unless):
                 is_met = False  # a graver condition already explains it
             outcomes.append(ConditionOutcome(

@@ -44,12 +44,10 @@ class WeightsIntegrity(Check):
         Condition("not-loaded", Severity.FAILURE,
                   "only {matched_fraction:.1%} of the parameters came from the checkpoint ({missing_keys} missing, "
                   "{unexpected_keys} unexpected keys)", [("matched_fraction", "<", 1.0)]),
-        Condition("missing-keys", Severity.FAILURE,
+        Condition("keys-mismatch", Severity.FAILURE,
                   "the checkpoint's keys do not match the model ({missing_keys} missing, {unexpected_keys} "
-                  "unexpected keys)", [("missing_keys", ">", 0)], unless=("not-loaded",)),
-        Condition("unexpected-keys", Severity.FAILURE,
-                  "the checkpoint's keys do not match the model ({missing_keys} missing, {unexpected_keys} "
-                  "unexpected keys)", [("unexpected_keys", ">", 0)], unless=("not-loaded", "missing-keys")),
+                  "unexpected keys)", [("missing_keys", ">", 0), ("unexpected_keys", ">", 0)], match="any",
+                  unless=("not-loaded",)),
         Condition("nonfinite-weights", Severity.FAILURE, "{nonfinite_tensors} weight tensor(s) hold NaN or Inf: "
                   "the model returns NaN", [("nonfinite_tensors", ">", 0)]),
         Condition("at-init", Severity.FAILURE,

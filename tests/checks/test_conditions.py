@@ -106,3 +106,19 @@ def test_editing_a_suite_threshold_changes_the_check_and_its_diagnosis(float_wei
     assert edited.result("weights-integrity").status == Status.WARN
     assert edited.result("weights-integrity").met("no-separation")
     assert "untrained-weights" in [d.id for d in diagnose(edited.results)]
+
+
+def test_any_match_needs_one_clause():
+    class Either(Check):
+        name = "either-check"
+        params = {}
+        conditions = (Condition("either", Severity.FAILURE, "a {a} or b {b}", [("a", ">", 0), ("b", ">", 0)],
+                                match="any"),)
+
+    def met(**m):
+        return Either().conclude(m, {}, summary="ok").met("either")
+
+    assert met(a=1, b=0) and met(a=0, b=2) and not met(a=0, b=0)
+    assert met(a=1, b=None) and not met(a=None, b=None)
+    with pytest.raises(ValueError):
+        Condition("x", Severity.WARNING, "m", [("a", ">", 0)], match="some")

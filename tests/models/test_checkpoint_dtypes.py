@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from facediag.errors import CheckpointError
 from facediag.models import build_edgeface, load_checkpoint
+from helpers import refused
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:torch\.quantize_per_tensor:UserWarning")
 
@@ -18,12 +18,6 @@ def xxs_sd():
     return build_edgeface("edgeface_xxs").state_dict()
 
 
-def refused(path, **kwargs):
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(path, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(path.name + ": ")
-    return message
 
 
 def test_int32_weights_are_refused_not_loaded_as_100_percent_strict(tmp_path, xxs_sd):

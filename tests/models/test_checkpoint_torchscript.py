@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from facediag.errors import CheckpointError
 from facediag.inspect import inspect_dict
 from facediag.models import build_edgeface, load_checkpoint
 from facediag.models.checkpoint import variant_parameter_counts
+from helpers import refused
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
 
@@ -37,12 +37,6 @@ def script(module, path):
     return path
 
 
-def refused(path, **kwargs):
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint(path, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(path.name + ": ")
-    return message
 
 
 def forbid_running_modules(monkeypatch):
