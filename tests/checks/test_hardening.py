@@ -113,6 +113,32 @@ def test_the_html_report_shows_the_faces(run, float_weights, orl_root, tmp_path)
     assert "http://" not in html.split("<footer")[0] and "https://" not in html.split("<footer")[0]
     md = render(rep, "md")
     assert "data:image" not in md and "http" not in md
+    _screenshot_faces(html, tmp_path)
+
+
+def _screenshot_faces(html, tmp_path):
+    """Where headless Chromium is installed: the strips render as pictures (the page of only the
+    first strip, screenshotted, is far from blank)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("chromium", path="/usr/bin"):
+        return
+    head = html[:html.index("<main>") + len("<main>")]
+    start = html.index('<div class="faces">')
+    page = tmp_path / "faces.html"
+    page.write_text(head + html[start:html.index("</div></div>", start)] + "</div></div></main></body></html>")
+    shot = tmp_path / "faces.png"
+    subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=600,400",
+                    page.as_uri()], capture_output=True, timeout=120, check=False)
+    from PIL import Image
+
+    import numpy as np
+
+    dark = (np.asarray(Image.open(shot).convert("L")) < 100).mean()
+    assert dark > 0.02, dark  # faces (ORL's black borders): measured 0.099; a blank page 0.0005
 
 
 def test_the_seed_layout_says_in_every_format_which_split_enrolled(run, float_weights, orl_root, tmp_path):
