@@ -144,6 +144,14 @@ def _refuse_unwritable(shown: str, folder: Path) -> None:
     os.unlink(probe)
 
 
+def data_paths(fields) -> tuple[list, list]:
+    """(inputs, roots) named by data options or SessionConfig fields (a mapping of either), as
+    check_outputs takes them: the DSR files, and the data roots nothing may be written into."""
+    inputs = [("--dsr", fields.get("dsr")), ("--dsr-weights", fields.get("dsr_weights"))]
+    roots = [(f"--{k.replace('_', '-')}", fields.get(k)) for k in ("data", "gallery_root", "probe_root", "train_root")]
+    return inputs, roots
+
+
 def same_file(a: PathLike, b: PathLike) -> bool:
     """Whether two paths name one file: same resolved path, or same device and inode
     (symlinks and hard links)."""

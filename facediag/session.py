@@ -307,15 +307,17 @@ class Session:
     def thumbnail(self, view: str, row: int) -> str | None:
         """A small JPEG data URI of one image of a view as the model saw it (a probe after its
         degradation and DSR), for reports that show faces; None when it cannot be read."""
-        probes = self.protocol.probes
+        probe = self.protocol.probes[row] if view != "gallery" else None
+        if probe is not None and probe.hr is None and not (view == "probe_dsr" and self.probes_need_dsr):
+            return None  # a VLR-only probe has no HR image to show
         try:
             if view == "gallery":
                 img = load_face(self.protocol.gallery[row].path)
             elif view == "probe_dsr" and self.probes_need_dsr:
                 img = self._probe_pixels(row)
             else:
-                img = load_face(probes[row].hr.path)
-        except (DecodeError, OSError, AttributeError):
+                img = load_face(probe.hr.path)
+        except (DecodeError, OSError):
             return None
         return thumbnail_uri(img)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facediag.errors import FacediagError
 from facediag.gate import BaselineGate
-from facediag.outputs import check_outputs, out_dir, out_file
+from facediag.outputs import check_outputs, data_paths, out_dir, out_file
 from facediag.render import FILENAMES, write_all
 from facediag.results import Report
 from facediag.runner import exit_code, run_suite
@@ -46,18 +46,15 @@ class GatedRun:
 
 def run_outputs(out: str | Path | None, save_baseline: str | Path | None) -> list:
     """What run-all writes: the report folder (with its four files) and the baseline file."""
-
     return [*out_dir("--out", out, FILENAMES.values()), *out_file("--save-baseline", save_baseline)]
 
 
 def run_inputs(config: SessionConfig, suite: Suite | None = None,
                baseline_report: str | Path | None = None) -> dict[str, list]:
     """Every file and data root a run reads, as check_outputs takes them."""
+    data_inputs, roots = data_paths(vars(config))
     inputs = [("--weights", config.weights), ("--baseline-weights", config.baseline_weights),
-              ("--baseline-report", baseline_report), ("--dsr", config.dsr), ("--dsr-weights", config.dsr_weights),
-              ("--suite", getattr(suite, "path", None))]
-    roots = [("--data", config.data), ("--gallery-root", config.gallery_root), ("--probe-root", config.probe_root),
-             ("--train-root", config.train_root)]
+              ("--baseline-report", baseline_report), *data_inputs, ("--suite", getattr(suite, "path", None))]
     return {"inputs": inputs, "roots": roots}
 
 

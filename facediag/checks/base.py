@@ -120,9 +120,10 @@ class Clause:
 @dataclass(frozen=True)
 class Condition:
     """A named rule of a check: when every clause holds (any one, with ``match="any"``) and no
-    condition in ``unless`` is met, the check reports ``message`` at ``severity``. ``message`` is a ``str.format`` template over
-    the check's metrics, params and the context the check passes; ``None`` records the outcome
-    for the diagnosis layer without a finding (and without changing the status)."""
+    condition in ``unless`` is met, the check reports ``message`` at ``severity``. ``message``
+    is a ``str.format`` template over the check's metrics, params and the context the check
+    passes; ``None`` records the outcome for the diagnosis layer without a finding (and
+    without changing the status)."""
 
     id: str
     severity: Severity
@@ -275,6 +276,5 @@ class Check:
                     status = worst([status, cond.severity.status])
         if status != Status.PASS:
             summary = next(f.message for f in raised if f.severity != Severity.INFO)
-        res = CheckResult(self.name, status, summary, dict(metrics), [*raised, *findings], dict(data or {}),
-                          title=self.title, conditions=outcomes)
-        return res
+        return CheckResult(self.name, status, summary, dict(metrics), [*raised, *findings], dict(data or {}),
+                           title=self.title, conditions=outcomes)

@@ -104,8 +104,10 @@ def _face_strips(ctx, ev) -> list[dict]:
                          f"{ev.template_subjects[rival[i]]} beat it · {rival_score[i]:.2f}")])
                 for i in worst]))
     impostor = np.where(ev.probe_subjects[:, None] != ev.template_subjects[None, :], ev.scores, -np.inf)
-    top = np.argsort(impostor, axis=None)[::-1][:SHOWN]
-    pairs = [np.unravel_index(k, impostor.shape) for k in top if np.isfinite(impostor.flat[k])]
+    flat = impostor.ravel()
+    top = np.argpartition(flat, -SHOWN)[-SHOWN:] if flat.size > SHOWN else np.arange(flat.size)  # O(pairs), no sort
+    top = top[np.argsort(-flat[top], kind="stable")]
+    pairs = [np.unravel_index(k, impostor.shape) for k in top if np.isfinite(flat[k])]
     if pairs:
         strips.append(strip("Highest-scoring impostor pairs", f"different people the model finds most alike, probe {seen}", [
             (f"{ev.probe_subjects[p]} vs {ev.template_subjects[t]}", [

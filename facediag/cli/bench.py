@@ -15,7 +15,6 @@ from facediag.cli.options import (
     PATH,
     command_line,
     console,
-    data_inputs,
     handle_errors,
     int_list,
     options,
@@ -88,11 +87,11 @@ def bench_accuracy_cmd(weights, labels, arch, resolutions, threshold, n_boot, ou
       facediag bench accuracy -w edgeface_xxs.pt --data faces/ --dsr dsr.torchscript --resolutions 12,16,24
     """
     from facediag.bench import bench_accuracy
-    from facediag.outputs import check_outputs
+    from facediag.outputs import check_outputs, data_paths
 
     if labels and len(labels) != len(weights):
         raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
-    inputs, roots = data_inputs(kw)
+    inputs, roots = data_paths(kw)
     check_outputs(_bench_outputs("accuracy", out), inputs=[("--weights", list(weights)), *inputs], roots=roots)
     report = bench_accuracy(
         list(weights), kw.pop("data"), resolutions=resolutions, dsr=kw.pop("dsr"), dsr_weights=kw.pop("dsr_weights"),

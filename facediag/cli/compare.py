@@ -13,7 +13,6 @@ from facediag.cli.options import (
     OUT,
     SUITE,
     console,
-    data_inputs,
     data_options,
     handle_errors,
     print_paths,
@@ -52,14 +51,14 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     """
     from facediag.compare import compare_session, exit_code
     from facediag.gate import tolerances
-    from facediag.outputs import check_outputs, out_dir
+    from facediag.outputs import check_outputs, data_paths, out_dir
     from facediag.render import FILENAMES, render_terminal, write_all
     from facediag.session import Session
     from facediag.suites import load_suite
 
     suite_obj = load_suite(suite)
     max_drop = tolerances(suite_obj, max_drop)
-    inputs, roots = data_inputs(kw)
+    inputs, roots = data_paths(kw)
     check_outputs(out_dir("--out", out, FILENAMES.values()),
                   inputs=[("WEIGHTS_A", weights_a), ("WEIGHTS_B", weights_b), ("--suite", suite_obj.path), *inputs],
                   roots=roots)

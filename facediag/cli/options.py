@@ -248,13 +248,6 @@ def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=N
         progress=not kw["quiet"], allow_outside_root=kw.get("allow_outside_root", False))
 
 
-def data_inputs(kw) -> tuple[list, list]:
-    """(inputs, roots) named by the parsed DATA_OPTIONS, for facediag.outputs.check_outputs."""
-    inputs = [("--dsr", kw.get("dsr")), ("--dsr-weights", kw.get("dsr_weights"))]
-    roots = [(f"--{k.replace('_', '-')}", kw.get(k)) for k in ("data", "gallery_root", "probe_root", "train_root")]
-    return inputs, roots
-
-
 def command_line() -> str:
     return shlex.join(["facediag", *sys.argv[1:]])
 
