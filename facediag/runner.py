@@ -28,6 +28,7 @@ def checkpoint_info(loaded) -> dict[str, Any]:
 
 
 def run_suite(session: Session, suite: Suite, command: str | None = None) -> Report:
+    session.expect_thresholds({suite.params(name).get("threshold") for name in suite.checks} - {None})
     results = [run_check(get_check(name)(), session, suite.params(name), session.available)
                for name in suite.checks]
     checkpoints = {role: checkpoint_info(session.model(role)) for role in ("model", "baseline")

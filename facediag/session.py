@@ -23,6 +23,7 @@ from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
 from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, run_batched
 from facediag.errors import FacediagError
+from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.protocol import LoadedModel
 from facediag.protocols.gallery import Evaluation, build_evaluation
 
@@ -53,6 +54,9 @@ class SessionConfig:
     cache_dir: str | Path | None = None
     use_cache: bool = True
     progress: bool = True
+    # Acceptance thresholds the checks will ask about: their false accepts are counted in the one
+    # matching pass (another threshold costs one more pass). run_suite sets them from the suite.
+    thresholds: tuple = (DEFAULT_THRESHOLD,)
 
 
 @dataclass
@@ -273,6 +277,11 @@ class Session:
             self._embeddings[key] = Embeddings(raw, np.asarray(subjects, dtype=str), failures)
         return self._embeddings[key]
 
+    def expect_thresholds(self, thresholds) -> None:
+        """Thresholds the checks will ask about, counted in the matching pass of evaluations not
+        built yet (an evaluation asked about another one makes one more pass)."""
+        self.config.thresholds = tuple(sorted(set(self.config.thresholds) | {float(t) for t in thresholds}))
+
     def evaluation(self, role: str = "model") -> Evaluation:
         """Gallery matching for one model: HR templates vs DSR probes, plus each probe's own HR."""
         if role not in self._evaluations:
@@ -287,7 +296,8 @@ class Session:
                                         "broken (weights-integrity names the tensors)")
                 raise FacediagError("no gallery image could be read")
             self._evaluations[role] = build_evaluation(gallery.raw, gallery.subjects, probes.raw,
-                                                       probes.subjects, probe_hr)
+                                                       probes.subjects, probe_hr, thresholds=self.config.thresholds,
+                                                       device=str(self.device))
         return self._evaluations[role]
 
     # ---------------------------------------------------- raw pixel access

@@ -51,7 +51,8 @@ def test_second_pass_is_served_from_the_cache(data, tmp_path):
     second = make_session(data, tmp_path, Projector(explode=True))  # same fingerprint, must not be called
     ev2 = second.evaluation("model")
     assert second.embedder("model").forward_calls == 0
-    np.testing.assert_array_equal(ev1.scores, ev2.scores)
+    np.testing.assert_array_equal(ev1.probe_emb, ev2.probe_emb)
+    np.testing.assert_array_equal(ev1.templates, ev2.templates)
 
 
 def test_each_image_embedded_once_per_run_without_disk_cache(data, tmp_path):

@@ -19,7 +19,7 @@ from facediag.metrics.verdict import BETTER, WORSE, excludes_zero
 from facediag.metrics.verdict import verdict as change_verdict
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.protocols.gallery import Evaluation, headline_metrics
-from facediag.metrics.distribution import dprime
+from facediag.metrics.distribution import dprime_from_moments
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
 from facediag.metrics.verification import verification_metrics
 
@@ -68,21 +68,21 @@ def _load(checkpoints: Sequence, arch: str | None) -> list:
 def row_metrics(ev: Evaluation, threshold: float, fars: Sequence[float], n_boot: int, seed: int) -> dict[str, Any]:
     """The bench numbers for one (resolution, checkpoint, path): identification and verification."""
     head = headline_metrics(ev, threshold)
-    genuine, impostor = ev.genuine_scores(), ev.impostor_scores()
+    genuine, impostor = ev.genuine_scores(), ev.impostors
     out: dict[str, Any] = {k: head[k] for k in ("rank1", "accuracy_at_threshold", "far_at_threshold",
                                                 "genuine_mean", "impostor_mean", "n_probes", "n_subjects")}
     correct = ev.rank1_correct()
     if correct.size:
         ci = bootstrap_rank1(correct, ev.probe_subjects[ev.mated], n_boot=n_boot, seed=seed)
         out.update(rank1_low=ci.low, rank1_high=ci.high)
-    if genuine.size and impostor.size:
+    if genuine.size and impostor.n:
         ver = verification_metrics(genuine, impostor, fars=fars)
         out["eer"] = ver.eer
         out["auc"] = ver.auc
-        out["dprime"] = dprime(genuine, impostor)
+        out["dprime"] = dprime_from_moments(genuine.mean(), genuine.var(), impostor.mean, impostor.var)
         out["tar_at_far"] = {f"{p.far:g}": p.tar for p in ver.tar_at_far}
         out["tar_unsupported"] = {f"{p.far:g}": p.reason for p in ver.tar_at_far if not p.supported}
-    out.update(n_genuine=int(genuine.size), n_impostor=int(impostor.size))
+    out.update(n_genuine=int(genuine.size), n_impostor=int(impostor.n))
     return out
 
 

@@ -5,7 +5,8 @@ import numpy as np
 
 from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
-from facediag.metrics.identification import closed_set, open_set, threshold_accuracy, threshold_for_far
+from facediag.metrics.identification import closed_set_from, open_set_from, threshold_for_far
+from facediag.protocols.gallery import threshold_accuracy_at
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.checks.registry import register
@@ -41,14 +42,15 @@ class Identification(Check):
         if not ev.mated.any():
             return self.result(Status.FAIL, "no probe's subject is in the gallery", {})
         t = params["threshold"]
-        cs = closed_set(ev.scores, ev.probe_subjects, ev.template_subjects, ranks=tuple(params["ranks"]))
-        at = threshold_accuracy(ev.scores, ev.probe_subjects, ev.template_subjects, t)
+        summary = ev.matching.summary()
+        cs = closed_set_from(summary, ev.probe_subjects, ranks=tuple(params["ranks"]))
+        at = threshold_accuracy_at(ev, t)
         metrics = {f"rank{k}": r(v) for k, v in cs.rank_accuracy.items()}
         metrics.update({"accuracy_at_threshold": r(at.accuracy), "genuine_accept_rate": r(at.genuine_accept_rate),
                         "far_at_threshold": r(at.false_accept_rate, 5), "n_false_accepts": at.n_false_accepts,
                         "n_impostor_pairs": at.n_impostor, "n_probes": cs.n_probes_used,
                         "n_gallery_subjects": cs.n_gallery, "threshold": t})
-        impostor = ev.impostor_scores()
+        impostor = ev.impostors
         for far in params["target_fars"]:
             ft = threshold_for_far(impostor, far)
             metrics[f"threshold_for_far_{far:g}"] = r(ft.threshold) if ft.supported else None
@@ -59,7 +61,7 @@ class Identification(Check):
             findings.append(Finding(Severity.INFO, "hardest subjects (rank-1, probes): " + ", ".join(
                 f"{s} {acc:.0%}/{n}" for s, acc, n in cs.worst_subjects)))
         if (~ev.mated).any():
-            osr = open_set(ev.scores, ev.probe_subjects, ev.template_subjects, threshold=t)
+            osr = open_set_from(summary, threshold=t)
             metrics.update({"open_set_dir": r(osr.dir), "open_set_false_alarm_rate": r(osr.false_alarm_rate),
                             "open_set_correct_rejection_rate": r(osr.correct_rejection_rate),
                             "open_set_nonmated_probes": osr.n_nonmated})
@@ -87,13 +89,10 @@ def _face_strips(ctx, ev) -> list[dict]:
         first.setdefault(rec.subject, i)
     seen = "as the model saw it" + (f" ({ctx.protocol.vlr_size} px → DSR)" if ctx.probes_need_dsr else "")
     strips = []
-    rows = np.flatnonzero(ev.mated)
+    mt = ev.matching
+    rows = np.flatnonzero(mt.mated)
     if len(rows) and len(ev.template_subjects) > 1:
-        cols = np.searchsorted(ev.template_subjects, ev.probe_subjects[rows])
-        own = ev.scores[rows, cols]
-        other = ev.scores[rows].copy()
-        other[np.arange(len(rows)), cols] = -np.inf
-        rival, rival_score = other.argmax(axis=1), other.max(axis=1)
+        own, rival, rival_score = mt.genuine[rows], mt.rival[rows], mt.rival_score[rows]
         worst = [i for i in np.argsort(own - rival_score, kind="stable") if rival_score[i] >= own[i]][:SHOWN]
         if worst:
             strips.append(strip("Worst genuine matches", f"probes whose own person did not rank first, probe {seen}", [
@@ -103,15 +102,13 @@ def _face_strips(ctx, ev) -> list[dict]:
                     tile(ctx.thumbnail("gallery", first[ev.template_subjects[rival[i]]]),
                          f"{ev.template_subjects[rival[i]]} beat it · {rival_score[i]:.2f}")])
                 for i in worst]))
-    impostor = np.where(ev.probe_subjects[:, None] != ev.template_subjects[None, :], ev.scores, -np.inf)
-    flat = impostor.ravel()
-    top = np.argpartition(flat, -SHOWN)[-SHOWN:] if flat.size > SHOWN else np.arange(flat.size)  # O(pairs), no sort
-    top = top[np.argsort(-flat[top], kind="stable")]
-    pairs = [np.unravel_index(k, impostor.shape) for k in top if np.isfinite(flat[k])]
+    imp = ev.impostors  # its kept top is sorted, with the probe and template of each pair
+    pairs = [(int(np.searchsorted(ev.probe_rows, pid)), int(t), float(s))
+             for s, pid, t in zip(imp.top[:SHOWN], imp.top_probe[:SHOWN], imp.top_template[:SHOWN])]
     if pairs:
         strips.append(strip("Highest-scoring impostor pairs", f"different people the model finds most alike, probe {seen}", [
             (f"{ev.probe_subjects[p]} vs {ev.template_subjects[t]}", [
                 tile(ctx.thumbnail("probe_dsr", int(ev.probe_rows[p])), "probe"),
-                tile(ctx.thumbnail("gallery", first[ev.template_subjects[t]]), f"{impostor[p, t]:.2f}")])
-            for p, t in pairs]))
+                tile(ctx.thumbnail("gallery", first[ev.template_subjects[t]]), f"{score:.2f}")])
+            for p, t, score in pairs]))
     return strips

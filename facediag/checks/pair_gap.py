@@ -45,7 +45,7 @@ class PairGap(Check):
             return self.result(Status.FAIL, "no probe's subject is enrolled in the gallery: genuine similarity "
                                "cannot be measured (see subject-overlap)")
         m = headline_metrics(ev, params["threshold"])
-        paired, genuine, impostor = ev.paired_scores(), ev.genuine_scores(), ev.impostor_scores()
+        paired, genuine, impostor = ev.paired_scores(), ev.genuine_scores(), ev.impostors
         hr_m = headline_metrics(ev.hr_probes(), params["threshold"]) if ev.has_pairs.any() else {}
         metrics = {"paired_mean": r(m["paired_mean"]), "genuine_mean": r(m["genuine_mean"]),
                    "impostor_mean": r(m["impostor_mean"]), "gap": r(m["pair_gap"]),
@@ -53,7 +53,7 @@ class PairGap(Check):
                    "rank1": r(m["rank1"]), "accuracy_at_threshold": r(m["accuracy_at_threshold"]),
                    "far_at_threshold": r(m["far_at_threshold"]),
                    "hr_rank1": r(hr_m.get("rank1")), "hr_genuine_mean": r(hr_m.get("genuine_mean")),
-                   "n_paired": int(len(paired)), "n_genuine": int(len(genuine)), "n_impostor": int(len(impostor))}
+                   "n_paired": int(len(paired)), "n_genuine": int(len(genuine)), "n_impostor": int(impostor.n)}
         metrics["collapsed"] = collapsed(m["genuine_mean"], m["impostor_mean"],
                                          collapse_impostor=params["collapse_impostor"],
                                          min_separation=params["min_separation"])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from facediag.checks._plotdata import histogram, r
-from facediag.metrics.distribution import dprime
+from facediag.metrics.distribution import dprime_from_moments
 from facediag.metrics.verification import kfold_pair_accuracy, verification_metrics
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.models.presets import DEFAULT_THRESHOLD
@@ -23,20 +23,28 @@ class Verification(Check):
 
     def run(self, ctx, params):
         ev = ctx.evaluation("model")
-        genuine, impostor = ev.genuine_scores(), ev.impostor_scores()
-        if len(genuine) == 0 or len(impostor) == 0:
+        genuine, impostor = ev.genuine_scores(), ev.impostors
+        if len(genuine) == 0 or impostor.n == 0:
             return self.result(Status.SKIP, "needs genuine and impostor pairs", {})
         v = verification_metrics(genuine, impostor, fars=tuple(params["fars"]))
         metrics = {"auc": r(v.auc), "eer": r(v.eer), "eer_threshold": r(v.eer_threshold),
-                   "dprime": r(dprime(genuine, impostor)), "n_genuine": v.n_genuine, "n_impostor": v.n_impostor}
+                   "dprime": r(dprime_from_moments(genuine.mean(), genuine.var(), impostor.mean, impostor.var)),
+                   "n_genuine": v.n_genuine, "n_impostor": v.n_impostor,
+                   "score_resolution": v.score_resolution, "auc_error_bound": r(v.auc_error_bound, 6),
+                   "eer_error_bound": r(v.eer_error_bound, 6)}
         findings = []
+        if not impostor.exact:
+            findings.append(Finding(Severity.INFO, (
+                f"{impostor.n:,} impostor pairs summarised in a histogram of bin width {v.score_resolution:.2g} with "
+                f"the top {len(impostor.top):,} scores exact: AUC within ±{v.auc_error_bound:.1e}, EER within "
+                f"±{v.eer_error_bound:.1e}; 10-fold accuracy on a sample of {len(impostor.sample):,} pairs")))
         for p in v.tar_at_far:
             key = f"tar_at_far_{p.far:g}"
             metrics[key] = r(p.tar) if p.supported else None
             if not p.supported:
                 findings.append(Finding(Severity.INFO, f"TAR@FAR {p.far:g} not reported: {p.reason}"))
         try:
-            kf = kfold_pair_accuracy(genuine, impostor)
+            kf = kfold_pair_accuracy(genuine, impostor.sample)
             metrics.update({"pair_accuracy_10fold": r(kf.mean), "pair_accuracy_10fold_std": r(kf.std)})
         except ValueError as exc:
             findings.append(Finding(Severity.INFO, f"10-fold pair accuracy not computed: {exc}"))

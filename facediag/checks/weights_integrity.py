@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from facediag.checks._plotdata import r
-from facediag.metrics.distribution import dprime
+from facediag.metrics.distribution import dprime_from_moments
 from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
 
@@ -65,14 +65,15 @@ class WeightsIntegrity(Check):
         missing, unexpected = list(loaded.missing_keys), list(loaded.unexpected_keys)
         init_frac, n_init_tensors = init_signature(loaded.model)
         bad = nonfinite_parameters(loaded.model)
-        genuine = impostor = np.zeros(0)
+        genuine, impostor = np.zeros(0), None
         if not bad:  # NaN weights give NaN embeddings: nothing to score
             ev = ctx.evaluation("model")
             # Judge the weights on full-resolution probes when there are any: at 8 px even the
             # pretrained model barely separates people, which is resolution loss, not untrained weights.
             ev = ev.hr_probes() if ev.has_pairs.any() else ev
-            genuine, impostor = ev.genuine_scores(), ev.impostor_scores()
-        dp = dprime(genuine, impostor) if len(genuine) and len(impostor) else None
+            genuine, impostor = ev.genuine_scores(), ev.impostors
+        scored = len(genuine) and impostor is not None and impostor.n
+        dp = dprime_from_moments(genuine.mean(), genuine.var(), impostor.mean, impostor.var) if scored else None
         metrics = {
             "matched_fraction": matched, "missing_keys": len(missing), "unexpected_keys": len(unexpected),
             "parameters": int(loaded.parameters),
@@ -86,7 +87,7 @@ class WeightsIntegrity(Check):
             findings.append(Finding(Severity.INFO, "tensors with NaN or Inf", {"tensors": bad[:10]}))
         if dp is not None:
             findings.append(Finding(Severity.INFO, "mean scores at full resolution",
-                                    {"genuine_mean": r(np.mean(genuine)), "impostor_mean": r(np.mean(impostor))}))
+                                    {"genuine_mean": r(np.mean(genuine)), "impostor_mean": r(impostor.mean)}))
         variant = loaded.variant
         sha = (loaded.sha256 or "")[:12]
         summary = f"{variant}, {matched:.0%} of parameters loaded, sha256 {sha or 'n/a'}…"

@@ -16,8 +16,13 @@ def dprime(genuine, impostor) -> float:
     """
     g = np.asarray(genuine, dtype=np.float64).ravel()
     i = np.asarray(impostor, dtype=np.float64).ravel()
-    diff = abs(g.mean() - i.mean())
-    spread = np.sqrt((g.var() + i.var()) / 2)
+    return dprime_from_moments(g.mean(), g.var(), i.mean(), i.var())
+
+
+def dprime_from_moments(mean_g: float, var_g: float, mean_i: float, var_i: float) -> float:
+    """dprime from the means and variances of the two score sets (a stream keeps only these)."""
+    diff = abs(mean_g - mean_i)
+    spread = np.sqrt((var_g + var_i) / 2)
     if spread == 0:
         return 0.0 if diff == 0 else float("inf")
     return float(diff / spread)

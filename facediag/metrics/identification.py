@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .streaming import ImpostorScores, bin_edge
+
 #: A FAR target f is supported by n impostor scores only if n * f >= MIN_FALSE_ACCEPTS.
 MIN_FALSE_ACCEPTS = 10
 
@@ -56,16 +58,21 @@ def similarity_matrix(probes, templates) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class _Match:
-    """Where each mated probe's true template sits in its score row."""
+class MatchSummary:
+    """Where each probe's true template sits in its score row: everything closed-set, open-set
+    and threshold metrics need, whether it came from a full score matrix (``summarize``) or from
+    a chunked pass that never held one (protocols.matching)."""
 
     mated: np.ndarray         # bool [P]
     genuine: np.ndarray       # float [n_mated], score against the own template
-    ranks: np.ndarray         # int [n_mated], 1 = own template strictly highest
+    ranks: np.ndarray         # int [n_mated], 1 = own template strictly highest; rank_limit + 1 = beyond
     top_score: np.ndarray     # float [P], best score of every probe
+    n_gallery: int
+    rank_limit: int | None = None  # ranks above it are not resolved (None: every rank is exact)
 
 
-def _match(scores, probe_subjects, template_subjects) -> _Match:
+def summarize(scores, probe_subjects, template_subjects) -> MatchSummary:
+    """The MatchSummary of a full probe x template score matrix."""
     scores = np.asarray(scores, dtype=np.float64)
     probe_subjects, template_subjects = as_labels(probe_subjects), as_labels(template_subjects)
     if scores.ndim != 2 or scores.shape != (len(probe_subjects), len(template_subjects)):
@@ -85,7 +92,7 @@ def _match(scores, probe_subjects, template_subjects) -> _Match:
     # Count templates scoring >= the true one (itself included): ties go against the probe.
     ranks = (rows >= genuine[:, None]).sum(axis=1)
     ranks[np.isnan(genuine)] = scores.shape[1]
-    return _Match(mated, genuine, ranks, scores.max(axis=1, initial=-np.inf))
+    return MatchSummary(mated, genuine, ranks, scores.max(axis=1, initial=-np.inf), scores.shape[1])
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,11 +119,19 @@ class IdentificationResult:
 def closed_set(scores, probe_subjects, template_subjects, ranks=(1, 5, 10),
                n_worst: int = 5) -> IdentificationResult:
     """Rank-k accuracies, CMC and per-probe correctness; probes without a template are left out."""
-    m = _match(scores, probe_subjects, template_subjects)
-    n_used, n_gallery = int(m.mated.sum()), len(template_subjects)
+    return closed_set_from(summarize(scores, probe_subjects, template_subjects), probe_subjects, ranks, n_worst)
+
+
+def closed_set_from(m: MatchSummary, probe_subjects, ranks=(1, 5, 10), n_worst: int = 5) -> IdentificationResult:
+    """closed_set from a MatchSummary. The CMC stops at the summary's rank limit, if any; a rank
+    beyond the limit is asked for is refused."""
+    n_used, n_gallery = int(m.mated.sum()), m.n_gallery
     if n_used == 0:
         raise ValueError("no probe has a template in the gallery: closed-set needs mated probes")
-    cmc = np.cumsum(np.bincount(m.ranks, minlength=n_gallery + 1)[1:]) / n_used
+    depth = n_gallery if m.rank_limit is None else min(n_gallery, m.rank_limit)
+    if any(min(k, n_gallery) > depth for k in ranks):
+        raise ValueError(f"ranks {list(ranks)} go beyond the {depth} resolved by the matching pass")
+    cmc = np.cumsum(np.bincount(np.minimum(m.ranks, depth + 1), minlength=depth + 2)[1:depth + 1]) / n_used
     correct = m.ranks == 1
 
     used_subjects = as_labels(probe_subjects)[m.mated]
@@ -155,15 +170,19 @@ def threshold_accuracy(scores, probe_subjects, template_subjects, threshold: flo
     Impostor pairs are every probe (mated or not) against every template of another subject.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    m = _match(scores, probe_subjects, template_subjects)
+    m = summarize(scores, probe_subjects, template_subjects)
+    impostor = as_labels(probe_subjects)[:, None] != as_labels(template_subjects)[None, :]
+    return threshold_accuracy_from(m, threshold, int(((scores >= threshold) & impostor).sum()), int(impostor.sum()))
+
+
+def threshold_accuracy_from(m: MatchSummary, threshold: float, n_fa: int, n_imp: int) -> ThresholdResult:
+    """threshold_accuracy from a MatchSummary and the impostor pairs (n_fa of n_imp) at or above
+    the threshold."""
     n_genuine = int(m.mated.sum())
     if n_genuine == 0:
         raise ValueError("no probe has a template in the gallery")
-    impostor = as_labels(probe_subjects)[:, None] != as_labels(template_subjects)[None, :]
     n_correct = int(((m.ranks == 1) & (m.genuine >= threshold)).sum())
     n_gen_acc = int((m.genuine >= threshold).sum())
-    n_imp = int(impostor.sum())
-    n_fa = int(((scores >= threshold) & impostor).sum())
     return ThresholdResult(
         threshold=float(threshold),
         accuracy=n_correct / n_genuine, n_correct_accepted=n_correct,
@@ -204,19 +223,50 @@ def threshold_for_far(impostor_scores, far: float,
     """
     if not 0 < far < 1:
         raise ValueError(f"far must be in (0, 1), got {far}")
+    if isinstance(impostor_scores, ImpostorScores) and not impostor_scores.exact:
+        return _threshold_for_far_summary(impostor_scores, far, min_false_accepts)
+    if isinstance(impostor_scores, ImpostorScores):
+        impostor_scores = impostor_scores.scores()
     imp = np.sort(np.asarray(impostor_scores, dtype=np.float64).ravel())[::-1]
     if np.isnan(imp).any():
         raise ValueError("impostor scores contain NaN")
     n = len(imp)
-    if n * far < min_false_accepts:
-        need = int(np.ceil(min_false_accepts / far))
-        return FarThreshold(far=far, supported=False, threshold=None, achieved_far=None,
-                            n_false_accepts=None, n_impostor=n,
-                            reason=f"FAR {far:g} needs >= {need} impostor pairs "
-                                   f"(n*far >= {min_false_accepts}); only {n} available")
+    refused = _unsupported(far, n, min_false_accepts)
+    if refused:
+        return refused
     k = int(np.floor(far * n))
     threshold = float(np.nextafter(imp[k], np.inf))
     n_fa = int((imp >= threshold).sum())
+    return FarThreshold(far=far, supported=True, threshold=threshold, achieved_far=n_fa / n,
+                        n_false_accepts=n_fa, n_impostor=n, reason="")
+
+
+def _unsupported(far: float, n: int, min_false_accepts: int) -> FarThreshold | None:
+    if n * far >= min_false_accepts:
+        return None
+    need = int(np.ceil(min_false_accepts / far))
+    return FarThreshold(far=far, supported=False, threshold=None, achieved_far=None,
+                        n_false_accepts=None, n_impostor=n,
+                        reason=f"FAR {far:g} needs >= {need} impostor pairs "
+                               f"(n*far >= {min_false_accepts}); only {n} available")
+
+
+def _threshold_for_far_summary(imp: ImpostorScores, far: float, min_false_accepts: int) -> FarThreshold:
+    """The same rule on summarised scores: exact while the (floor(far*n)+1)-th highest score is
+    among the kept top; beyond it, the lowest histogram edge letting at most floor(far*n)
+    impostors pass (an exact count; the threshold is then at most one bin above the exact one)."""
+    n = imp.n
+    refused = _unsupported(far, n, min_false_accepts)
+    if refused:
+        return refused
+    k = int(np.floor(far * n))
+    if k < len(imp.top):
+        threshold = float(np.nextafter(imp.top[k], np.inf))
+        n_fa = int(np.searchsorted(-imp.top, -threshold, side="right"))
+    else:
+        above = np.r_[np.cumsum(imp.histogram[::-1])[::-1], 0]  # above[j]: impostors in bins >= j
+        j = int(np.argmax(above <= k))
+        threshold, n_fa = float(bin_edge(j)), int(above[j])
     return FarThreshold(far=far, supported=True, threshold=threshold, achieved_far=n_fa / n,
                         n_false_accepts=n_fa, n_impostor=n, reason="")
 
@@ -261,7 +311,12 @@ def open_set(scores, probe_subjects, template_subjects, thresholds=None, *,
     DIR at a false-alarm target uses threshold_for_far on the non-mated best scores (same
     support rule). `thresholds` defaults to -1..1 in steps of 0.01.
     """
-    m = _match(scores, probe_subjects, template_subjects)
+    return open_set_from(summarize(scores, probe_subjects, template_subjects), thresholds,
+                         threshold=threshold, fars=fars)
+
+
+def open_set_from(m: MatchSummary, thresholds=None, *, threshold: float, fars=(1e-2, 1e-1)) -> OpenSetResult:
+    """open_set from a MatchSummary."""
     n_mated, n_nonmated = int(m.mated.sum()), int((~m.mated).sum())
     if n_mated == 0 or n_nonmated == 0:
         raise ValueError(f"open-set needs mated and non-mated probes "

@@ -110,6 +110,20 @@ def bootstrap_mean(values, groups, n_boot: int = 1000, alpha: float = 0.05,
     return percentile_ci(point, stats, alpha)
 
 
+def bootstrap_ratio(numerators, denominators, groups, n_boot: int = 1000, alpha: float = 0.05,
+                    seed: int = 0) -> BootstrapCI:
+    """CI of sum(numerators) / sum(denominators), resampling the row groups: the mean over
+    pairs when each row aggregates many pairs (a probe's false accepts over its impostor pairs),
+    without the pairs. Equals bootstrap_mean over the pairs, the same draws for the same groups."""
+    num = np.asarray(numerators, dtype=np.float64).ravel()
+    den = np.asarray(denominators, dtype=np.float64).ravel()
+    n_groups, (codes,) = _codes(groups)
+    c = _draws(n_groups, n_boot, seed)
+    sums = np.bincount(codes, weights=num, minlength=n_groups)
+    counts = np.bincount(codes, weights=den, minlength=n_groups)
+    return percentile_ci(num.sum() / den.sum(), (c @ sums) / (c @ counts), alpha)
+
+
 def bootstrap_rank1(correct, probe_subjects, n_boot: int = 1000, alpha: float = 0.05,
                     seed: int = 0) -> BootstrapCI:
     """CI of rank-1 accuracy from per-probe correctness (IdentificationResult.correct_rank1

@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
 from .identification import MIN_FALSE_ACCEPTS, as_labels, similarity_matrix, threshold_for_far
+from .streaming import BINS, ImpostorScores, bin_edge
 
 
 def genuine_impostor_scores(probes, probe_subjects, templates, template_subjects,
@@ -87,6 +88,11 @@ class VerificationResult:
     roc_fpr: np.ndarray          # downsampled to <= max_points; roc_thresholds[0] is +inf
     roc_tpr: np.ndarray
     roc_thresholds: np.ndarray
+    # 0 when every impostor score was kept; from a histogram: its bin width, and how far the
+    # true AUC / EER can be from the reported ones (they are bounds, not estimates)
+    score_resolution: float = 0.0
+    auc_error_bound: float = 0.0
+    eer_error_bound: float = 0.0
 
     @property
     def det_fpr(self) -> np.ndarray:
@@ -99,7 +105,8 @@ class VerificationResult:
     def as_dict(self) -> dict:
         """Flat numbers. An unsupported FAR has only its `_supported: False` key, no value."""
         out = dict(auc=self.auc, eer=self.eer, eer_threshold=self.eer_threshold,
-                   n_genuine=self.n_genuine, n_impostor=self.n_impostor)
+                   n_genuine=self.n_genuine, n_impostor=self.n_impostor, score_resolution=self.score_resolution,
+                   auc_error_bound=self.auc_error_bound, eer_error_bound=self.eer_error_bound)
         for p in self.tar_at_far:
             key = f"tar_at_far_{p.far:g}"
             out[f"{key}_supported"] = p.supported
@@ -116,8 +123,13 @@ def verification_metrics(genuine, impostor, fars=(1e-1, 1e-2, 1e-3, 1e-4),
 
     A FAR is reported unsupported (tar None) unless n_impostor * far >= min_false_accepts;
     see identification.threshold_for_far for the rule and the threshold definition.
+    ``impostor`` is an array or an ImpostorScores summary (exact when it kept every score).
     """
     genuine = np.asarray(genuine, dtype=np.float64).ravel()
+    if isinstance(impostor, ImpostorScores):
+        if not impostor.exact:
+            return _from_histogram(genuine, impostor, fars, max_points, min_false_accepts)
+        impostor = impostor.scores()
     impostor = np.asarray(impostor, dtype=np.float64).ravel()
     if len(genuine) == 0 or len(impostor) == 0:
         raise ValueError(f"need genuine and impostor scores (have {len(genuine)} genuine, "
@@ -128,18 +140,52 @@ def verification_metrics(genuine, impostor, fars=(1e-1, 1e-2, 1e-3, 1e-4),
     fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)
     eer, i = eer_from_rates(fpr, 1.0 - tpr)
 
+    points = _tar_points(genuine, impostor, len(impostor), fars, min_false_accepts)
+    keep = _plot_indices(fpr, max_points)
+    return VerificationResult(
+        auc=float(roc_auc_score(labels, scores)), eer=float(eer[0]),
+        eer_threshold=float(thr[i[0]]), n_genuine=len(genuine), n_impostor=len(impostor),
+        tar_at_far=tuple(points), roc_fpr=fpr[keep], roc_tpr=tpr[keep], roc_thresholds=thr[keep])
+
+
+def _tar_points(genuine, impostor, n_impostor: int, fars, min_false_accepts) -> tuple:
     points = []
     for far in fars:
         ft = threshold_for_far(impostor, far, min_false_accepts)
         tar = float((genuine >= ft.threshold).mean()) if ft.supported else None
         points.append(TarAtFar(far=far, supported=ft.supported, tar=tar, threshold=ft.threshold,
                                achieved_far=ft.achieved_far, n_genuine=len(genuine),
-                               n_impostor=len(impostor), reason=ft.reason))
+                               n_impostor=n_impostor, reason=ft.reason))
+    return tuple(points)
+
+
+def _from_histogram(genuine, imp: ImpostorScores, fars, max_points, min_false_accepts) -> VerificationResult:
+    """verification_metrics when the impostors are a histogram: the ROC at every bin edge (FAR
+    exact there, TAR exact), the EER interpolated between edges, AUC counting a genuine score
+    inside an impostor's bin as half a win; both with the bound of what the bins hide."""
+    if len(genuine) == 0 or imp.n == 0:
+        raise ValueError(f"need genuine and impostor scores (have {len(genuine)} genuine, {imp.n} impostor)")
+    g = np.sort(genuine)
+    edges = bin_edge(np.arange(BINS + 1))                              # ascending, edge BINS = 1.0
+    imp_above = np.r_[np.cumsum(imp.histogram[::-1])[::-1], 0]          # impostors >= each edge
+    gen_above = len(g) - np.searchsorted(g, edges, side="left")         # genuine >= each edge
+    # Thresholds descending (accept >= t), from +inf (accept nothing) to -inf (accept all).
+    fpr = np.r_[0.0, imp_above[::-1] / imp.n, 1.0]
+    tpr = np.r_[0.0, gen_above[::-1] / len(g), 1.0]
+    thr = np.r_[np.inf, edges[::-1], -np.inf]
+    eer, i = eer_from_rates(fpr, 1.0 - tpr)
+    i = int(i[0])
+    eer_bound = float(max(fpr[i] - fpr[i - 1], tpr[i] - tpr[i - 1]))
+    gen_in = gen_above[:-1] - gen_above[1:]                             # genuine inside each bin
+    wins = imp.histogram * (gen_above[1:] + 0.5 * gen_in)
+    auc = float(wins.sum() / (imp.n * len(g)))
+    auc_bound = float((imp.histogram * 0.5 * gen_in).sum() / (imp.n * len(g)))
     keep = _plot_indices(fpr, max_points)
     return VerificationResult(
-        auc=float(roc_auc_score(labels, scores)), eer=float(eer[0]),
-        eer_threshold=float(thr[i[0]]), n_genuine=len(genuine), n_impostor=len(impostor),
-        tar_at_far=tuple(points), roc_fpr=fpr[keep], roc_tpr=tpr[keep], roc_thresholds=thr[keep])
+        auc=auc, eer=float(eer[0]), eer_threshold=float(thr[i]), n_genuine=len(g), n_impostor=imp.n,
+        tar_at_far=_tar_points(g, imp, imp.n, fars, min_false_accepts), roc_fpr=fpr[keep], roc_tpr=tpr[keep],
+        roc_thresholds=thr[keep], score_resolution=imp.resolution, auc_error_bound=auc_bound,
+        eer_error_bound=eer_bound)
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,16 +6,22 @@ by "rank-1", "genuine" and "paired".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from facediag.metrics.identification import build_templates, l2_normalize, threshold_accuracy_from
+from facediag.metrics.streaming import ImpostorScores
 from facediag.models.presets import DEFAULT_THRESHOLD
-from facediag.metrics.identification import build_templates, closed_set, l2_normalize, threshold_accuracy
+from facediag.protocols.matching import Matching, match
 
 
 @dataclass
 class Evaluation:
+    """The embeddings of one model on the protocol; scores are never held as a matrix: the
+    chunked matching pass (protocols.matching) runs once, on first use, and keeps per-probe
+    numbers and the impostor summary."""
+
     template_subjects: np.ndarray  # [S] str, sorted
     templates: np.ndarray  # [S, D] mean of L2-normalised gallery embeddings, renormalised
     gallery_counts: dict[str, int]  # images enrolled per subject
@@ -24,7 +30,10 @@ class Evaluation:
     probe_raw: np.ndarray  # [P, D] raw DSR-probe embeddings
     probe_emb: np.ndarray  # [P, D] L2-normalised
     probe_hr_emb: np.ndarray  # [P, D] L2-normalised embedding of each probe's own HR image (NaN rows: none)
-    scores: np.ndarray  # [P, S] cosine of each probe to each template
+    thresholds: tuple = (DEFAULT_THRESHOLD,)  # false accepts are counted at these in the one pass
+    device: str = "cpu"  # where the matching pass computes the scores
+    _matching: Matching | None = field(default=None, repr=False)
+    _extra_false_accepts: dict = field(default_factory=dict, repr=False)
 
     @property
     def mated(self) -> np.ndarray:
@@ -35,6 +44,21 @@ class Evaluation:
     def has_pairs(self) -> np.ndarray:
         return ~np.isnan(self.probe_hr_emb[:, 0]) if len(self.probe_hr_emb) else np.zeros(0, bool)
 
+    @property
+    def matching(self) -> Matching:
+        if self._matching is None:
+            pos = np.minimum(np.searchsorted(self.template_subjects, self.probe_subjects), len(self.template_subjects) - 1)
+            own = np.where(self.template_subjects[pos] == self.probe_subjects, pos, -1) if len(pos) else pos
+            self._matching = match(self.probe_emb, self.templates, own, self.probe_rows,
+                                   thresholds=self.thresholds, device=self.device)
+        return self._matching
+
+    @property
+    def impostors(self) -> ImpostorScores:
+        """Every probe against every template of another subject, as a stream summary (exact
+        scores when there are few; see metrics.streaming)."""
+        return self.matching.impostors
+
     def paired_scores(self) -> np.ndarray:
         """cos(DSR_i, HR_i) for probes that have their own HR image: what naive validation reports."""
         m = self.has_pairs
@@ -42,48 +66,58 @@ class Evaluation:
 
     def genuine_scores(self) -> np.ndarray:
         """Each mated probe against its own subject's template (a different image of the person)."""
-        m = self.mated
-        cols = np.searchsorted(self.template_subjects, self.probe_subjects[m])
-        return self.scores[np.flatnonzero(m), cols]
-
-    def impostor_scores(self) -> np.ndarray:
-        """Every probe against every template of another subject."""
-        other = self.probe_subjects[:, None] != self.template_subjects[None, :]
-        return self.scores[other]
+        mt = self.matching
+        return mt.genuine[mt.mated]
 
     def genuine_ranks(self) -> np.ndarray:
         """Per mated probe: the rank of its own template (1 + templates scoring at least as high
-        as it, so ties count against the probe)."""
-        m = self.mated
-        rows = self.scores[m]
-        own = rows[np.arange(len(rows)), np.searchsorted(self.template_subjects, self.probe_subjects[m])]
-        return (rows >= own[:, None]).sum(axis=1)
+        as it, so ties count against the probe); matching.RANK_LIMIT + 1 means beyond it."""
+        mt = self.matching
+        return mt.ranks[mt.mated]
+
+    def rank1_correct(self) -> np.ndarray:
+        """Per mated probe: does its own template score strictly highest? (ties count against)"""
+        return self.genuine_ranks() == 1
+
+    def false_accepts(self, threshold: float) -> np.ndarray:
+        """Per probe: its impostor pairs scoring >= threshold (exact; a threshold the pass was not
+        told about costs one more pass)."""
+        counts = self.matching.false_accepts.get(float(threshold))
+        if counts is None:
+            counts = self._extra_false_accepts.get(float(threshold))
+        if counts is None:
+            counts = match(self.probe_emb, self.templates, self.matching.own, self.probe_rows,
+                           thresholds=(threshold,), device=self.device).false_accepts[float(threshold)]
+            self._extra_false_accepts[float(threshold)] = counts
+        return counts
+
+    def impostor_subjects(self, probe_ids: np.ndarray) -> np.ndarray:
+        """The subject of the probe behind each impostor pair (the cluster a bootstrap resamples),
+        from the pair's probe id (its protocol row)."""
+        return self.probe_subjects[np.searchsorted(self.probe_rows, probe_ids)]
 
     def subset(self, probe_rows: np.ndarray, template_subjects: np.ndarray) -> "Evaluation":
         """The same evaluation over some probes (by protocol row) and some templates (by subject)."""
+        if np.array_equal(probe_rows, self.probe_rows) and np.array_equal(template_subjects, self.template_subjects):
+            return self
         ri = np.searchsorted(self.probe_rows, probe_rows)  # probe_rows is increasing (protocol order)
         ci = np.searchsorted(self.template_subjects, template_subjects)  # template_subjects is sorted
         return Evaluation(self.template_subjects[ci], self.templates[ci],
                           {s: self.gallery_counts[s] for s in self.template_subjects[ci]}, self.probe_subjects[ri],
                           self.probe_rows[ri], self.probe_raw[ri], self.probe_emb[ri], self.probe_hr_emb[ri],
-                          self.scores[np.ix_(ri, ci)])
-
-    def rank1_correct(self) -> np.ndarray:
-        """Per mated probe: does its own template score strictly highest? (ties count against)"""
-        if not self.mated.any():
-            return np.zeros(0, bool)
-        return closed_set(self.scores, self.probe_subjects, self.template_subjects).correct_rank1
+                          self.thresholds, self.device)
 
     def hr_probes(self) -> "Evaluation":
         """The same probes at full resolution (their own HR images): what DSR costs, by difference."""
         m = self.has_pairs
         emb = self.probe_hr_emb[m]
         return Evaluation(self.template_subjects, self.templates, self.gallery_counts, self.probe_subjects[m],
-                          self.probe_rows[m], emb, emb, emb, emb @ self.templates.T)
+                          self.probe_rows[m], emb, emb, emb, self.thresholds, self.device)
 
 
 def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.ndarray, probe_subjects,
-                     probe_hr_raw: np.ndarray | None = None, probe_rows=None) -> Evaluation:
+                     probe_hr_raw: np.ndarray | None = None, probe_rows=None, *,
+                     thresholds=(DEFAULT_THRESHOLD,), device: str = "cpu") -> Evaluation:
     """From raw embeddings to an Evaluation. Rows with NaN (unreadable images) are left out."""
     gallery_subjects = np.asarray(gallery_subjects, dtype=str)
     probe_subjects = np.asarray(probe_subjects, dtype=str)
@@ -110,7 +144,8 @@ def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.nd
         probe_raw=probe_raw[p_ok],
         probe_emb=probe_emb,
         probe_hr_emb=hr,
-        scores=probe_emb @ templates.T,
+        thresholds=tuple(thresholds),
+        device=str(device),
     )
 
 
@@ -120,14 +155,14 @@ def headline_metrics(ev: Evaluation, threshold: float = DEFAULT_THRESHOLD) -> di
     ``accuracy_at_threshold``: mated probes whose best match is right AND scores >= threshold.
     ``far_at_threshold``: impostor (probe, other-subject template) pairs scoring >= threshold.
     """
-    genuine, impostor, paired = ev.genuine_scores(), ev.impostor_scores(), ev.paired_scores()
-    at = threshold_accuracy(ev.scores, ev.probe_subjects, ev.template_subjects, threshold) if ev.mated.any() else None
+    genuine, impostor, paired = ev.genuine_scores(), ev.impostors, ev.paired_scores()
+    at = threshold_accuracy_at(ev, threshold) if ev.mated.any() else None
     out = {
         "rank1": _mean(ev.rank1_correct()),
         "accuracy_at_threshold": at.accuracy if at else None,
         "far_at_threshold": at.false_accept_rate if at else None,
         "genuine_mean": _mean(genuine),
-        "impostor_mean": _mean(impostor),
+        "impostor_mean": impostor.mean if impostor.n else None,
         "paired_mean": _mean(paired),
         "threshold": float(threshold),
         "n_probes": int(ev.mated.sum()),
@@ -136,6 +171,13 @@ def headline_metrics(ev: Evaluation, threshold: float = DEFAULT_THRESHOLD) -> di
     out["pair_gap"] = (out["paired_mean"] - out["genuine_mean"]
                        if out["paired_mean"] is not None and out["genuine_mean"] is not None else None)
     return out
+
+
+def threshold_accuracy_at(ev: Evaluation, threshold: float):
+    """metrics.identification.ThresholdResult of an evaluation, from its matching pass."""
+    mt = ev.matching
+    return threshold_accuracy_from(mt.summary(), threshold, int(ev.false_accepts(threshold).sum()),
+                                   int(mt.impostor_count.sum()))
 
 
 def _mean(x) -> float | None:

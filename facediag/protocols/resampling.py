@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from facediag.metrics.catalogue import resample_kind
-from facediag.metrics.significance import (BootstrapCI, bootstrap_mean, bootstrap_verification_stats, mcnemar_exact,
-                                           percentile_ci)
+from facediag.metrics.significance import (BootstrapCI, bootstrap_mean, bootstrap_ratio, bootstrap_verification_stats,
+                                           mcnemar_exact, percentile_ci)
+from facediag.metrics.verification import verification_metrics
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.protocols.gallery import Evaluation
 
@@ -44,27 +45,37 @@ def _common(ev_a: Evaluation, ev_b: Evaluation | None):
     return rows, subjects, templates, paired, paired_subjects
 
 
-def _per_row_values(ev: Evaluation, rows, templates, paired_rows, threshold, ranks) -> dict[str, tuple[np.ndarray, bool]]:
-    """key -> (one value per probe or pair, is it per-probe correctness (McNemar applies)),
-    over the probes and templates both models have: the Evaluation's own definitions."""
+@dataclass
+class _Values:
+    """One metric's rows for the bootstrap: per-row values, or per-row (numerator, denominator)
+    when a row aggregates many pairs (a probe's impostor pairs); McNemar applies to per-probe
+    correctness only."""
+
+    values: np.ndarray
+    denominators: np.ndarray | None = None
+    mcnemar: bool = False
+
+
+def _per_row_values(ev: Evaluation, rows, templates, paired_rows, threshold, ranks) -> dict[str, _Values]:
+    """key -> its rows, over the probes and templates both models have: the Evaluation's own
+    definitions, from its matching pass (impostor pairs as per-probe counts and sums)."""
     sub = ev.subset(rows, templates)
     rank, genuine = sub.genuine_ranks(), sub.genuine_scores()
-    impostor = sub.impostor_scores()
-    out = {f"identification.rank{k}": (rank <= k, True) for k in ranks}
-    out["identification.accuracy_at_threshold"] = ((rank == 1) & (genuine >= threshold), True)
-    out["identification.far_at_threshold"] = (impostor >= threshold, False)
-    out["pair-gap.genuine_mean"] = (genuine, False)
-    out["pair-gap.impostor_mean"] = (impostor, False)
-    out["pair-gap.paired_mean"] = (ev.subset(paired_rows, templates).paired_scores(), False)
+    mt = sub.matching
+    out = {f"identification.rank{k}": _Values(rank <= k, mcnemar=True) for k in ranks}
+    out["identification.accuracy_at_threshold"] = _Values((rank == 1) & (genuine >= threshold), mcnemar=True)
+    out["identification.far_at_threshold"] = _Values(sub.false_accepts(threshold), mt.impostor_count)
+    out["pair-gap.genuine_mean"] = _Values(genuine)
+    out["pair-gap.impostor_mean"] = _Values(mt.impostor_sum, mt.impostor_count)
+    out["pair-gap.paired_mean"] = _Values(ev.subset(paired_rows, templates).paired_scores())
     return out
 
 
 def _groups(subjects, templates, paired_subjects) -> dict[str, np.ndarray]:
-    """The subject each row belongs to, per kind of row: the cluster a bootstrap resamples."""
+    """The subject each row belongs to, per kind of row: the cluster a bootstrap resamples.
+    Impostor rows are probes (each holding its impostor pairs)."""
     mated = np.isin(subjects, templates)
-    impostor_groups = np.broadcast_to(subjects[:, None], (len(subjects), len(templates)))
-    return {"probe": subjects[mated], "impostor": impostor_groups[subjects[:, None] != templates[None, :]],
-            "paired": paired_subjects}
+    return {"probe": subjects[mated], "impostor": subjects, "paired": paired_subjects}
 
 
 def bootstrap_tests(ev_a: Evaluation, ev_b: Evaluation | None = None, *, threshold: float = DEFAULT_THRESHOLD,
@@ -80,34 +91,45 @@ def bootstrap_tests(ev_a: Evaluation, ev_b: Evaluation | None = None, *, thresho
     values = [_per_row_values(ev, rows, templates, paired_rows, threshold, ranks)
               for ev in ((ev_a,) if ev_b is None else (ev_a, ev_b))]
     out: dict[str, Tested] = {}
-    for key, (va, mcnemar_ok) in values[0].items():
+    for key, a in values[0].items():
         g = groups[resample_kind(key)]
-        if len(va) == 0 or len(np.unique(g)) < 2:
+        if len(a.values) == 0 or len(np.unique(g)) < 2:
             continue  # nothing to resample (e.g. no probe has its own HR image)
 
-        def ci(v, g=g):  # the same seed and groups give the same resampled subjects every call
-            return bootstrap_mean(np.asarray(v, float), g, n_boot, alpha, seed)
+        def ci(v, den=a.denominators, g=g):  # the same seed and groups give the same resampled subjects
+            v = np.asarray(v, float)
+            return bootstrap_mean(v, g, n_boot, alpha, seed) if den is None else bootstrap_ratio(
+                v, den, g, n_boot, alpha, seed)
 
         if ev_b is None:
-            out[key] = Tested(key, ci(va), None, None)
+            out[key] = Tested(key, ci(a.values), None, None)
             continue
-        vb = values[1][key][0]
-        p = mcnemar_exact(va, vb)["p_value"] if mcnemar_ok else None
-        out[key] = Tested(key, ci(va), ci(vb), ci(np.asarray(vb, float) - np.asarray(va, float)), p)
-    pairs = [(v["pair-gap.genuine_mean"][0], v["pair-gap.impostor_mean"][0]) for v in values]
-    out.update(_verification_tests(pairs, groups, fars, n_boot, alpha, seed))
+        b = values[1][key]  # same probes and templates: a ratio's denominators are the same on both sides
+        p = mcnemar_exact(a.values, b.values)["p_value"] if a.mcnemar else None
+        out[key] = Tested(key, ci(a.values), ci(b.values),
+                          ci(np.asarray(b.values, float) - np.asarray(a.values, float)), p)
+    evs = [ev.subset(rows, templates) for ev in ((ev_a,) if ev_b is None else (ev_a, ev_b))]
+    out.update(_verification_tests(evs, fars, n_boot, alpha, seed))
     return out
 
 
-def _verification_tests(pairs, groups, fars, n_boot, alpha, seed) -> dict[str, Tested]:
-    """EER and TAR@FAR over (genuine, impostor) scores per side, on the same resampled subjects."""
-    g, i = pairs[0]
-    if len(g) == 0 or len(i) == 0 or len(np.unique(groups["probe"])) < 2:
+def _verification_tests(evs: list[Evaluation], fars, n_boot, alpha, seed) -> dict[str, Tested]:
+    """EER and TAR@FAR per side, on the same resampled subjects. The resamples use every impostor
+    pair when they were kept, else the matching pass's sample of pairs (the same pairs on both
+    sides); the point estimate is always the one over every pair."""
+    genuine_groups = evs[0].probe_subjects[evs[0].mated]
+    if len(evs[0].genuine_scores()) == 0 or evs[0].impostors.n == 0 or len(np.unique(genuine_groups)) < 2:
         return {}
     stats: dict[str, list[np.ndarray]] = {}
-    for genuine, impostor in pairs:  # the same seed and subjects give the same draws per side
-        per_side = bootstrap_verification_stats(genuine, impostor, groups["probe"], groups["impostor"], fars,
-                                                n_boot, seed)
+    for ev in evs:  # the same seed and subjects give the same draws per side
+        imp = ev.impostors
+        per_side = bootstrap_verification_stats(ev.genuine_scores(), imp.sample, genuine_groups,
+                                                ev.impostor_subjects(imp.sample_probe), fars, n_boot, seed)
+        if not imp.exact:
+            exact = verification_metrics(ev.genuine_scores(), imp, fars=fars).as_dict()
+            for name, values in per_side.items():
+                if exact.get(name) is not None:
+                    values[0] = exact[name]
         for name, values in per_side.items():
             stats.setdefault(f"verification.{name}", []).append(values)
     out = {}

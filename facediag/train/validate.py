@@ -70,7 +70,7 @@ class Validator:
         finally:
             module.train(was_training)  # the Embedder put it in eval mode
         metrics = headline_metrics(ev, self.threshold)
-        far = threshold_for_far(ev.impostor_scores(), TARGET_FAR)
+        far = threshold_for_far(ev.impostors, TARGET_FAR)
         metrics["threshold_at_far_1pct"] = far.threshold  # None when too few impostor pairs
         return metrics
 

@@ -1,0 +1,166 @@
+"""One chunked pass over the probe × template scores: every number the gallery protocol needs,
+in memory that does not grow with probes × templates.
+
+Scores are computed a block of probes at a time (float32 matrix products, on the CPU or GPU
+the embeddings are sent to) and reduced on the spot: each probe's genuine score, the rank of
+its own template (from the block's top-k, so ranks up to RANK_LIMIT are exact and higher ones
+read "beyond"), its best score and best rival, its false accepts at each threshold asked for,
+and the impostor stream (metrics.streaming): every impostor pair when they are few, else a
+histogram, the exact top and a deterministic sample.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from facediag.metrics.identification import MatchSummary
+from facediag.metrics.streaming import BINS, SCALE, ImpostorScores, ImpostorStream, bin_index
+
+RANK_LIMIT = 50          # the CMC is reported to rank 50; a rank above it is "beyond 50"
+CHUNK_CELLS = 1 << 22    # scores per block (16 MB of float32): bounds the pass's memory
+
+
+@dataclass(frozen=True, eq=False)
+class Matching:
+    """Per probe (rows of the evaluation) and over all impostor pairs."""
+
+    own: np.ndarray              # int [P]: column of the probe's own template, -1 when not enrolled
+    genuine: np.ndarray          # float64 [P]: score against the own template (NaN when not enrolled)
+    ranks: np.ndarray            # int [P]: templates scoring >= the own one; RANK_LIMIT + 1 = beyond; 0 not enrolled
+    top_score: np.ndarray        # float64 [P]: best score over every template
+    rival: np.ndarray            # int [P]: best template other than the own one (-1: none)
+    rival_score: np.ndarray      # float64 [P]
+    impostor_count: np.ndarray   # int [P]: impostor pairs of each probe
+    impostor_sum: np.ndarray     # float64 [P]: sum of those scores
+    false_accepts: dict          # threshold -> int [P]: impostor pairs scoring >= threshold
+    impostors: ImpostorScores
+    n_templates: int
+
+    @property
+    def mated(self) -> np.ndarray:
+        return self.own >= 0
+
+    @property
+    def rank_limit(self) -> int | None:
+        return None if self.n_templates <= RANK_LIMIT else RANK_LIMIT
+
+    def summary(self) -> MatchSummary:
+        m = self.mated
+        return MatchSummary(m, self.genuine[m], self.ranks[m], self.top_score, self.n_templates, self.rank_limit)
+
+
+def match(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids: np.ndarray, *,
+          thresholds=(), device: str | torch.device = "cpu", chunk_cells: int = CHUNK_CELLS,
+          exact_limit: int | None = None, top_limit: int | None = None) -> Matching:
+    """Match L2-normalised probes [P, D] against L2-normalised templates [S, D].
+
+    ``own[i]``: probe i's template column or -1; ``probe_ids``: a stable id per probe (its protocol
+    row), which picks the sampled impostor pairs so two models on the same probes sample the same
+    pairs."""
+    n_p, n_t = len(probes), len(templates)
+    own = np.asarray(own, np.int64)
+    mated = own >= 0
+    n_imp = n_p * n_t - int(mated.sum())
+    limits = {k: v for k, v in (("exact_limit", exact_limit), ("top_limit", top_limit)) if v is not None}
+    stream = ImpostorStream(n_imp, **limits)
+    k = min(n_t, RANK_LIMIT + 1)
+    thresholds = tuple(float(t) for t in dict.fromkeys(thresholds))
+    out = {name: [] for name in ("genuine", "ranks", "top", "rival", "rival_score", "imp_sum", *thresholds)}
+    dev = torch.device(device)
+    tmpl = torch.as_tensor(np.ascontiguousarray(templates, dtype=np.float32), device=dev)
+    sample_cols = 0 if stream.exact else max(1, int(np.ceil(stream.keep * n_t)))
+    if not stream.exact:  # moments of a probe's row of scores without the row: p·Σt and pᵀ(TᵀT)p
+        tmpl64 = tmpl.double()
+        t_sum, gram = tmpl64.sum(0), tmpl64.T @ tmpl64
+    step = max(1, chunk_cells // max(n_t, 1))
+    for a in range(0, n_p, step):
+        b = min(a + step, n_p)
+        p = torch.as_tensor(np.ascontiguousarray(probes[a:b], dtype=np.float32), device=dev)
+        scores = p @ tmpl.T                                           # [n, S] float32
+        r = torch.arange(b - a, device=dev)
+        own_c = torch.as_tensor(own[a:b], device=dev)
+        mated_c = own_c >= 0
+        genuine = torch.where(mated_c, scores[r, own_c.clamp(min=0)], torch.full_like(scores[:, 0], float("nan")))
+        vals, idx = scores.topk(k, dim=1)                             # sorted, descending
+        ranks = (vals >= genuine[:, None]).sum(1)
+        if k < n_t:  # the k-th best still beats the genuine score: the rank is beyond the limit
+            ranks = torch.where(vals[:, -1] >= genuine, torch.full_like(ranks, RANK_LIMIT + 1), ranks)
+        ranks = torch.where(mated_c & torch.isnan(genuine), torch.full_like(ranks, n_t), ranks)
+        ranks = torch.where(mated_c, ranks, torch.zeros_like(ranks))
+        not_own = idx != own_c[:, None]
+        first = not_own.to(torch.int8).argmax(1)                      # own is in the top at most once
+        has_rival = not_own.any(1)
+        out["rival"].append(torch.where(has_rival, idx[r, first], torch.full_like(first, -1).long()))
+        out["rival_score"].append(torch.where(has_rival, vals[r, first], torch.full_like(vals[:, 0], -np.inf)))
+        out["genuine"].append(genuine)
+        out["ranks"].append(ranks)
+        out["top"].append(vals[:, 0])
+        g0 = torch.where(mated_c, genuine, torch.zeros_like(genuine)).double()
+        for t in thresholds:
+            out[t].append((scores >= t).sum(1) - (mated_c & (genuine >= t)).long())
+        ids = probe_ids[a:b]
+        if stream.exact:
+            impostor = torch.ones_like(scores, dtype=torch.bool)
+            impostor[r[mated_c], own_c[mated_c]] = False
+            rows, cols = impostor.nonzero(as_tuple=True)
+            vals_imp = scores[impostor].double()
+            stream.add_exact(vals_imp.cpu().numpy(), ids[rows.cpu().numpy()], cols.cpu().numpy())
+            out["imp_sum"].append(torch.zeros(b - a, dtype=torch.float64, device=dev).index_add_(0, rows, vals_imp))
+        else:
+            p64 = p.double()
+            row_sum = p64 @ t_sum - g0
+            row_sq = ((p64 @ gram) * p64).sum(1) - g0 ** 2
+            out["imp_sum"].append(row_sum)
+            stream.add_moments(int((b - a) * n_t - mated_c.sum()), float(row_sum.sum()), float(row_sq.sum()))
+            hist = torch.bincount((torch.floor(scores * SCALE).long() + SCALE).clamp_(0, BINS - 1).view(-1),
+                                  minlength=BINS)
+            g_bins = np.bincount(bin_index(genuine[mated_c].cpu().numpy()), minlength=BINS)
+            stream.add_histogram(hist.cpu().numpy() - g_bins)
+            _sample(stream, scores, own_c, ids, sample_cols)
+            _offer_top(stream, scores, vals, idx, own_c, ids, k < n_t)
+    cat = {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
+    imp_count = np.where(mated, n_t - 1, n_t).astype(np.int64)
+    return Matching(own=own, genuine=cat["genuine"].astype(np.float64), ranks=cat["ranks"].astype(np.int64),
+                    top_score=cat["top"].astype(np.float64), rival=cat["rival"].astype(np.int64),
+                    rival_score=cat["rival_score"].astype(np.float64), impostor_count=imp_count,
+                    impostor_sum=cat["imp_sum"].astype(np.float64),
+                    false_accepts={t: cat[t].astype(np.int64) for t in thresholds},
+                    impostors=stream.result(), n_templates=n_t)
+
+
+def _sample(stream: ImpostorStream, scores, own_c, ids: np.ndarray, n_cols: int) -> None:
+    """n_cols template columns per probe, a pseudo-random walk seeded by the probe's id (the same
+    for every model), the own template left out."""
+    n_t = scores.shape[1]
+    h = (ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
+    start, stride = h % np.uint64(n_t), (h // np.uint64(n_t)) % np.uint64(max(n_t - 1, 1)) + np.uint64(1)
+    cols = (start[:, None] + np.arange(n_cols, dtype=np.uint64)[None, :] * stride[:, None]) % np.uint64(n_t)
+    cols = torch.as_tensor(cols.astype(np.int64), device=scores.device)
+    keep = cols != own_c[:, None]
+    rows = torch.arange(len(cols), device=scores.device)[:, None].expand_as(cols)[keep]
+    cols = cols[keep]
+    stream.add_sample(scores[rows, cols].double().cpu().numpy(), ids[rows.cpu().numpy()], cols.cpu().numpy())
+
+
+def _offer_top(stream: ImpostorStream, scores, vals, idx, own_c, ids: np.ndarray, partial: bool) -> None:
+    """Impostor scores above the kept top's floor. A row's top-k has them all unless its k-th
+    best is itself above the floor: only such rows are scanned in full."""
+    floor = stream.floor
+    full_rows = (vals[:, -1] > floor).nonzero(as_tuple=True)[0] if partial else torch.zeros(0, dtype=torch.long)
+    in_top = (vals > floor) & (idx != own_c[:, None])
+    if partial and len(full_rows):
+        in_top[full_rows] = False
+    rows, pos = in_top.nonzero(as_tuple=True)
+    parts = [(vals[rows, pos], rows, idx[rows, pos])]
+    if len(full_rows):
+        sub = scores[full_rows]
+        hit = (sub > floor)
+        own_sub = own_c[full_rows]
+        hit[torch.arange(len(full_rows), device=sub.device)[own_sub >= 0], own_sub[own_sub >= 0]] = False
+        rr, cc = hit.nonzero(as_tuple=True)
+        parts.append((sub[rr, cc], full_rows[rr], cc))
+    for v, rr, cc in parts:
+        if len(v):
+            stream.offer_top(v.double().cpu().numpy(), ids[rr.cpu().numpy()], cc.cpu().numpy())

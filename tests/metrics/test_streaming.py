@@ -1,0 +1,131 @@
+"""The chunked matching pass and the impostor stream against the all-pairs computation.
+
+Small data: every number equals the exact all-pairs one. Summarised data (limits forced low):
+counts at bin edges and kept-top TAR@FAR are exact, everything else within the stated bound.
+"""
+import numpy as np
+import pytest
+
+from facediag.metrics.identification import (closed_set, closed_set_from, l2_normalize, open_set, open_set_from,
+                                             summarize, threshold_accuracy, threshold_for_far)
+from facediag.metrics.streaming import BIN_WIDTH, bin_edge, bin_index
+from facediag.metrics.verification import genuine_impostor_scores, verification_metrics
+from facediag.protocols.matching import RANK_LIMIT, match
+
+
+def _data(n_templates=120, n_probes=900, dim=32, unenrolled=15, seed=0, signal=1.2):
+    rng = np.random.default_rng(seed)
+    templates = l2_normalize(rng.normal(size=(n_templates, dim))).astype(np.float32)
+    subj = rng.integers(0, n_templates + unenrolled, n_probes)
+    own = np.where(subj < n_templates, subj, -1)
+    base = np.where((own >= 0)[:, None], templates[np.maximum(own, 0)] * signal, 0)
+    probes = l2_normalize(base + rng.normal(size=(n_probes, dim))).astype(np.float32)
+    names = np.array([f"s{i:04d}" for i in range(n_templates + unenrolled)])
+    return probes, templates, own, names[subj], names[:n_templates]
+
+
+def _reference(probes, templates, probe_subjects, template_subjects):
+    scores = probes @ templates.T
+    genuine, impostor = genuine_impostor_scores(probes, probe_subjects, templates, template_subjects)
+    # float64, as the metrics compare: a float32 array against a float threshold compares in float32
+    return scores, genuine.astype(np.float64), impostor.astype(np.float64)
+
+
+def test_small_data_equals_the_all_pairs_computation():
+    probes, templates, own, ps, ts = _data(n_templates=RANK_LIMIT - 5)  # every rank resolved
+    scores, genuine, impostor = _reference(probes, templates, ps, ts)
+    m = match(probes, templates, own, np.arange(len(probes)), thresholds=(0.35,), chunk_cells=5000)
+    assert m.impostors.exact and m.impostors.n == impostor.size
+    s = m.summary()
+    ref = summarize(scores, ps, ts)
+    np.testing.assert_array_equal(s.ranks, ref.ranks)
+    np.testing.assert_array_equal(s.genuine, ref.genuine)
+    np.testing.assert_array_equal(np.sort(m.impostors.scores()), np.sort(impostor.astype(np.float64)))
+    cs, cs_ref = closed_set_from(s, ps), closed_set(scores, ps, ts)
+    assert cs.rank_accuracy == cs_ref.rank_accuracy
+    np.testing.assert_array_equal(cs.cmc, cs_ref.cmc)
+    ta = threshold_accuracy(scores, ps, ts, 0.35)
+    assert m.false_accepts[0.35].sum() == ta.n_false_accepts and m.impostor_count.sum() == ta.n_impostor
+    osr, osr_ref = open_set_from(s, threshold=0.35), open_set(scores, ps, ts, threshold=0.35)
+    assert osr.as_dict() == osr_ref.as_dict()
+    v, v_ref = verification_metrics(genuine, m.impostors), verification_metrics(genuine, impostor)
+    assert v.as_dict() == v_ref.as_dict() and v.score_resolution == 0
+    own_score = np.where(own >= 0, scores[np.arange(len(own)), np.maximum(own, 0)], 0)
+    np.testing.assert_allclose(m.impostor_sum, scores.astype(np.float64).sum(1) - own_score, atol=1e-4)
+
+
+def test_chunk_size_does_not_change_anything():
+    probes, templates, own, _, _ = _data(seed=1)
+    # Blocks of 16 probes vs one block. The float32 products may differ in the last bit between
+    # block shapes (BLAS kernels), so scores agree to float32 precision and decisions exactly.
+    a = match(probes, templates, own, np.arange(len(probes)), thresholds=(0.3,), chunk_cells=16 * len(templates))
+    b = match(probes, templates, own, np.arange(len(probes)), thresholds=(0.3,))
+    for field in ("genuine", "top_score", "rival_score"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), atol=1e-6)
+    for field in ("ranks", "rival", "impostor_count"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    np.testing.assert_array_equal(a.false_accepts[0.3], b.false_accepts[0.3])
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_summarised_impostors_are_exact_where_stated_and_within_the_bound_elsewhere(seed):
+    probes, templates, own, ps, ts = _data(seed=seed)
+    scores, genuine, impostor = _reference(probes, templates, ps, ts)
+    m = match(probes, templates, own, np.arange(len(probes)), thresholds=(0.35,), chunk_cells=7000,
+              exact_limit=20_000, top_limit=3_000)
+    imp = m.impostors
+    assert not imp.exact and imp.n == impostor.size and len(imp.top) == 3_000
+    # The histogram counts exactly at its edges, the kept top is the true top.
+    ref_bins = np.bincount(bin_index(impostor), minlength=len(imp.histogram))
+    np.testing.assert_array_equal(imp.histogram, ref_bins)
+    np.testing.assert_array_equal(imp.top, np.sort(impostor.astype(np.float64))[::-1][:3_000])
+    for edge in bin_edge([20000, 40000, 45000]):
+        assert imp.count_at_least(edge) == int((impostor >= edge).sum())
+    assert m.false_accepts[0.35].sum() == int(((scores >= 0.35) & (ps[:, None] != ts[None, :])).sum())
+    assert imp.mean == pytest.approx(float(impostor.astype(np.float64).mean()), abs=1e-9)
+    assert imp.var == pytest.approx(float(impostor.astype(np.float64).var()), rel=1e-6)
+    v, v_ref = verification_metrics(genuine, imp), verification_metrics(genuine, impostor)
+    assert v.score_resolution == BIN_WIDTH
+    assert abs(v.auc - v_ref.auc) <= v.auc_error_bound + 1e-12
+    assert abs(v.eer - v_ref.eer) <= v.eer_error_bound + 1e-12
+    for p, p_ref in zip(v.tar_at_far, v_ref.tar_at_far):
+        assert p.supported == p_ref.supported
+        if not p.supported:
+            continue
+        k = int(np.floor(p.far * imp.n))
+        if k < len(imp.top):  # the (k+1)-th highest score is kept: exactly the all-pairs answer
+            assert (p.tar, p.threshold, p.achieved_far) == (p_ref.tar, p_ref.threshold, p_ref.achieved_far)
+        else:  # a histogram edge: never above the target FAR, at most one bin stricter
+            assert p.achieved_far <= p.far and p_ref.threshold <= p.threshold <= p_ref.threshold + BIN_WIDTH
+            in_bin = ((genuine >= p_ref.threshold) & (genuine < p.threshold)).mean()
+            assert p_ref.tar - in_bin - 1e-12 <= p.tar <= p_ref.tar
+    ft = threshold_for_far(imp, 0.001)
+    assert ft.n_false_accepts == int((impostor >= ft.threshold).sum())
+
+
+def test_ranks_beyond_the_limit_are_marked_and_the_cmc_stops_there():
+    probes, templates, own, ps, ts = _data(n_templates=400, n_probes=600, signal=0.15, seed=2)
+    scores = probes @ templates.T
+    ref = summarize(scores, ps, ts)
+    s = match(probes, templates, own, np.arange(len(probes))).summary()
+    beyond = ref.ranks > RANK_LIMIT
+    assert beyond.any() and (~beyond).any()
+    np.testing.assert_array_equal(s.ranks[~beyond], ref.ranks[~beyond])
+    assert (s.ranks[beyond] == RANK_LIMIT + 1).all()
+    cs, cs_ref = closed_set_from(s, ps), closed_set(scores, ps, ts)
+    np.testing.assert_allclose(cs.cmc, cs_ref.cmc[:RANK_LIMIT])
+    with pytest.raises(ValueError, match="beyond"):
+        closed_set_from(s, ps, ranks=(1, 100))
+
+
+def test_the_pair_sample_is_the_same_for_two_models_on_the_same_probes():
+    probes, templates, own, _, _ = _data(seed=4)
+    other = l2_normalize(probes + 0.3 * np.random.default_rng(9).normal(size=probes.shape)).astype(np.float32)
+    ids = np.arange(1000, 1000 + len(probes))
+    a = match(probes, templates, own, ids, exact_limit=10_000).impostors
+    b = match(other, templates, own, ids, exact_limit=10_000).impostors
+    assert len(a.sample) > 5_000
+    np.testing.assert_array_equal(a.sample_probe, b.sample_probe)
+    assert not np.array_equal(a.sample, b.sample)  # the same pairs, scored by two models
+    # no genuine pair slips into the sample
+    assert not np.isin(a.sample, match(probes, templates, own, ids).genuine).any()
