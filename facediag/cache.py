@@ -40,17 +40,23 @@ TOUCH_AFTER_S = 600  # last-used times are refreshed at most this often: reads s
 ROWS_PER_TRANSACTION = 2048  # a writer never holds the lock for long
 KEYS_PER_QUERY = 500  # under SQLite's limit on bound parameters
 
+# Vectors live apart from their entries, so refreshing a last-used time rewrites a page of small
+# entries, not the 2 KB vector beside it (a warm run would otherwise rewrite the whole file).
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS embeddings (
-        namespace TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL,
-        crc INTEGER NOT NULL, size INTEGER NOT NULL, last_used INTEGER NOT NULL,
-        PRIMARY KEY (namespace, key))""",
-    "CREATE INDEX IF NOT EXISTS embeddings_by_last_used ON embeddings (last_used)",
+    """CREATE TABLE IF NOT EXISTS entries (
+        id INTEGER PRIMARY KEY, namespace TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL,
+        crc INTEGER NOT NULL, size INTEGER NOT NULL, last_used INTEGER NOT NULL, UNIQUE (namespace, key))""",
+    "CREATE INDEX IF NOT EXISTS entries_by_last_used ON entries (last_used)",
+    "CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY, vec BLOB NOT NULL)",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
-_UPSERT = ("INSERT INTO embeddings (namespace, key, dim, vec, crc, size, last_used) VALUES (?, ?, ?, ?, ?, ?, ?) "
-           "ON CONFLICT (namespace, key) DO UPDATE SET dim = excluded.dim, vec = excluded.vec, "
-           "crc = excluded.crc, size = excluded.size, last_used = excluded.last_used")
+_UPSERT_ENTRY = ("INSERT INTO entries (namespace, key, dim, crc, size, last_used) VALUES (?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (namespace, key) DO UPDATE SET dim = excluded.dim, crc = excluded.crc, "
+                 "size = excluded.size, last_used = excluded.last_used")
+_UPSERT_VECTOR = "INSERT OR REPLACE INTO vectors (id, vec) SELECT id, ? FROM entries WHERE namespace = ? AND key = ?"
+# The entries beyond a size budget, most recently used first: what prune drops.
+_OVER_BUDGET = ("SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY last_used DESC, id DESC) AS running "
+                "FROM entries) WHERE running > ?")
 
 # SQLite primary result codes (exc.sqlite_errorcode & 0xFF) that decide what a failure means.
 _BUSY, _LOCKED, _READONLY, _CORRUPT, _FULL, _NOTADB = 5, 6, 8, 11, 13, 26
@@ -97,10 +103,10 @@ def _chunks(seq: Sequence, n: int) -> Iterable[Sequence]:
 
 
 def _entry_size(namespace: str, key: str, blob: bytes) -> int:
-    """About the bytes a row takes in the file: the vector, namespace and key in the table and
-    again in the primary-key index, SQLite's per-row headers, and the room left unused on pages
-    (a 2 KB row fits seven times in a 16 KB page); measured within a few % of the vacuumed file."""
-    return len(blob) + len(blob) // 14 + 2 * (len(namespace) + len(key.encode())) + 64
+    """About the bytes an entry takes in the file: its vector and the room left unused on its
+    pages (a 2 KB vector fits seven times in a 16 KB page), namespace and key in the entry and
+    again in its index, and SQLite's headers; within a few % of a vacuumed file of 512-d vectors."""
+    return len(blob) * 8 // 7 + 2 * (len(namespace) + len(key.encode())) + 96
 
 
 def _decode(dim: int, blob, crc: int, want: int | None) -> np.ndarray | None:
@@ -188,8 +194,9 @@ class EmbeddingCache:
         try:
             for chunk in _chunks(keys, KEYS_PER_QUERY):
                 marks = ",".join("?" * len(chunk))
-                rows = conn.execute(f"SELECT rowid, key, dim, vec, crc, last_used FROM embeddings "
-                                    f"WHERE namespace = ? AND key IN ({marks})", (namespace, *chunk)).fetchall()
+                rows = conn.execute(f"SELECT e.id, e.key, e.dim, v.vec, e.crc, e.last_used FROM entries e "
+                                    f"JOIN vectors v ON v.id = e.id WHERE e.namespace = ? AND e.key IN ({marks})",
+                                    (namespace, *chunk)).fetchall()
                 for rowid, key, d, blob, crc, used in rows:
                     vec = _decode(d, blob, crc, dim)
                     if vec is not None:  # a damaged row is a miss; the caller's put overwrites it
@@ -197,7 +204,7 @@ class EmbeddingCache:
                         if used < now - TOUCH_AFTER_S:
                             stale.append(rowid)
             if stale and not self.writes_off:
-                self._write(conn, lambda c: c.executemany("UPDATE embeddings SET last_used = ? WHERE rowid = ?",
+                self._write(conn, lambda c: c.executemany("UPDATE entries SET last_used = ? WHERE id = ?",
                                                           [(now, r) for r in stale]))
         except (sqlite3.Error, OSError) as exc:
             self._trouble(exc, "reading")
@@ -212,10 +219,11 @@ class EmbeddingCache:
         rows = []
         for key, vec in vectors.items():
             blob = np.ascontiguousarray(vec, dtype="<f4").reshape(-1).tobytes()
-            rows.append((namespace, key, len(blob) // 4, blob, zlib.crc32(blob), _entry_size(namespace, key, blob), now))
+            rows.append((key, blob, (namespace, key, len(blob) // 4, zlib.crc32(blob),
+                                     _entry_size(namespace, key, blob), now)))
         try:
             for chunk in _chunks(rows, ROWS_PER_TRANSACTION):
-                if not self._write(conn, lambda c, chunk=chunk: c.executemany(_UPSERT, chunk)):
+                if not self._write(conn, lambda c, chunk=chunk: _upsert(c, namespace, chunk)):
                     return
         except (sqlite3.Error, OSError) as exc:
             self._trouble(exc, "writing")
@@ -229,7 +237,7 @@ class EmbeddingCache:
             return info
         with self._maintenance("read") as conn:
             for ns, n, size, oldest, newest in conn.execute(
-                    "SELECT namespace, COUNT(*), SUM(size), MIN(last_used), MAX(last_used) FROM embeddings "
+                    "SELECT namespace, COUNT(*), SUM(size), MIN(last_used), MAX(last_used) FROM entries "
                     "GROUP BY namespace ORDER BY SUM(size) DESC"):
                 info.namespaces.append(NamespaceInfo(ns, n, size, oldest, newest))
         info.entries = sum(n.entries for n in info.namespaces)
@@ -250,23 +258,20 @@ class EmbeddingCache:
         with self._maintenance("prune") as conn:
             budget = max_bytes
             for _ in range(3):
-                victims = ("SELECT rowid FROM (SELECT rowid, SUM(size) OVER (ORDER BY last_used DESC, rowid DESC) "
-                           "AS running FROM embeddings) WHERE running > ?")
-                n, size = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM embeddings "
-                                       f"WHERE rowid IN ({victims})", (budget,)).fetchone()
+                n, size = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries "
+                                       f"WHERE id IN ({_OVER_BUDGET})", (budget,)).fetchone()
                 if dry_run:
-                    kept = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] - n
+                    kept = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] - n
                     return PruneResult(n, size, kept, before, before, True)
                 if n:
-                    self._write(conn, lambda c: c.execute(f"DELETE FROM embeddings WHERE rowid IN ({victims})",
-                                                          (budget,)), raise_busy=True)
+                    self._write(conn, lambda c: _delete(c, f"IN ({_OVER_BUDGET})", (budget,)), raise_busy=True)
                     removed_entries, removed_bytes = removed_entries + n, removed_bytes + size
                 self._vacuum(conn)
                 after = self._file_bytes()
                 if after <= max_bytes or not n and budget <= 0:
                     break
                 budget = int(budget * max_bytes / after * 0.98) if budget > 0 else 0  # a little under: no 4th round
-            kept = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+            kept = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         return PruneResult(removed_entries, removed_bytes, kept, before, self._file_bytes(), False)
 
     def clear(self) -> int:
@@ -274,8 +279,8 @@ class EmbeddingCache:
         if not self.path.exists():
             return 0
         with self._maintenance("clear") as conn:
-            n = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-            self._write(conn, lambda c: c.execute("DELETE FROM embeddings"), raise_busy=True)
+            n = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+            self._write(conn, lambda c: _delete(c), raise_busy=True)
             self._vacuum(conn)
         return n
 
@@ -478,6 +483,18 @@ class _Maintenance:
         if isinstance(exc, (sqlite3.Error, OSError)):
             raise FacediagError(f"cannot {self.what} the embedding cache {self.cache.path}: {exc}") from None
         return False
+
+
+def _upsert(conn: sqlite3.Connection, namespace: str, chunk) -> None:
+    conn.executemany(_UPSERT_ENTRY, [entry for _, _, entry in chunk])
+    conn.executemany(_UPSERT_VECTOR, [(blob, namespace, key) for key, blob, _ in chunk])
+
+
+def _delete(conn: sqlite3.Connection, which: str | None = None, params=()) -> None:
+    """Delete the entries ``id <which>`` (all without it) with their vectors."""
+    where = f" WHERE id {which}" if which else ""
+    conn.execute(f"DELETE FROM vectors{where}", params)  # first: ``which`` may select from entries
+    conn.execute(f"DELETE FROM entries{where}", params)
 
 
 def _inode(path: Path) -> int | None:

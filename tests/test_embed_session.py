@@ -68,17 +68,17 @@ def test_corrupt_cache_entry_is_recomputed(data, tmp_path):
 
     make_session(data, tmp_path, Projector()).evaluation("model")
     db = sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite3")
-    rowids = [r for (r,) in db.execute("SELECT rowid FROM embeddings ORDER BY rowid LIMIT 2")]
-    count = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    ids = [r for (r,) in db.execute("SELECT id FROM vectors ORDER BY id LIMIT 2")]
+    count = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
     with db:
-        db.execute("UPDATE embeddings SET vec = substr(vec, 1, 20) WHERE rowid = ?", (rowids[0],))  # truncated
-        db.execute("UPDATE embeddings SET vec = zeroblob(length(vec)) WHERE rowid = ?", (rowids[1],))  # bad checksum
+        db.execute("UPDATE vectors SET vec = substr(vec, 1, 20) WHERE id = ?", (ids[0],))  # truncated
+        db.execute("UPDATE vectors SET vec = zeroblob(length(vec)) WHERE id = ?", (ids[1],))  # bad checksum
     db.close()
     again = make_session(data, tmp_path, Projector())
     again.evaluation("model")
     assert again.embedder("model").images_embedded == 2  # only the two bad entries were recomputed
     db = sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite3")
-    assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == count  # overwritten, not added
+    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == count  # overwritten, not added
     db.close()
 
 
