@@ -355,6 +355,8 @@ class EmbeddingCache:
                 conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes effect on a new, empty file
                 conn.execute("PRAGMA journal_mode = WAL")  # reads the header: a file that is not a database fails here
                 conn.execute("PRAGMA synchronous = NORMAL")  # rows are checksummed; a crash may lose the last ones
+                conn.execute("PRAGMA wal_autocheckpoint = 256")  # 4 MB of pages, then into the main file ...
+                conn.execute(f"PRAGMA journal_size_limit = {8 << 20}")  # ... and the -wal file shrinks back
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version == 0:
                     self._write(conn, lambda c: [c.execute(s) for s in _SCHEMA], raise_busy=True)
