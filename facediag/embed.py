@@ -11,20 +11,17 @@ unreadable or of the wrong shape is recomputed, never trusted.
 """
 from __future__ import annotations
 
-import hashlib
-import io
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from facediag.data.images import PREPROCESS_ID, DecodeError, normalize
-from facediag.io import atomic_write_bytes
+from facediag.cache import EmbeddingCache
+from facediag.cache import default_cache_dir as default_cache_dir  # re-exported: the Session imports it from here
+from facediag.data.images import DecodeError, normalize
 from facediag.progress import progress_bar
 
 
@@ -32,46 +29,6 @@ from facediag.progress import progress_bar
 class Item:
     key: str
     load: Callable[[], torch.Tensor]
-
-
-def default_cache_dir() -> Path:
-    if os.environ.get("FACEDIAG_CACHE"):
-        return Path(os.environ["FACEDIAG_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "facediag" / "embeddings"
-
-
-class EmbeddingCache:
-    """One small .npy per (model, preprocessing, image) under ``root``; writes are atomic."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser()
-
-    @staticmethod
-    def namespace(model_fingerprint: str) -> str:
-        return hashlib.sha256(f"{model_fingerprint}|{PREPROCESS_ID}".encode()).hexdigest()[:32]
-
-    def _path(self, namespace: str, key: str) -> Path:
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        return self.root / namespace / digest[:2] / f"{digest}.npy"
-
-    def get(self, namespace: str, key: str, dim: int | None = None) -> np.ndarray | None:
-        path = self._path(namespace, key)
-        try:
-            vec = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None  # absent or corrupt: recompute
-        if vec.dtype != np.float32 or vec.ndim != 1 or (dim is not None and vec.shape[0] != dim):
-            return None
-        return vec
-
-    def put(self, namespace: str, key: str, vec: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.save(buf, np.asarray(vec, dtype=np.float32), allow_pickle=False)
-        try:
-            atomic_write_bytes(self._path(namespace, key), buf.getvalue(), durable=False)
-        except OSError:
-            pass  # a read-only or full cache disk must not stop a run; it only costs speed
 
 
 def _safe_load(load: Callable[[], torch.Tensor]):
@@ -155,17 +112,20 @@ class Embedder:
         ns = EmbeddingCache.namespace(self.fingerprint) if self.cache else ""
         for i, item in enumerate(items):
             vec = self._memo.get(item.key)
-            if vec is None and self.cache:
-                vec = self.cache.get(ns, item.key)
             if vec is not None:
-                cached[i] = self._memo[item.key] = vec
+                cached[i] = vec
+        if self.cache:  # one batched look-up, not a round trip per image
+            stored = self.cache.get_many(ns, [items[i].key for i in range(n) if i not in cached])
+            for i in range(n):
+                if i not in cached and items[i].key in stored:
+                    cached[i] = self._memo[items[i].key] = stored[items[i].key]
         todo = [i for i in range(n) if i not in cached]
         computed, failures = self._compute([items[i] for i in todo], description)
         failures = {todo[j]: why for j, why in failures.items()}
         for j, vec in computed.items():
             cached[todo[j]] = self._memo[items[todo[j]].key] = vec
-            if self.cache:
-                self.cache.put(ns, items[todo[j]].key, vec)
+        if self.cache:
+            self.cache.put_many(ns, {items[todo[j]].key: vec for j, vec in computed.items()})
         dim = next(iter(cached.values())).shape[0] if cached else 512
         out = np.full((n, dim), np.nan, dtype=np.float32)
         for i, vec in cached.items():

@@ -65,15 +65,22 @@ def test_each_image_embedded_once_per_run_without_disk_cache(data, tmp_path):
 
 
 def test_corrupt_cache_entry_is_recomputed(data, tmp_path):
+    import sqlite3
+
     make_session(data, tmp_path, Projector()).evaluation("model")
-    files = sorted((tmp_path / "cache").rglob("*.npy"))
-    assert files
-    files[0].write_bytes(b"garbage")
-    files[1].write_bytes(files[1].read_bytes()[:20])
+    db = sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite3")
+    ids = [r for (r,) in db.execute("SELECT id FROM vectors ORDER BY id LIMIT 2")]
+    count = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+    with db:
+        db.execute("UPDATE vectors SET vec = substr(vec, 1, 20) WHERE id = ?", (ids[0],))  # truncated
+        db.execute("UPDATE vectors SET vec = zeroblob(length(vec)) WHERE id = ?", (ids[1],))  # bad checksum
+    db.close()
     again = make_session(data, tmp_path, Projector())
     again.evaluation("model")
     assert again.embedder("model").images_embedded == 2  # only the two bad entries were recomputed
-    assert len(sorted((tmp_path / "cache").rglob("*.npy"))) == len(files)
+    db = sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite3")
+    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == count  # overwritten, not added
+    db.close()
 
 
 def test_cache_key_depends_on_model_fingerprint(tmp_path):

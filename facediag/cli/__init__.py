@@ -10,6 +10,7 @@ usage (one clear line, no traceback); 3 internal error.
   render.py    render
   compare.py   compare
   bench.py     bench accuracy, bench speed
+  cache.py     cache info, cache prune, cache clear
   train.py     train-contrastive
   demo.py      demo
 """
@@ -19,6 +20,7 @@ import click
 
 from facediag import __version__
 from facediag.cli.bench import bench
+from facediag.cli.cache import cache
 from facediag.cli.compare import compare_cmd
 from facediag.cli.demo import demo
 from facediag.cli.inspect import inspect
@@ -55,7 +57,8 @@ def cli():
     """
 
 
-for _command in (inspect, run_all_cmd, run_cmd, list_checks, render, bench, train_contrastive, compare_cmd, demo):
+for _command in (inspect, run_all_cmd, run_cmd, list_checks, render, bench, train_contrastive, compare_cmd, demo,
+                 cache):
     cli.add_command(_command)
 
 

@@ -8,7 +8,9 @@ needs most of a group takes ``without(DATA_OPTIONS, "vlr_size")``.
 from __future__ import annotations
 
 import functools
+import math
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -157,6 +159,26 @@ def int_list(ctx, param, value):
     return values
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
+
+
+def byte_size(ctx, param, value):
+    """A size in bytes from 500MB, 5GB, 1.5GiB, 2e9 or 1000000 (kB, MB, GB, TB: powers of 1000; KiB, MiB,
+    GiB, TiB: powers of 1024)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    match = _SIZE.fullmatch(text)
+    try:
+        number, prefix, binary = (float(match[1]), match[2].lower(), match[3]) if match else (float(text), "", "")
+    except ValueError:  # neither 5GB-like nor a plain number of bytes (2e9)
+        number, prefix, binary = math.nan, "", ""
+    size = number * (1024 if binary else 1000) ** " kmgtp".index(prefix or " ")
+    if binary and not prefix or not 0 <= size < 2 ** 63:  # "5iB", nonsense, negative, endless
+        raise click.BadParameter(f"{value!r} is not a size: give e.g. 500MB, 5GB or 1.5GiB")
+    return int(size)
+
+
 # data
 DATA = option("--data", type=PATH, help="One data root: split per subject into gallery (first K HR images) and probes; "
                                         "or a root holding split folders (train/ + val/, gallery/ + probe/): gallery "
@@ -179,7 +201,8 @@ DSR = option("--dsr", help="Super-resolution model: a TorchScript file, or modul
 DSR_WEIGHTS = option("--dsr-weights", type=PATH, help="state_dict for --dsr module:factory.")
 BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 CACHE_DIR = option("--cache-dir", type=PATH,
-                   help="Embedding cache (default ~/.cache/facediag/embeddings or $FACEDIAG_CACHE).")
+                   help="Embedding cache folder (default $FACEDIAG_CACHE, else ~/.cache/facediag/embeddings; "
+                        "see facediag cache info).")
 NO_CACHE = option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
 ALLOW_OUTSIDE_ROOT = option("--allow-outside-root", is_flag=True,
                             help="Let a manifest CSV name files outside its own folder (absolute or ../ paths).")
