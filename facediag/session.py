@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facediag.data.images import DecodeError, downsample, header_size, load_face, load_lowres
-from facediag.data.pixels import fingerprints, sample, thumbnail_uri
+from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres
+from facediag.data.pixels import FingerprintTap, Fingerprints, grey_canvas, sample, thumbnail_uri
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
@@ -84,7 +84,8 @@ class Session:
         self._embedders: dict[str, Embedder] = embedders if embedders is not None else {}
         self._embeddings: dict[tuple[str, str], Embeddings] = {}
         self._evaluations: dict[str, Evaluation] = {}
-        self._fingerprints: dict[str, dict[str, Any]] = {}
+        self._fingerprints: dict[str, Fingerprints] = {}
+        self._tap = FingerprintTap()  # leakage fingerprints from the embedding pass's own decode
         self._dsr_lock = threading.Lock()
         self._dsr_out: tuple[torch.Tensor, dict[int, str]] | None = None
         if config.data is None and config.gallery_root is None:
@@ -226,7 +227,11 @@ class Session:
         size = self.protocol.vlr_size
 
         def lowres(p):
-            return lambda: load_lowres(p.vlr.path) if p.vlr is not None else downsample(load_face(p.hr.path), size)
+            if p.vlr is not None:  # a VLR-only probe is fingerprinted from its VLR file
+                load = _loader(load_lowres, p.vlr.path)
+                return self._tap.wrap(p.vlr.path, load, fit_canvas) if p.hr is None else load
+            hr = self._tap.wrap(p.hr.path, _loader(load_face, p.hr.path))
+            return lambda: downsample(hr(), size)
 
         def stage(batch):  # the DSR stage of the one batching engine
             with torch.inference_mode():
@@ -246,15 +251,18 @@ class Session:
             raise DecodeError(failures[i].removeprefix("unreadable: "))
         return out[i].float()
 
+    def _hr_item(self, path) -> Item:
+        """An HR image as the engine embeds it; its decode also yields its leakage fingerprint."""
+        return Item(f"hr:{file_digest(path)}", self._tap.wrap(path, _loader(load_face, path)))
+
     def _items(self, view: str) -> list[Item]:
         proto = self.protocol
         if view == "gallery":
-            return [Item(f"hr:{file_digest(r.path)}", _loader(load_face, r.path)) for r in proto.gallery]
+            return [self._hr_item(r.path) for r in proto.gallery]
         if view == "probe_hr":
-            return [Item(f"hr:{file_digest(p.hr.path)}", _loader(load_face, p.hr.path)) if p.hr
-                    else Item("none", _missing) for p in proto.probes]
+            return [self._hr_item(p.hr.path) if p.hr else Item("none", _missing) for p in proto.probes]
         if not self.probes_need_dsr:  # HR probes: the same key as the gallery view shares the cache
-            return [Item(f"hr:{file_digest(p.hr.path)}", _loader(load_face, p.hr.path)) for p in proto.probes]
+            return [self._hr_item(p.hr.path) for p in proto.probes]
         dsr_fp = self.dsr.fingerprint
         items = []
         for i, p in enumerate(proto.probes):
@@ -301,14 +309,19 @@ class Session:
         return self._evaluations[role]
 
     # ---------------------------------------------------- raw pixel access
-    def pixel_fingerprints(self, view: str = "gallery") -> dict[str, Any]:
-        """Pixel fingerprints (data.pixels.fingerprints) of a view, once per run. ``probe_hr`` uses
+    def pixel_fingerprints(self, view: str = "gallery") -> Fingerprints:
+        """Compact leakage fingerprints (data.pixels.Fingerprints) of a view, once per run: taken
+        from the embedding pass's decode where it ran, else decoded here (once). ``probe_hr`` uses
         each probe's own HR image, or its VLR file when it has none."""
         if view not in self._fingerprints:
             recs = (list(self.protocol.gallery) if view == "gallery"
                     else [p.hr if p.hr is not None else p.vlr for p in self.protocol.probes])
-            self._fingerprints[view] = fingerprints(recs)
+            self._fingerprints[view] = self._tap.fingerprints(recs)
         return self._fingerprints[view]
+
+    def grey_canvas(self, record) -> np.ndarray:
+        """The 112×112 grey canvas of one image, for the exact leakage test on candidates only."""
+        return grey_canvas(record)
 
     def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> tuple[torch.Tensor, np.ndarray]:
         """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample)."""

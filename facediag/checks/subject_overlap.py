@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from functools import lru_cache
+from typing import Any, Callable
 
 import numpy as np
 
@@ -10,6 +12,9 @@ from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
 from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
+from facediag.data.images import DecodeError
+from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs
+from facediag.data.pixels import Fingerprints
 
 
 def _canonical(subject: str) -> str:
@@ -29,43 +34,53 @@ def shift_correlation(a: np.ndarray, b: np.ndarray, shift: int = 2, margin: int 
 
     The crop keeps padding edges out; the shift search finds a re-cropped or shifted copy.
     Measured on ORL: a 1-px shifted JPEG of an image scores 0.999, two different photos of
-    the same person at most 0.981."""
+    the same person at most 0.981. All shifts at once, as windows of one view of ``b``."""
     n = a.shape[0]
+    size = n - 2 * margin
     aa = a[margin:n - margin, margin:n - margin].astype(np.float64)
     aa = aa - aa.mean()
-    best = -1.0
-    for dy in range(-shift, shift + 1):
-        for dx in range(-shift, shift + 1):
-            bb = b[margin + dy:n - margin + dy, margin + dx:n - margin + dx].astype(np.float64)
-            bb = bb - bb.mean()
-            denom = np.sqrt((aa * aa).sum() * (bb * bb).sum())
-            if denom > 0:
-                best = max(best, float((aa * bb).sum() / denom))
-    return best
+    region = b[margin - shift:n - margin + shift, margin - shift:n - margin + shift].astype(np.float64)
+    windows = np.lib.stride_tricks.sliding_window_view(region, (size, size))  # [2s+1, 2s+1, size, size]
+    sums = windows.sum(axis=(2, 3))
+    sq = np.einsum("ijkl,ijkl->ij", windows, windows) - sums * sums / aa.size  # centred sum of squares
+    cross = np.einsum("ijkl,kl->ij", windows, aa)  # aa is centred: no mean term
+    denom = np.sqrt(np.clip(sq, 0, None) * (aa * aa).sum())
+    ok = denom > 0
+    return float((cross[ok] / denom[ok]).max()) if ok.any() else -1.0
 
 
-def find_leaks(gallery: dict, probes: dict, min_corr: float, candidate_corr: float = 0.9) -> list[dict]:
-    """Gallery/probe image pairs that are the same file or the same picture at pixel level.
+def find_leaks(a: Fingerprints, b: Fingerprints, min_corr: float, canvas: Callable[[Any], np.ndarray],
+               candidate_corr: float = CANDIDATE_CORRELATION, names: tuple[str, str] = ("gallery", "probe"),
+               ) -> list[dict]:
+    """Image pairs of ``a`` × ``b`` that are the same file or the same picture at pixel level.
 
-    ``gallery``/``probes``: {"paths", "digests", "thumbs", "greys"} from Session.pixel_fingerprints().
-    Embedding similarity cannot tell a 1-px shift from another photo of the person; pixels can.
-    Small thumbnails pick candidates cheaply; a shift-tolerant full-resolution test decides."""
+    ``a``/``b``: compact fingerprints (Session.pixel_fingerprints); ``canvas(record)``: the grey
+    112×112 canvas of one image, decoded again only for candidates. Embedding similarity cannot
+    tell a 1-px shift from another photo of the person; pixels can. Thumbnail correlation picks
+    candidates without any A × B matrix; the shift-tolerant full-resolution test decides."""
     leaks = []
-    by_digest = defaultdict(list)
-    for i, d in enumerate(gallery["digests"]):
-        by_digest[d].append(i)
     identical = set()
-    for j, d in enumerate(probes["digests"]):
-        for i in by_digest.get(d, []):
-            identical.add((i, j))
-            leaks.append({"kind": "identical", "gallery": gallery["paths"][i], "probe": probes["paths"][j]})
-    corr = gallery["thumbs"] @ probes["thumbs"].T
-    for i, j in zip(*np.nonzero(corr >= candidate_corr)):
+    for i, j in zip(*identical_pairs(a.digests, b.digests)):
+        identical.add((int(i), int(j)))
+        leaks.append({"kind": "identical", names[0]: str(a.records[i].path), names[1]: str(b.records[j].path)})
+    rows_a, rows_b, _ = candidate_pairs(a.thumbs, b.thumbs, candidate_corr)
+
+    @lru_cache(maxsize=1024)  # candidates come sorted by a: each image is decoded about once
+    def grey(side: int, row: int) -> np.ndarray | None:
+        try:
+            return canvas((a, b)[side].records[row])
+        except (DecodeError, OSError):
+            return None  # read once, unreadable now: not evidence of a leak
+
+    for i, j in zip(rows_a.tolist(), rows_b.tolist()):
         if (i, j) in identical:
             continue
-        c = shift_correlation(gallery["greys"][i], probes["greys"][j])
+        ga, gb = grey(0, i), grey(1, j)
+        if ga is None or gb is None:
+            continue
+        c = shift_correlation(ga, gb)
         if c >= min_corr:
-            leaks.append({"kind": "near-duplicate", "gallery": gallery["paths"][i], "probe": probes["paths"][j],
+            leaks.append({"kind": "near-duplicate", names[0]: str(a.records[i].path), names[1]: str(b.records[j].path),
                           "correlation": round(c, 4)})
     return leaks
 
@@ -104,7 +119,7 @@ class SubjectOverlap(Check):
         per_subject = Counter(r.subject for r in ctx.index.hr)
         single = sorted(s for s, c in per_subject.items() if c == 1)
         leaks = find_leaks(ctx.pixel_fingerprints("gallery"), ctx.pixel_fingerprints("probe_hr"),
-                           params["near_duplicate_correlation"])
+                           params["near_duplicate_correlation"], ctx.grey_canvas)
         exact = [x for x in leaks if x["kind"] == "identical"]
         near = [x for x in leaks if x["kind"] == "near-duplicate"]
         metrics = {

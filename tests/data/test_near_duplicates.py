@@ -1,0 +1,122 @@
+"""The leakage candidate index: identical files by digest, near-duplicate candidates by chunked
+thumbnail correlation, and the whole search at a scale of thousands of images."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facediag.checks.subject_overlap import find_leaks
+from facediag.data.images import fit_canvas, load_face, to_tensor01
+from facediag.data.index import Record
+from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs
+from facediag.data.pixels import FingerprintTap, grey_canvas, thumbnail
+from facediag.demo.faces import draw_subject
+
+
+def _unit(rng, n, d=64):
+    x = rng.normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+
+def test_identical_pairs_are_every_equal_digest_pair():
+    rng = np.random.default_rng(0)
+    pool = np.array([bytes(rng.integers(0, 256, 32, dtype=np.uint8)) for _ in range(30)], dtype="S32")
+    a, b = pool[rng.integers(0, 30, 200)], pool[rng.integers(0, 30, 150)]
+    got = set(zip(*map(np.ndarray.tolist, identical_pairs(a, b))))
+    want = {(i, j) for i in range(len(a)) for j in range(len(b)) if a[i] == b[j]}
+    assert got == want and len(want) > 150
+
+
+def test_candidate_pairs_equal_the_all_pairs_threshold_across_chunks():
+    """Blocks of 7 × 7 over 50 × 40 rows: every block edge is crossed, and offsets must be right."""
+    rng = np.random.default_rng(1)
+    a, b = _unit(rng, 50), _unit(rng, 40)
+    b[::3] = a[5:5 + len(b[::3])]  # planted copies among random vectors
+    full = a.astype(np.float32) @ b.astype(np.float32).T
+    ra, rb, corr = candidate_pairs(a, b, 0.3, chunk=7)
+    assert set(zip(ra.tolist(), rb.tolist())) == set(zip(*np.nonzero(full >= 0.3)))
+    np.testing.assert_allclose(corr, full[ra, rb], rtol=1e-5)
+    assert (np.diff(ra) >= 0).all()  # sorted by a: the exact test decodes each a once
+
+
+def _shifted_jpeg(img: Image.Image, dx: int, dy: int, quality: int = 90) -> Image.Image:
+    arr = np.asarray(img)
+    out = arr.copy()
+    out[:, dx:] = arr[:, :arr.shape[1] - dx] if dx else arr
+    out[dy:] = out[:arr.shape[0] - dy].copy() if dy else out
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def _canvas(img: Image.Image) -> torch.Tensor:
+    return fit_canvas(to_tensor01(np.asarray(img.convert("RGB"))))
+
+
+def test_a_shifted_jpeg_copy_is_always_a_candidate_of_its_original():
+    faces = [img for i in range(40) for img in draw_subject(3, "train", i, 2)]
+    originals = np.stack([thumbnail(_canvas(f)) for f in faces])
+    for dx, dy in [(1, 0), (0, 1), (1, 1), (2, 0)]:
+        copies = np.stack([thumbnail(_canvas(_shifted_jpeg(f, dx, dy))) for f in faces])
+        ra, rb, _ = candidate_pairs(originals, copies)
+        found = set(zip(ra.tolist(), rb.tolist()))
+        assert all((k, k) in found for k in range(len(faces))), (dx, dy)  # recall 1.0
+
+
+def test_every_planted_copy_the_exact_test_accepts_on_orl_is_a_candidate(orl_root):
+    """Recall 1.0 on ORL: the candidate threshold was set from these pairs, with a margin."""
+    paths = sorted(orl_root.glob("s*/*.pgm"))[::4]
+    rng = np.random.default_rng(0)
+    from facediag.checks.subject_overlap import shift_correlation
+
+    accepted = 0
+    for p in paths:
+        original = load_face(p)
+        dx, dy = (int(v) for v in rng.integers(0, 3, 2))
+        copy = _canvas(_shifted_jpeg(Image.open(p).convert("RGB"), dx, dy, int(rng.choice([50, 75, 90]))))
+        if shift_correlation(original.mean(0).numpy(), copy.mean(0).numpy()) >= 0.995:
+            accepted += 1
+            corr = float(thumbnail(original).astype(np.float32) @ thumbnail(copy).astype(np.float32))
+            assert corr >= CANDIDATE_CORRELATION, p
+    assert accepted >= 30
+
+
+def test_planted_copies_among_thousands_of_images_are_all_found_and_nothing_else(tmp_path):
+    """2,000 synthetic faces (400 people × 5 pictures: 2 enrolled, 3 probed) and 8 planted probes
+    that are enrolled pictures again, shifted by a pixel and saved as JPEG."""
+    gallery, probes, planted = [], [], set()
+    for i in range(400):
+        folder = tmp_path / f"p{i:04d}"
+        folder.mkdir()
+        for k, img in enumerate(draw_subject(7, "train", i, 5)):
+            path = folder / f"{k}.png"
+            img.save(path, compress_level=1)
+            (gallery if k < 2 else probes).append(Record(path, folder.name))
+    rng = np.random.default_rng(0)
+    for n, g in enumerate(rng.choice(len(gallery), 8, replace=False)):
+        src = gallery[g]
+        path = tmp_path / src.subject / f"leak{n}.jpg"
+        _shifted_jpeg(Image.open(src.path).convert("RGB"), 1, n % 2).save(path, quality=90)
+        probes.append(Record(path, src.subject))
+        planted.add((str(src.path), str(path)))
+    tap = FingerprintTap()
+    leaks = find_leaks(tap.fingerprints(gallery), tap.fingerprints(probes), 0.995, grey_canvas)
+    assert {(x["gallery"], x["probe"]) for x in leaks} == planted
+    assert all(x["kind"] == "near-duplicate" for x in leaks)
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_a_candidate_unreadable_on_its_second_decode_is_not_a_leak(tmp_path, corrupt):
+    img = draw_subject(1, "train", 2, 1)[0]  # a face whose 1-px JPEG copy scores 0.9993
+    a, b = tmp_path / "a.png", tmp_path / "b.jpg"
+    img.save(a)
+    _shifted_jpeg(img, 1, 0).save(b, quality=90)
+    tap = FingerprintTap()
+    fa, fb = tap.fingerprints([Record(a, "x")]), tap.fingerprints([Record(b, "x")])
+    if corrupt:
+        b.write_bytes(b"not an image")
+    leaks = find_leaks(fa, fb, 0.995, grey_canvas)
+    assert [x["kind"] for x in leaks] == ([] if corrupt else ["near-duplicate"])

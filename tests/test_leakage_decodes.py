@@ -1,0 +1,91 @@
+"""The embedding pass and the leakage test together decode each image once per run: the
+leakage fingerprints are tapped from the embedding pass's decode; an image served from the
+embedding cache is decoded once by the leakage test; only candidates are decoded again."""
+import uuid
+from collections import Counter
+
+import pytest
+import torch
+
+import facediag.data.images as images
+from facediag.checks.registry import get_check, run_check
+from facediag.data.near_duplicates import candidate_pairs
+from facediag.demo.faces import draw_subject
+from facediag.session import Session, SessionConfig
+from helpers import loaded_model
+
+
+@pytest.fixture
+def faces(tmp_path):
+    for i in range(12):
+        (tmp_path / "data" / f"p{i:02d}").mkdir(parents=True)
+        for k, img in enumerate(draw_subject(5, "train", i, 5)):
+            img.save(tmp_path / "data" / f"p{i:02d}" / f"{k}.png")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Every file decode, by path (load_face and load_lowres both read through read_rgb)."""
+    counts = Counter()
+    real = images.read_rgb
+
+    def counting(path):
+        counts[str(path)] += 1
+        return real(path)
+    monkeypatch.setattr(images, "read_rgb", counting)
+    return counts
+
+
+def _model():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 32))
+    return loaded_model(module, sha256=uuid.uuid4().hex)  # a fresh cache namespace per test
+
+
+def _session(data, cache, model, vlr_size):
+    cfg = SessionConfig(data=data, vlr_size=vlr_size, cache_dir=cache, progress=False, device="cpu")
+    return Session(cfg, models={"model": model})
+
+
+def _overlap(session):
+    res = run_check(get_check("subject-overlap")(), session, {"near_duplicate_correlation": 0.995,
+                                                             "max_open_set_share": 0.5}, session.available)
+    assert res.status.name == "PASS", res.summary
+    return res
+
+
+def _candidate_files(session):
+    g, p = session.pixel_fingerprints("gallery"), session.pixel_fingerprints("probe_hr")
+    ra, rb, _ = candidate_pairs(g.thumbs, p.thumbs)
+    return Counter([g.paths[i] for i in set(ra.tolist())] + [p.paths[j] for j in set(rb.tolist())])
+
+
+def _all_files(data):
+    return {str(p) for p in data.rglob("*.png")}
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_each_image_is_decoded_once_per_run_besides_candidates(faces, tmp_path, decodes, warm):
+    model = _model()
+    if warm:  # a first run fills the cache; the second embeds nothing and decodes for leakage only
+        _session(faces, tmp_path / "cache", model, None).evaluation("model")
+        decodes.clear()
+    session = _session(faces, tmp_path / "cache", model, None)  # HR probes: one view per image
+    session.evaluation("model")
+    _overlap(session)
+    again = _candidate_files(session)
+    assert sum(again.values()) < len(_all_files(faces)) / 4  # the exact test re-reads few
+    assert {p: decodes[p] - (p in again) for p in _all_files(faces)} == {p: 1 for p in _all_files(faces)}
+
+
+def test_the_leakage_test_adds_no_decode_to_a_run_with_low_resolution_probes(faces, tmp_path, decodes):
+    """With 16 px probes the embedding pass reads a probe's HR file for the DSR input and again
+    for its own HR view; subject-overlap adds nothing beyond the candidates."""
+    session = _session(faces, tmp_path / "cache", _model(), 16)
+    session.evaluation("model")
+    before = Counter(decodes)
+    _overlap(session)
+    again = _candidate_files(session)
+    assert {p: decodes[p] - before[p] for p in _all_files(faces) if decodes[p] != before[p]} == \
+        {p: 1 for p in again}
