@@ -13,6 +13,7 @@ too many to keep. They are summarised while the scores are computed, chunk by ch
 - a deterministic sample of pairs (the matching pass picks them), the same pairs for any
   model on the same probes and templates, so a bootstrap of two models stays paired. When the impostor count is at most
   ``EXACT_LIMIT`` the sample is every pair and every metric is exactly the all-pairs one.
+  The sample's share of pairs is ``sample_fraction`` (1.0 when exact).
 """
 from __future__ import annotations
 
@@ -23,8 +24,15 @@ import numpy as np
 SCALE = 2 ** 15
 BINS = 2 * SCALE                 # bins over [-1, 1)
 BIN_WIDTH = 1.0 / SCALE
-EXACT_LIMIT = 1 << 22            # impostor pairs kept exactly (4.2M: 17 MB of float32 + indices)
-TOP_LIMIT = 1 << 21              # highest impostor scores kept when not every pair is
+EXACT_LIMIT = 1 << 22            # impostor pairs kept exactly (4.2M pairs, 67 MB with their ids)
+SAMPLE_SIZE = 1 << 20            # pairs sampled (for the bootstrap and 10-fold) when not every pair is kept
+TOP_SHARE, TOP_MIN, TOP_MAX = 1e-3, 10_000, 1 << 21  # highest impostor scores kept: TAR@FAR exact to FAR 1e-3
+
+
+def top_size(n_impostors: int) -> int:
+    """How many of the highest impostor scores a summary keeps: every TAR@FAR down to the lowest
+    FAR the count supports (n·FAR >= 10) and up to FAR 1e-3 is then exact (up to n = 2·10^9)."""
+    return int(min(TOP_MAX, max(TOP_MIN, np.ceil(TOP_SHARE * n_impostors) + 1)))
 
 
 def bin_index(scores) -> np.ndarray:
@@ -107,14 +115,15 @@ class ImpostorStream:
     """Accumulates a matching pass's impostor scores into an ImpostorScores.
 
     ``n_expected``, the number of impostor pairs the pass will see (known before it starts),
-    decides whether every pair is kept (<= exact_limit) or only a sample of about exact_limit
-    pairs, the histogram and the kept top. The matching pass feeds it: ``add_exact`` in the
+    decides whether every pair is kept (<= exact_limit) or only a sample of about sample_size
+    pairs, the histogram and the kept top (top_size). The matching pass feeds it: ``add_exact`` in the
     first case; ``add_histogram``, ``add_sample`` and ``offer_top`` in the second."""
 
-    def __init__(self, n_expected: int, top_limit: int = TOP_LIMIT, exact_limit: int = EXACT_LIMIT):
+    def __init__(self, n_expected: int, top_limit: int | None = None, exact_limit: int = EXACT_LIMIT,
+                 sample_size: int = SAMPLE_SIZE):
         self.exact = n_expected <= exact_limit
-        self.keep = 1.0 if self.exact else exact_limit / n_expected
-        self.top_limit = top_limit
+        self.keep = 1.0 if self.exact else min(sample_size, exact_limit) / n_expected  # < 1: not every pair
+        self.top_limit = top_size(n_expected) if top_limit is None else top_limit
         self.n, self.total, self.total_sq = 0, 0.0, 0.0
         self.histogram = np.zeros(BINS, np.int64)
         self._top: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []

@@ -53,7 +53,7 @@ class Matching:
 
 def match(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids: np.ndarray, *,
           thresholds=(), device: str | torch.device = "cpu", chunk_cells: int = CHUNK_CELLS,
-          exact_limit: int | None = None, top_limit: int | None = None) -> Matching:
+          exact_limit: int | None = None, top_limit: int | None = None, sample_size: int | None = None) -> Matching:
     """Match L2-normalised probes [P, D] against L2-normalised templates [S, D].
 
     ``own[i]``: probe i's template column or -1; ``probe_ids``: a stable id per probe (its protocol
@@ -63,7 +63,8 @@ def match(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids:
     own = np.asarray(own, np.int64)
     mated = own >= 0
     n_imp = n_p * n_t - int(mated.sum())
-    limits = {k: v for k, v in (("exact_limit", exact_limit), ("top_limit", top_limit)) if v is not None}
+    limits = {k: v for k, v in (("exact_limit", exact_limit), ("top_limit", top_limit), ("sample_size", sample_size))
+              if v is not None}
     stream = ImpostorStream(n_imp, **limits)
     k = min(n_t, RANK_LIMIT + 1)
     thresholds = tuple(float(t) for t in dict.fromkeys(thresholds))
@@ -71,9 +72,8 @@ def match(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids:
     dev = torch.device(device)
     tmpl = torch.as_tensor(np.ascontiguousarray(templates, dtype=np.float32), device=dev)
     sample_cols = 0 if stream.exact else max(1, int(np.ceil(stream.keep * n_t)))
-    if not stream.exact:  # moments of a probe's row of scores without the row: p·Σt and pᵀ(TᵀT)p
-        tmpl64 = tmpl.double()
-        t_sum, gram = tmpl64.sum(0), tmpl64.T @ tmpl64
+    if not stream.exact:  # moments of the scores without the scores: Σ_t p·t = p·Σt, Σ_p,t (p·t)² = <TᵀT, PᵀP>
+        t_sum, gram = tmpl.sum(0), (tmpl.T @ tmpl).double()
     step = max(1, chunk_cells // max(n_t, 1))
     for a in range(0, n_p, step):
         b = min(a + step, n_p)
@@ -109,15 +109,12 @@ def match(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids:
             stream.add_exact(vals_imp.cpu().numpy(), ids[rows.cpu().numpy()], cols.cpu().numpy())
             out["imp_sum"].append(torch.zeros(b - a, dtype=torch.float64, device=dev).index_add_(0, rows, vals_imp))
         else:
-            p64 = p.double()
-            row_sum = p64 @ t_sum - g0
-            row_sq = ((p64 @ gram) * p64).sum(1) - g0 ** 2
+            row_sum = (p @ t_sum).double() - g0
+            total_sq = float((gram * (p.T @ p).double()).sum() - (g0 ** 2).sum())
             out["imp_sum"].append(row_sum)
-            stream.add_moments(int((b - a) * n_t - mated_c.sum()), float(row_sum.sum()), float(row_sq.sum()))
-            hist = torch.bincount((torch.floor(scores * SCALE).long() + SCALE).clamp_(0, BINS - 1).view(-1),
-                                  minlength=BINS)
-            g_bins = np.bincount(bin_index(genuine[mated_c].cpu().numpy()), minlength=BINS)
-            stream.add_histogram(hist.cpu().numpy() - g_bins)
+            stream.add_moments(int((b - a) * n_t - mated_c.sum()), float(row_sum.sum()), total_sq)
+            stream.add_histogram(_histogram(scores) - np.bincount(bin_index(genuine[mated_c].cpu().numpy()),
+                                                                 minlength=BINS))
             _sample(stream, scores, own_c, ids, sample_cols)
             _offer_top(stream, scores, vals, idx, own_c, ids, k < n_t)
     cat = {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
@@ -128,6 +125,15 @@ def match(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids:
                     impostor_sum=cat["imp_sum"].astype(np.float64),
                     false_accepts={t: cat[t].astype(np.int64) for t in thresholds},
                     impostors=stream.result(), n_templates=n_t)
+
+
+def _histogram(scores) -> np.ndarray:
+    """Counts per bin (metrics.streaming.bin_index) of a block of scores: int32 bins, counted by
+    numpy on the CPU (about twice as fast as torch.bincount there), by torch on a GPU."""
+    bins = torch.floor(scores * SCALE).to(torch.int32).add_(SCALE).clamp_(0, BINS - 1).view(-1)
+    if bins.device.type != "cpu":
+        return torch.bincount(bins, minlength=BINS).cpu().numpy()
+    return np.bincount(bins.numpy(), minlength=BINS)
 
 
 def _sample(stream: ImpostorStream, scores, own_c, ids: np.ndarray, n_cols: int) -> None:
@@ -145,18 +151,23 @@ def _sample(stream: ImpostorStream, scores, own_c, ids: np.ndarray, n_cols: int)
 
 
 def _offer_top(stream: ImpostorStream, scores, vals, idx, own_c, ids: np.ndarray, partial: bool) -> None:
-    """Impostor scores above the kept top's floor. A row's top-k has them all unless its k-th
-    best is itself above the floor: only such rows are scanned in full."""
+    """Impostor scores at or above the kept top's floor. A row's top-k has them all unless its k-th
+    best is itself above the floor: only such rows are scanned in full. Before the kept top is
+    full, the floor is provisional: the top_limit-th best of the block's top-k scores (at least
+    top_limit scores of the block reach it, so none of the final top is below it)."""
     floor = stream.floor
-    full_rows = (vals[:, -1] > floor).nonzero(as_tuple=True)[0] if partial else torch.zeros(0, dtype=torch.long)
-    in_top = (vals > floor) & (idx != own_c[:, None])
-    if partial and len(full_rows):
+    in_top_k = torch.where(idx != own_c[:, None], vals, torch.full_like(vals, -np.inf))
+    if floor == -np.inf and partial and in_top_k.numel() >= stream.top_limit:
+        floor = float(in_top_k.flatten().topk(stream.top_limit).values[-1])
+    full_rows = (vals[:, -1] >= floor).nonzero(as_tuple=True)[0] if partial else torch.zeros(0, dtype=torch.long)
+    in_top = in_top_k >= floor
+    if len(full_rows):
         in_top[full_rows] = False
     rows, pos = in_top.nonzero(as_tuple=True)
     parts = [(vals[rows, pos], rows, idx[rows, pos])]
     if len(full_rows):
         sub = scores[full_rows]
-        hit = (sub > floor)
+        hit = sub >= floor
         own_sub = own_c[full_rows]
         hit[torch.arange(len(full_rows), device=sub.device)[own_sub >= 0], own_sub[own_sub >= 0]] = False
         rr, cc = hit.nonzero(as_tuple=True)
