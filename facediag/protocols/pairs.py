@@ -124,9 +124,7 @@ def load_pair_set(path: str | Path, images_root: str | Path | None = None, *,
         raise DataError(f"{path}: no such pairs file")
     suffix = path.suffix.lower()
     if suffix == ".bin":
-        if images_root is not None:
-            raise DataError(f"{display_name(path)}: a .bin holds its images; --images applies to pairs.txt and CSV")
-        return read_bin(path)
+        return read_bin(path)  # a .bin holds its images: --images is for pairs.txt and CSV
     if suffix == ".csv":
         return read_pairs_csv(path, images_root, allow_outside_root=allow_outside_root)
     if images_root is None:
@@ -296,7 +294,8 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
         raise DataError(f"{root}: --images must be a folder")
     rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     rows = [(i + 1, [f.strip() for f in r]) for i, r in enumerate(rows) if any(f.strip() for f in r)]
-    if rows and rows[0][1][2:3] and rows[0][1][2].lower() not in _TRUE | _FALSE:
+    first = [c.lower() for c in rows[0][1]] if rows else []
+    if first[:3] == ["path1", "path2", "same"] or (first[2:3] and first[2] not in _TRUE | _FALSE):
         columns = [c.lower() for c in rows.pop(0)[1]]
         if columns[:3] != ["path1", "path2", "same"] or columns[3:] not in ([], ["fold"]):
             raise DataError(f"{name}: the header must be path1,path2,same[,fold] (found {','.join(columns)})")
@@ -364,10 +363,12 @@ def _face_loader(p: Path):
 
 
 def _relative(p: Path, root: Path) -> str:
-    try:
-        return str(p.relative_to(root.resolve()))
-    except ValueError:
-        return str(p)
+    for base in (root, root.resolve()):
+        try:
+            return str(p.relative_to(base))
+        except ValueError:
+            continue
+    return str(p)
 
 
 __all__ = ["MAX_BIN_BYTES", "PairImage", "PairSet", "load_pair_set", "read_bin", "read_pairs_csv",
