@@ -1,4 +1,4 @@
-"""bench accuracy and bench speed."""
+"""bench accuracy, bench speed and bench verification."""
 from __future__ import annotations
 
 import click
@@ -6,13 +6,18 @@ import click
 from facediag.models.presets import DEFAULT_THRESHOLD
 
 from facediag.cli.options import (
+    ALLOW_OUTSIDE_ROOT,
     ARCH,
     AS_JSON,
+    BATCH_SIZE,
+    CACHE_DIR,
     DATA_OPTIONS,
     DEVICE,
     N_BOOT,
+    NO_CACHE,
     OUT,
     PATH,
+    QUIET,
     command_line,
     console,
     handle_errors,
@@ -29,11 +34,13 @@ BENCH_DATA_OPTIONS = without(DATA_OPTIONS, "vlr_size", "train_root")
 
 @click.group()
 def bench():
-    """Benchmark checkpoints: accuracy per probe resolution (and DSR vs bicubic), speed and size.
+    """Benchmark checkpoints: accuracy per probe resolution (and DSR vs bicubic), speed and size,
+    and the standard verification sets with the published figures beside ours.
 
     \b
     Examples:
       facediag bench accuracy -w edgeface_xxs.pt --data orl_faces --resolutions 12,16,24,32,hr
+      facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --pairs agedb_30.bin
       facediag bench speed --variant xxs --variant base --device cpu --batch-sizes 1,8,64
     """
 
@@ -143,4 +150,55 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
                          threads=threads, dtype=dtype, compile=compile_, channels_last=channels_last,
                          warmup=warmup, iters=iters, min_seconds=min_seconds, timing=not no_timing, arch=arch,
                          command=command_line())
+    _bench_output(report, out, as_json)
+
+
+@bench.command("verification")
+@click.option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
+              help="A checkpoint; repeat to compare several in one table.")
+@click.option("--label", "labels", multiple=True, help="A name per --weights, in the same order (default: file stem).")
+@ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@click.option("--pairs", "pairs", multiple=True, required=True, type=PATH,
+              help="A pair set: insightface .bin, LFW-style pairs.txt or CSV path1,path2,same[,fold]; repeatable.")
+@click.option("--images", "images", type=PATH,
+              help="Image root of pairs.txt (ROOT/name/name_000n.jpg) and CSV files (default for CSV: its folder).")
+@click.option("--no-flip", is_flag=True, help="Embed each image alone (the reference adds its mirror image's embedding).")
+@ALLOW_OUTSIDE_ROOT(help="Let a CSV of pairs name files outside its image root (absolute or ../ paths).")
+@DEVICE()
+@BATCH_SIZE()
+@CACHE_DIR()
+@NO_CACHE()
+@QUIET()
+@OUT(help="Write bench-verification.json/.html/.md here.")
+@AS_JSON()
+@handle_errors
+def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, allow_outside_root, device, batch_size,
+                           cache_dir, no_cache, quiet, out, as_json):
+    """Accuracy (mean ± std over 10 folds), VAL@FAR=1e-3, ROC AUC, EER, TAR@FAR and XNorm on
+    verification pair sets, with EdgeFace's published accuracy and the difference where the
+    set (lfw, calfw, cplfw, cfp_fp, agedb_30, from the file name) and the variant match.
+
+    The protocol is the reference's (insightface verification.py): embedding of the image plus
+    that of its mirror image, L2-normalised, squared L2 distance; 10 consecutive folds, each
+    fold's threshold (0 to 4, step 0.01) the first with the best accuracy on the other nine;
+    ± is the std over the test folds. A .bin is read with an unpickler that admits only
+    images and booleans: one that would run code is refused and nothing runs.
+
+    \b
+    Examples:
+      facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --pairs cfp_fp.bin --pairs agedb_30.bin
+      facediag bench verification -w a.pt -w b.pt --pairs lfw/pairs.txt --images lfw/ --out reports/ver
+      facediag bench verification -w ft.pt --pairs my_pairs.csv --no-flip --json
+    """
+    from facediag.bench.verification import bench_verification
+    from facediag.outputs import check_outputs
+
+    if labels and len(labels) != len(weights):
+        raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
+    check_outputs(_bench_outputs("verification", out),
+                  inputs=[("--weights", list(weights)), ("--pairs", list(pairs))], roots=[("--images", images)])
+    report = bench_verification(list(weights), list(pairs), images_root=images, flip=not no_flip,
+                                labels=list(labels) or None, arch=arch, device=device, batch_size=batch_size,
+                                cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
+                                allow_outside_root=allow_outside_root, command=command_line())
     _bench_output(report, out, as_json)

@@ -343,6 +343,20 @@ def _globals_in_checkpoint(path: Path, kind: str) -> set[str]:
         raise CheckpointError(f"{name}: corrupt pickle (truncated?): {_one_line(e)}") from None
 
 
+def scan_pickle_globals(stream, name: str, pickles: int = 1) -> set[str]:
+    """Every 'module.name' a plain pickle stream names, from the same dry scan (opcode count,
+    nesting, allocation sizes; nothing built, nothing imported). For other pickled formats
+    (verification ``.bin`` sets), which then unpickle with their own allow-list."""
+    scan = _PickleScan(name)
+    try:
+        scan.run(stream, pickles)
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - opcodes that do not parse: bad input
+        raise CheckpointError(f"{name}: corrupt pickle (truncated?): {_one_line(e)}") from None
+    return scan.globals
+
+
 class _Global(str):
     """A GLOBAL's 'module.name' on the scan's stack (not a string literal)."""
 
@@ -489,6 +503,11 @@ class _PickleScan:
         if total > self.storage_budget:
             self.refuse(f"the pickle declares {_mib(total)} of tensor data, more than the "
                         f"file holds ({_mib(self.storage_budget)})")
+
+
+def is_gadget(path: str) -> bool:
+    """Whether a pickled global can only mean "run something" (os.system, builtins.eval ...)."""
+    return _is_gadget(path)
 
 
 def _is_gadget(path: str) -> bool:
@@ -719,5 +738,5 @@ def _mib(n: int) -> str:
 
 __all__ = ["MAX_DEPTH", "MAX_INFLATION", "MAX_OBJECTS", "MAX_PICKLE_BYTES", "MAX_PICKLE_OPS",
            "MAX_ZIP_MEMBERS", "RawCheckpoint", "StandIn", "check_structure",
-           "check_torchscript_archive", "check_zip_archive", "clip", "display_name", "load_pickled",
-           "quiet_torch_deprecations", "read_weights_file", "sniff_format", "to_plain"]
+           "check_torchscript_archive", "check_zip_archive", "clip", "display_name", "is_gadget", "load_pickled",
+           "quiet_torch_deprecations", "read_weights_file", "scan_pickle_globals", "sniff_format", "to_plain"]

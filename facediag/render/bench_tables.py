@@ -104,11 +104,46 @@ def _num(value) -> str:
     return "—" if value is None else format_value(float(value))
 
 
+def _pct(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}"
+
+
+def verification_tables(report: BenchReport):
+    """One table: pair sets × checkpoints, the published figure and the difference beside ours."""
+    fars = [f"{f:g}" for f in report.settings.get("fars", [])]
+    header = (["set", "checkpoint", "variant", "accuracy % (± std)", "published %", "Δ pp",
+               f"VAL@FAR={report.settings.get('val_far_target', 1e-3):g} %"]
+              + [f"TAR@FAR {f}" for f in fars] + ["AUC", "EER", "XNorm", "pairs (same/diff)"])
+    cells, unsupported = [], {}
+    for r in report.rows:
+        tar = r.get("tar_at_far", {})
+        for f in fars:
+            if tar.get(f) is None and r.get("tar_unsupported", {}).get(f):
+                unsupported[f] = r["tar_unsupported"][f]
+        val = "—" if r.get("val_at_far") is None else f"{_pct(r['val_at_far'])} ± {_pct(r.get('val_std'))}"
+        cells.append([r["set"], r["checkpoint"], str(r.get("variant", "")),
+                      f"{_pct(r['accuracy'])} ± {_pct(r['accuracy_std'])}", _pct(r.get("published")),
+                      "—" if r.get("published_delta_pp") is None else f"{r['published_delta_pp']:+.2f}", val]
+                     + [_rate(tar.get(f)) for f in fars]
+                     + [_rate(r.get("auc")), _rate(r.get("eer")), _fixed(r.get("xnorm")),
+                        f"{r['n_pairs']} ({r['n_genuine']}/{r['n_impostor']})"])
+    d = report.dataset or {}
+    foot = [f"protocol: {d.get('protocol', '')}",
+            f"published: {report.settings.get('published_source', '')}, shown where the pair file's name "
+            "(lfw, calfw, cplfw, cfp_fp, agedb_30) and the checkpoint's variant match; Δ = ours − published",
+            "AUC, EER and TAR@FAR: over all pairs pooled (cosine of the same embeddings), not per fold; "
+            "XNorm: mean raw embedding norm over every image and view."]
+    foot += [f"TAR@FAR {f}: not reported ({why})" for f, why in unsupported.items()]
+    return [("Verification sets (reference protocol)", header, cells, foot)]
+
+
+_TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": verification_tables}
+
+
 def tables(report: BenchReport):
     """(title, header, cell rows, footnotes) per table; columns empty in every row are left out."""
     out = []
-    for title, header, rows, foot in (accuracy_tables(report) if report.kind == "accuracy"
-                                      else speed_tables(report)):
+    for title, header, rows, foot in _TABLES[report.kind](report):
         keep = [i for i in range(len(header)) if not rows or any(row[i] not in ("—", "n/a") for row in rows)]
         out.append((title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows], foot))
     return out
@@ -119,7 +154,13 @@ def context_lines(report: BenchReport) -> list[str]:
     for label, info in report.checkpoints.items():
         sha = f", sha256 {str(info['sha256'])[:12]}" if info.get("sha256") else ""
         lines.append(f"checkpoint {label}: {info.get('path') or 'random weights'} ({info.get('variant')}{sha})")
-    if report.dataset:
+    if report.dataset and report.kind == "verification":
+        for s in report.dataset.get("sets", []):
+            lines.append(f"pairs {s.get('source')} ({s.get('format')}): {s.get('pairs')} pairs, "
+                         f"{s.get('same')} same / {s.get('different')} different, {s.get('images')} images"
+                         + (f" under {s['images_root']}" if s.get("images_root") else "")
+                         + (", folds from the file" if s.get("folds_from_file") else ""))
+    elif report.dataset:
         d = report.dataset
         counts = d.get("counts") or {}
         lines.append(f"data {d.get('root')}: {d.get('protocol', '')}; "

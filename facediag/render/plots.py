@@ -282,7 +282,8 @@ _DRAWERS: dict[str, Callable[[Any, list[Entry]], str | None]] = {
 # ------------------------------------------------------------------------------ bench
 def bench_plots(report: BenchReport) -> list[tuple[str, str]]:
     """(title, PNG data URI) of each plot: rank-1 vs resolution, or throughput vs batch size."""
-    fig = _accuracy_figure(report) if report.kind == "accuracy" else _speed_figure(report)
+    figure = {"accuracy": _accuracy_figure, "speed": _speed_figure}.get(report.kind)
+    fig = figure(report) if figure else None  # verification: the table is the result
     if fig is None:
         return []
     import io
