@@ -119,8 +119,10 @@ class ImpostorStream:
     pairs, the histogram and the kept top (top_size). The matching pass feeds it: ``add_exact`` in the
     first case; ``add_histogram``, ``add_sample`` and ``offer_top`` in the second."""
 
-    def __init__(self, n_expected: int, top_limit: int | None = None, exact_limit: int = EXACT_LIMIT,
-                 sample_size: int = SAMPLE_SIZE):
+    def __init__(self, n_expected: int, top_limit: int | None = None, exact_limit: int | None = None,
+                 sample_size: int | None = None):
+        exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
+        sample_size = SAMPLE_SIZE if sample_size is None else sample_size
         self.exact = n_expected <= exact_limit
         self.keep = 1.0 if self.exact else min(sample_size, exact_limit) / n_expected  # < 1: not every pair
         self.top_limit = top_size(n_expected) if top_limit is None else top_limit

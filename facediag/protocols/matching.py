@@ -156,11 +156,11 @@ def _offer_top(stream: ImpostorStream, scores, vals, idx, own_c, ids: np.ndarray
     full, the floor is provisional: the top_limit-th best of the block's top-k scores (at least
     top_limit scores of the block reach it, so none of the final top is below it)."""
     floor = stream.floor
-    in_top_k = torch.where(idx != own_c[:, None], vals, torch.full_like(vals, -np.inf))
-    if floor == -np.inf and partial and in_top_k.numel() >= stream.top_limit:
-        floor = float(in_top_k.flatten().topk(stream.top_limit).values[-1])
+    not_own = idx != own_c[:, None]
+    if floor == -np.inf and partial and vals.numel() >= stream.top_limit:
+        floor = float(torch.where(not_own, vals, -np.inf).flatten().topk(stream.top_limit).values[-1])
     full_rows = (vals[:, -1] >= floor).nonzero(as_tuple=True)[0] if partial else torch.zeros(0, dtype=torch.long)
-    in_top = in_top_k >= floor
+    in_top = not_own & (vals >= floor)
     if len(full_rows):
         in_top[full_rows] = False
     rows, pos = in_top.nonzero(as_tuple=True)
