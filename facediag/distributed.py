@@ -1,9 +1,17 @@
-"""The torchrun environment of a training run: one process per GPU, rank 0 validates, logs and
-writes files. With one process every method is a no-op, so the loop has no special cases."""
+"""The torchrun environment: one process per GPU (or per CPU share), rank 0 decides and writes.
+
+Launched by ``torchrun`` (WORLD_SIZE > 1), ``Distributed.from_env`` starts the process group
+(NCCL on GPUs, gloo on CPU); otherwise it is a world of one whose every method is a no-op, so
+callers have no special cases and a plain run starts no process group. The trainer uses it
+for DDP; run-all, run and compare use it to shard the embedding pass (``shard``), meet by
+``all_gather_object`` and hand rank 0's exit code to every rank (``decide``).
+"""
 from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -30,12 +38,15 @@ class Distributed:
         import torch.distributed as dist
 
         cuda = torch.cuda.is_available() and device_spec != "cpu"
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         initialised = False
         if not dist.is_initialized():
-            # Ranks > 0 wait while rank 0 validates: allow a long validation.
+            if cuda:  # NCCL's object collectives stage through the current device: make it this rank's
+                torch.cuda.set_device(local_rank)
+            # Ranks > 0 wait while rank 0 validates or runs the checks: allow a long wait.
             dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2))
             initialised = True
-        return cls(world, dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), initialised)
+        return cls(world, dist.get_rank(), local_rank, initialised)
 
     def device(self, spec: str) -> torch.device:
         if self.world == 1:
@@ -44,6 +55,21 @@ class Distributed:
             torch.cuda.set_device(self.local_rank)
             return torch.device("cuda", self.local_rank)
         return torch.device("cpu")
+
+    def shard(self, n: int) -> range:
+        """This rank's rows of ``n``: a contiguous block, the blocks of all ranks covering 0..n-1
+        in order (contiguous keeps batches like a single process's)."""
+        return range(n * self.rank // self.world, n * (self.rank + 1) // self.world)
+
+    def all_gather_object(self, obj) -> list:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
 
     def broadcast(self, value: float) -> float:
         """Rank 0's ``value`` on every rank (decisions such as early stopping)."""
@@ -54,6 +80,11 @@ class Distributed:
         t = torch.tensor([value], dtype=torch.float64, device=self._tensor_device())
         dist.broadcast(t, 0)
         return float(t.item())
+
+    def decide(self, exit_code: int) -> int:
+        """Rank 0's exit code on every rank: torchrun fails the job when any rank exits non-zero,
+        so every rank must end as rank 0 decided (the others pass anything)."""
+        return int(self.broadcast(float(exit_code)))
 
     def mean(self, values: list[float]) -> list[float]:
         """Average per-rank numbers (epoch loss, paired cosine) over ranks."""
@@ -76,6 +107,7 @@ class Distributed:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+            self.initialised = False
 
     @staticmethod
     def _tensor_device() -> str:
@@ -83,3 +115,14 @@ class Distributed:
 
         # NCCL only reduces CUDA tensors; gloo reduces CPU ones.
         return "cuda" if dist.get_backend() == "nccl" else "cpu"
+
+
+@contextmanager
+def launched(device_spec: str) -> Iterator[Distributed]:
+    """The Distributed of this process for the length of a command; the process group (if this
+    started one) is ended on the way out, error or not."""
+    dist = Distributed.from_env(device_spec)
+    try:
+        yield dist
+    finally:
+        dist.close()
