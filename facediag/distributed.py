@@ -56,10 +56,14 @@ class Distributed:
             return torch.device("cuda", self.local_rank)
         return torch.device("cpu")
 
-    def shard(self, n: int) -> range:
-        """This rank's rows of ``n``: a contiguous block, the blocks of all ranks covering 0..n-1
-        in order (contiguous keeps batches like a single process's)."""
-        return range(n * self.rank // self.world, n * (self.rank + 1) // self.world)
+    def shard(self, n: int, batch: int = 1) -> range:
+        """This rank's rows of ``n``: a contiguous block of whole ``batch``-sized chunks, the blocks
+        of all ranks covering 0..n-1 in order. Aligned to the batch, each rank's batches are the
+        ones a single process would run, so even a model whose output depends on its batch
+        (dynamic int8 quantisation scales activations per batch) gives the same embeddings."""
+        chunks = -(-n // batch)
+        start, stop = chunks * self.rank // self.world, chunks * (self.rank + 1) // self.world
+        return range(min(start * batch, n), min(stop * batch, n))
 
     def all_gather_object(self, obj) -> list:
         """Every rank's ``obj`` (picklable), in rank order, on every rank."""

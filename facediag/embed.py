@@ -141,7 +141,7 @@ class Embedder:
         return out, failures
 
     def _embed_sharded(self, items: Sequence[Item], description: str, dist: Distributed):
-        rows = dist.shard(len(items))
+        rows = dist.shard(len(items), self.batch_size)  # the batches one process would run
         raw, failures = self.embed([items[i] for i in rows], description)
         parts = dist.all_gather_object((rows, raw, failures))
         readable = [(r, x) for r, x, f in parts if len(f) < len(r)]  # a part with a real embedding

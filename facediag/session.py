@@ -256,7 +256,7 @@ class Session:
     def _compute_dsr(self, dist: Distributed) -> tuple[torch.Tensor, dict[int, str]]:
         probes = self.protocol.probes
         size = self.protocol.vlr_size
-        rows = dist.shard(len(probes))  # all of them in a world of one
+        rows = dist.shard(len(probes), self.config.batch_size)  # all of them in a world of one
 
         def lowres(p):
             if p.vlr is not None:  # a VLR-only probe is fingerprinted from its VLR file
