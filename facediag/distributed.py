@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from facediag.device import resolve_device
+
+FAIL_GRACE_S = 2.0  # how long the other ranks outlast rank 0 when the run failed (see decide)
 
 
 @dataclass
@@ -88,7 +91,15 @@ class Distributed:
     def decide(self, exit_code: int) -> int:
         """Rank 0's exit code on every rank: torchrun fails the job when any rank exits non-zero,
         so every rank must end as rank 0 decided (the others pass anything)."""
-        return int(self.broadcast(float(exit_code)))
+        code = int(self.broadcast(float(exit_code)))
+        if self.world > 1 and code != 0:
+            self.barrier()  # every rank holds the code
+            if not self.main:
+                # torchrun's agent terminates the other ranks the moment it sees one fail: the
+                # others leave after rank 0, so that torchrun names rank 0 (the report's rank and
+                # its code) as the root cause, then ends them or sees them exit with the same code
+                time.sleep(FAIL_GRACE_S)
+        return code
 
     def mean(self, values: list[float]) -> list[float]:
         """Average per-rank numbers (epoch loss, paired cosine) over ranks."""
