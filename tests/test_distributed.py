@@ -1,5 +1,6 @@
-"""torchrun: two gloo processes on CPU give the report one process gives; rank 0 alone shows and
-writes; each rank embeds about half of the images; every rank exits with rank 0's code."""
+"""torchrun: two gloo processes on CPU give the report one process gives (run-all, compare, bench
+accuracy); rank 0 alone shows and writes; each rank embeds about half of the images; every rank
+ends with rank 0's code."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from helpers import copy_orl_subset
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE = {"created", "command", "seconds"}  # when and how it was launched, and how long it took
 REPORT_FILES = {"report.json", "report.html", "report.md", "junit.xml"}
+BENCH_FILES = {"bench-accuracy.json", "bench-accuracy.html", "bench-accuracy.md", "bench-accuracy.junit.xml"}
 
 
 # ------------------------------------------------------------------- a world of one (fast)
@@ -99,12 +101,15 @@ def orl_subset(orl_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["run-all", "compare"])
+@pytest.mark.parametrize("command", ["run-all", "compare", "bench"])
 def test_two_ranks_give_the_single_process_report_and_its_exit_code(command, orl_subset, float_weights, quant_weights, tmp_path):
     if command == "run-all":
         args = ["run-all", "-w", float_weights]
-    else:  # the int8 model's embeddings depend on their batch: shards must keep a single process's batches
+    elif command == "compare":  # the int8 model's embeddings depend on their batch: shards keep one process's
         args = ["compare", float_weights, quant_weights, "--n-boot", "200"]
+    else:
+        args = ["bench", "accuracy", "-w", float_weights, "--resolutions", "16,hr", "--n-boot", "200"]
+    files, report = (BENCH_FILES, "bench-accuracy.json") if command == "bench" else (REPORT_FILES, "report.json")
     batch = 4  # small batches so that every view splits evenly over the two ranks
     args += ["--data", orl_subset, "--device", "cpu", "--batch-size", batch]  # progress on: rank 1 must hide its own
     one = _facediag([*args, "--out", tmp_path / "D1"], _env(tmp_path / "cache1"))
@@ -114,20 +119,22 @@ def test_two_ranks_give_the_single_process_report_and_its_exit_code(command, orl
                     tmp_path / "logs")
     assert two.returncode == 0, two.stdout + two.stderr
 
-    r1 = json.loads((tmp_path / "D1" / "report.json").read_text())
-    r2 = json.loads((tmp_path / "D2" / "report.json").read_text())
+    r1 = json.loads((tmp_path / "D1" / report).read_text())
+    r2 = json.loads((tmp_path / "D2" / report).read_text())
     assert _stable(r2) == _stable(r1)  # every metric, status, diagnosis, problem and count
-    run1 = r1 if command == "run-all" else r1["a"]  # a compare holds a run per side
-    assert run1["results"] and r1["kind"] == r2["kind"]
+    assert r1["kind"] == r2["kind"] and (r1.get("results") or r1.get("a", {}).get("results") or r1.get("rows"))
 
     # Only rank 0 wrote reports and printed; rank 1 said nothing at all.
-    assert {p.name for p in (tmp_path / "D2").iterdir()} == REPORT_FILES
+    assert {p.name for p in (tmp_path / "D2").iterdir()} == files
     logs = _rank_logs(tmp_path / "logs")
     assert sorted(logs) == [0, 1]
     assert "reports:" in logs[0][0]
     assert logs[1] == ("", ""), logs[1]
 
+    if command == "bench":
+        return  # many sessions, one count (in the report: model_forward_batches, over all ranks)
     # Each rank embedded and super-resolved its half of the images (fresh caches: nothing hidden).
+    run1 = r1 if command == "run-all" else r1["a"]  # a compare holds a run per side
     per_rank = json.loads(counts.read_text())
     assert [c["rank"] for c in per_rank] == [0, 1]
     roles = ["model"] if command == "run-all" else ["model", "baseline"]
