@@ -7,7 +7,8 @@ its 3×112×112 pixels in [0, 1] (``load``). The engine asks the cache first; on
 decoded (in background threads, a batch ahead of the model) and run through the model
 under ``torch.inference_mode``. Raw (pre-normalisation) embeddings come back; the cache
 stores them keyed by (model fingerprint, preprocessing, item key). A cache entry that is
-unreadable or of the wrong shape is recomputed, never trusted.
+unreadable or of the wrong shape is recomputed, never trusted. Under torchrun, ``embed(...,
+dist=...)`` embeds this rank's shard and meets the other ranks' by an all-gather.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 from facediag.cache import EmbeddingCache
 from facediag.cache import default_cache_dir as default_cache_dir  # re-exported: the Session imports it from here
 from facediag.data.images import DecodeError, normalize
+from facediag.distributed import Distributed
 from facediag.progress import progress_bar
 
 
@@ -105,8 +107,14 @@ class Embedder:
             out = self.model(x)
         return out.float().cpu().numpy()
 
-    def embed(self, items: Sequence[Item], description: str = "embedding") -> tuple[np.ndarray, dict[int, str]]:
-        """Raw embeddings [N, D] (NaN rows where an image could not be read) and {row: why}."""
+    def embed(self, items: Sequence[Item], description: str = "embedding",
+              dist: Distributed | None = None) -> tuple[np.ndarray, dict[int, str]]:
+        """Raw embeddings [N, D] (NaN rows where an image could not be read) and {row: why}.
+
+        With ``dist`` (a world of several ranks) this is a collective: every rank must call it
+        with the same items; each embeds its shard and every rank gets all N rows."""
+        if dist is not None and dist.world > 1:
+            return self._embed_sharded(items, description, dist)
         n = len(items)
         cached: dict[int, np.ndarray] = {}
         ns = EmbeddingCache.namespace(self.fingerprint) if self.cache else ""
@@ -131,6 +139,22 @@ class Embedder:
         for i, vec in cached.items():
             out[i] = vec
         return out, failures
+
+    def _embed_sharded(self, items: Sequence[Item], description: str, dist: Distributed):
+        rows = dist.shard(len(items), self.batch_size)  # the batches one process would run
+        raw, failures = self.embed([items[i] for i in rows], description)
+        parts = dist.all_gather_object((rows, raw, failures))
+        readable = [(r, x) for r, x, f in parts if len(f) < len(r)]  # a part with a real embedding
+        dim = readable[0][1].shape[1] if readable else raw.shape[1]
+        out = np.full((len(items), dim), np.nan, dtype=np.float32)
+        all_failures: dict[int, str] = {}
+        for part_rows, part_raw, part_failures in parts:
+            for j, i in enumerate(part_rows):
+                if j in part_failures:
+                    all_failures[i] = part_failures[j]
+                else:  # memoised here too, so a later plain embed() of these items computes nothing
+                    out[i] = self._memo[items[i].key] = part_raw[j]
+        return out, all_failures
 
     def _compute(self, items: list[Item], description: str):
         return run_batched([it.load for it in items], self.forward, batch_size=self.batch_size,

@@ -4,6 +4,9 @@ Everything is lazy and computed once per run: the dataset index, the gallery/pro
 protocol, the DSR outputs for the probes (shared by every model), and per model the raw
 and normalised embeddings of each view and the gallery-matching Evaluation. Checks read
 the Session; they never open files or build models themselves.
+
+Under torchrun, ``prepare()`` computes all of that up front on every rank in lockstep, each
+rank its shard of the images; rank 0 alone then runs the checks over the memoised results.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +23,7 @@ from facediag.data.images import DecodeError, downsample, fit_canvas, header_siz
 from facediag.data.pixels import FingerprintTap, Fingerprints, grey_canvas, sample, thumbnail_uri
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
-from facediag.device import resolve_device
+from facediag.distributed import Distributed
 from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, run_batched
 from facediag.errors import FacediagError
 from facediag.models.presets import DEFAULT_THRESHOLD
@@ -75,11 +78,14 @@ class Session:
 
     Sessions given the same ``embedders`` dict share one Embedder per role (built lazily,
     by whichever session asks first), so an image is embedded once per model across them:
-    e.g. one session per probe resolution, one HR gallery embedding per model."""
+    e.g. one session per probe resolution, one HR gallery embedding per model.
+
+    ``dist`` is the torchrun environment (facediag.distributed); by default a world of one."""
 
     def __init__(self, config: SessionConfig, *, models: dict[str, LoadedModel] | None = None,
-                 embedders: dict[str, Embedder] | None = None):
+                 embedders: dict[str, Embedder] | None = None, dist: Distributed | None = None):
         self.config = config
+        self.dist = dist or Distributed()
         self._models: dict[str, LoadedModel] = dict(models or {})
         self._embedders: dict[str, Embedder] = embedders if embedders is not None else {}
         self._embeddings: dict[tuple[str, str], Embeddings] = {}
@@ -88,6 +94,8 @@ class Session:
         self._tap = FingerprintTap()  # leakage fingerprints from the embedding pass's own decode
         self._dsr_lock = threading.Lock()
         self._dsr_out: tuple[torch.Tensor, dict[int, str]] | None = None
+        self._dsr_images = 0  # probes this process super-resolved
+        self.rank_counts: list[dict] | None = None  # after prepare(): what each rank computed
         if config.data is None and config.gallery_root is None:
             raise FacediagError("no data: give --data ROOT, or --gallery-root and --probe-root")
         if (config.gallery_root is None) != (config.probe_root is None):
@@ -96,7 +104,11 @@ class Session:
     # ------------------------------------------------------------------ data
     @cached_property
     def device(self) -> torch.device:
-        return resolve_device(self.config.device)
+        return self.dist.device(self.config.device)  # under torchrun, this rank's GPU
+
+    @property
+    def progress(self) -> bool:
+        return self.config.progress and self.dist.main  # other ranks print nothing
 
     @cached_property
     def roots(self) -> tuple:
@@ -211,20 +223,40 @@ class Session:
                 cache = EmbeddingCache(self.config.cache_dir or default_cache_dir())
             self._embedders[role] = Embedder(
                 module, device, fingerprint=loaded.sha256, cache=cache,
-                batch_size=self.config.batch_size, amp=self.config.amp, progress=self.config.progress)
+                batch_size=self.config.batch_size, amp=self.config.amp, progress=self.progress)
         return self._embedders[role]
 
     # ----------------------------------------------------------- embeddings
-    def _dsr_outputs(self) -> tuple[torch.Tensor, dict[int, str]]:
-        """DSR(VLR) for every probe, once per run, shared by every model (float16 to halve memory)."""
+    def prepare(self, roles: Sequence[str] | None = None) -> None:
+        """Under torchrun, compute now, on every rank in the same order, everything the checks
+        embed: the DSR outputs and every view of every role (default: those given), each rank
+        its shard, met by all-gathers. Afterwards checks hit memoised results, so rank 0 can run
+        them alone; the small extra forwards some make (``embed_pixels``) run on rank 0 only.
+        In a world of one this does nothing: everything stays lazy."""
+        if self.dist.world == 1:
+            return
+        roles = list(roles) if roles is not None else [r for r in ROLES if self.has_role(r)]
+        for role in roles:
+            for view in VIEWS:
+                if view == "probe_dsr" and self.probes_need_dsr:
+                    self._dsr_outputs(self.dist)
+                self._embed_view(role, view, self.dist)
+        self.rank_counts = self.dist.all_gather_object({
+            "rank": self.dist.rank, "super_resolved": self._dsr_images,
+            "images_embedded": {role: self.embedder(role).images_embedded for role in roles}})
+
+    def _dsr_outputs(self, dist: Distributed | None = None) -> tuple[torch.Tensor, dict[int, str]]:
+        """DSR(VLR) for every probe, once per run, shared by every model (float16 to halve memory).
+        With ``dist``, a collective (see prepare)."""
         with self._dsr_lock:
             if self._dsr_out is None:
-                self._dsr_out = self._compute_dsr()
+                self._dsr_out = self._compute_dsr(dist or Distributed())
             return self._dsr_out
 
-    def _compute_dsr(self) -> tuple[torch.Tensor, dict[int, str]]:
+    def _compute_dsr(self, dist: Distributed) -> tuple[torch.Tensor, dict[int, str]]:
         probes = self.protocol.probes
         size = self.protocol.vlr_size
+        rows = dist.shard(len(probes), self.config.batch_size)  # all of them in a world of one
 
         def lowres(p):
             if p.vlr is not None:  # a VLR-only probe is fingerprinted from its VLR file
@@ -237,13 +269,17 @@ class Session:
             with torch.inference_mode():
                 return self.dsr(batch.to(self.device)).float().clamp(0, 1).cpu().half()
 
-        sr, failures = run_batched([lowres(p) for p in probes], stage, batch_size=self.config.batch_size,
+        sr, failures = run_batched([lowres(probes[i]) for i in rows], stage, batch_size=self.config.batch_size,
                                    description=f"super-resolving probes ({self.dsr.name})",
-                                   progress=self.config.progress)
+                                   progress=self.progress)
+        self._dsr_images += len(sr)
         out = torch.zeros(len(probes), 3, 112, 112, dtype=torch.float16)
-        for i, img in sr.items():
-            out[i] = img
-        return out, failures
+        all_failures: dict[int, str] = {}
+        for part_rows, part_sr, part_failures in dist.all_gather_object((rows, sr, failures)):
+            for j, img in part_sr.items():
+                out[part_rows[j]] = img
+            all_failures.update({part_rows[j]: why for j, why in part_failures.items()})
+        return out, all_failures
 
     def _probe_pixels(self, i: int) -> torch.Tensor:
         out, failures = self._dsr_outputs()
@@ -275,12 +311,15 @@ class Session:
         """Raw embeddings of one view for one model, rows aligned with the protocol."""
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}")
+        return self._embed_view(role, view)
+
+    def _embed_view(self, role: str, view: str, dist: Distributed | None = None) -> Embeddings:
         key = (role, view)
         if key not in self._embeddings:
             proto = self.protocol
             subjects = [r.subject for r in proto.gallery] if view == "gallery" else proto.probe_subjects
             items = self._items(view)
-            raw, failures = self.embedder(role).embed(items, f"embedding {view.replace('_', ' ')} [{role}]")
+            raw, failures = self.embedder(role).embed(items, f"embedding {view.replace('_', ' ')} [{role}]", dist)
             failures = {i: why for i, why in failures.items() if items[i].key != "none"}
             self._embeddings[key] = Embeddings(raw, np.asarray(subjects, dtype=str), failures)
         return self._embeddings[key]

@@ -1,7 +1,8 @@
 """The run-all workflow: what ``facediag run-all``/``run`` do, but the printing.
 
 Bad input fails before any work; then the suite runs, the gate judges it, and nothing is
-written until ``GatedRun.write()``, so the caller shows the report first.
+written until ``GatedRun.write()``, so the caller shows the report first. Under torchrun every
+rank embeds its shard (``Session.prepare``) and rank 0 alone runs the suite.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facediag.distributed import Distributed
 from facediag.errors import FacediagError
 from facediag.gate import BaselineGate
 from facediag.outputs import check_outputs, data_paths, out_dir, out_file
@@ -34,6 +36,7 @@ class GatedRun:
     save_baseline: Path | None = None
     baseline_refused: str | None = None
     written: dict[str, Path] = field(default_factory=dict)
+    rank_counts: list[dict] | None = None  # under torchrun: what each rank embedded (Session.rank_counts)
 
     def write(self) -> dict[str, Path]:
         """Write the reports into ``out`` and the baseline; return {format or "baseline": path}."""
@@ -62,7 +65,8 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
                  checks: Sequence[str] = (), baseline_report: str | Path | None = None,
                  max_drop: Iterable[str] = (), force_baseline: bool = False, fail_on: str | None = None,
                  out: str | Path | None = None, save_baseline: str | Path | None = None,
-                 force_save_baseline: bool = False, command: str | None = None) -> GatedRun:
+                 force_save_baseline: bool = False, command: str | None = None,
+                 dist: Distributed | None = None) -> GatedRun | None:
     """The whole of ``facediag run-all``/``run`` but the printing: a GatedRun to show and write.
 
     Bad input fails before any work (FacediagError): the suite, every output path (never an
@@ -70,6 +74,9 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
     suite runs, the gate judges it against ``baseline_report``, and the exit code follows
     (``fail_on`` over the suite's). A run that fails does not become a baseline unless
     ``force_save_baseline``.
+
+    Under torchrun (``dist``) every rank must call this; each embeds its shard, and only rank 0
+    runs the suite and gets the GatedRun: the others get None.
     """
     max_drop = list(max_drop or ())
     if (max_drop or force_baseline) and not baseline_report:
@@ -80,13 +87,16 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
     if checks:
         suite_obj = suite_obj.only(list(checks))
     check_outputs(run_outputs(out, save_baseline), **run_inputs(config, suite_obj, baseline_report))
-    session = Session(config)
+    session = Session(config, dist=dist)
     session.model("model")  # a bad checkpoint is bad input: fail before any work
     if config.baseline_weights:
         session.model("baseline")
     gate = None
     if baseline_report:
         gate = BaselineGate.load(baseline_report, suite_obj, max_drop, session.dataset_info(), force=force_baseline)
+    session.prepare()
+    if not session.dist.main:
+        return None
     report = run_suite(session, suite_obj, command=command)
     if gate:
         report.gate = gate.evaluate(report, session)
@@ -97,4 +107,5 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
         refused = (f"baseline not saved to {save_baseline}: {why} (exit {code}), and a baseline is what later "
                    "runs must match; add --force-save-baseline to save it anyway")
     return GatedRun(report, code, None if out is None else Path(out),
-                    None if save_baseline is None else Path(save_baseline), refused)
+                    None if save_baseline is None else Path(save_baseline), refused,
+                    rank_counts=session.rank_counts)

@@ -4,7 +4,9 @@ One Session per (resolution, upsampling path) holds every checkpoint as a role, 
 outputs are computed once per resolution and shared by all checkpoints. All sessions share
 one Embedder per checkpoint (``Session(..., embedders=...)``), whose in-run memo is keyed
 by image content: the HR gallery (and each probe's own HR image) is embedded once per
-checkpoint and reused by every resolution, with or without the on-disk cache.
+checkpoint and reused by every resolution, with or without the on-disk cache. Under torchrun
+every rank embeds its shard of each session's images (``Session.prepare``); rank 0 alone
+measures and gets the report.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from facediag.distributed import Distributed
 from facediag.results import BenchReport
 from facediag.errors import FacediagError
 from facediag.metrics.verdict import BETTER, WORSE, excludes_zero
@@ -116,13 +119,15 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
                    dsr_weights: str | Path | None = None, threshold: float = DEFAULT_THRESHOLD,
                    fars: Sequence[float] = DEFAULT_FARS, labels: Sequence[str] | None = None,
                    arch: str | None = None, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
-                   command: str | None = None, **options) -> BenchReport:
+                   command: str | None = None, dist: Distributed | None = None,
+                   **options) -> BenchReport | None:
     """Accuracy table per probe resolution × checkpoint (and DSR vs bicubic with ``dsr``).
 
     ``checkpoints``: weights paths or already loaded checkpoints. ``resolutions``: sizes in
     pixels and/or None ("hr") or a string like "12,16,24,32,hr". ``options``: other
     SessionConfig fields (gallery_root, probe_root, layout, gallery_per_subject, device,
-    batch_size, cache_dir, use_cache, progress, ...).
+    batch_size, cache_dir, use_cache, progress, ...). Under torchrun (``dist``) every rank must
+    call this; only rank 0 gets the report, the others None.
 
     Example::
 
@@ -147,7 +152,7 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
 
     def session(vlr_size, dsr_spec, dsr_w):
         cfg = SessionConfig(data=data, vlr_size=vlr_size, dsr=dsr_spec, dsr_weights=dsr_w, **options)
-        return Session(cfg, models=models, embedders=embedders)
+        return Session(cfg, models=models, embedders=embedders, dist=dist)
 
     info_session = session(None, None, None)
     dataset = info_session.dataset_info()
@@ -169,6 +174,9 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
         done: dict[tuple[str, str], tuple[Evaluation, dict]] = {}  # (path, checkpoint) -> (evaluation, row)
         for path, (spec, weights) in (paths.items() if res is not None else [("hr", (None, None))]):
             sess = session(res, spec, weights)
+            sess.prepare(names)  # under torchrun: every rank its shard, in the same order
+            if not sess.dist.main:
+                continue
             upsampling = "none (HR)" if res is None else (sess.dsr.name if path == "dsr" else "bicubic")
             for label in names:
                 ev = sess.evaluation(label)
@@ -184,7 +192,11 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
                                     "accuracy_delta": _diff(dsr_row, bic_row, "accuracy_at_threshold"),
                                     "eer_delta": _diff(dsr_row, bic_row, "eer")})
 
-    calls = {label: e.forward_calls for label, e in embedders.items()}
+    # batches that reached each model, over all ranks (shards are whole batches: as one process)
+    per_rank = info_session.dist.all_gather_object({label: e.forward_calls for label, e in embedders.items()})
+    if not info_session.dist.main:
+        return None
+    calls = {label: sum(c[label] for c in per_rank) for label in embedders}
     settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
                 "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
                 "batch_size": info_session.config.batch_size, "device": str(info_session.device),

@@ -94,17 +94,22 @@ def bench_accuracy_cmd(weights, labels, arch, resolutions, threshold, n_boot, ou
       facediag bench accuracy -w edgeface_xxs.pt --data faces/ --dsr dsr.torchscript --resolutions 12,16,24
     """
     from facediag.bench import bench_accuracy
+    from facediag.distributed import launched
     from facediag.outputs import check_outputs, data_paths
 
     if labels and len(labels) != len(weights):
         raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
     inputs, roots = data_paths(kw)
     check_outputs(_bench_outputs("accuracy", out), inputs=[("--weights", list(weights)), *inputs], roots=roots)
-    report = bench_accuracy(
-        list(weights), kw.pop("data"), resolutions=resolutions, dsr=kw.pop("dsr"), dsr_weights=kw.pop("dsr_weights"),
-        threshold=threshold, labels=list(labels) or None, arch=arch, n_boot=n_boot,
-        use_cache=not kw.pop("no_cache"), progress=not kw.pop("quiet"), command=command_line(), **kw)
-    _bench_output(report, out, as_json)
+    with launched(kw["device"]) as dist:  # under torchrun: every rank embeds its shard, rank 0 reports
+        report = bench_accuracy(
+            list(weights), kw.pop("data"), resolutions=resolutions, dsr=kw.pop("dsr"),
+            dsr_weights=kw.pop("dsr_weights"), threshold=threshold, labels=list(labels) or None, arch=arch,
+            n_boot=n_boot, use_cache=not kw.pop("no_cache"), progress=not kw.pop("quiet"), command=command_line(),
+            dist=dist, **kw)
+        if report is not None:
+            _bench_output(report, out, as_json)
+        dist.barrier()  # the others leave once rank 0 has written
 
 
 @bench.command("speed")

@@ -16,6 +16,7 @@ from facediag.cli.options import (
     data_options,
     handle_errors,
     print_paths,
+    save_rank_counts,
     session_config,
 )
 
@@ -50,6 +51,7 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
       facediag compare a.pt b.pt --data orl_faces --suite checks/ci.toml --max-drop rank1=0.01
     """
     from facediag.compare import compare_session, exit_code
+    from facediag.distributed import launched
     from facediag.gate import tolerances
     from facediag.outputs import check_outputs, data_paths, out_dir
     from facediag.render import FILENAMES, render_terminal, write_all
@@ -62,12 +64,20 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     check_outputs(out_dir("--out", out, FILENAMES.values()),
                   inputs=[("WEIGHTS_A", weights_a), ("WEIGHTS_B", weights_b), ("--suite", suite_obj.path), *inputs],
                   roots=roots)
-    session = Session(session_config(weights_a, baseline_weights=weights_b, arch=arch, baseline_arch=arch, **kw))
-    session.model("model")  # bad checkpoints are bad input: fail before any work
-    session.model("baseline")
-    report = compare_session(session, suite_obj, max_drop=max_drop, n_boot=n_boot, alpha=alpha)
-    render_terminal(report, console)
-    if out:
-        paths = write_all(report, out)
-        print_paths("reports", paths.values())
-    sys.exit(exit_code(report))
+    with launched(kw["device"]) as dist:  # under torchrun: every rank embeds its shard, rank 0 compares
+        session = Session(session_config(weights_a, baseline_weights=weights_b, arch=arch, baseline_arch=arch,
+                                         **kw), dist=dist)
+        session.model("model")  # bad checkpoints are bad input: fail before any work
+        session.model("baseline")
+        session.prepare()
+        code = 0
+        if dist.main:
+            report = compare_session(session, suite_obj, max_drop=max_drop, n_boot=n_boot, alpha=alpha)
+            render_terminal(report, console)
+            if out:
+                paths = write_all(report, out)
+                print_paths("reports", paths.values())
+            save_rank_counts(session.rank_counts)
+            code = exit_code(report)
+        code = dist.decide(code)
+    sys.exit(code)

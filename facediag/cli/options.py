@@ -275,6 +275,18 @@ def command_line() -> str:
     return shlex.join(["facediag", *sys.argv[1:]])
 
 
+def save_rank_counts(counts: list[dict] | None) -> None:
+    """Under torchrun with FACEDIAG_RANK_COUNTS=FILE, rank 0 writes there what each rank embedded
+    (Session.rank_counts): a debugging aid that shows the work was shared, and what tests read."""
+    path = os.environ.get("FACEDIAG_RANK_COUNTS")
+    if path and counts is not None:
+        import json
+
+        from facediag.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(counts, indent=1) + "\n")
+
+
 def print_paths(label: str, paths, on_stderr: bool = False) -> None:
     (err_console if on_stderr else console).print(f"{label}: {', '.join(str(p) for p in paths)}",
                                                   highlight=False, soft_wrap=True)

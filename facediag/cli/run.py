@@ -13,18 +13,27 @@ from facediag.cli.options import (
     handle_errors,
     model_options,
     print_paths,
+    save_rank_counts,
     session_config,
 )
 
 
 def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on, **kw):
-    from facediag.render import render_terminal
+    from facediag.distributed import launched
     from facediag.workflow import run_and_gate
 
     gate_kw = {k: kw.pop(k) for k in ("baseline_report", "max_drop", "save_baseline", "force_save_baseline",
                                       "force_baseline")}
-    run = run_and_gate(session_config(weights, baseline_weights=baseline_weights, arch=arch, **kw), suite,
-                       checks=names, fail_on=fail_on, out=out, **gate_kw)
+    with launched(kw["device"]) as dist:  # under torchrun: rank 0 shows and writes, every rank exits as it decides
+        run = run_and_gate(session_config(weights, baseline_weights=baseline_weights, arch=arch, **kw), suite,
+                           checks=names, fail_on=fail_on, out=out, dist=dist, **gate_kw)
+        code = dist.decide(_show_and_write(run) if run is not None else 0)
+    sys.exit(code)
+
+
+def _show_and_write(run) -> int:
+    from facediag.render import render_terminal
+
     render_terminal(run.report, console)
     written = run.write()
     reports = [p for fmt, p in written.items() if fmt != "baseline"]
@@ -34,7 +43,8 @@ def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on,
         print_paths("baseline", [written["baseline"]])
     if run.baseline_refused:
         error_line(run.baseline_refused)
-    sys.exit(run.exit_code)
+    save_rank_counts(run.rank_counts)
+    return run.exit_code
 
 
 @click.command("run-all")

@@ -4,6 +4,7 @@
 entry and ``loop`` the run; the run uses ``config`` (settings and output paths), ``data`` (the
 split and P×K batches), ``model`` (model, optimiser, LR schedule), ``losses`` (objectives),
 ``validate`` (gallery matching), ``history`` (rows, flags, report files), ``display`` (the
-epoch table), ``resume`` (the saved state, RNGs) and ``distributed`` (torchrun). Imports point
-one way: trainer → loop → the others; none of them imports loop or trainer.
+epoch table) and ``resume`` (the saved state, RNGs); the torchrun environment is
+``facediag.distributed``, shared with run-all and compare. Imports point one way: trainer →
+loop → the others; none of them imports loop or trainer.
 """

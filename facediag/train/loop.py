@@ -21,7 +21,7 @@ from facediag.progress import progress_bar
 from facediag.train.config import RESUME_IDENTITY, TrainConfig, output_paths
 from facediag.train.data import TrainPixels, epoch_batches, split_data
 from facediag.train.display import EpochTable
-from facediag.train.distributed import Distributed
+from facediag.distributed import Distributed
 from facediag.train.history import (
     METRICS,
     best_row,

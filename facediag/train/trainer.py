@@ -12,7 +12,7 @@ Outputs beside ``out``: the weights (plain official-key state_dict), ``<out>.jso
 ``<stem>.curves.png``, and ``<stem>.resume.pt`` (the state ``--resume`` continues from).
 
 This module is the public entry; the work is in ``loop`` (the run), ``resume``, ``history``
-(rows, flags, report files), ``display`` (the epoch table), ``model`` and ``distributed``.
+(rows, flags, report files), ``display`` (the epoch table) and ``model``; torchrun through ``facediag.distributed``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import dataclasses
 from rich.console import Console
 
 from facediag.train.config import TrainConfig, output_paths
-from facediag.train.distributed import Distributed
+from facediag.distributed import Distributed
 from facediag.train.loop import TrainingRun, TrainResult
 from facediag.train.model import warmup_cosine
 

@@ -1,0 +1,143 @@
+"""The torchrun environment: one process per GPU (or per CPU share), rank 0 decides and writes.
+
+Launched by ``torchrun`` (WORLD_SIZE > 1), ``Distributed.from_env`` starts the process group
+(NCCL on GPUs, gloo on CPU); otherwise it is a world of one whose every method is a no-op, so
+callers have no special cases and a plain run starts no process group. The trainer uses it
+for DDP; run-all, run and compare use it to shard the embedding pass (``shard``), meet by
+``all_gather_object`` and hand rank 0's exit code to every rank (``decide``).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from facediag.device import resolve_device
+
+FAIL_GRACE_S = 2.0  # how long the other ranks outlast rank 0 when the run failed (see decide)
+
+
+@dataclass
+class Distributed:
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+    initialised: bool = False  # this object started the process group, so it also ends it
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device_spec: str) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        cuda = torch.cuda.is_available() and device_spec != "cpu"
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        initialised = False
+        if not dist.is_initialized():
+            if cuda:  # NCCL's object collectives stage through the current device: make it this rank's
+                torch.cuda.set_device(local_rank)
+            # Ranks > 0 wait while rank 0 validates or runs the checks: allow a long wait.
+            dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2))
+            initialised = True
+        return cls(world, dist.get_rank(), local_rank, initialised)
+
+    def device(self, spec: str) -> torch.device:
+        if self.world == 1:
+            return resolve_device(spec)
+        if torch.cuda.is_available() and spec != "cpu":
+            torch.cuda.set_device(self.local_rank)
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+    def shard(self, n: int, batch: int = 1) -> range:
+        """This rank's rows of ``n``: a contiguous block of whole ``batch``-sized chunks, the blocks
+        of all ranks covering 0..n-1 in order. Aligned to the batch, each rank's batches are the
+        ones a single process would run, so even a model whose output depends on its batch
+        (dynamic int8 quantisation scales activations per batch) gives the same embeddings."""
+        chunks = -(-n // batch)
+        start, stop = chunks * self.rank // self.world, chunks * (self.rank + 1) // self.world
+        return range(min(start * batch, n), min(stop * batch, n))
+
+    def all_gather_object(self, obj) -> list:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (decisions such as early stopping)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([value], dtype=torch.float64, device=self._tensor_device())
+        dist.broadcast(t, 0)
+        return float(t.item())
+
+    def decide(self, exit_code: int) -> int:
+        """Rank 0's exit code on every rank: torchrun fails the job when any rank exits non-zero,
+        so every rank must end as rank 0 decided (the others pass anything)."""
+        code = int(self.broadcast(float(exit_code)))
+        if self.world > 1 and code != 0:
+            self.barrier()  # every rank holds the code
+            if not self.main:
+                # torchrun's agent terminates the other ranks the moment it sees one fail: the
+                # others leave after rank 0, so that torchrun names rank 0 (the report's rank and
+                # its code) as the root cause, then ends them or sees them exit with the same code
+                time.sleep(FAIL_GRACE_S)
+        return code
+
+    def mean(self, values: list[float]) -> list[float]:
+        """Average per-rank numbers (epoch loss, paired cosine) over ranks."""
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=self._tensor_device())
+        dist.all_reduce(t)
+        return (t / self.world).tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.initialised:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self.initialised = False
+
+    @staticmethod
+    def _tensor_device() -> str:
+        import torch.distributed as dist
+
+        # NCCL only reduces CUDA tensors; gloo reduces CPU ones.
+        return "cuda" if dist.get_backend() == "nccl" else "cpu"
+
+
+@contextmanager
+def launched(device_spec: str) -> Iterator[Distributed]:
+    """The Distributed of this process for the length of a command; the process group (if this
+    started one) is ended on the way out, error or not."""
+    dist = Distributed.from_env(device_spec)
+    try:
+        yield dist
+    finally:
+        dist.close()
