@@ -21,6 +21,7 @@ import os
 import re
 import stat
 from array import array
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,37 +286,68 @@ def _read_manifest_text(root: Path) -> str:
 
 def _outside(raw: str) -> bool:
     """Does a manifest path leave the manifest's folder (absolute, or ../ above it)?"""
-    if Path(raw).is_absolute() or os.path.isabs(raw):
+    if os.path.isabs(raw):  # Path(raw).is_absolute() implies it
         return True
+    if ".." not in raw:  # the common case, without normpath
+        return False
     norm = os.path.normpath(raw)
     return norm == os.pardir or norm.startswith(os.pardir + os.sep)
 
 
 class _Resolver:
     """``(base / raw).resolve()`` and ``is_file()`` for a million rows: each folder is resolved
-    once and each file costs one lstat (a symlinked file is resolved in full, as before)."""
+    and listed once (a listing costs far less than a stat per file), a symlinked file is
+    resolved in full as before, and a name the listing lacks is looked up (case-insensitive
+    file systems)."""
+
+    _KEEP = 1024  # folder listings kept: manifests list a folder's files together
 
     def __init__(self, base: Path):
         self.base, self.dirs = str(base), {}
+        self.listings: OrderedDict[str, dict[str, int] | None] = OrderedDict()
 
-    def __call__(self, raw: str) -> tuple[str, bool]:
+    def _listing(self, folder: str) -> dict[str, int] | None:
+        """name -> 0 regular file, 1 symlink, 2 anything else; None when it cannot be listed."""
+        if folder in self.listings:
+            self.listings.move_to_end(folder)
+            return self.listings[folder]
+        try:
+            with os.scandir(folder) as entries:
+                listing = {e.name: 0 if e.is_file(follow_symlinks=False) else 1 if e.is_symlink() else 2
+                           for e in entries}
+        except (FileNotFoundError, NotADirectoryError):
+            listing = {}
+        except OSError:  # e.g. a name too long: the lstat below says so, row by row
+            listing = None
+        self.listings[folder] = listing
+        if len(self.listings) > self._KEEP:
+            self.listings.popitem(last=False)
+        return listing
+
+    def __call__(self, raw: str) -> tuple[str, str, bool]:
+        """(resolved folder, file name, is a file)."""
         full = os.path.join(self.base, raw)
         head, tail = os.path.split(full)
         if tail in ("", ".", ".."):
-            path = str(Path(full).resolve())
-            return path, os.path.isfile(path)
+            return self._full(str(Path(full).resolve()))
         real = self.dirs.get(head)
         if real is None:
             real = self.dirs[head] = os.path.realpath(head)
-        path = os.path.join(real, tail)
-        try:
-            mode = os.lstat(path).st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            return path, False
-        if stat.S_ISLNK(mode):
-            path = os.path.realpath(path)
-            return path, os.path.isfile(path)
-        return path, stat.S_ISREG(mode)
+        kind = (self._listing(real) or {}).get(tail)
+        if kind is None:
+            try:
+                mode = os.lstat(os.path.join(real, tail)).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return real, tail, False
+            kind = 0 if stat.S_ISREG(mode) else 1 if stat.S_ISLNK(mode) else 2
+        if kind == 1:
+            return self._full(os.path.realpath(os.path.join(real, tail)))
+        return real, tail, kind == 0
+
+    @staticmethod
+    def _full(path: str) -> tuple[str, str, bool]:
+        folder, name = os.path.split(path)
+        return folder, name, os.path.isfile(path)
 
 
 def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool = True) -> DatasetIndex:
@@ -358,7 +390,8 @@ def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool
                                     f"(absolute or ../); allow it with --allow-outside-root")
                 role = (fields[i_role].strip().lower() or "hr") if i_role is not None else "hr"
                 try:
-                    path, is_file = resolve(raw)
+                    folder, name, is_file = resolve(raw)
+                    path = os.path.join(folder, name)
                 except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
                     problems.append((str(base / raw), f"line {line}: cannot read the path: {exc}"))
                     continue
@@ -383,7 +416,6 @@ def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool
                     continue
                 seen[path] = len(row_line)
                 row_line.append(line)
-                folder, name = os.path.split(path)
                 capture = fields[i_capture].strip() if i_capture is not None else ""
                 table.add(folder, name, subject, role, capture or _stem(name), None)
     except csv.Error as exc:
