@@ -121,18 +121,20 @@ class Session:
     @cached_property
     def index(self) -> DatasetIndex:
         c = self.config
-        return index_dataset(self.roots[0], c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root)
+        return index_dataset(self.roots[0], c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root,
+                             progress=c.progress)
 
     @cached_property
     def probe_index(self) -> DatasetIndex | None:
         c, root = self.config, self.roots[1]
-        return index_dataset(root, c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root) if root else None
+        return index_dataset(root, c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root,
+                             progress=c.progress) if root else None
 
     @cached_property
     def train_index(self) -> DatasetIndex | None:
         c = self.config
-        return index_dataset(c.train_root, c.layout, c.subject_regex,
-                             allow_outside_root=c.allow_outside_root) if c.train_root else None
+        return index_dataset(c.train_root, c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root,
+                             progress=c.progress) if c.train_root else None
 
     @cached_property
     def protocol(self) -> Protocol:

@@ -19,53 +19,64 @@ import hashlib
 import io
 import os
 import re
-from dataclasses import dataclass, field
+import stat
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from facediag.data.table import ROLES, Record, Records, RecordTable, TableBuilder
 from facediag.errors import DataError
+from facediag.progress import progress_bar
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 LAYOUTS = ("auto", "paired", "folders", "manifest")
 DEFAULT_SUBJECT_REGEX = r"^([^_]+)_"
 _VLR_DIR = re.compile(r"^vlr_images(?:_(\d+)x(\d+))?$")
 # Split folder names under one root: (enrols, probes), the first pair found wins.
+_BAR_FROM_FOLDERS, _BAR_FROM_ROWS, _BAR_STEP = 2_000, 50_000, 4_096  # a bar only where indexing takes a while
 SPLIT_PAIRS = (("train", "val"), ("train", "validation"), ("train", "test"), ("gallery", "probe"),
                ("gallery", "probes"))
 
 
-@dataclass(frozen=True)
-class Record:
-    """One image file. ``capture`` pairs the HR and VLR files of the same shot."""
-
-    path: Path
-    subject: str
-    role: str = "hr"  # "hr" | "vlr"
-    capture: str = ""
-    vlr_size: int | None = None  # from the folder name (vlr_images_16x16), when it says
-
-
-@dataclass
 class DatasetIndex:
-    root: Path
-    layout: str
-    records: list[Record]
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, why) skipped at indexing
+    """The image files of one root and who they belong to, held as a compact :class:`RecordTable`
+    (``table``); ``records``, ``hr`` and ``vlr`` are list-like views that make a Record per access.
+    ``records`` may also be given as Records (tests, subsets), which are packed into a table."""
+
+    def __init__(self, root: Path, layout: str, records: RecordTable | Iterable[Record],
+                 problems: list[tuple[str, str]] | None = None):
+        self.root, self.layout = root, layout
+        self.table = records if isinstance(records, RecordTable) else RecordTable.from_records(records)
+        self.problems = list(problems or [])  # (path, why) skipped at indexing
 
     @property
-    def hr(self) -> list[Record]:
-        return [r for r in self.records if r.role == "hr"]
+    def records(self) -> Records:
+        return Records(self.table)
 
     @property
-    def vlr(self) -> list[Record]:
-        return [r for r in self.records if r.role == "vlr"]
+    def hr(self) -> Records:
+        return Records(self.table, self.table.rows_of_role("hr"))
+
+    @property
+    def vlr(self) -> Records:
+        return Records(self.table, self.table.rows_of_role("vlr"))
 
     @property
     def subjects(self) -> list[str]:
-        return sorted({r.subject for r in self.records}, key=natural_key)
+        present = np.unique(self.table.subject_code)
+        return sorted((self.table.subjects[c] for c in present.tolist()), key=natural_key)
 
     def counts(self) -> dict[str, int]:
-        return {"images": len(self.records), "hr": len(self.hr), "vlr": len(self.vlr),
+        n_vlr = int(np.count_nonzero(self.table.role_code == ROLES.index("vlr")))
+        return {"images": len(self.table), "hr": len(self.table) - n_vlr, "vlr": n_vlr,
                 "subjects": len(self.subjects), "problems": len(self.problems)}
+
+    def __repr__(self) -> str:
+        return f"DatasetIndex({str(self.root)!r}, {self.layout!r}, {len(self.table)} records, {len(self.problems)} problems)"
 
 
 def natural_key(text: str):
@@ -77,8 +88,19 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def _sorted_images(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if _is_image(p)), key=lambda p: natural_key(p.name))
+def _stem(name: str) -> str:
+    """Path(name).stem without making a Path."""
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
+
+
+def _image_names(folder: str) -> list[str]:
+    """Names of the image files in a folder, natural order: one listing, no stat for a plain file."""
+    with os.scandir(folder) as entries:
+        names = [e.name for e in entries
+                 if not e.name.startswith(".") and e.name[len(_stem(e.name)):].lower() in IMAGE_SUFFIXES
+                 and e.is_file()]
+    return sorted(names, key=natural_key)
 
 
 def detect_layout(root: Path) -> str:
@@ -102,8 +124,9 @@ def detect_layout(root: Path) -> str:
 
 
 def index_dataset(root: str | Path, layout: str = "auto", subject_regex: str = DEFAULT_SUBJECT_REGEX, *,
-                  allow_outside_root: bool = False) -> DatasetIndex:
-    """Index one dataset root. ``allow_outside_root``: a manifest may name files outside its folder."""
+                  allow_outside_root: bool = False, progress: bool = True) -> DatasetIndex:
+    """Index one dataset root. ``allow_outside_root``: a manifest may name files outside its folder;
+    ``progress``: a bar on a terminal when the folder or manifest is large."""
     root = Path(root).expanduser().resolve()
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
@@ -112,10 +135,10 @@ def index_dataset(root: str | Path, layout: str = "auto", subject_regex: str = D
     elif not root.exists():
         raise DataError(f"{root}: no such file or folder")
     if layout == "manifest":
-        index = _index_manifest(root, allow_outside_root)
+        index = _index_manifest(root, allow_outside_root, progress)
     else:
-        index = {"paired": _index_paired, "folders": _index_folders}[layout](root, subject_regex)
-    if not index.records:
+        index = {"paired": _index_paired, "folders": _index_folders}[layout](root, subject_regex, progress)
+    if not len(index.table):
         raise DataError(f"{root}: the {layout} layout found no images")
     return index
 
@@ -127,60 +150,73 @@ def _subject_from_name(name: str, pattern: re.Pattern) -> str | None:
     return m.group(1) if m.groups() else m.group(0)
 
 
-def _index_paired(root: Path, subject_regex: str) -> DatasetIndex:
+def _index_paired(root: Path, subject_regex: str, progress: bool = True) -> DatasetIndex:
     try:
         pattern = re.compile(subject_regex)
     except re.error as exc:
         raise DataError(f"--subject-regex {subject_regex!r} is not a valid regex: {exc}") from None
     problems: list[tuple[str, str]] = []
 
-    def read(folder: Path, role: str, vlr_size: int | None) -> list[Record]:
+    def read(folder: str) -> list[tuple[str, str]]:
+        """(file name, subject) of every image in a folder, natural order."""
         out = []
-        for path in _sorted_images(folder):
-            subject = _subject_from_name(path.name, pattern)
+        for name in _image_names(folder):
+            subject = _subject_from_name(name, pattern)
             if subject is None:
-                problems.append((str(path), f"subject regex {subject_regex!r} does not match the filename"))
+                why = f"subject regex {subject_regex!r} does not match the filename"
+                problems.append((os.path.join(folder, name), why))
                 continue
-            out.append(Record(path, subject, role, path.stem, vlr_size))
+            out.append((name, subject))
         return out
 
     if not (root / "hr_images").is_dir():
         raise DataError(f"{root}: the paired layout needs an hr_images/ folder")
-    hr = read(root / "hr_images", "hr", None)
-    vlr_folders = []
-    for sub in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
-        m = _VLR_DIR.match(sub.name)
-        if sub.is_dir() and m:
-            recs = read(sub, "vlr", int(m.group(1)) if m.group(1) else None)
-            if recs:
-                vlr_folders.append((sub.name, recs))
-    records = list(hr)
+    with os.scandir(root) as entries:
+        vlr_dirs = [(e.name, e.path, int(m.group(1)) if m.group(1) else None)
+                    for e in sorted(entries, key=lambda e: natural_key(e.name))
+                    if (m := _VLR_DIR.match(e.name)) and e.is_dir()]
+    table = TableBuilder()
+    hr_dir = str(root / "hr_images")
+    with progress_bar("indexing", 1 + len(vlr_dirs), progress) as advance:  # one step per folder listed
+        hr = read(hr_dir)
+        advance()
+        for name, subject in hr:
+            table.add(hr_dir, name, subject, "hr", _stem(name), None)
+        vlr_folders = []
+        for folder, path, size in vlr_dirs:
+            names = read(path)
+            advance()
+            if names:
+                vlr_folders.append((folder, path, size, names))
     if not hr:  # VLR files only (e.g. a probe root): nothing to pair them with, nothing to report
-        return DatasetIndex(root, "paired", records + [r for _, recs in vlr_folders for r in recs], problems)
+        for _, path, size, names in vlr_folders:
+            for name, subject in names:
+                table.add(path, name, subject, "vlr", _stem(name), size)
+        return DatasetIndex(root, "paired", table.build(names_in_natural_order=True), problems)
     # Pairing is by identical filename: report the files that have no twin.
-    hr_names = {r.path.name for r in hr}
-    lookalike = _Lookalikes(hr_names)
+    hr_names = {name for name, _ in hr}
+    lookalike = None  # built on the first name without a twin
     missing: dict[str, list[str]] = {}  # HR name -> VLR folders without it
-    for folder, recs in vlr_folders:
-        names = {r.path.name for r in recs}
-        for name in sorted(hr_names - names, key=natural_key):
+    for folder, path, size, names in vlr_folders:
+        for name in sorted(hr_names - {n for n, _ in names}, key=natural_key):
             missing.setdefault(name, []).append(folder)
-        for rec in recs:
-            if rec.path.name in hr_names:
-                records.append(rec)
+        for name, subject in names:
+            if name in hr_names:
+                table.add(path, name, subject, "vlr", _stem(name), size)
                 continue
-            twin = lookalike.find(rec.path.name)
+            lookalike = lookalike or _Lookalikes(hr_names)
+            twin = lookalike.find(name)
             hint = f"; hr_images/{twin} looks like its twin" if twin else ""
-            why = (f"VLR file without an HR twin (no hr_images/{rec.path.name}{hint}; "
+            why = (f"VLR file without an HR twin (no hr_images/{name}{hint}; "
                    f"paired files need identical names): not used")
-            problems.append((str(rec.path), why))
-    for rec in hr:
-        if rec.path.name in missing:
-            folders = ", ".join(f"{f}/" for f in missing[rec.path.name])
+            problems.append((os.path.join(path, name), why))
+    for name, _ in hr:
+        if name in missing:
+            folders = ", ".join(f"{f}/" for f in missing[name])
             why = (f"HR file without a VLR twin in {folders} (paired files need identical names): "
                    f"kept, probed from its HR image")
-            problems.append((str(rec.path), why))
-    return DatasetIndex(root, "paired", records, problems)
+            problems.append((os.path.join(hr_dir, name), why))
+    return DatasetIndex(root, "paired", table.build(names_in_natural_order=True), problems)
 
 
 class _Lookalikes:
@@ -213,13 +249,18 @@ def _token_prefixes(stem: str) -> list[str]:
     return [stem[:c] for c in reversed(cuts)]
 
 
-def _index_folders(root: Path, subject_regex: str) -> DatasetIndex:
-    records = []
-    for sub in sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                      key=lambda p: natural_key(p.name)):
-        for path in _sorted_images(sub):
-            records.append(Record(path, sub.name, "hr", f"{sub.name}/{path.stem}"))
-    return DatasetIndex(root, "folders", records, [])
+def _index_folders(root: Path, subject_regex: str, progress: bool = True) -> DatasetIndex:
+    table = TableBuilder()
+    with os.scandir(root) as entries:
+        subs = sorted((e for e in entries if not e.name.startswith(".") and e.is_dir()),
+                      key=lambda e: natural_key(e.name))
+    # One directory listing per subject streamed into the table; the bar counts folders.
+    with progress_bar("indexing", len(subs), progress and len(subs) >= _BAR_FROM_FOLDERS) as advance:
+        for sub in subs:
+            for name in _image_names(sub.path):
+                table.add(sub.path, name, sub.name, "hr", f"{sub.name}/{_stem(name)}", None)
+            advance()
+    return DatasetIndex(root, "folders", table.build(names_in_natural_order=True), [])
 
 
 def _read_manifest_text(root: Path) -> str:
@@ -245,69 +286,141 @@ def _read_manifest_text(root: Path) -> str:
 
 def _outside(raw: str) -> bool:
     """Does a manifest path leave the manifest's folder (absolute, or ../ above it)?"""
-    if Path(raw).is_absolute() or os.path.isabs(raw):
+    if os.path.isabs(raw):  # Path(raw).is_absolute() implies it
         return True
+    if ".." not in raw:  # the common case, without normpath
+        return False
     norm = os.path.normpath(raw)
     return norm == os.pardir or norm.startswith(os.pardir + os.sep)
 
 
-def _index_manifest(root: Path, allow_outside_root: bool = False) -> DatasetIndex:
-    base = root.parent
-    records, problems = [], []
-    reader = csv.reader(io.StringIO(_read_manifest_text(root), newline=""), strict=True)
-    seen: dict[Path, tuple[str, int]] = {}  # resolved path -> (subject, line)
-    try:
-        header = next(reader, None)
-        columns = [c.strip().lower() for c in header or []]
-        missing = {"path", "subject"} - set(columns)
-        if missing:
-            raise DataError(f"{root}: manifest lacks the column(s) {', '.join(sorted(missing))} "
-                            f"(found {', '.join(c for c in columns if c) or 'none'})")
-        for fields in reader:
-            line = reader.line_num
-            if not any(f.strip() for f in fields):
-                continue  # a blank line
-            if len(fields) != len(columns):
-                raise DataError(f"{root}: line {line} has {len(fields)} field(s), the header has "
-                                f"{len(columns)} ({','.join(columns)})")
-            row = dict(zip(columns, fields))
-            raw = row["path"].strip()
-            if not raw:
-                problems.append((f"{root}:{line}", f"line {line}: empty path"))
-                continue
-            if not allow_outside_root and _outside(raw):
-                raise DataError(f"{root}: line {line}: path {raw!r} is outside the manifest's folder {base} "
-                                f"(absolute or ../); allow it with --allow-outside-root")
-            role = (row.get("role") or "hr").strip().lower()
+class _Resolver:
+    """``(base / raw).resolve()`` and ``is_file()`` for a million rows: each folder is resolved
+    and listed once (a listing costs far less than a stat per file), a symlinked file is
+    resolved in full as before, and a name the listing lacks is looked up (case-insensitive
+    file systems)."""
+
+    _KEEP = 1024  # folder listings kept: manifests list a folder's files together
+
+    def __init__(self, base: Path):
+        self.base, self.dirs = str(base), {}
+        self.listings: OrderedDict[str, dict[str, int] | None] = OrderedDict()
+
+    def _listing(self, folder: str) -> dict[str, int] | None:
+        """name -> 0 regular file, 1 symlink, 2 anything else; None when it cannot be listed."""
+        if folder in self.listings:
+            self.listings.move_to_end(folder)
+            return self.listings[folder]
+        try:
+            with os.scandir(folder) as entries:
+                listing = {e.name: 0 if e.is_file(follow_symlinks=False) else 1 if e.is_symlink() else 2
+                           for e in entries}
+        except (FileNotFoundError, NotADirectoryError):
+            listing = {}
+        except OSError:  # e.g. a name too long: the lstat below says so, row by row
+            listing = None
+        self.listings[folder] = listing
+        if len(self.listings) > self._KEEP:
+            self.listings.popitem(last=False)
+        return listing
+
+    def __call__(self, raw: str) -> tuple[str, str, bool]:
+        """(resolved folder, file name, is a file)."""
+        full = os.path.join(self.base, raw)
+        head, tail = os.path.split(full)
+        if tail in ("", ".", ".."):
+            return self._full(str(Path(full).resolve()))
+        real = self.dirs.get(head)
+        if real is None:
+            real = self.dirs[head] = os.path.realpath(head)
+        kind = (self._listing(real) or {}).get(tail)
+        if kind is None:
             try:
-                path = (base / raw).resolve()
-                is_file = path.is_file()
-            except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
-                problems.append((str(base / raw), f"line {line}: cannot read the path: {exc}"))
-                continue
-            if role not in ("hr", "vlr"):
-                problems.append((str(path), f"line {line}: role {role!r} is not hr or vlr"))
-                continue
-            if not is_file:
-                problems.append((str(path), f"line {line}: no such file"))
-                continue
-            subject = row["subject"].strip()
-            if not subject:
-                problems.append((str(path), f"line {line}: empty subject"))
-                continue
-            if path in seen:
-                first_subject, first_line = seen[path]
-                if first_subject != subject:
-                    raise DataError(f"{root}: line {line}: {raw!r} is listed under subject {subject!r} and, "
-                                    f"on line {first_line}, under {first_subject!r}: one file, one person")
-                why = f"line {line}: listed again (first on line {first_line}); the repeat is ignored"
-                problems.append((str(path), why))
-                continue
-            seen[path] = (subject, line)
-            records.append(Record(path, subject, role, (row.get("capture") or "").strip() or path.stem))
+                mode = os.lstat(os.path.join(real, tail)).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return real, tail, False
+            kind = 0 if stat.S_ISREG(mode) else 1 if stat.S_ISLNK(mode) else 2
+        if kind == 1:
+            return self._full(os.path.realpath(os.path.join(real, tail)))
+        return real, tail, kind == 0
+
+    @staticmethod
+    def _full(path: str) -> tuple[str, str, bool]:
+        folder, name = os.path.split(path)
+        return folder, name, os.path.isfile(path)
+
+
+def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool = True) -> DatasetIndex:
+    base = root.parent
+    text = _read_manifest_text(root)
+    n_lines = text.count("\n")
+    table, resolve = TableBuilder(), _Resolver(base)
+    problems = []
+    seen: dict[str, int] = {}  # resolved path -> its row in the table (while reading only)
+    row_line = array("q")  # the manifest line of each row, for the message about a repeat
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    bar = progress_bar("reading the manifest", n_lines, progress and n_lines >= _BAR_FROM_ROWS)
+    try:
+        with bar as advance:
+            header = next(reader, None)
+            columns = [c.strip().lower() for c in header or []]
+            missing = {"path", "subject"} - set(columns)
+            if missing:
+                raise DataError(f"{root}: manifest lacks the column(s) {', '.join(sorted(missing))} "
+                                f"(found {', '.join(c for c in columns if c) or 'none'})")
+            # Columns by position (a repeated name: the last one, as before).
+            at = dict(zip(columns, range(len(columns))))
+            i_path, i_subject, i_role, i_capture = at["path"], at["subject"], at.get("role"), at.get("capture")
+            width = len(columns)
+            for fields in reader:
+                line = reader.line_num
+                if not line % _BAR_STEP:
+                    advance(_BAR_STEP)
+                if not any(f.strip() for f in fields):
+                    continue  # a blank line
+                if len(fields) != width:
+                    raise DataError(f"{root}: line {line} has {len(fields)} field(s), the header has "
+                                    f"{width} ({','.join(columns)})")
+                raw = fields[i_path].strip()
+                if not raw:
+                    problems.append((f"{root}:{line}", f"line {line}: empty path"))
+                    continue
+                if not allow_outside_root and _outside(raw):
+                    raise DataError(f"{root}: line {line}: path {raw!r} is outside the manifest's folder {base} "
+                                    f"(absolute or ../); allow it with --allow-outside-root")
+                role = (fields[i_role].strip().lower() or "hr") if i_role is not None else "hr"
+                try:
+                    folder, name, is_file = resolve(raw)
+                    path = os.path.join(folder, name)
+                except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+                    problems.append((str(base / raw), f"line {line}: cannot read the path: {exc}"))
+                    continue
+                if role not in ROLES:
+                    problems.append((path, f"line {line}: role {role!r} is not hr or vlr"))
+                    continue
+                if not is_file:
+                    problems.append((path, f"line {line}: no such file"))
+                    continue
+                subject = fields[i_subject].strip()
+                if not subject:
+                    problems.append((path, f"line {line}: empty subject"))
+                    continue
+                first = seen.get(path)
+                if first is not None:
+                    first_subject, first_line = table.subject_of(first), row_line[first]
+                    if first_subject != subject:
+                        raise DataError(f"{root}: line {line}: {raw!r} is listed under subject {subject!r} and, "
+                                        f"on line {first_line}, under {first_subject!r}: one file, one person")
+                    why = f"line {line}: listed again (first on line {first_line}); the repeat is ignored"
+                    problems.append((path, why))
+                    continue
+                seen[path] = len(row_line)
+                row_line.append(line)
+                capture = fields[i_capture].strip() if i_capture is not None else ""
+                table.add(folder, name, subject, role, capture or _stem(name), None)
     except csv.Error as exc:
         raise DataError(f"{root}: line {reader.line_num}: not valid CSV ({exc})") from None
-    return DatasetIndex(root, "manifest", records, problems)
+    return DatasetIndex(root, "manifest", table.build(), problems)
 
 
 @dataclass(frozen=True)

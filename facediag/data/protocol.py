@@ -14,16 +14,18 @@ itself). With two roots it is a probe without a paired score.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from facediag.data.index import (
     DatasetIndex,
-    Record,
     file_digest,
     natural_key,
     split_notes,
 )
+from facediag.data.table import ROLES, Record, Records, RecordTable
 from facediag.errors import DataError
 
 
@@ -38,20 +40,60 @@ class Probe:
         return self.vlr if self.vlr is not None else self.hr
 
 
+class Probes(Sequence):
+    """A list-like view of probes as two row columns of one table (-1 = none): a Probe is made
+    per access, so a million probes cost two int64 arrays."""
+
+    def __init__(self, table: RecordTable, hr_rows: np.ndarray, vlr_rows: np.ndarray):
+        self.table, self.hr_rows, self.vlr_rows = table, hr_rows, vlr_rows
+
+    def __len__(self) -> int:
+        return len(self.hr_rows)
+
+    def _probe(self, hr: int, vlr: int) -> Probe:
+        record = self.table.record
+        hr_rec, vlr_rec = record(hr) if hr >= 0 else None, record(vlr) if vlr >= 0 else None
+        return Probe((hr_rec or vlr_rec).subject, hr_rec, vlr_rec)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Probes(self.table, self.hr_rows[i], self.vlr_rows[i])
+        return self._probe(int(self.hr_rows[i]), int(self.vlr_rows[i]))
+
+    def __iter__(self):
+        for hr, vlr in zip(self.hr_rows.tolist(), self.vlr_rows.tolist()):
+            yield self._probe(hr, vlr)
+
+    @property
+    def subject_codes(self) -> np.ndarray:
+        return self.table.subject_code[np.where(self.hr_rows >= 0, self.hr_rows, self.vlr_rows)]
+
+    @property
+    def n_real_vlr(self) -> int:
+        return int(np.count_nonzero(self.vlr_rows >= 0))
+
+
 @dataclass
 class Protocol:
-    gallery: list[Record]
-    probes: list[Probe]
+    gallery: Sequence[Record]  # Records (a view of the index) or a list
+    probes: Sequence[Probe]  # Probes (a view of the index) or a list
     vlr_size: int | None
     description: str
     notes: list[str] = field(default_factory=list)  # what the result means (also in the description)
 
     @property
     def gallery_subjects(self) -> list[str]:
+        if isinstance(self.gallery, Records):
+            t = self.gallery.table
+            return sorted((t.subjects[c] for c in np.unique(t.subject_code[self.gallery.rows]).tolist()),
+                          key=natural_key)
         return sorted({r.subject for r in self.gallery}, key=natural_key)
 
     @property
     def probe_subjects(self) -> list[str]:
+        if isinstance(self.probes, Probes):
+            subjects = self.probes.table.subjects
+            return [subjects[c] for c in self.probes.subject_codes.tolist()]
         return [p.subject for p in self.probes]
 
     def fingerprint(self) -> str:
@@ -64,63 +106,78 @@ class Protocol:
         return h.hexdigest()
 
 
-def _probes_from(records: list[Record], vlr_size: int | None) -> list[Probe]:
-    """Pair each HR record with the VLR record of the same capture (the first VLR folder wins,
-    or the one whose size equals ``vlr_size``)."""
-    vlr_by_capture: dict[tuple[str, str], Record] = {}
-    for rec in records:
-        if rec.role == "vlr":
-            key = (rec.subject, rec.capture)
-            if key not in vlr_by_capture or (vlr_size is not None and rec.vlr_size == vlr_size):
-                vlr_by_capture[key] = rec
-    probes = []
-    hr_captures = set()
-    for rec in records:
-        if rec.role == "hr":
-            hr_captures.add((rec.subject, rec.capture))
-            probes.append(Probe(rec.subject, rec, vlr_by_capture.get((rec.subject, rec.capture))))
-    # VLR files without an HR twin are still probes (no paired score for them).
-    for key, rec in vlr_by_capture.items():
-        if key not in hr_captures:
-            probes.append(Probe(rec.subject, None, rec))
-    return probes
+def _probes_from(table: RecordTable, rows: np.ndarray, vlr_size: int | None) -> Probes:
+    """Pair each HR row with the VLR row of the same capture (the first VLR folder wins, or the
+    last one whose size equals ``vlr_size``); then the VLR captures without an HR row, in order."""
+    is_vlr = table.role_code[rows] == ROLES.index("vlr")
+    hr, vlr = rows[~is_vlr], rows[is_vlr]
+    vlr_keys = table.capture_keys(vlr)
+    keys, first = np.unique(vlr_keys, return_index=True)
+    chosen = vlr[first]
+    if vlr_size is not None:
+        fits = table.vlr_size[vlr] == vlr_size
+        fit_keys = vlr_keys[fits][::-1]
+        fit_keys, last = np.unique(fit_keys, return_index=True)
+        chosen[np.searchsorted(keys, fit_keys)] = vlr[fits][::-1][last]
+    hr_keys = table.capture_keys(hr)
+    at = np.minimum(np.searchsorted(keys, hr_keys), max(len(keys) - 1, 0))
+    paired = (keys[at] == hr_keys) if len(keys) else np.zeros(len(hr), dtype=bool)
+    hr_vlr = np.where(paired, chosen[at] if len(keys) else -1, -1)
+    # VLR captures with no HR twin are probes too (no paired score), in order of first appearance.
+    alone = np.flatnonzero(~np.isin(keys, hr_keys))
+    alone = alone[np.argsort(first[alone], kind="stable")]
+    none = np.full(len(alone), -1, dtype=np.int64)
+    return Probes(table, np.concatenate([hr, none]).astype(np.int64),
+                  np.concatenate([hr_vlr, chosen[alone]]).astype(np.int64))
+
+
+def _natural_order(table: RecordTable, rows: np.ndarray) -> np.ndarray:
+    """``rows`` ordered by subject then file name, both in natural order (stable)."""
+    by_subject = sorted(range(len(table.subjects)), key=lambda c: natural_key(table.subjects[c]))
+    rank = np.empty(len(table.subjects), dtype=np.int64)
+    rank[by_subject] = np.arange(len(by_subject))
+    subject_rank = rank[table.subject_code[rows]]
+    if not table.names_in_natural_order:  # a manifest: sort the names of each subject
+        names = table.names
+        order = sorted(range(len(rows)), key=lambda j: (subject_rank[j], natural_key(names[rows[j]])))
+        return rows[np.asarray(order, dtype=np.int64)]
+    return rows[np.argsort(subject_rank, kind="stable")]
 
 
 def build_protocol(index: DatasetIndex, *, probe_index: DatasetIndex | None = None,
                    gallery_per_subject: int = 3, vlr_size: int | None = 16) -> Protocol:
+    table = index.table
+    hr, vlr = table.rows_of_role("hr"), table.rows_of_role("vlr")
     if probe_index is not None:
-        gallery = index.hr
-        if not gallery:
+        gallery = Records(table, hr)
+        if not len(gallery):
             raise DataError(f"{index.root}: the gallery root has no HR images")
-        probes = _probes_from(probe_index.records, vlr_size)
+        probes = _probes_from(probe_index.table, np.arange(len(probe_index.table), dtype=np.int64), vlr_size)
         desc = f"gallery = all HR images of {index.root}; probes = {probe_index.root}"
         notes = split_notes(index.root, probe_index.root)
     else:
         if gallery_per_subject < 1:
             raise DataError("--gallery-per-subject must be at least 1")
-        by_subject: dict[str, list[Record]] = defaultdict(list)
-        for rec in index.hr:
-            by_subject[rec.subject].append(rec)
-        gallery, probe_records = [], []
-        for subject in sorted(by_subject, key=natural_key):
-            recs = sorted(by_subject[subject], key=lambda r: natural_key(r.path.name))
-            gallery += recs[:gallery_per_subject]
-            probe_records += recs[gallery_per_subject:]
-        probed = {(r.subject, r.capture) for r in probe_records}
+        ordered = _natural_order(table, hr)
+        subject = table.subject_code[ordered]
+        starts = np.flatnonzero(np.r_[True, subject[1:] != subject[:-1]]) if len(ordered) else np.zeros(0, int)
+        rank = np.arange(len(ordered)) - np.repeat(starts, np.diff(np.r_[starts, len(ordered)]))
+        gallery = Records(table, ordered[rank < gallery_per_subject])
+        probe_hr = ordered[rank >= gallery_per_subject]
         # A VLR file is probed only with its own HR capture among the probes: never one of an
         # enrolled capture, nor one without an HR twin (it may be a copy of an enrolled image).
-        probe_records += [r for r in index.vlr if (r.subject, r.capture) in probed]
-        probes = _probes_from(probe_records, vlr_size)
+        vlr_keys = table.capture_keys(vlr)
+        probed_vlr = vlr[np.isin(vlr_keys, table.capture_keys(probe_hr))]
+        probes = _probes_from(table, np.concatenate([probe_hr, probed_vlr]), vlr_size)
         desc = (f"first {gallery_per_subject} HR image(s) per subject enrol, the rest probe"
                 f" ({index.root})")
-        hr_captures = {(r.subject, r.capture) for r in index.hr}
-        unpaired = sum((r.subject, r.capture) not in hr_captures for r in index.vlr)
+        unpaired = int(np.count_nonzero(~np.isin(vlr_keys, table.capture_keys(hr))))
         note = (f"{unpaired} VLR file(s) without an HR image of the same capture not probed "
                 f"(they may be copies of enrolled images)")
         notes = [note] if unpaired else []
-    if not gallery:
+    if not len(gallery):
         raise DataError("the gallery is empty: no HR images to enrol")
-    if not probes:
+    if not len(probes):
         raise DataError(f"no probes: every subject has at most {gallery_per_subject} HR image(s); "
                         f"lower --gallery-per-subject or give --probe-root")
     res = "HR" if vlr_size is None else f"{vlr_size} px"

@@ -1,0 +1,214 @@
+"""The dataset index as a compact columnar table: a million files cost a few numpy arrays and
+two byte blobs, not a million Record and Path objects. A :class:`Record` is made only when a
+caller asks for one row; code that walks millions of rows reads the columns instead.
+
+Repeated values (folders, subjects, capture keys) are interned to integer codes, so pairing an
+HR file with the VLR file of the same capture is an integer join, exact, with no hashing guess.
+"""
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROLES = ("hr", "vlr")  # role codes are positions in this tuple
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image file. ``capture`` pairs the HR and VLR files of the same shot."""
+
+    path: Path
+    subject: str
+    role: str = "hr"  # "hr" | "vlr"
+    capture: str = ""
+    vlr_size: int | None = None  # from the folder name (vlr_images_16x16), when it says
+
+
+class Strings(Sequence):
+    """Many strings as one UTF-8 blob and their end offsets. File names that are not valid
+    UTF-8 survive the round trip (surrogateescape), as os.fsdecode gave them to us."""
+
+    def __init__(self, blob: bytes, ends: np.ndarray):
+        self._blob, self._ends = blob, ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i: int) -> str:
+        start = int(self._ends[i - 1]) if i > 0 else 0
+        return self._blob[start:int(self._ends[i])].decode("utf-8", "surrogateescape")
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._blob) + self._ends.nbytes
+
+    def take(self, rows: np.ndarray) -> Strings:
+        """The strings at ``rows`` (in that order), as a new blob; vectorised, no per-row str."""
+        ends = self._ends.astype(np.int64)
+        starts = np.concatenate([[0], ends[:-1]])
+        lengths = (ends - starts)[rows]
+        new_ends = np.cumsum(lengths)
+        # Byte positions of every kept string, laid end to end.
+        pos = np.repeat(starts[rows] - (new_ends - lengths), lengths) + np.arange(int(new_ends[-1]) if len(rows) else 0)
+        blob = np.frombuffer(self._blob, dtype=np.uint8)[pos].tobytes()
+        return Strings(blob, new_ends)
+
+
+class _StringsBuilder:
+    def __init__(self):
+        self._buf, self._ends = bytearray(), array("q")
+
+    def append(self, text: str) -> None:
+        self._buf += text.encode("utf-8", "surrogateescape")
+        self._ends.append(len(self._buf))
+
+    def build(self) -> Strings:
+        return Strings(bytes(self._buf), np.frombuffer(self._ends, dtype=np.int64).copy())
+
+
+class _Interner:
+    """str -> small integer code, in order of first appearance."""
+
+    def __init__(self):
+        self.codes: dict[str, int] = {}
+        self.values: list[str] = []
+
+    def __call__(self, text: str) -> int:
+        code = self.codes.get(text)
+        if code is None:
+            code = self.codes[text] = len(self.values)
+            self.values.append(text)
+        return code
+
+
+class RecordTable:
+    """Columns, one row per image file: folder code + file name (the path), subject code, role
+    code, capture code, VLR size (0 = not stated)."""
+
+    def __init__(self, dirs: list[str], dir_code: np.ndarray, names: Strings, subjects: list[str],
+                 subject_code: np.ndarray, role_code: np.ndarray, captures: Strings, capture_code: np.ndarray,
+                 vlr_size: np.ndarray, names_in_natural_order: bool = False):
+        self.dirs, self.dir_code, self.names = dirs, dir_code, names
+        # True when the rows of each subject are already in natural file-name order (a folder
+        # listing sorted once): the protocol then need not sort a million names again.
+        self.names_in_natural_order = names_in_natural_order
+        self.subjects, self.subject_code = subjects, subject_code
+        self.role_code, self.captures, self.capture_code, self.vlr_size = role_code, captures, capture_code, vlr_size
+
+    def __len__(self) -> int:
+        return len(self.dir_code)
+
+    def path(self, i: int) -> str:
+        return os.path.join(self.dirs[self.dir_code[i]], self.names[i])
+
+    def name(self, i: int) -> str:
+        return self.names[i]
+
+    def subject(self, i: int) -> str:
+        return self.subjects[self.subject_code[i]]
+
+    def capture(self, i: int) -> str:
+        return self.captures[self.capture_code[i]]
+
+    def record(self, i: int) -> Record:
+        size = int(self.vlr_size[i])
+        return Record(Path(self.path(i)), self.subject(i), ROLES[self.role_code[i]], self.capture(i), size or None)
+
+    def rows_of_role(self, role: str) -> np.ndarray:
+        return np.flatnonzero(self.role_code == ROLES.index(role))
+
+    def capture_keys(self, rows: np.ndarray) -> np.ndarray:
+        """One int64 per row, equal exactly when (subject, capture) are equal."""
+        return self.subject_code[rows].astype(np.int64) * max(len(self.captures), 1) + self.capture_code[rows]
+
+    def take(self, rows: np.ndarray) -> RecordTable:
+        """The rows at ``rows``, in that order (the interned values are shared, not copied)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return RecordTable(self.dirs, self.dir_code[rows], self.names.take(rows), self.subjects,
+                           self.subject_code[rows], self.role_code[rows], self.captures, self.capture_code[rows],
+                           self.vlr_size[rows])
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.dir_code, self.subject_code, self.role_code, self.capture_code, self.vlr_size)
+        return sum(a.nbytes for a in arrays) + self.names.nbytes + self.captures.nbytes
+
+    @classmethod
+    def from_records(cls, records: Iterable[Record]) -> RecordTable:
+        builder = TableBuilder()
+        for rec in records:
+            path = Path(rec.path)
+            builder.add(str(path.parent), path.name, rec.subject, rec.role, rec.capture, rec.vlr_size)
+        return builder.build()
+
+
+class TableBuilder:
+    """Appends rows one at a time into growing arrays: what an indexer streams into."""
+
+    def __init__(self):
+        self._dirs, self._subjects, self._captures = _Interner(), _Interner(), _Interner()
+        self._names = _StringsBuilder()
+        self._dir, self._subject, self._capture = array("i"), array("i"), array("i")
+        self._role, self._size = array("b"), array("i")
+
+    def __len__(self) -> int:
+        return len(self._dir)
+
+    def subject_of(self, row: int) -> str:
+        return self._subjects.values[self._subject[row]]
+
+    def add(self, directory: str, name: str, subject: str, role: str, capture: str, vlr_size: int | None) -> None:
+        self._dir.append(self._dirs(directory))
+        self._names.append(name)
+        self._subject.append(self._subjects(subject))
+        self._role.append(ROLES.index(role))
+        self._capture.append(self._captures(capture))
+        self._size.append(vlr_size or 0)
+
+    def build(self, names_in_natural_order: bool = False) -> RecordTable:
+        captures = _StringsBuilder()
+        for text in self._captures.values:
+            captures.append(text)
+        col = {k: np.frombuffer(getattr(self, k), dtype=t).copy()
+               for k, t in (("_dir", np.int32), ("_subject", np.int32), ("_role", np.int8),
+                            ("_capture", np.int32), ("_size", np.int32))}
+        return RecordTable(self._dirs.values, col["_dir"], self._names.build(), self._subjects.values,
+                            col["_subject"], col["_role"], captures.build(), col["_capture"], col["_size"],
+                            names_in_natural_order)
+
+
+class Records(Sequence):
+    """A list-like view of some rows of a table: Records are made one at a time, on access."""
+
+    def __init__(self, table: RecordTable, rows: np.ndarray | None = None):
+        self.table = table
+        self.rows = np.arange(len(table), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return Records(self.table, self.rows[i])
+        return self.table.record(int(self.rows[i]))
+
+    def __iter__(self):
+        record = self.table.record
+        for i in self.rows.tolist():
+            yield record(i)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(r) for r in self[:3])
+        return f"Records({len(self)} rows: [{head}{', ...' if len(self) > 3 else ''}])"
