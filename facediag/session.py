@@ -21,7 +21,7 @@ from facediag.data.pixels import FingerprintTap, Fingerprints, grey_canvas, samp
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.device import resolve_device
-from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, run_batched
+from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, degraded_key, super_resolve
 from facediag.errors import FacediagError
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.protocol import LoadedModel
@@ -233,17 +233,8 @@ class Session:
             hr = self._tap.wrap(p.hr.path, _loader(load_face, p.hr.path))
             return lambda: downsample(hr(), size)
 
-        def stage(batch):  # the DSR stage of the one batching engine
-            with torch.inference_mode():
-                return self.dsr(batch.to(self.device)).float().clamp(0, 1).cpu().half()
-
-        sr, failures = run_batched([lowres(p) for p in probes], stage, batch_size=self.config.batch_size,
-                                   description=f"super-resolving probes ({self.dsr.name})",
-                                   progress=self.config.progress)
-        out = torch.zeros(len(probes), 3, 112, 112, dtype=torch.float16)
-        for i, img in sr.items():
-            out[i] = img
-        return out, failures
+        return super_resolve([lowres(p) for p in probes], self.dsr, self.device, batch_size=self.config.batch_size,
+                             description=f"super-resolving probes ({self.dsr.name})", progress=self.config.progress)
 
     def _probe_pixels(self, i: int) -> torch.Tensor:
         out, failures = self._dsr_outputs()
@@ -267,7 +258,7 @@ class Session:
         items = []
         for i, p in enumerate(proto.probes):
             degrade = "vlr-file" if p.vlr is not None else f"area{proto.vlr_size}"
-            key = f"probe:{dsr_fp}:{degrade}:{file_digest(p.source.path)}"
+            key = degraded_key(dsr_fp, degrade, file_digest(p.source.path))
             items.append(Item(key, _loader(self._probe_pixels, i)))
         return items
 
