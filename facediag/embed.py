@@ -80,6 +80,29 @@ def run_batched(loaders: Sequence[Callable[[], torch.Tensor]], stage: Callable[[
     return results, failures
 
 
+def degraded_key(dsr_fingerprint: str, degrade: str, digest: str) -> str:
+    """The cache key of a probe made from an image: how it was degraded (``area16``: area-downsampled
+    to 16 px; ``vlr-file``: a real VLR file), the DSR stage that brought it back, and the content
+    digest. Every command that degrades images keys them here, so their caches are one."""
+    return f"probe:{dsr_fingerprint}:{degrade}:{digest}"
+
+
+def super_resolve(loaders: Sequence[Callable[[], torch.Tensor]], dsr: Callable[[torch.Tensor], torch.Tensor],
+                  device: torch.device, *, batch_size: int, description: str,
+                  progress: bool = True) -> tuple[torch.Tensor, dict[int, str]]:
+    """The DSR stage over low-resolution inputs: ``[N, 3, 112, 112]`` float16 in [0, 1] (float16 halves
+    the memory; rows of unreadable inputs stay zero) and {row: why unreadable}."""
+    def stage(batch):
+        with torch.inference_mode():
+            return dsr(batch.to(device)).float().clamp(0, 1).cpu().half()
+
+    sr, failures = run_batched(loaders, stage, batch_size=batch_size, description=description, progress=progress)
+    out = torch.zeros(len(loaders), 3, 112, 112, dtype=torch.float16)
+    for i, img in sr.items():
+        out[i] = img
+    return out, failures
+
+
 class Embedder:
     """Runs one model over Items in batches; serves repeats from the cache."""
 

@@ -24,7 +24,7 @@ from facediag.data.pixels import FingerprintTap, Fingerprints, grey_canvas, samp
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
-from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, run_batched
+from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, degraded_key, super_resolve
 from facediag.errors import FacediagError
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.protocol import LoadedModel
@@ -267,19 +267,17 @@ class Session:
             hr = self._tap.wrap(p.hr.path, _loader(load_face, p.hr.path))
             return lambda: downsample(hr(), size)
 
-        def stage(batch):  # the DSR stage of the one batching engine
-            with torch.inference_mode():
-                return self.dsr(batch.to(self.device)).float().clamp(0, 1).cpu().half()
-
-        sr, failures = run_batched([lowres(probes[i]) for i in rows], stage, batch_size=self.config.batch_size,
-                                   description=f"super-resolving probes ({self.dsr.name})",
-                                   progress=self.progress)
-        self._dsr_images += len(sr)
+        part, failures = super_resolve([lowres(probes[i]) for i in rows], self.dsr, self.device,
+                                       batch_size=self.config.batch_size,
+                                       description=f"super-resolving probes ({self.dsr.name})", progress=self.progress)
+        self._dsr_images += len(rows) - len(failures)
+        if dist.world == 1:
+            return part, failures
         out = torch.zeros(len(probes), 3, 112, 112, dtype=torch.float16)
         all_failures: dict[int, str] = {}
-        for part_rows, part_sr, part_failures in dist.all_gather_object((rows, sr, failures)):
-            for j, img in part_sr.items():
-                out[part_rows[j]] = img
+        for part_rows, part_out, part_failures in dist.all_gather_object((list(rows), part, failures)):
+            if part_rows:
+                out[torch.as_tensor(part_rows)] = part_out
             all_failures.update({part_rows[j]: why for j, why in part_failures.items()})
         return out, all_failures
 
@@ -305,7 +303,7 @@ class Session:
         items = []
         for i, p in enumerate(proto.probes):
             degrade = "vlr-file" if p.vlr is not None else f"area{proto.vlr_size}"
-            key = f"probe:{dsr_fp}:{degrade}:{file_digest(p.source.path)}"
+            key = degraded_key(dsr_fp, degrade, file_digest(p.source.path))
             items.append(Item(key, _loader(self._probe_pixels, i)))
         return items
 

@@ -45,6 +45,45 @@ def copy_orl_subset(orl: Path, dest: Path, subjects=range(1, 11)) -> Path:
     return dest
 
 
+def orl_pairs(n: int = 300, seed: int = 0) -> list[tuple[int, int, int, int]]:
+    """n ORL pairs (subject, image, subject, image) in a fixed order, alternately same person and not."""
+    import random
+
+    rng = random.Random(seed)
+    pairs = []
+    for k in range(n):
+        s = rng.randint(1, 40)
+        if k % 2 == 0:
+            a, b = rng.sample(range(1, 11), 2)
+            pairs.append((s, a, s, b))
+        else:
+            t = rng.choice([x for x in range(1, 41) if x != s])
+            pairs.append((s, rng.randint(1, 10), t, rng.randint(1, 10)))
+    return pairs
+
+
+def orl_png_on_canvas(path: Path) -> bytes:
+    """An ORL face (92×112) centred on a black 112×112 canvas, as PNG bytes (a .bin's image)."""
+    import io
+
+    im = Image.open(path).convert("L")
+    canvas = Image.new("L", (112, 112))
+    canvas.paste(im, ((112 - im.width) // 2, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def write_orl_bin(orl_root: Path, path: Path, pairs) -> Path:
+    """An insightface-format .bin of these ORL pairs."""
+    import pickle
+
+    issame = [s == t for s, _, t, _ in pairs]
+    bins = [orl_png_on_canvas(orl_root / f"s{s}/{n}.pgm") for s, a, t, b in pairs for s, n in ((s, a), (t, b))]
+    path.write_bytes(pickle.dumps((bins, issame), protocol=pickle.HIGHEST_PROTOCOL))
+    return path
+
+
 def orl_views(orl_root: Path, vlr_size: int = 16):
     """All ORL faces as (HR [N,3,112,112], DSR(bicubic of vlr_size) [N,...], subject ids [N])."""
     import torch

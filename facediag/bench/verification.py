@@ -7,20 +7,35 @@ decode) through the project's one engine, :class:`facediag.embed.Embedder`, keye
 content, so the cache serves a second run and every set that shares images. The per-pair
 score is the reference's: embedding(img) + embedding(flip(img)), L2-normalised, squared L2
 distance; the protocol itself is :func:`facediag.metrics.kfold.reference_kfold`.
+
+Low resolution on the same pairs (the gallery–probe situation: HR vs very low resolution):
+at each size the second image of every pair (or both) is degraded exactly as facediag makes
+every synthetic probe (area-downsampled, then the DSR stage back to 112: bicubic, and the
+``--dsr`` model when one is given), each degraded view computed once for all checkpoints and
+embedded once per checkpoint under the key of that degradation, size and path. With a DSR
+model, DSR and bicubic are compared pair by pair (exact McNemar) on each pair's decision at
+its own test fold's threshold.
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from facediag.data.images import DecodeError, downsample
+from facediag.embed import degraded_key, super_resolve
 from facediag.errors import FacediagError
 from facediag.metrics.kfold import DEFAULT_FAR_TARGET, DEFAULT_FOLDS, reference_kfold
+from facediag.metrics.significance import mcnemar_exact
+from facediag.metrics.verdict import BETTER, WORSE
+from facediag.metrics.verdict import verdict as change_verdict
 from facediag.metrics.verification import verification_metrics
+from facediag.models.presets import EDGEFACE
 from facediag.results import BenchReport
 
 # EdgeFace's published 10-fold accuracies (%), from the EdgeFace README's table; the paper's
@@ -33,16 +48,27 @@ PUBLISHED = {
 }
 PUBLISHED_SOURCE = "EdgeFace README (otroshi/edgeface), 10-fold accuracy in %"
 DEFAULT_FARS = (1e-1, 1e-2, 1e-3, 1e-4)
+DEGRADE = ("second", "both")  # which image of each pair a low resolution applies to
 
 
-def protocol_text(flip: bool, folds_from_file: bool = False) -> str:
-    """The protocol, as every report states it."""
+def protocol_text(flip: bool, folds_from_file: bool = False, degrade: str | None = None) -> str:
+    """The protocol, as every report states it (``degrade``: None when every row is HR)."""
     folds = ("the set's own folds" if folds_from_file else
              f"{DEFAULT_FOLDS}-fold, consecutive folds (not shuffled)")
-    return (f"{folds}; ± is the std over folds (ddof=0, as the reference); "
+    text = (f"{folds}; ± is the std over folds (ddof=0, as the reference); "
             f"flip {'on (embedding of the image + of its mirror image, summed)' if flip else 'off'}; "
             "L2-normalised, squared L2 distance, thresholds 0–4 step 0.01, each fold's the first "
             "with the best accuracy on the other folds; VAL@FAR=1e-3 per fold as the reference")
+    if degrade is not None:
+        which = "both images" if degrade == "both" else "the second image (HR vs low resolution)"
+        text += (f"; low resolutions: {which} of every pair area-downsampled to each size, then brought "
+                 "back to 112 by the upsampling path (bicubic or the DSR model)")
+    return text
+
+
+def resolve_flip(flip: bool | None) -> bool:
+    """None: the model preset's (whether its published pair figures use flip-sum)."""
+    return EDGEFACE.flip if flip is None else bool(flip)
 
 
 class _SharedDecode:
@@ -68,15 +94,53 @@ class _SharedDecode:
         return x
 
 
-def _view_items(pset, flip: bool, capacity: int):
+class DegradedImages:
+    """Some images of a set at one low resolution through one upsampling path, as facediag makes
+    every synthetic probe (Session, bench accuracy): :func:`facediag.data.images.downsample`
+    (area), then the DSR stage (:func:`facediag.embed.super_resolve`) back to 112. Computed on
+    the first pixels asked for, once for every checkpoint: never when the cache holds every view."""
+
+    def __init__(self, pset, indices: Sequence[int], size: int, dsr, device, *, batch_size: int,
+                 progress: bool):
+        self.pset, self.size, self.dsr, self.device = pset, size, dsr, device
+        self.indices = list(indices)
+        self._row = {i: j for j, i in enumerate(self.indices)}
+        self.batch_size, self.progress = batch_size, progress
+        self._out: tuple[torch.Tensor, dict[int, str]] | None = None
+        self._lock = threading.Lock()
+
+    def key(self, i: int) -> str:
+        """Image i's cache key: its content digest, the size and the path (the DSR's fingerprint)."""
+        return degraded_key(self.dsr.fingerprint, f"area{self.size}", self.pset.images[i].key.partition(":")[2])
+
+    def pixels(self, i: int) -> torch.Tensor:
+        with self._lock:
+            if self._out is None:
+                loaders = [partial(_downsampled, self.pset.images[k].load, self.size) for k in self.indices]
+                self._out = super_resolve(
+                    loaders, self.dsr, self.device, batch_size=self.batch_size, progress=self.progress,
+                    description=f"degrading {self.pset.name} to {self.size} px ({self.dsr.name})")
+        out, failures = self._out
+        j = self._row[i]
+        if j in failures:
+            raise DecodeError(failures[j].removeprefix("unreadable: "))
+        return out[j].float()
+
+
+def _downsampled(load, size: int) -> torch.Tensor:
+    return downsample(load(), size)
+
+
+def _view_items(sources: Sequence[tuple[str, Any]], flip: bool, capacity: int):
+    """(key, load) per image -> the engine's Items: the image, and its mirror image when ``flip``."""
     from facediag.embed import Item
 
     shared = _SharedDecode(capacity)
     items = []
-    for i, image in enumerate(pset.images):
-        items.append(Item(image.key, _view(shared, i, image.load, False)))
+    for i, (key, load) in enumerate(sources):
+        items.append(Item(key, _view(shared, i, load, False)))
         if flip:
-            items.append(Item("hflip:" + image.key.partition(":")[2], _view(shared, i, image.load, True)))
+            items.append(Item("hflip:" + key.partition(":")[2], _view(shared, i, load, True)))
     return items
 
 
@@ -88,23 +152,43 @@ def _view(shared: _SharedDecode, index: int, load, mirrored: bool):
     return view
 
 
-def pair_embeddings(embedder, pset, flip: bool = True):
-    """(per-image embedding as the protocol uses it [M, D] (NaN rows: unreadable), the raw
-    norms of every view embedded [M·views], {image index: why unreadable})."""
+def pair_embeddings(embedder, pset, flip: bool = True, *, indices: Sequence[int] | None = None,
+                    degraded: DegradedImages | None = None):
+    """The images of ``pset`` (``indices``, default all; ``degraded``: at its low resolution, else
+    HR) as the protocol uses them: (summed embedding [M, D] over every image of the set, NaN rows
+    for images not asked for or unreadable; raw norm of each view [M, views], NaN likewise;
+    {image index: why unreadable})."""
+    indices = list(range(len(pset.images)) if indices is None else indices)
     views = 2 if flip else 1
-    items = _view_items(pset, flip, capacity=4 * embedder.batch_size)
-    raw, failures = embedder.embed(items, f"embedding {pset.name} ({len(pset.images)} images × {views} views)")
-    raw = raw.reshape(len(pset.images), views, -1).astype(np.float64)
-    summed = raw.sum(axis=1)  # embedding(img) + embedding(flip(img)), before normalising
-    norms = np.linalg.norm(raw, axis=2).ravel()
-    unreadable = {j // views: why for j, why in failures.items()}
-    return summed, norms[np.isfinite(norms)], unreadable
+    sources = [(degraded.key(i), partial(degraded.pixels, i)) if degraded is not None
+               else (pset.images[i].key, pset.images[i].load) for i in indices]
+    items = _view_items(sources, flip, capacity=4 * embedder.batch_size)
+    at = f" at {degraded.size} px ({degraded.dsr.name})" if degraded is not None else ""
+    raw, failures = embedder.embed(items, f"embedding {pset.name}{at} ({len(indices)} images × {views} views)")
+    raw = raw.reshape(len(indices), views, -1).astype(np.float64)
+    summed = np.full((len(pset.images), raw.shape[2]), np.nan)
+    norms = np.full((len(pset.images), views), np.nan)
+    summed[indices] = raw.sum(axis=1)  # embedding(img) + embedding(flip(img)), before normalising
+    norms[indices] = np.linalg.norm(raw, axis=2)
+    unreadable = {indices[j // views]: why for j, why in failures.items()}
+    return summed, norms, unreadable
 
 
-def set_row(pset, summed: np.ndarray, norms: np.ndarray, unreadable: dict, fars: Sequence[float]) -> dict[str, Any]:
-    """The protocol's numbers for one (set, checkpoint)."""
-    unit = summed / np.linalg.norm(summed, axis=1, keepdims=True)
-    diff = unit[pset.first] - unit[pset.second]
+def _unit(summed: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN rows (unreadable) stay NaN
+        return summed / np.linalg.norm(summed, axis=1, keepdims=True)
+
+
+def set_row(pset, first: tuple, second: tuple | None = None,
+            fars: Sequence[float] = DEFAULT_FARS) -> tuple[dict[str, Any], np.ndarray]:
+    """The protocol's numbers for one (set, checkpoint, resolution, path), and each pair's
+    decision at its test fold's threshold ([N] float: 1 right, 0 wrong, NaN left out).
+
+    ``first`` and ``second``: :func:`pair_embeddings` results for the first and the second
+    image of each pair (``second`` None: the same as ``first``)."""
+    second = first if second is None else second
+    (emb1, norms1, bad1), (emb2, norms2, bad2) = first, second
+    diff = _unit(emb1)[pset.first] - _unit(emb2)[pset.second]
     dist = np.sum(diff * diff, axis=1)
     keep = np.isfinite(dist)
     if keep.sum() < DEFAULT_FOLDS:
@@ -112,24 +196,50 @@ def set_row(pset, summed: np.ndarray, norms: np.ndarray, unreadable: dict, fars:
     issame = pset.issame[keep]
     folds = None if pset.fold_ids is None else pset.fold_ids[keep]
     kf = reference_kfold(dist[keep], issame, fold_ids=folds, far_target=DEFAULT_FAR_TARGET)
+    if second is first:  # every image and view of the set
+        used = norms1[np.isfinite(norms1)]
+    else:
+        used = np.concatenate([norms1[np.unique(pset.first)].ravel(), norms2[np.unique(pset.second)].ravel()])
+        used = used[np.isfinite(used)]
+    unreadable = {**bad1, **bad2}
     row: dict[str, Any] = {
         "set": pset.name, "accuracy": kf.accuracy_mean, "accuracy_std": kf.accuracy_std,
         "fold_accuracies": kf.fold_accuracies.tolist(), "fold_thresholds": kf.fold_thresholds.tolist(),
         "folds": kf.folds, "val_at_far": _finite(kf.val_mean), "val_std": _finite(kf.val_std),
         "val_far_achieved": _finite(kf.far_mean), "val_far_target": kf.far_target,
         "n_pairs": int(keep.sum()), "n_genuine": kf.n_genuine, "n_impostor": kf.n_impostor,
-        "xnorm": float(norms.mean()) if norms.size else None,
+        "xnorm": float(used.mean()) if used.size else None,
         "dropped_pairs": int((~keep).sum()),
         "unreadable": [f"{pset.images[i].name}: {why}" for i, why in sorted(unreadable.items())][:20],
         "n_unreadable": len(unreadable),
     }
+    if kf.val_unsupported:  # the number is kept (the reference reports it) and flagged
+        row["val_unsupported"] = kf.val_unsupported
     cosine = 1.0 - dist[keep] / 2.0  # the same pairs as scores (accept when cosine >= t)
     if issame.any() and (~issame).any():
         ver = verification_metrics(cosine[issame], cosine[~issame], fars=fars)
         row.update(auc=ver.auc, eer=ver.eer,
                    tar_at_far={f"{p.far:g}": p.tar for p in ver.tar_at_far},
                    tar_unsupported={f"{p.far:g}": p.reason for p in ver.tar_at_far if not p.supported})
-    return row
+    correct = np.full(pset.n_pairs, np.nan)
+    correct[keep] = kf.pair_correct
+    return row, correct
+
+
+def compare_paths(correct_dsr: np.ndarray, correct_bicubic: np.ndarray, alpha: float = 0.05) -> dict[str, Any]:
+    """DSR vs bicubic on the same pairs: pooled accuracy of each pair's fold decision and exact
+    McNemar (b01 = bicubic wrong, DSR right), over the pairs both paths could read."""
+    both = np.isfinite(correct_dsr) & np.isfinite(correct_bicubic)
+    if not both.any():
+        raise FacediagError("DSR and bicubic share no readable pair to compare")
+    c_dsr, c_bic = correct_dsr[both].astype(bool), correct_bicubic[both].astype(bool)
+    mc = mcnemar_exact(c_bic, c_dsr)
+    delta = float(c_dsr.mean() - c_bic.mean())
+    significant = mc["p_value"] < alpha
+    verdict = {BETTER: "DSR helps", WORSE: "DSR hurts"}.get(
+        change_verdict(delta, significant, higher_is_better=True), "no significant difference")
+    return {"accuracy_dsr": float(c_dsr.mean()), "accuracy_bicubic": float(c_bic.mean()), "delta": delta,
+            "mcnemar": mc, "n_pairs": int(both.sum()), "significant": bool(significant), "verdict": verdict}
 
 
 def _finite(x: float):
@@ -142,23 +252,29 @@ def published_figure(variant: str, name: str) -> float | None:
 
 
 def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_root: str | Path | None = None,
-                       flip: bool = True, labels: Sequence[str] | None = None, arch: str | None = None,
+                       flip: bool | None = None, resolutions: str | Sequence = ("hr",), degrade: str = "second",
+                       dsr: str | None = None, dsr_weights: str | Path | None = None, alpha: float = 0.05,
+                       labels: Sequence[str] | None = None, arch: str | None = None,
                        device: str = "auto", batch_size: int = 64, cache_dir: str | Path | None = None,
                        use_cache: bool = True, progress: bool = True, allow_outside_root: bool = False,
                        fars: Sequence[float] = DEFAULT_FARS, command: str | None = None) -> BenchReport:
-    """Sets × checkpoints under the reference 10-fold protocol.
+    """Sets × resolutions × checkpoints under the reference 10-fold protocol.
 
     ``pair_files``: .bin, pairs.txt or .csv paths (``images_root`` for pairs.txt and CSV).
+    ``flip``: None takes the model preset's. ``resolutions``: sizes in pixels and/or "hr"
+    ("hr,32,16"); a size degrades the second image of every pair (``degrade="both"``: both),
+    through bicubic and, with ``dsr`` (as ``bench accuracy --dsr``), through the DSR model too.
 
     Example::
 
-        report = bench_verification(["edgeface_xxs.pt"], ["lfw.bin", "agedb_30.bin"])
-        report.rows_where(set="lfw")[0]["accuracy"]
+        report = bench_verification(["edgeface_xxs.pt"], ["lfw.bin", "agedb_30.bin"], resolutions="hr,16")
+        report.rows_where(set="lfw", resolution=16)[0]["accuracy"]
     """
-    from facediag.bench.accuracy import _environment, _labels, _load
+    from facediag.bench.accuracy import _environment, _labels, _load, parse_resolutions
     from facediag.cache import EmbeddingCache, default_cache_dir
     from facediag.device import resolve_device
     from facediag.embed import Embedder
+    from facediag.models.dsr import load_dsr
     from facediag.protocols.pairs import load_pair_set
     from facediag.runner import checkpoint_info
 
@@ -166,6 +282,15 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
         raise FacediagError("give at least one checkpoint (--weights)")
     if not pair_files:
         raise FacediagError("give at least one pair set (--pairs lfw.bin, pairs.txt or pairs.csv)")
+    flip = resolve_flip(flip)
+    resolutions = sorted(parse_resolutions(resolutions), key=lambda r: -(r or 113))  # HR first, then down
+    if degrade not in DEGRADE:
+        raise FacediagError(f"degrade {degrade!r}: give one of {', '.join(DEGRADE)}")
+    low = [r for r in resolutions if r is not None]
+    if dsr_weights is not None and dsr in (None, "bicubic"):
+        raise FacediagError("DSR weights given without a DSR model (--dsr module:factory)")
+    if dsr not in (None, "bicubic") and not low:
+        raise FacediagError("--dsr needs a low resolution to super-resolve (e.g. --resolutions hr,16)")
     names = _labels(checkpoints, labels)
     # Every set is read and validated before any model is loaded or any image embedded.
     sets = [load_pair_set(p, images_root, allow_outside_root=allow_outside_root) for p in pair_files]
@@ -174,42 +299,87 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
         if s.name in seen:
             raise FacediagError(f"two pair sets are named {s.name!r} ({seen[s.name]}, {s.source}); rename one")
         seen[s.name] = s.source
-    models = dict(zip(names, _load(checkpoints, arch)))
     dev = resolve_device(device)
+    paths = {"bicubic": load_dsr(None)}  # path -> the DSR stage that brings a low resolution back to 112
+    if dsr not in (None, "bicubic"):
+        paths["dsr"] = load_dsr(dsr, dsr_weights, device=dev)
+    models = dict(zip(names, _load(checkpoints, arch)))
     cache = EmbeddingCache(cache_dir or default_cache_dir()) if use_cache else None
-
-    rows, notes = [], []
-    calls = {}
+    embedders = {}
     for label, loaded in models.items():
         run_on = torch.device("cpu") if str(loaded.variant).endswith("_q") else dev  # int8 kernels: CPU only
-        embedder = Embedder(loaded.model.to(run_on).eval(), run_on, fingerprint=loaded.sha256, cache=cache,
-                            batch_size=batch_size, progress=progress)
-        for pset in sets:
-            summed, norms, unreadable = pair_embeddings(embedder, pset, flip)
-            row = {"checkpoint": label, "variant": loaded.variant,
-                   **set_row(pset, summed, norms, unreadable, fars)}
-            paper = published_figure(loaded.variant, pset.name)
-            if paper is not None:
-                row["published"] = paper / 100.0
-                row["published_delta_pp"] = row["accuracy"] * 100.0 - paper
-            rows.append(row)
-            if row["dropped_pairs"]:
-                notes.append(f"{pset.source.name} [{label}]: {row['dropped_pairs']} pair(s) left out, "
-                             f"{row['n_unreadable']} image(s) unreadable (listed in the JSON); the accuracy "
-                             "is not comparable with a published one")
-        calls[label] = embedder.forward_calls
+        embedders[label] = Embedder(loaded.model.to(run_on).eval(), run_on, fingerprint=loaded.sha256,
+                                    cache=cache, batch_size=batch_size, progress=progress)
+
+    rows, comparisons, notes = [], [], []
+    for pset in sets:
+        hr: dict[str, tuple] = {}  # checkpoint -> HR embeddings, shared by every resolution
+
+        def hr_of(label, pset=pset, hr=hr):
+            if label not in hr:
+                hr[label] = pair_embeddings(embedders[label], pset, flip)
+            return hr[label]
+
+        degraded_images = range(len(pset.images)) if degrade == "both" else np.unique(pset.second).tolist()
+        for res in resolutions:
+            if res is None:
+                for label in names:
+                    row, _ = set_row(pset, hr_of(label), fars=fars)
+                    rows.append(_row(label, models[label].variant, res, "hr", "none (HR)", row))
+                continue
+            correct: dict[tuple[str, str], np.ndarray] = {}
+            for path, stage in paths.items():
+                view = DegradedImages(pset, degraded_images, res, stage, dev, batch_size=batch_size,
+                                      progress=progress)  # dropped after this path: at most one set's worth held
+                for label in names:
+                    low_emb = pair_embeddings(embedders[label], pset, flip, indices=degraded_images, degraded=view)
+                    row, correct[path, label] = set_row(
+                        pset, low_emb if degrade == "both" else hr_of(label), low_emb, fars=fars)
+                    rows.append(_row(label, models[label].variant, res, path, stage.name, row))
+            for label in names:
+                if ("dsr", label) in correct:
+                    comparisons.append({"set": pset.name, "resolution": res, "checkpoint": label,
+                                        "dsr": paths["dsr"].name,
+                                        **compare_paths(correct["dsr", label], correct["bicubic", label], alpha)})
+    for row in rows:
+        if row["dropped_pairs"]:
+            notes.append(f"{row['set']} [{row['checkpoint']}, {_res_name(row['resolution'])}]: "
+                         f"{row['dropped_pairs']} pair(s) left out, {row['n_unreadable']} image(s) unreadable "
+                         "(listed in the JSON); the accuracy is not comparable with a published one")
+    order = {label: i for i, label in enumerate(names)}  # one checkpoint's rows together, as before
+    rows.sort(key=lambda r: order[r["checkpoint"]])
     matched = {(r["variant"], r["set"]) for r in rows if "published" in r}
     if not matched:
         notes.append("no published figure applies: EdgeFace's are filed under lfw, calfw, cplfw, cfp_fp and "
                      "agedb_30 (the pair file's name) for edgeface_xxs, xs_gamma_06, s_gamma_05 and base")
+    calls = {label: e.forward_calls for label, e in embedders.items()}
     settings = {"flip": flip, "folds": DEFAULT_FOLDS, "fars": list(fars), "val_far_target": DEFAULT_FAR_TARGET,
+                "resolutions": [_res_name(r) for r in resolutions], "degrade": degrade if low else None,
+                "dsr": paths["dsr"].name if "dsr" in paths else None, "alpha": alpha,
                 "batch_size": batch_size, "device": str(dev), "model_forward_batches": calls,
+                "images_embedded": {label: e.images_embedded for label, e in embedders.items()},
                 "published_source": PUBLISHED_SOURCE}
-    dataset = {"protocol": protocol_text(flip, any(s.fold_ids is not None for s in sets)),
+    dataset = {"protocol": protocol_text(flip, any(s.fold_ids is not None for s in sets), degrade if low else None),
                "sets": [s.describe() for s in sets]}
     return BenchReport(kind="verification", command=command or "facediag.bench.bench_verification(...)",
                        checkpoints={label: checkpoint_info(m) for label, m in models.items()},
-                       settings=settings, rows=rows, dataset=dataset, notes=notes, environment=_environment(dev))
+                       settings=settings, rows=rows, comparisons=comparisons, dataset=dataset, notes=notes,
+                       environment=_environment(dev))
 
 
-__all__ = ["PUBLISHED", "bench_verification", "pair_embeddings", "protocol_text", "published_figure", "set_row"]
+def _res_name(res) -> str | int:
+    return "hr" if res is None else res
+
+
+def _row(label: str, variant: str, res, path: str, upsampling: str, numbers: dict) -> dict[str, Any]:
+    row = {"checkpoint": label, "variant": variant, "resolution": _res_name(res), "path": path,
+           "upsampling": upsampling, **numbers}
+    paper = published_figure(variant, numbers["set"]) if res is None else None  # published: HR pairs only
+    if paper is not None:
+        row["published"] = paper / 100.0
+        row["published_delta_pp"] = row["accuracy"] * 100.0 - paper
+    return row
+
+
+__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "bench_verification", "compare_paths", "pair_embeddings",
+           "protocol_text", "published_figure", "resolve_flip", "set_row"]

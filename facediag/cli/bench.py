@@ -1,8 +1,11 @@
 """bench accuracy, bench speed and bench verification."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from facediag.bench.verification import DEGRADE
 from facediag.models.presets import DEFAULT_THRESHOLD
 
 from facediag.cli.options import (
@@ -13,6 +16,8 @@ from facediag.cli.options import (
     CACHE_DIR,
     DATA_OPTIONS,
     DEVICE,
+    DSR,
+    DSR_WEIGHTS,
     N_BOOT,
     NO_CACHE,
     OUT,
@@ -167,7 +172,17 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
               help="A pair set: insightface .bin, LFW-style pairs.txt or CSV path1,path2,same[,fold]; repeatable.")
 @click.option("--images", "images", type=PATH,
               help="Image root of pairs.txt (ROOT/name/name_000n.jpg) and CSV files (default for CSV: its folder).")
-@click.option("--no-flip", is_flag=True, help="Embed each image alone (the reference adds its mirror image's embedding).")
+@click.option("--no-flip", is_flag=True,
+              help="Embed each image alone (default: the model preset's protocol, which for EdgeFace adds the "
+                   "mirror image's embedding, as the reference).")
+@click.option("--resolutions", default="hr", show_default=True,
+              help="Sizes in pixels and/or 'hr' (e.g. hr,32,24,16,12): at a size the second image of every pair "
+                   "is area-downsampled to it, then brought back to 112 (bicubic, and --dsr).")
+@click.option("--degrade", type=click.Choice(DEGRADE), default="second", show_default=True,
+              help="Which image of each pair a low resolution applies to: the second (HR vs low resolution) or both.")
+@DSR(help="Also bring low resolutions back through this super-resolution model (TorchScript file, or "
+          "module:factory with --dsr-weights), compared with bicubic pair by pair (McNemar).")
+@DSR_WEIGHTS()
 @ALLOW_OUTSIDE_ROOT(help="Let a CSV of pairs name files outside its image root (absolute or ../ paths).")
 @DEVICE()
 @BATCH_SIZE()
@@ -177,8 +192,8 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
 @OUT(help="Write bench-verification.json/.html/.md here.")
 @AS_JSON()
 @handle_errors
-def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, allow_outside_root, device, batch_size,
-                           cache_dir, no_cache, quiet, out, as_json):
+def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, resolutions, degrade, dsr, dsr_weights,
+                           allow_outside_root, device, batch_size, cache_dir, no_cache, quiet, out, as_json):
     """Accuracy (mean ± std over 10 folds), VAL@FAR=1e-3, ROC AUC, EER, TAR@FAR and XNorm on
     verification pair sets, with EdgeFace's published accuracy and the difference where the
     set (lfw, calfw, cplfw, cfp_fp, agedb_30, from the file name) and the variant match.
@@ -194,15 +209,21 @@ def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, allow_
       facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --pairs cfp_fp.bin --pairs agedb_30.bin
       facediag bench verification -w a.pt -w b.pt --pairs lfw/pairs.txt --images lfw/ --out reports/ver
       facediag bench verification -w ft.pt --pairs my_pairs.csv --no-flip --json
+      facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --resolutions hr,32,24,16,12 --dsr dsr.pt
     """
+    from facediag.bench.accuracy import parse_resolutions
     from facediag.bench.verification import bench_verification
     from facediag.outputs import check_outputs
 
     if labels and len(labels) != len(weights):
         raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
+    parse_resolutions(resolutions)  # a bad size is refused before any output is checked or file read
+    dsr_files = [Path(p) for p in (dsr, dsr_weights) if p is not None and Path(p).is_file()]
     check_outputs(_bench_outputs("verification", out),
-                  inputs=[("--weights", list(weights)), ("--pairs", list(pairs))], roots=[("--images", images)])
-    report = bench_verification(list(weights), list(pairs), images_root=images, flip=not no_flip,
+                  inputs=[("--weights", list(weights)), ("--pairs", list(pairs)), ("--dsr", dsr_files)],
+                  roots=[("--images", images)])
+    report = bench_verification(list(weights), list(pairs), images_root=images, flip=False if no_flip else None,
+                                resolutions=resolutions, degrade=degrade, dsr=dsr, dsr_weights=dsr_weights,
                                 labels=list(labels) or None, arch=arch, device=device, batch_size=batch_size,
                                 cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
                                 allow_outside_root=allow_outside_root, command=command_line())

@@ -241,10 +241,20 @@ def threshold_for_far(impostor_scores, far: float,
                         n_false_accepts=n_fa, n_impostor=n, reason="")
 
 
+def far_supported(n_impostor: int, far: float, min_false_accepts: int = MIN_FALSE_ACCEPTS) -> bool:
+    """The support rule every FAR-based figure follows: ``n_impostor * far >= min_false_accepts``."""
+    return n_impostor * far >= min_false_accepts
+
+
+def impostors_needed(far: float, min_false_accepts: int = MIN_FALSE_ACCEPTS) -> int:
+    """The fewest impostor pairs that support ``far`` under :func:`far_supported`."""
+    return int(np.ceil(min_false_accepts / far))
+
+
 def _unsupported(far: float, n: int, min_false_accepts: int) -> FarThreshold | None:
-    if n * far >= min_false_accepts:
+    if far_supported(n, far, min_false_accepts):
         return None
-    need = int(np.ceil(min_false_accepts / far))
+    need = impostors_needed(far, min_false_accepts)
     return FarThreshold(far=far, supported=False, threshold=None, achieved_far=None,
                         n_false_accepts=None, n_impostor=n,
                         reason=f"FAR {far:g} needs >= {need} impostor pairs "

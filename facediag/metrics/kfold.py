@@ -12,7 +12,10 @@ tables) are measured with, run on squared L2 distances between L2-normalised emb
   test folds' accuracies;
 - VAL@FAR: per fold, the threshold (of ``np.arange(0, 4, 0.001)``) at which the other
   folds' false-accept rate reaches the target, linearly interpolated; VAL and FAR measured
-  on the test fold; mean and std over folds.
+  on the test fold; mean and std over folds. VAL@FAR is *flagged* (``val_unsupported``), its
+  number kept, when a training split holds fewer impostor pairs than the project's one FAR
+  support rule (:func:`facediag.metrics.identification.far_supported`) asks for: LFW's 2,700
+  impostors per split do not support 1e-3 either; the reference reports the number regardless.
 
 Not :func:`facediag.metrics.verification.kfold_pair_accuracy`, which is the verification
 check's own estimate on probe × template scores (stratified, shuffled, class-balanced, best
@@ -23,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .identification import MIN_FALSE_ACCEPTS, far_supported, impostors_needed
 
 ACCURACY_THRESHOLDS = np.arange(0, 4, 0.01)   # the reference's grid: 0.00 ... 3.99
 VAL_THRESHOLDS = np.arange(0, 4, 0.001)
@@ -58,13 +63,16 @@ class ReferenceKFoldResult:
     folds: int
     n_genuine: int
     n_impostor: int
+    pair_correct: np.ndarray          # [N] bool: the pair's test fold's threshold classifies it right
+    val_unsupported: str = ""         # why VAL@FAR rests on too few impostors; empty when supported
 
     def as_dict(self) -> dict:
         return dict(accuracy_mean=self.accuracy_mean, accuracy_std=self.accuracy_std,
                     fold_accuracies=self.fold_accuracies.tolist(), fold_thresholds=self.fold_thresholds.tolist(),
                     val_mean=self.val_mean, val_std=self.val_std, far_mean=self.far_mean,
                     far_target=self.far_target, fold_val=self.fold_val.tolist(), fold_far=self.fold_far.tolist(),
-                    folds=self.folds, n_genuine=self.n_genuine, n_impostor=self.n_impostor)
+                    folds=self.folds, n_genuine=self.n_genuine, n_impostor=self.n_impostor,
+                    val_unsupported=self.val_unsupported)
 
 
 def _accepted_below(sorted_dist: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -132,6 +140,8 @@ def reference_kfold(dist, issame, *, folds: int = DEFAULT_FOLDS, fold_ids=None,
         best = int(np.argmax(train_correct))  # the first best, as np.argmax in the reference
         thrs[k] = ACCURACY_THRESHOLDS[best]
         accs[k] = (acc_gen[k, best] + n_imp[k] - acc_imp[k, best]) / (n_gen[k] + n_imp[k])
+    # Each pair's decision at its own test fold's threshold: what paired tests (McNemar) compare.
+    pair_correct = (dist < thrs[fold_ids]) == issame
 
     # VAL@FAR: the training folds' FAR curve on the finer grid, its threshold applied to the test fold.
     val_gen, val_imp, _, _ = _fold_counts(dist, issame, fold_ids, folds, VAL_THRESHOLDS)
@@ -146,6 +156,10 @@ def reference_kfold(dist, issame, *, folds: int = DEFAULT_FOLDS, fold_ids=None,
         vals[k] = np.sum(accepted & issame[test]) / n_gen[k]
         fars[k] = np.sum(accepted & ~issame[test]) / n_imp[k]
     defined = np.isfinite(vals)
+    train_impostors = int((n_imp.sum() - n_imp).min())  # the smallest training split's
+    val_unsupported = "" if far_supported(train_impostors, far_target) else (
+        f"VAL@FAR {far_target:g} not supported by {train_impostors} impostors per split "
+        f"(n·FAR ≥ {MIN_FALSE_ACCEPTS} needs ≥ {impostors_needed(far_target)})")
     return ReferenceKFoldResult(
         accuracy_mean=float(accs.mean()), accuracy_std=float(accs.std()), fold_accuracies=accs,
         fold_thresholds=thrs,
@@ -153,7 +167,8 @@ def reference_kfold(dist, issame, *, folds: int = DEFAULT_FOLDS, fold_ids=None,
         val_std=float(vals[defined].std()) if defined.any() else float("nan"),
         far_mean=float(fars[defined].mean()) if defined.any() else float("nan"),
         far_target=far_target, fold_val=vals, fold_far=fars, folds=folds,
-        n_genuine=int(issame.sum()), n_impostor=int((~issame).sum()))
+        n_genuine=int(issame.sum()), n_impostor=int((~issame).sum()), pair_correct=pair_correct,
+        val_unsupported=val_unsupported)
 
 
 __all__ = ["ACCURACY_THRESHOLDS", "DEFAULT_FAR_TARGET", "DEFAULT_FOLDS", "ReferenceKFoldResult", "VAL_THRESHOLDS",

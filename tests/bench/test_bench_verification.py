@@ -1,50 +1,20 @@
 """bench verification end to end: the real EdgeFace-xxs float weights on 300 ORL pairs (half
 same person), the same pairs as .bin, pairs.txt and CSV. ORL is not LFW: a file named lfw.bin
 gets the published LFW figure beside ours, and the number is NOT expected to match it."""
-import io
-import pickle
-import random
-
 import pytest
-from PIL import Image
 
 from facediag.bench.verification import PUBLISHED, bench_verification
 from facediag.render import write_all
 from facediag.results import BenchReport, load_result
-
-
-def _orl_pairs(n=300, seed=0):
-    rng = random.Random(seed)
-    pairs = []
-    for k in range(n):
-        s = rng.randint(1, 40)
-        if k % 2 == 0:
-            a, b = rng.sample(range(1, 11), 2)
-            pairs.append((s, a, s, b))
-        else:
-            t = rng.choice([x for x in range(1, 41) if x != s])
-            pairs.append((s, rng.randint(1, 10), t, rng.randint(1, 10)))
-    return pairs
-
-
-def _png_on_canvas(path):
-    im = Image.open(path).convert("L")
-    canvas = Image.new("L", (112, 112))
-    canvas.paste(im, ((112 - im.width) // 2, 0))
-    buf = io.BytesIO()
-    canvas.save(buf, "PNG")
-    return buf.getvalue()
+from tests.helpers import orl_pairs, write_orl_bin
 
 
 @pytest.fixture(scope="module")
 def report(float_weights, orl_root, tmp_path_factory):
     d = tmp_path_factory.mktemp("ver")
-    pairs = _orl_pairs()
-    issame = [s == t for s, _, t, _ in pairs]
-    bins = [_png_on_canvas(orl_root / f"s{s}/{n}.pgm") for s, a, t, b in pairs for s, n in ((s, a), (t, b))]
-    blob = pickle.dumps((bins, issame), protocol=pickle.HIGHEST_PROTOCOL)
-    (d / "orl_pairs.bin").write_bytes(blob)
-    (d / "lfw.bin").write_bytes(blob)
+    pairs = orl_pairs()
+    write_orl_bin(orl_root, d / "orl_pairs.bin", pairs)
+    (d / "lfw.bin").write_bytes((d / "orl_pairs.bin").read_bytes())
     (d / "orl_txt.txt").write_text("".join(f"s{s}\t{a}\t{b}\n" if s == t else f"s{s}\t{a}\ts{t}\t{b}\n"
                                              for s, a, t, b in pairs))
     (d / "orl_csv.csv").write_text("path1,path2,same\n" + "".join(
@@ -61,6 +31,9 @@ def test_accuracy_well_above_chance_and_the_same_from_every_format(report):
     assert first["n_pairs"] == 300 and (first["n_genuine"], first["n_impostor"]) == (150, 150)
     assert 0.85 < first["accuracy"] <= 1.0 and first["accuracy_std"] > 0
     assert 0.9 < first["auc"] <= 1.0 and 1.0 < first["xnorm"] < 20
+    # 135 impostors per training split cannot support FAR 1e-3: the number is kept and flagged.
+    assert first["val_unsupported"].startswith("VAL@FAR 0.001 not supported by 135 impostors per split")
+    assert report.settings["flip"] is True  # the EdgeFace preset's published protocol: flip-sum
     # .bin, pairs.txt and CSV of the same pairs: the same pixels, so the same folds and numbers.
     for r in report.rows[1:]:
         assert r["fold_accuracies"] == first["fold_accuracies"], r["set"]
@@ -93,6 +66,7 @@ def test_renders_in_every_format_and_reads_back(report):
     md = paths["md"].read_text()
     assert "10-fold, consecutive folds" in md and "± is the std over folds" in md and "flip on" in md
     assert "99.57" in md  # the published LFW figure beside ours
+    assert "(not supported)" in md and "not supported by 135 impostors per split" in md
     html = paths["html"].read_text()
     assert "Verification sets (reference protocol)" in html
     back = load_result(paths["json"], BenchReport)

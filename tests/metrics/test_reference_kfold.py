@@ -126,3 +126,30 @@ def test_val_at_far_per_fold():
     r = reference_kfold(dist, issame, fold_ids=np.repeat([0, 1], 10))
     assert r.fold_val.tolist() == [1.0, 1.0] and r.fold_far.tolist() == [1.0, 0.0]
     assert (r.val_mean, r.val_std, r.far_mean) == (1.0, 0.0, 0.5)
+
+
+def test_each_pairs_decision_is_its_test_folds_threshold():
+    rng = np.random.default_rng(3)
+    issame = rng.random(203) < 0.5
+    dist = np.clip(np.where(issame, rng.normal(1.0, 0.4, 203), rng.normal(1.6, 0.4, 203)), 0, 4)
+    r = reference_kfold(dist, issame)
+    folds = consecutive_folds(203)
+    # By hand: pair i is right when (d_i < its fold's threshold) agrees with same/different.
+    assert r.pair_correct.tolist() == ((dist < r.fold_thresholds[folds]) == issame).tolist()
+    for k in range(10):
+        assert r.pair_correct[folds == k].mean() == pytest.approx(r.fold_accuracies[k])
+
+
+def test_val_at_far_flagged_under_the_one_far_support_rule():
+    # 300 pairs, 150 impostors: each training split holds 135, and FAR 1e-3 needs 10 / 1e-3 =
+    # 10,000 (the rule of threshold_for_far): the number is kept, and flagged.
+    issame = np.tile([True, False], 150)
+    dist = np.where(issame, 0.5, 1.5)
+    r = reference_kfold(dist, issame)
+    assert r.val_unsupported == "VAL@FAR 0.001 not supported by 135 impostors per split (n·FAR ≥ 10 needs ≥ 10000)"
+    assert np.isfinite(r.val_mean)
+    # 12,000 impostors: 10,800 per training split support it; 1e-4 they do not.
+    issame = np.arange(13000) % 13 == 0  # every fold: 100 genuine, 1,200 impostor pairs
+    dist = np.where(issame, 0.5, 1.5)
+    assert reference_kfold(dist, issame).val_unsupported == ""
+    assert "10800 impostors per split" in reference_kfold(dist, issame, far_target=1e-4).val_unsupported
