@@ -14,11 +14,12 @@ pass (protocols.matching).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from facediag.metrics.identification import closed_set_from, l2_normalize, open_set_from, threshold_for_far
+from facediag.metrics.identification import MIN_FALSE_ACCEPTS, closed_set_from, l2_normalize, open_set_from, threshold_for_far
 from facediag.metrics.streaming import BINS, EXACT_LIMIT, SAMPLE_SIZE, ImpostorScores, ImpostorStream, bin_index
 
 PAIR_CHUNK = 1 << 20     # template pairs scored at a time
@@ -188,8 +189,9 @@ def search(features: np.ndarray, templates: np.ndarray, gallery, probes, *, devi
             if ft.supported:
                 thresholds[f"{f:g}"] = {"threshold": ft.threshold, "fpir": ft.achieved_far,
                                         "false_alarms": ft.n_false_accepts}
-            else:
-                unsupported[f"{f:g}"] = ft.reason
+            else:  # the metrics' rule, said of probes: FPIR counts non-mated probes, not pairs
+                unsupported[f"{f:g}"] = (f"FPIR {f:g} needs >= {math.ceil(MIN_FALSE_ACCEPTS / f)} non-mated probes "
+                                         f"(n·FPIR >= {MIN_FALSE_ACCEPTS}); only {row['n_nonmated']} available")
     else:
         why = "no non-mated probes" if row["n_mated"] else "no mated probes"
         unsupported = {f"{f:g}": why for f in fpirs}

@@ -204,7 +204,7 @@ def test_tpir_at_fpir_on_a_hand_made_case_and_not_the_public_script_bug():
     assert r["tpir_at_fpir"]["0.1"] == pytest.approx(0.5)
     th = r["fpir_thresholds"]["0.1"]
     assert th["threshold"] == pytest.approx(0.545) and th["threshold"] > 0.545 and th["false_alarms"] == 10
-    assert r["tpir_at_fpir"]["0.01"] is None and "needs >= 1000" in r["tpir_unsupported"]["0.01"]
+    assert r["tpir_at_fpir"]["0.01"] is None and "needs >= 1000 non-mated probes" in r["tpir_unsupported"]["0.01"]
     # the case tells the two definitions apart: the public script's would read 0.7 here
     assert _public_script_bug(rows, subjects, 0.1) == pytest.approx(0.7)
 
