@@ -1,4 +1,4 @@
-"""bench accuracy, bench speed and bench verification."""
+"""bench accuracy, bench speed, bench verification and bench ijb."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,13 +40,15 @@ BENCH_DATA_OPTIONS = without(DATA_OPTIONS, "vlr_size", "train_root")
 @click.group()
 def bench():
     """Benchmark checkpoints: accuracy per probe resolution (and DSR vs bicubic), speed and size,
-    and the standard verification sets with the published figures beside ours.
+    the standard verification sets with the published figures beside ours, and the IJB-B/C
+    template protocols.
 
     \b
     Examples:
       facediag bench accuracy -w edgeface_xxs.pt --data orl_faces --resolutions 12,16,24,32,hr
       facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --pairs agedb_30.bin
       facediag bench speed --variant xxs --variant base --device cpu --batch-sizes 1,8,64
+      facediag bench ijb -w edgeface_xxs.pt --root IJB_release/IJBC --target IJBC
     """
 
 
@@ -227,4 +229,58 @@ def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, resolu
                                 labels=list(labels) or None, arch=arch, device=device, batch_size=batch_size,
                                 cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
                                 allow_outside_root=allow_outside_root, command=command_line())
+    _bench_output(report, out, as_json)
+
+
+@bench.command("ijb")
+@click.option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
+              help="A checkpoint; repeat to compare several in one table.")
+@click.option("--label", "labels", multiple=True, help="A name per --weights, in the same order (default: file stem).")
+@ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@click.option("--root", "root", required=True, type=PATH,
+              help="The IJB release folder holding meta/ and loose_crop/ (or the folder holding IJBC/, IJBB/).")
+@click.option("--target", type=click.Choice(["IJBC", "IJBB"], case_sensitive=False), default="IJBC",
+              show_default=True, help="Which set: its files are meta/<target>_face_tid_mid.txt etc.")
+@click.option("--no-flip", is_flag=True,
+              help="Embed each crop alone (the reference adds its mirror image's embedding: F1).")
+@click.option("--no-norm", is_flag=True,
+              help="Drop the norm score: L2-normalise each image feature before pooling (the reference's "
+                   "use_norm_score=False, N0; by default features keep their norm as a quality weight, N1).")
+@click.option("--no-detector-score", is_flag=True,
+              help="Do not weight image features by their detector score (the reference's D0; default D1).")
+@DEVICE()
+@BATCH_SIZE()
+@CACHE_DIR()
+@NO_CACHE()
+@QUIET()
+@OUT(help="Write bench-ijb.json/.html/.md here.")
+@AS_JSON()
+@handle_errors
+def bench_ijb_cmd(weights, labels, arch, root, target, no_flip, no_norm, no_detector_score, device, batch_size,
+                  cache_dir, no_cache, quiet, out, as_json):
+    """IJB-C / IJB-B template protocols: 1:1 TAR@FAR 1e-6 … 1e-1 with pair counts and, where the
+    1:N files are present, rank-1/5/10 and TPIR@FPIR 1e-2, 1e-1 per gallery (G1, G2; IJB-B S1, S2).
+
+    As insightface's ijb_11.py / ijb_1n.py: each loose crop aligned by its five landmarks to the
+    ArcFace template, embedded with its mirror image (summed); image features keep their norm and
+    are weighted by the detector score (the reference's switches, --no-flip, --no-norm,
+    --no-detector-score, named in the report); media = mean of its images, template = sum of its
+    media, L2-normalised; cosine between templates. Needs scikit-image (pip install 'facediag[ijb]').
+
+    \b
+    Examples:
+      facediag bench ijb -w edgeface_xxs.pt --root IJB_release/IJBC --target IJBC
+      facediag bench ijb -w a.pt -w b.pt --root IJB_release --target IJBB --out reports/ijbb
+      facediag bench ijb -w ft.pt --root IJBC --no-norm --no-detector-score --json
+    """
+    from facediag.bench.ijb import bench_ijb
+    from facediag.outputs import check_outputs
+
+    if labels and len(labels) != len(weights):
+        raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
+    check_outputs(_bench_outputs("ijb", out), inputs=[("--weights", list(weights))], roots=[("--root", root)])
+    report = bench_ijb(list(weights), root, target.upper(), flip=not no_flip, norm_score=not no_norm,
+                       detector_score=not no_detector_score, labels=list(labels) or None, arch=arch, device=device,
+                       batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
+                       command=command_line())
     _bench_output(report, out, as_json)

@@ -158,7 +158,49 @@ def verification_tables(report: BenchReport):
     return tables
 
 
-_TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": verification_tables}
+def ijb_tables(report: BenchReport):
+    """Two tables: 1:1 TAR@FAR with pair counts; 1:N rank-k and TPIR@FPIR per gallery."""
+    st, d = report.settings, report.dataset or {}
+    fars = [f"{f:g}" for f in st.get("fars", [])]
+    one = [r for r in report.rows if r.get("protocol") == "1:1"]
+    head = ["checkpoint", "variant"] + [f"TAR@FAR {f}" for f in fars] + ["AUC", "EER", "pairs (genuine/impostor)"]
+    cells, unsupported = [], {}
+    for r in one:
+        tar = r.get("tar_at_far", {})
+        unsupported.update({f: why for f, why in r.get("tar_unsupported", {}).items() if tar.get(f) is None})
+        cells.append([r["checkpoint"], str(r.get("variant", ""))] + [_rate(tar.get(f)) for f in fars]
+                     + [_rate(r.get("auc")), _rate(r.get("eer")),
+                        f"{r['n_pairs']} ({r['n_genuine']}/{r['n_impostor']})"])
+    foot = [f"protocol: {d.get('protocol', '')}", f"switches: {st.get('switches', '')}",
+            "TAR@FAR: genuine template pairs accepted at the lowest threshold letting at most FAR of the "
+            "impostor pairs pass; a FAR is reported only when impostor pairs × FAR ≥ 10."]
+    foot += [f"TAR@FAR {f}: not reported ({why})" for f, why in unsupported.items()]
+    if any(r.get("score_resolution") for r in one):
+        foot.append("impostor scores summarised (histogram bins of 2^-15 above FAR 1e-3): thresholds there are "
+                    "bin edges, TAR exact at them")
+    out = [(f"{st.get('target', 'IJB')} 1:1 verification (templates)", head, cells, foot)]
+    search = [r for r in report.rows if r.get("protocol") == "1:N"]
+    if search:
+        fpirs = [f"{f:g}" for f in st.get("fpirs", [])]
+        head = (["checkpoint", "gallery", "rank-1", "rank-5", "rank-10"] + [f"TPIR@FPIR {f}" for f in fpirs]
+                + ["gallery templates", "probes (mated/non-mated)"])
+        rows, unsupported = [], {}
+        for r in search:
+            tpir = r.get("tpir_at_fpir", {})
+            unsupported.update({f"{r['gallery']} FPIR {f}": why for f, why in r.get("tpir_unsupported", {}).items()})
+            rows.append([r["checkpoint"], r["gallery"], _rate(r.get("rank1")), _rate(r.get("rank5")),
+                         _rate(r.get("rank10"))] + [_rate(tpir.get(f)) for f in fpirs]
+                        + [format_value(r.get("n_gallery")), f"{r['n_probes']} ({r['n_mated']}/{r['n_nonmated']})"])
+        foot = ["rank-k: mated probes whose own template is among the k best (ties count against the probe). "
+                "TPIR(t): mated probes whose own template ranks first and scores ≥ t, over all mated probes; "
+                "FPIR(t): non-mated probes whose best score is ≥ t, over all non-mated probes (FNIR = 1 − TPIR); "
+                "an FPIR is reported only when non-mated probes × FPIR ≥ 10."]
+        foot += [f"TPIR at {k}: not reported ({why})" for k, why in unsupported.items()]
+        out.append((f"{st.get('target', 'IJB')} 1:N search (mixed probes, per gallery)", head, rows, foot))
+    return out
+
+
+_TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": verification_tables, "ijb": ijb_tables}
 
 
 def tables(report: BenchReport):
@@ -181,6 +223,12 @@ def context_lines(report: BenchReport) -> list[str]:
                          f"{s.get('same')} same / {s.get('different')} different, {s.get('images')} images"
                          + (f" under {s['images_root']}" if s.get("images_root") else "")
                          + (", folds from the file" if s.get("folds_from_file") else ""))
+    elif report.dataset and report.kind == "ijb":
+        d = report.dataset
+        lines.append(f"data {d.get('root')} ({d.get('target')}): {d.get('images')} image rows, {d.get('templates')} "
+                     f"templates, {d.get('pairs')} template pairs ({d.get('genuine_pairs')} genuine)"
+                     + (f", 1:N galleries {', '.join(f'{k} {v}' for k, v in d['galleries'].items())}, "
+                        f"{d.get('probes')} probe templates" if d.get("galleries") else ""))
     elif report.dataset:
         d = report.dataset
         counts = d.get("counts") or {}

@@ -1,4 +1,4 @@
-"""BenchReport: what `facediag bench accuracy|speed|verification` measured.
+"""BenchReport: what `facediag bench accuracy|speed|verification|ijb` measured.
 
 Rows are plain JSON-friendly dicts, so a saved bench JSON re-renders to every format
 without the models or the data.
@@ -12,17 +12,18 @@ from facediag.version import __version__
 from facediag.errors import FacediagError
 from facediag.results.base import SCHEMA_VERSION, Result, now
 
-KINDS = ("accuracy", "speed", "verification")
+KINDS = ("accuracy", "speed", "verification", "ijb")
 
 
 @dataclass
 class BenchReport(Result):
-    kind: str  # "accuracy" | "speed" | "verification"
+    kind: str  # "accuracy" | "speed" | "verification" | "ijb"
     command: str
     checkpoints: dict[str, dict[str, Any]]  # label -> {path, sha256, variant, ...}
     settings: dict[str, Any]  # what was asked: resolutions, threshold, batch sizes, dtype, ...
     rows: list[dict[str, Any]]  # accuracy: one per (resolution, checkpoint, path); speed: one per checkpoint;
-    #                            verification: one per (pair set, checkpoint)
+    #                            verification: one per (pair set, checkpoint);
+    #                            ijb: one 1:1 row and one 1:N row per gallery, per checkpoint
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # accuracy --dsr: DSR vs bicubic
     dataset: dict[str, Any] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
