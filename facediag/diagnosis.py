@@ -204,6 +204,27 @@ def _preprocessing(results, found):
                      ["preprocessing"])
 
 
+@rule("misaligned-faces")
+def _misaligned(results, found):
+    grave = ("far-from-template", "no-face")
+    mild = ("off-template", "rotated", "wrong-scale", "faces-missed")
+    if not _met(results, "alignment", *grave, *mild):
+        return None
+    res = results["alignment"]
+    m = res.metrics
+    evidence = [f.message.split("; ")[0] for f in res.findings if f.severity.value != "info"]
+    if m.get("nme_median") is not None:
+        evidence.append(f"median landmark error {m['nme_median']:.2f} inter-ocular distances, turn "
+                        f"{m['rotation_median']:.1f}°, zoom {m['scale_median']:.2f}× to the ArcFace template; faces "
+                        f"found in {m['faces_found']}/{m['sample_images']} sampled images")
+    return Diagnosis("misaligned-faces", "failure" if _met(results, "alignment", *grave) else "warning",
+                     "the faces are not aligned as the model expects: every score on them understates the model",
+                     evidence,
+                     "Align the images to the ArcFace 5-point template before evaluating or training: "
+                     "`facediag align SRC DST` writes aligned 112×112 crops in the same layout (or run with "
+                     "`--align mtcnn`); use the same detector and template in the application.", ["alignment"])
+
+
 @rule("data-leakage")
 def _leakage(results, found):
     if not _met(results, "subject-overlap", "leaked"):
