@@ -17,6 +17,7 @@ import csv
 import functools
 import hashlib
 import io
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ class Record:
     role: str = "hr"  # "hr" | "vlr"
     capture: str = ""
     vlr_size: int | None = None  # from the folder name (vlr_images_16x16), when it says
+    # Five (x, y) landmarks in the file's pixels, when the data gives them (a manifest's
+    # lm0x,lm0y..lm4x,lm4y columns: left eye, right eye, nose, left and right mouth corner).
+    landmarks: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -251,6 +255,28 @@ def _outside(raw: str) -> bool:
     return norm == os.pardir or norm.startswith(os.pardir + os.sep)
 
 
+LANDMARK_COLUMNS = tuple(f"lm{i}{axis}" for i in range(5) for axis in "xy")
+
+
+def _landmarks(row: dict, line: int, path: Path, problems: list) -> tuple[float, ...] | None:
+    """A manifest row's five landmarks, or None (no lm columns, or blank: detect instead; a
+    value that is not a finite number is reported and the row is detected instead)."""
+    if not all(c in row for c in LANDMARK_COLUMNS):
+        return None
+    raw = [row[c].strip() for c in LANDMARK_COLUMNS]
+    if not any(raw):
+        return None
+    try:
+        values = tuple(float(v) for v in raw)
+    except ValueError:
+        values = ()
+    if len(values) != 10 or not all(math.isfinite(v) for v in values):
+        problems.append((str(path), f"line {line}: landmarks lm0x..lm4y are not ten finite numbers; "
+                                    f"the face will be detected instead"))
+        return None
+    return values
+
+
 def _index_manifest(root: Path, allow_outside_root: bool = False) -> DatasetIndex:
     base = root.parent
     records, problems = [], []
@@ -304,7 +330,9 @@ def _index_manifest(root: Path, allow_outside_root: bool = False) -> DatasetInde
                 problems.append((str(path), why))
                 continue
             seen[path] = (subject, line)
-            records.append(Record(path, subject, role, (row.get("capture") or "").strip() or path.stem))
+            landmarks = _landmarks(row, line, path, problems)
+            records.append(Record(path, subject, role, (row.get("capture") or "").strip() or path.stem,
+                                  landmarks=landmarks))
     except csv.Error as exc:
         raise DataError(f"{root}: line {reader.line_num}: not valid CSV ({exc})") from None
     return DatasetIndex(root, "manifest", records, problems)

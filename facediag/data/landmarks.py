@@ -55,11 +55,18 @@ def warp(rgb: np.ndarray, f: Fit, size: int = SIZE) -> np.ndarray:
     from skimage.transform import SimilarityTransform, warp as sk_warp
 
     if size != SIZE:  # the template is defined on 112; other sizes scale it
-        f = Fit(np.diag([size / SIZE, size / SIZE, 1.0]) @ f.matrix, f.residual, f.rotation_deg, f.scale)
+        f = Fit(rescaling(size / SIZE) @ f.matrix, f.residual, f.rotation_deg, f.scale)
     inverse = SimilarityTransform(matrix=np.linalg.inv(f.matrix))  # template -> image, as warp wants
     out = sk_warp(rgb, inverse, output_shape=(size, size), order=1, mode="constant", cval=0.0,
                   preserve_range=True)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def rescaling(factor: float) -> np.ndarray:
+    """3×3 matrix taking pixel coordinates of an image to those of the same image resized by
+    ``factor`` (pixel centres at integers, so (x + 0.5)·factor − 0.5: half a pixel matters at 16 px)."""
+    shift = 0.5 * factor - 0.5
+    return np.array([[factor, 0.0, shift], [0.0, factor, shift], [0.0, 0.0, 1.0]])
 
 
 def nme(points) -> float:
