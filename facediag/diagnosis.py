@@ -191,17 +191,46 @@ def _regression(results, found):
 
 @rule("preprocessing-mismatch")
 def _preprocessing(results, found):
-    if not _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr"):
+    by_pixels = _met(results, "preprocessing", "pixels-bgr")
+    by_model = _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr", "prefers-bgr-strongly",
+                    "prefers-imagenet")
+    # A model that tells nobody apart has no preferred input: its AUCs differ by noise (the
+    # pixels still tell the channel order).
+    if by_model and not by_pixels and _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
         return None
-    # A model that tells nobody apart has no preferred input: its AUCs differ by noise.
-    if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
+    if not (by_pixels or by_model):
         return None
-    return Diagnosis("preprocessing-mismatch", "failure",
-                     "the model expects different input than it is given",
+    summary = ("the images are stored with red and blue swapped (BGR): the model is given the wrong colours"
+               if by_pixels else "the model expects different input than it is given")
+    remedy = ("Feed RGB 112×112 normalised as (x/255 − 0.5)/0.5, in training, validation and the app alike; "
+              "or, if the model was trained otherwise, make every stage use that one convention.")
+    if by_pixels:
+        remedy = ("Re-save the images as RGB (OpenCV arrays are BGR: cv2.cvtColor(img, cv2.COLOR_BGR2RGB) before "
+                  "saving with PIL, or save with cv2.imwrite, which expects BGR). " + remedy)
+    return Diagnosis("preprocessing-mismatch", "failure", summary,
                      [f.message for f in results["preprocessing"].findings if f.severity.value == "failure"],
-                     "Feed RGB 112×112 normalised as (x/255 − 0.5)/0.5, in training, validation and the app alike; "
-                     "or, if the model was trained otherwise, make every stage use that one convention.",
-                     ["preprocessing"])
+                     remedy, ["preprocessing"])
+
+
+@rule("misaligned-faces")
+def _misaligned(results, found):
+    grave = ("far-from-template", "no-face")
+    mild = ("off-template", "rotated", "wrong-scale", "faces-missed")
+    if not _met(results, "alignment", *grave, *mild):
+        return None
+    res = results["alignment"]
+    m = res.metrics
+    evidence = [f.message.split("; ")[0] for f in res.findings if f.severity.value != "info"]
+    if m.get("nme_median") is not None:
+        evidence.append(f"median landmark error {m['nme_median']:.2f} inter-ocular distances, turn "
+                        f"{m['rotation_median']:.1f}°, zoom {m['scale_median']:.2f}× to the ArcFace template; faces "
+                        f"found in {m['faces_found']}/{m['sample_images']} sampled images")
+    return Diagnosis("misaligned-faces", "failure" if _met(results, "alignment", *grave) else "warning",
+                     "the faces are not aligned as the model expects: every score on them understates the model",
+                     evidence,
+                     "Align the images to the ArcFace 5-point template before evaluating or training: "
+                     "`facediag align SRC DST` writes aligned 112×112 crops in the same layout (or run with "
+                     "`--align mtcnn`); use the same detector and template in the application.", ["alignment"])
 
 
 @rule("data-leakage")

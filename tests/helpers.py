@@ -161,3 +161,39 @@ def refused(path, **kwargs) -> str:
     message = str(info.value)
     assert "\n" not in message and message.startswith(path.name + ": ")
     return message
+
+
+def misaligned_copy(src: Path, dest: Path, how: str, subjects=range(1, 11), per_subject: int = 4,
+                    seed: int = 0) -> Path:
+    """ORL faces (folders layout) deliberately misaligned: "rotate" 20°, "zoom" out to 0.6 of the
+    canvas, "shift" by (18, 12) px, or "paste" at a random place in a 250 px noise canvas; "none"
+    writes them unmoved (the control). All but "paste" work on facediag's own 112 canvas, as the model would see the face."""
+    from facediag.data.images import load_face
+
+    rng = np.random.default_rng(seed)
+    for s in subjects:
+        (dest / f"s{s}").mkdir(parents=True, exist_ok=True)
+        for i in range(1, per_subject + 1):
+            path = src / f"s{s}" / f"{i}.pgm"
+            if how == "paste":
+                face = np.asarray(Image.open(path).convert("RGB"))
+                big = rng.integers(0, 256, (250, 250, 3), dtype=np.uint8)
+                y, x = rng.integers(0, 250 - face.shape[0]), rng.integers(0, 250 - face.shape[1])
+                big[y:y + face.shape[0], x:x + face.shape[1]] = face
+                out = big
+            else:
+                canvas = (load_face(path).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+                out = np.zeros_like(canvas)
+                if how == "none":  # the control: the same faces, written the same way, unmoved
+                    out = canvas
+                elif how == "rotate":
+                    out = np.asarray(Image.fromarray(canvas).rotate(20, resample=Image.BILINEAR))
+                elif how == "zoom":
+                    small = np.asarray(Image.fromarray(canvas).resize((67, 67), Image.BILINEAR))
+                    out[22:89, 22:89] = small
+                elif how == "shift":
+                    out[12:, 18:] = canvas[:100, :94]
+                else:
+                    raise ValueError(how)
+            Image.fromarray(out).save(dest / f"s{s}" / f"{i}.png")
+    return dest

@@ -8,6 +8,7 @@ from facediag.checks import (  # noqa: F401
     subject_overlap,
     norm_sanity,
     preprocessing,
+    alignment,
     arcface_head,
     pretrained_baseline,
     pair_gap,

@@ -1,15 +1,18 @@
 """preprocessing: is the model fed what it expects (RGB order, [-1, 1] range, 112×112 faces)?
 
-Scores a sample of gallery faces three ways — EdgeFace's normalisation, raw [0, 1] input
-and swapped channels — and compares how well same-person pairs separate from
+Scores a sample of gallery faces four ways — EdgeFace's normalisation, raw [0, 1] input,
+swapped channels and ImageNet mean/std — and compares how well same-person pairs separate from
 different-person pairs. A model that does clearly better on an alternative was trained
-on that alternative, and the deployment pipeline must match it.
+on that alternative, and the deployment pipeline must match it. Channel order is also read
+from the pixels (a model barely moves on small or easy sets): skin is red-dominant in RGB, so a
+set whose face region is bluer than red was saved as BGR.
 """
 from __future__ import annotations
 
 from collections import Counter
 
 import numpy as np
+import torch
 from sklearn.metrics import roc_auc_score
 
 from facediag.checks._plotdata import r
@@ -17,11 +20,25 @@ from facediag.data.images import normalize
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.checks.registry import register
 
+# ImageNet's mean/std (timm's default): a common fine-tuning mistake with EdgeFace.
+_IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+_IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
 VARIANTS = {
     "expected": normalize,
     "range_0_1": lambda x: x,
     "channels_swapped": lambda x: normalize(x.flip(1)),
+    "imagenet": lambda x: (x - _IMAGENET_MEAN.to(x.device)) / _IMAGENET_STD.to(x.device),
 }
+# The face region on the 112 canvas (between the template's eyes and mouth: cheeks and nose),
+# where skin dominates: in RGB its mean red is above its mean blue in almost every photo.
+_SKIN_ROWS, _SKIN_COLS = slice(56, 88), slice(36, 76)
+
+
+def red_above_blue(pixels01: torch.Tensor) -> np.ndarray:
+    """Per image [N, 3, 112, 112]: mean red minus mean blue over the face region ([0, 1] units)."""
+    region = pixels01[:, :, _SKIN_ROWS, _SKIN_COLS]
+    return (region[:, 0].mean(dim=(1, 2)) - region[:, 2].mean(dim=(1, 2))).numpy()
 
 
 def pair_auc(emb: np.ndarray, subjects: np.ndarray) -> float | None:
@@ -39,17 +56,41 @@ def pair_auc(emb: np.ndarray, subjects: np.ndarray) -> float | None:
 class Preprocessing(Check):
     name = "preprocessing"
     title = "Input range, channel order and image geometry match what the model expects"
-    params = {"margin": 0.01, "max_subjects": 24, "per_subject": 3}
+    params = {"margin": 0.01, "min_red_share": 0.5, "rgb_red_share": 0.9, "bgr_margin_against_pixels": 0.05,
+              "imagenet_margin": 0.03,
+              "max_subjects": 24, "per_subject": 3}
     conditions = (
         Condition("prefers-range-0-1", Severity.FAILURE,
                   "the model separates people better with raw [0, 1] input (AUC {auc_range_0_1:.3f}) than with "
                   "EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f})",
                   [("auc_range_0_1", ">", "margin", "auc_expected")], evidence=("auc_range_0_1", "auc_expected")),
+        # Skin is red-dominant in RGB: when the pixels clearly say RGB, a small model preference for
+        # swapped channels is noise (demo colour faces: +0.022 AUC for BGR, saved as RGB); only a
+        # large one (a model trained on BGR) still counts.
+        Condition("pixels-rgb", Severity.INFO, None, [("red_above_blue_share", ">=", "rgb_red_share")]),
         Condition("prefers-bgr", Severity.FAILURE,
                   "the model separates people better with swapped (BGR) channels (AUC {auc_channels_swapped:.3f}) "
                   "than with EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f})",
-                  [("auc_channels_swapped", ">", "margin", "auc_expected")],
+                  [("auc_channels_swapped", ">", "margin", "auc_expected")], unless=("pixels-rgb",),
                   evidence=("auc_channels_swapped", "auc_expected")),
+        Condition("prefers-bgr-strongly", Severity.FAILURE,
+                  "the model separates people far better with swapped (BGR) channels (AUC {auc_channels_swapped:.3f}) "
+                  "than with RGB input (AUC {auc_expected:.3f}) although the images are RGB: it was trained on BGR",
+                  [("auc_channels_swapped", ">", "bgr_margin_against_pixels", "auc_expected")],
+                  unless=("prefers-bgr",), evidence=("auc_channels_swapped", "auc_expected")),
+        Condition("bgr-preference-is-noise", Severity.INFO,
+                  "the model scores swapped channels slightly higher (AUC {auc_channels_swapped:.3f} vs "
+                  "{auc_expected:.3f}), but the pixels are clearly RGB: taken as noise",
+                  [("auc_channels_swapped", ">", "margin", "auc_expected")],
+                  unless=("prefers-bgr", "prefers-bgr-strongly")),
+        Condition("prefers-imagenet", Severity.FAILURE,
+                  "the model separates people better with ImageNet mean/std input (AUC {auc_imagenet:.3f}) than "
+                  "with EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f})",
+                  [("auc_imagenet", ">", "imagenet_margin", "auc_expected")], evidence=("auc_imagenet", "auc_expected")),
+        Condition("pixels-bgr", Severity.FAILURE,
+                  "the images look saved with red and blue swapped (BGR): the face region is bluer than it is red "
+                  "in {bluer_share:.0%} of the sampled images (skin in RGB is red-dominant)",
+                  [("red_above_blue_share", "<", "min_red_share")], evidence=("red_above_blue_share",)),
     )
 
     def run(self, ctx, params):
@@ -65,6 +106,9 @@ class Preprocessing(Check):
         grey_files = sum(mode in ("L", "LA", "I", "I;16", "1", "P") and mode != "P" for _, _, mode in sizes)
         non_square = sum(w != h for w, h, _ in sizes)
         metrics = {f"auc_{k}": r(v) for k, v in aucs.items()}
+        skin = None if grey else red_above_blue(pixels)  # channel order by the pixels, not only the model
+        metrics.update({"red_above_blue_share": None if skin is None else r(float((skin > 0).mean())),
+                        "red_minus_blue": None if skin is None else r(float(skin.mean()))})
         metrics.update({"sample_images": len(pixels), "greyscale_share": r(grey_files / max(len(sizes), 1)),
                         "non_square_share": r(non_square / max(len(sizes), 1)),
                         "distinct_sizes": len(size_counts)})
@@ -73,12 +117,14 @@ class Preprocessing(Check):
         if base is None:
             return self.result(Status.SKIP, "the sample has no same-person pair to score", metrics)
         if grey:
-            findings.append(Finding(Severity.INFO, "the faces are greyscale: channel order was not tested"))
+            findings.append(Finding(Severity.INFO, "the faces are greyscale: channel order was not tested "
+                                    "(neither by the model nor by the pixels)"))
         common = size_counts.most_common(1)[0][0] if size_counts else None
         if common and common != (112, 112):
             findings.append(Finding(Severity.INFO, f"most images are {common[0]}×{common[1]}: scaled so the "
                                     f"longer side is 112, then padded centred (never stretched)"))
         summary = (f"expected input separates best (AUC {base:.3f}); "
                    + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items() if k != "expected" and v is not None))
-        return self.conclude(metrics, params, summary=summary, findings=findings,
+        context = {"bluer_share": None if skin is None else float((skin <= 0).mean())}
+        return self.conclude(metrics, params, summary=summary, findings=findings, context=context,
                              data={"headline": list(metrics)[:3]})

@@ -13,12 +13,14 @@ usage (one clear line, no traceback); 3 internal error.
   cache.py     cache info, cache prune, cache clear
   train.py     train-contrastive
   demo.py      demo
+  align.py     align
 """
 from __future__ import annotations
 
 import click
 
 from facediag import __version__
+from facediag.cli.align import align
 from facediag.cli.bench import bench
 from facediag.cli.cache import cache
 from facediag.cli.compare import compare_cmd
@@ -58,7 +60,7 @@ def cli():
 
 
 for _command in (inspect, run_all_cmd, run_cmd, list_checks, render, bench, train_contrastive, compare_cmd, demo,
-                 cache):
+                 cache, align):
     cli.add_command(_command)
 
 

@@ -17,6 +17,7 @@ import csv
 import functools
 import hashlib
 import io
+import math
 import os
 import re
 import stat
@@ -294,6 +295,26 @@ def _outside(raw: str) -> bool:
     return norm == os.pardir or norm.startswith(os.pardir + os.sep)
 
 
+LANDMARK_COLUMNS = tuple(f"lm{i}{axis}" for i in range(5) for axis in "xy")
+
+
+def _landmarks(values: list[str], line: int, path: str, problems: list) -> tuple[float, ...] | None:
+    """A manifest row's five landmarks (the lm0x..lm4y fields, in order), or None (blank: detect
+    instead; a value that is not a finite number is reported and the row is detected instead)."""
+    raw = [v.strip() for v in values]
+    if not any(raw):
+        return None
+    try:
+        parsed = tuple(float(v) for v in raw)
+    except ValueError:
+        parsed = ()
+    if len(parsed) != 10 or not all(math.isfinite(v) for v in parsed):
+        problems.append((path, f"line {line}: landmarks lm0x..lm4y are not ten finite numbers; "
+                               f"the face will be detected instead"))
+        return None
+    return parsed
+
+
 class _Resolver:
     """``(base / raw).resolve()`` and ``is_file()`` for a million rows: each folder is resolved
     and listed once (a listing costs far less than a stat per file), a symlinked file is
@@ -371,6 +392,7 @@ def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool
             # Columns by position (a repeated name: the last one, as before).
             at = dict(zip(columns, range(len(columns))))
             i_path, i_subject, i_role, i_capture = at["path"], at["subject"], at.get("role"), at.get("capture")
+            i_landmarks = [at[c] for c in LANDMARK_COLUMNS] if all(c in at for c in LANDMARK_COLUMNS) else None
             width = len(columns)
             for fields in reader:
                 line = reader.line_num
@@ -417,7 +439,9 @@ def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool
                 seen[path] = len(row_line)
                 row_line.append(line)
                 capture = fields[i_capture].strip() if i_capture is not None else ""
-                table.add(folder, name, subject, role, capture or _stem(name), None)
+                landmarks = (_landmarks([fields[i] for i in i_landmarks], line, path, problems)
+                             if i_landmarks is not None else None)
+                table.add(folder, name, subject, role, capture or _stem(name), None, landmarks)
     except csv.Error as exc:
         raise DataError(f"{root}: line {reader.line_num}: not valid CSV ({exc})") from None
     return DatasetIndex(root, "manifest", table.build(), problems)

@@ -27,6 +27,9 @@ class Record:
     role: str = "hr"  # "hr" | "vlr"
     capture: str = ""
     vlr_size: int | None = None  # from the folder name (vlr_images_16x16), when it says
+    # Five (x, y) landmarks in the file's pixels, when the data gives them (a manifest's
+    # lm0x,lm0y..lm4x,lm4y columns: left eye, right eye, nose, left and right mouth corner).
+    landmarks: tuple[float, ...] | None = None
 
 
 class Strings(Sequence):
@@ -88,11 +91,13 @@ class _Interner:
 
 class RecordTable:
     """Columns, one row per image file: folder code + file name (the path), subject code, role
-    code, capture code, VLR size (0 = not stated)."""
+    code, capture code, VLR size (0 = not stated), and given landmarks ([N, 10] float32, NaN rows
+    without; None when no row has any)."""
 
     def __init__(self, dirs: list[str], dir_code: np.ndarray, names: Strings, subjects: list[str],
                  subject_code: np.ndarray, role_code: np.ndarray, captures: Strings, capture_code: np.ndarray,
-                 vlr_size: np.ndarray, names_in_natural_order: bool = False):
+                 vlr_size: np.ndarray, names_in_natural_order: bool = False, landmarks: np.ndarray | None = None):
+        self.landmarks = landmarks
         self.dirs, self.dir_code, self.names = dirs, dir_code, names
         # True when the rows of each subject are already in natural file-name order (a folder
         # listing sorted once): the protocol then need not sort a million names again.
@@ -117,7 +122,10 @@ class RecordTable:
 
     def record(self, i: int) -> Record:
         size = int(self.vlr_size[i])
-        return Record(Path(self.path(i)), self.subject(i), ROLES[self.role_code[i]], self.capture(i), size or None)
+        lm = None
+        if self.landmarks is not None and not np.isnan(self.landmarks[i, 0]):
+            lm = tuple(float(v) for v in self.landmarks[i])
+        return Record(Path(self.path(i)), self.subject(i), ROLES[self.role_code[i]], self.capture(i), size or None, lm)
 
     def rows_of_role(self, role: str) -> np.ndarray:
         return np.flatnonzero(self.role_code == ROLES.index(role))
@@ -131,7 +139,7 @@ class RecordTable:
         rows = np.asarray(rows, dtype=np.int64)
         return RecordTable(self.dirs, self.dir_code[rows], self.names.take(rows), self.subjects,
                            self.subject_code[rows], self.role_code[rows], self.captures, self.capture_code[rows],
-                           self.vlr_size[rows])
+                           self.vlr_size[rows], landmarks=None if self.landmarks is None else self.landmarks[rows])
 
     @property
     def nbytes(self) -> int:
@@ -143,7 +151,8 @@ class RecordTable:
         builder = TableBuilder()
         for rec in records:
             path = Path(rec.path)
-            builder.add(str(path.parent), path.name, rec.subject, rec.role, rec.capture, rec.vlr_size)
+            builder.add(str(path.parent), path.name, rec.subject, rec.role, rec.capture, rec.vlr_size,
+                        getattr(rec, "landmarks", None))
         return builder.build()
 
 
@@ -155,6 +164,7 @@ class TableBuilder:
         self._names = _StringsBuilder()
         self._dir, self._subject, self._capture = array("i"), array("i"), array("i")
         self._role, self._size = array("b"), array("i")
+        self._landmarks: dict[int, tuple[float, ...]] = {}  # row -> 10 floats (rare: manifests that give them)
 
     def __len__(self) -> int:
         return len(self._dir)
@@ -162,7 +172,10 @@ class TableBuilder:
     def subject_of(self, row: int) -> str:
         return self._subjects.values[self._subject[row]]
 
-    def add(self, directory: str, name: str, subject: str, role: str, capture: str, vlr_size: int | None) -> None:
+    def add(self, directory: str, name: str, subject: str, role: str, capture: str, vlr_size: int | None,
+            landmarks: tuple[float, ...] | None = None) -> None:
+        if landmarks is not None:
+            self._landmarks[len(self._dir)] = landmarks
         self._dir.append(self._dirs(directory))
         self._names.append(name)
         self._subject.append(self._subjects(subject))
@@ -177,9 +190,14 @@ class TableBuilder:
         col = {k: np.frombuffer(getattr(self, k), dtype=t).copy()
                for k, t in (("_dir", np.int32), ("_subject", np.int32), ("_role", np.int8),
                             ("_capture", np.int32), ("_size", np.int32))}
+        landmarks = None
+        if self._landmarks:
+            landmarks = np.full((len(self), 10), np.nan, dtype=np.float32)
+            for row, values in self._landmarks.items():
+                landmarks[row] = values
         return RecordTable(self._dirs.values, col["_dir"], self._names.build(), self._subjects.values,
                             col["_subject"], col["_role"], captures.build(), col["_capture"], col["_size"],
-                            names_in_natural_order)
+                            names_in_natural_order, landmarks)
 
 
 class Records(Sequence):

@@ -1,0 +1,99 @@
+"""Face detection and five landmarks with facenet-pytorch's MTCNN (its P/R/O-net weights ship
+in its wheel, so it works offline). An optional extra: ``pip install --no-deps
+facenet-pytorch==2.5.3`` (releases >= 2.6 pin torch < 2.3; never let pip resolve them).
+
+Images are detected in batches of equal size (MTCNN batches only those); when several faces
+are found, the largest is chosen, or the most central of those at least 80 % as large, and
+the result says how many there were.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from facediag.errors import FacediagError
+
+INSTALL_MTCNN = "pip install --no-deps facenet-pytorch==2.5.3"
+INSTALL_SKIMAGE = "pip install scikit-image"
+# Faces on facediag's 112 canvas are 50–110 px wide; a smaller pyramid floor only costs time
+# (DESIGN.md: 12 / 8 / 6 ms per image batched at 20 / 40 / 60 px). 50 found 133 of 134 ORL faces.
+CANVAS_MIN_FACE = 50
+# Of faces at least this share of the largest one's area, the most central is chosen.
+_NEAR_LARGEST = 0.8
+
+
+def missing_extra() -> str | None:
+    """Why alignment cannot run here (one line naming the install command), or None."""
+    from importlib.util import find_spec
+
+    if find_spec("facenet_pytorch") is None:
+        return f"face detection needs facenet-pytorch, which is not installed: {INSTALL_MTCNN}"
+    if find_spec("skimage") is None:
+        return f"face alignment needs scikit-image, which is not installed: {INSTALL_SKIMAGE}"
+    return None
+
+
+def require_extra() -> None:
+    """FacediagError (one line, exit 2) unless detection and alignment can run."""
+    reason = missing_extra()
+    if reason:
+        raise FacediagError(reason)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The chosen face of one image: five (x, y) points, MTCNN's score, its box (x0, y0, x1, y1),
+    and how many faces the image held (0: ``points`` is None)."""
+
+    points: np.ndarray | None
+    score: float | None
+    box: tuple[float, float, float, float] | None
+    faces: int
+
+    @property
+    def found(self) -> bool:
+        return self.points is not None
+
+
+NO_FACE = Detection(None, None, None, 0)
+
+
+def choose(boxes: np.ndarray, width: int, height: int) -> int:
+    """Index of the face to keep: the largest, or the most central of those nearly as large."""
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    near = np.flatnonzero(areas >= _NEAR_LARGEST * areas.max())
+    centres = np.stack([(boxes[near, 0] + boxes[near, 2]) / 2 - width / 2,
+                        (boxes[near, 1] + boxes[near, 3]) / 2 - height / 2], axis=1)
+    return int(near[np.argmin(np.linalg.norm(centres, axis=1))])
+
+
+class Detector:
+    """MTCNN on HxWx3 uint8 RGB arrays. ``min_face_size`` in pixels of the image given."""
+
+    def __init__(self, min_face_size: int = 20, device: str = "cpu", batch_size: int = 64):
+        require_extra()
+        from facenet_pytorch import MTCNN
+
+        self.batch_size = batch_size
+        self._mtcnn = MTCNN(min_face_size=min_face_size, keep_all=True, device=device, post_process=False)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detection]:
+        """The chosen face of each image, in order (``NO_FACE`` where none was found)."""
+        out: list[Detection] = [NO_FACE] * len(images)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, img in enumerate(images):
+            by_shape.setdefault(tuple(img.shape), []).append(i)
+        for shape, rows in by_shape.items():
+            for s in range(0, len(rows), self.batch_size):
+                chunk = rows[s:s + self.batch_size]
+                batch = np.stack([np.ascontiguousarray(images[i]) for i in chunk])
+                boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
+                for i, b, p, pts in zip(chunk, boxes, probs, points):
+                    if b is None or len(b) == 0:
+                        continue
+                    k = choose(np.asarray(b, dtype=np.float64), shape[1], shape[0])
+                    out[i] = Detection(np.asarray(pts[k], dtype=np.float64).reshape(5, 2), float(p[k]),
+                                       tuple(float(v) for v in b[k]), len(b))
+        return out

@@ -1,0 +1,54 @@
+"""alignment: misaligned versions of real faces WARN/FAIL and are diagnosed; the same faces
+unmoved, and ORL as given with the pretrained model, pass."""
+import importlib.util
+
+import pytest
+
+from facediag.checks.base import Status
+from helpers import misaligned_copy
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None
+                                or importlib.util.find_spec("skimage") is None,
+                                reason="the align extra (facenet-pytorch, scikit-image) is not installed")
+
+
+@pytest.fixture(scope="module")
+def align_report(run, float_weights, orl_root, tmp_path_factory):
+    def _report(how):
+        data = misaligned_copy(orl_root, tmp_path_factory.mktemp(how), how)
+        return run(float_weights, data, checks=["alignment"])
+    return _report
+
+
+@pytest.mark.parametrize("how,condition", [("rotate", "rotated"), ("zoom", "wrong-scale"),
+                                           ("shift", "far-from-template"), ("paste", "far-from-template")])
+def test_misaligned_faces_are_caught(align_report, how, condition):
+    rep = align_report(how)
+    res = rep.result("alignment")
+    assert res.status in (Status.WARN, Status.FAIL), res.summary
+    assert res.met(condition), (how, res.metrics)
+    diag = next(d for d in rep.diagnoses if d.id == "misaligned-faces")
+    assert "facediag align" in diag.remedy and diag.evidence
+
+
+def test_the_same_faces_unmoved_pass(align_report):
+    rep = align_report("none")
+    res = rep.result("alignment")
+    assert res.status == Status.PASS, res.summary
+    assert res.metrics["not_found_share"] == 0
+    assert "misaligned-faces" not in {d.id for d in rep.diagnoses}
+
+
+def test_orl_as_given_passes_with_the_pretrained_model(pretrained_report):
+    res = pretrained_report.result("alignment")
+    assert res.status == Status.PASS, res.summary
+    assert res.metrics["sample_images"] == 64
+    assert "misaligned-faces" not in {d.id for d in pretrained_report.diagnoses}
+
+
+def test_skips_with_the_install_line_when_facenet_is_missing(run, float_weights, orl_root, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "facenet_pytorch" else real(name, *a))
+    res = run(float_weights, orl_root, checks=["alignment"]).result("alignment")
+    assert res.status == Status.SKIP
+    assert "pip install --no-deps facenet-pytorch==2.5.3" in res.summary
