@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facediag.data.warp import ARCFACE_TEMPLATE
+from facediag.data.landmarks import TEMPLATE as ARCFACE_TEMPLATE
 
 CROP = 240  # loose crops are 240×240
 

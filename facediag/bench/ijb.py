@@ -1,7 +1,7 @@
 """bench ijb: IJB-B / IJB-C template protocols from the standard release (loose crops, five
 landmarks and a detector score per image; templates of media; template pairs; 1:N galleries).
 
-Each loose crop is aligned by its own landmarks (facediag.data.warp) and embedded once per
+Each loose crop is aligned by its own landmarks (facediag.data.landmarks) and embedded once per
 checkpoint through the project's engine (:class:`facediag.embed.Embedder`, cached by content:
 file digest + landmarks + warp), with its mirror image when flip is on. Rows are processed in
 chunks of whole (template, media) groups and pooled into template features on the spot, so
@@ -39,7 +39,7 @@ def protocol_text(flip: bool, norm_score: bool, detector_score: bool) -> str:
 def crop_loader(path: Path, landmarks: np.ndarray):
     """The aligned 3×112×112 [0, 1] crop of one loose crop (decoded when the engine asks)."""
     from facediag.data.images import DecodeError, header_size, read_rgb, to_tensor01
-    from facediag.data.warp import AlignmentError, align_to_template
+    from facediag.data.landmarks import AlignmentError, align_to_template
 
     def load() -> torch.Tensor:
         rgb = read_rgb(path)
@@ -58,7 +58,7 @@ def crop_loader(path: Path, landmarks: np.ndarray):
 
 def crop_key(digest: str, landmarks: np.ndarray) -> str:
     """Content key: the file's bytes, its landmarks and the warp (one crop, one key)."""
-    from facediag.data.warp import WARP_ID
+    from facediag.data.landmarks import WARP_ID
 
     lmk = hashlib.sha256(np.ascontiguousarray(landmarks, np.float64).tobytes() + WARP_ID.encode()).hexdigest()[:16]
     return f"ijb112:{digest}+{lmk}"

@@ -35,19 +35,38 @@ class Fit:
     scale: float
 
 
+class AlignmentError(ValueError):
+    """The landmarks do not define a similarity transform (not finite, all five points the same)."""
+
+
+#: Identifies the warp in cache keys: change it when fit or warp changes.
+WARP_ID = "arcface112-similarity-bilinear-u8/v1"
+
+
 def fit(points) -> Fit:
-    """Least-squares similarity transform from five (x, y) points to :data:`TEMPLATE`."""
+    """Least-squares similarity transform (Umeyama) from five (x, y) points to :data:`TEMPLATE`."""
     from skimage.transform import SimilarityTransform
 
     src = np.asarray(points, dtype=np.float64).reshape(5, 2)
-    if not np.isfinite(src).all():
-        raise ValueError("landmarks must be finite numbers")
-    tform = SimilarityTransform.from_estimate(src, TEMPLATE)
-    if not tform:  # degenerate points (all equal, collinear beyond repair)
-        raise ValueError("the five landmarks do not define a similarity transform")
+    if not np.isfinite(src).all() or np.ptp(src, axis=0).max() < 1e-6:
+        raise AlignmentError("the five landmarks do not define a similarity transform")
+    if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26
+        tform = SimilarityTransform.from_estimate(src, TEMPLATE)
+        ok = bool(tform)
+    else:
+        tform = SimilarityTransform()
+        ok = tform.estimate(src, TEMPLATE)
+    if not ok:  # degenerate points (collinear beyond repair)
+        raise AlignmentError("the five landmarks do not define a similarity transform")
     residual = float(np.sqrt(np.mean(tform.residuals(src, TEMPLATE) ** 2)))
     return Fit(np.asarray(tform.params, dtype=np.float64), residual, float(np.degrees(tform.rotation)),
                float(tform.scale))
+
+
+def align_to_template(rgb: np.ndarray, points) -> np.ndarray:
+    """HxWx3 uint8 image and its five landmarks (x, y; the template's order) -> the 112x112x3
+    uint8 ArcFace crop: the one alignment warp (facediag align, the IJB loose crops)."""
+    return warp(rgb, fit(points))
 
 
 def warp(rgb: np.ndarray, f: Fit, size: int = SIZE) -> np.ndarray:

@@ -12,7 +12,7 @@ pytest.importorskip("skimage")
 from ijb_tree import ARCFACE_TEMPLATE, TEMPLATES, known_transform, loose_crop, write_ijb_tree  # noqa: E402
 
 from facediag.data.ijb import read_ijb  # noqa: E402
-from facediag.data.warp import align_to_template  # noqa: E402
+from facediag.data.landmarks import align_to_template  # noqa: E402
 
 
 def _face(p, i):
