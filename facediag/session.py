@@ -41,6 +41,7 @@ class SessionConfig:
     gallery_root: str | Path | None = None  # or two roots
     probe_root: str | Path | None = None
     train_root: str | Path | None = None  # training data, for subject-overlap
+    distractors: str | Path | None = None  # probes of people in no gallery (open set, watch lists)
     baseline_weights: str | Path | None = None
     arch: str | None = None
     baseline_arch: str | None = None
@@ -137,9 +138,15 @@ class Session:
                              progress=c.progress) if c.train_root else None
 
     @cached_property
+    def distractor_index(self) -> DatasetIndex | None:
+        c = self.config
+        return index_dataset(c.distractors, c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root,
+                             progress=c.progress) if c.distractors else None
+
+    @cached_property
     def protocol(self) -> Protocol:
         c = self.config
-        return build_protocol(self.index, probe_index=self.probe_index,
+        return build_protocol(self.index, probe_index=self.probe_index, distractor_index=self.distractor_index,
                               gallery_per_subject=c.gallery_per_subject, vlr_size=c.vlr_size)
 
     @cached_property
@@ -155,7 +162,8 @@ class Session:
     @property
     def problems(self) -> list[tuple[str, str]]:
         """Files that could not be used, with why: indexing problems plus unreadable images."""
-        found = list(self.index.problems) + list(self.probe_index.problems if self.probe_index else [])
+        found = [*self.index.problems, *(self.probe_index.problems if self.probe_index else []),
+                 *(self.distractor_index.problems if self.distractor_index else [])]
         seen: set[str] = set()  # index problems may name kept files: their decode failure is news
         for (_, view), emb in self._embeddings.items():
             paths = self._view_paths(view)

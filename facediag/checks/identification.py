@@ -65,6 +65,20 @@ class Identification(Check):
             metrics.update({"open_set_dir": r(osr.dir), "open_set_false_alarm_rate": r(osr.false_alarm_rate),
                             "open_set_correct_rejection_rate": r(osr.correct_rejection_rate),
                             "open_set_nonmated_probes": osr.n_nonmated})
+            for fpir, tpir in osr.dir_at_false_alarm.items():
+                metrics[f"tpir_at_fpir_{fpir:g}"] = r(tpir)
+                metrics[f"fnir_at_fpir_{fpir:g}"] = r(None if tpir is None else 1 - tpir)
+            findings.append(Finding(Severity.INFO, (
+                f"open set ({osr.n_mated} mated, {osr.n_nonmated} non-mated probes): TPIR = mated probes whose own "
+                f"template ranks first AND scores >= the threshold (open_set_dir: {osr.dir:.1%} at {t}); FPIR = "
+                f"non-mated probes whose best score is >= the threshold, i.e. accepted as someone "
+                f"(open_set_false_alarm_rate: {osr.false_alarm_rate:.1%}); FNIR = 1 - TPIR. TPIR at FPIR f uses "
+                f"the threshold letting at most f of the non-mated probes through"
+                + "".join(f"; FPIR {f:g} not supported by {osr.n_nonmated} non-mated probes (needs "
+                          f"{int(np.ceil(10 / f))})" for f, v in osr.dir_at_false_alarm.items() if v is None))))
+            open_set_curve = {"thresholds": [round(float(x), 3) for x in osr.curve_thresholds],
+                              "tpir": [round(float(x), 5) for x in osr.curve_dir],
+                              "fpir": [round(float(x), 5) for x in osr.curve_false_alarm_rate]}
         summary = (f"rank-1 {cs.rank_accuracy[1]:.3f}; accuracy at {t} {at.accuracy:.3f} with FAR "
                    f"{at.false_accept_rate:.2%}")
         data = {"headline": ["rank1", "accuracy_at_threshold", "far_at_threshold"],
@@ -72,6 +86,8 @@ class Identification(Check):
                 "worst_subjects": [list(w) for w in cs.worst_subjects],
                 "correct_rank1": cs.correct_rank1.astype(int).tolist(),
                 "probe_rows": ev.probe_rows[ev.mated].tolist()}
+        if (~ev.mated).any():
+            data["open_set"] = open_set_curve  # the 1:N DET curve: FNIR = 1 - tpir against fpir
         data["faces"] = _face_strips(ctx, ev)
         return self.conclude(metrics, params, summary=summary, findings=findings, data=data,
                              context={"suggestion": f"; use {suggest}" if suggest else "",

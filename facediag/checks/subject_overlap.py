@@ -12,6 +12,7 @@ from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
 from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
+from facediag.data.protocol import is_distractor
 from facediag.data.images import DecodeError
 from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs
 from facediag.data.pixels import Fingerprints
@@ -111,9 +112,10 @@ class SubjectOverlap(Check):
     def run(self, ctx, params):
         proto = ctx.protocol
         gallery_subj = set(proto.gallery_subjects)
-        probe_subj = set(proto.probe_subjects)
-        open_probes = sum(s not in gallery_subj for s in proto.probe_subjects)
-        share_open = open_probes / len(proto.probes)
+        probe_subj = {s for s in proto.probe_subjects if not is_distractor(s)}
+        distractors = sum(map(is_distractor, proto.probe_subjects))  # unenrolled on purpose (--distractors)
+        open_probes = sum(s not in gallery_subj and not is_distractor(s) for s in proto.probe_subjects)
+        share_open = open_probes / max(len(proto.probes) - distractors, 1)
         all_subj = gallery_subj | probe_subj
         clashes = id_clashes(all_subj)
         per_subject = Counter(r.subject for r in ctx.index.hr)
@@ -128,6 +130,8 @@ class SubjectOverlap(Check):
             "open_set_share": r(share_open), "id_clashes": len(clashes), "single_image_subjects": len(single),
             "leaked_identical": len(exact), "leaked_near_duplicate": len(near),
         }
+        if distractors:
+            metrics["distractor_probes"] = distractors
         findings = []
         if leaks:
             findings.append(Finding(Severity.INFO, "leaked pairs", {"examples": leaks[:5]}))

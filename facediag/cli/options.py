@@ -187,6 +187,9 @@ GALLERY_ROOT = option("--gallery-root", type=PATH, help="Enrol every HR image un
 PROBE_ROOT = option("--probe-root", type=PATH, help="Probe with the images under this root.")
 TRAIN_ROOT = option("--train-root", type=click.Path(exists=True, path_type=Path),
                     help="Training data, to check subject overlap with the evaluation data.")
+DISTRACTORS = option("--distractors", type=click.Path(exists=True, path_type=Path),
+                     help="Also probe with every HR image under this root (any layout): people in no gallery, as "
+                          "in watch-list benchmarks. Identification then reports TPIR against FPIR (open set).")
 LAYOUT = option("--layout", type=click.Choice(LAYOUTS), default="auto", show_default=True,
                 help="paired: hr_images/ + vlr_images*/; folders: root/<subject>/*; manifest: a CSV.")
 SUBJECT_REGEX = option("--subject-regex", default=r"^([^_]+)_", show_default=True,
@@ -239,6 +242,7 @@ FORCE_BASELINE = option("--force-baseline", is_flag=True, help="Accept a --basel
 
 DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
+    ("distractors", DISTRACTORS()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
     ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("device", DEVICE()),
     ("batch_size", BATCH_SIZE()), ("cache_dir", CACHE_DIR()), ("no_cache", NO_CACHE()), ("quiet", QUIET()),
@@ -265,6 +269,7 @@ def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=N
     return SessionConfig(
         weights=weights, baseline_weights=baseline_weights, arch=arch, baseline_arch=baseline_arch,
         data=kw["data"], gallery_root=kw["gallery_root"], probe_root=kw["probe_root"], train_root=kw["train_root"],
+        distractors=kw.get("distractors"),
         layout=kw["layout"], subject_regex=kw["subject_regex"], gallery_per_subject=kw["gallery_per_subject"],
         vlr_size=kw["vlr_size"], dsr=kw["dsr"], dsr_weights=kw["dsr_weights"], device=kw["device"],
         batch_size=kw["batch_size"], cache_dir=kw["cache_dir"], use_cache=not kw["no_cache"],

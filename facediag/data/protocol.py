@@ -29,6 +29,14 @@ from facediag.data.table import ROLES, Record, Records, RecordTable
 from facediag.errors import DataError
 
 
+DISTRACTOR_PREFIX = "distractor:"  # a distractor probe's subject: in no gallery, whatever its name
+
+
+def is_distractor(subject: str) -> bool:
+    """A probe added by --distractors (people in no gallery, as in watch-list benchmarks)."""
+    return subject.startswith(DISTRACTOR_PREFIX)
+
+
 @dataclass(frozen=True)
 class Probe:
     subject: str
@@ -145,7 +153,24 @@ def _natural_order(table: RecordTable, rows: np.ndarray) -> np.ndarray:
 
 
 def build_protocol(index: DatasetIndex, *, probe_index: DatasetIndex | None = None,
+                   distractor_index: DatasetIndex | None = None,
                    gallery_per_subject: int = 3, vlr_size: int | None = 16) -> Protocol:
+    """The gallery and probes of ``index`` (and ``probe_index``), plus every HR image of
+    ``distractor_index`` as a probe of nobody enrolled (its subject prefixed DISTRACTOR_PREFIX)."""
+    proto = _build_protocol(index, probe_index, gallery_per_subject, vlr_size)
+    if distractor_index is None:
+        return proto
+    distractors = [Probe(DISTRACTOR_PREFIX + rec.subject, rec, None) for rec in distractor_index.hr]
+    if not distractors:
+        raise DataError(f"{distractor_index.root}: the distractor root has no HR images")
+    note = (f"{len(distractors)} distractor probe(s) of {len(set(p.subject for p in distractors))} people from "
+            f"{distractor_index.root}: in no gallery, they measure false positive identification (open set)")
+    return Protocol(proto.gallery, [*proto.probes, *distractors], proto.vlr_size,
+                    f"{proto.description}; {note}", [*proto.notes, note])
+
+
+def _build_protocol(index: DatasetIndex, probe_index: DatasetIndex | None, gallery_per_subject: int,
+                    vlr_size: int | None) -> Protocol:
     table = index.table
     hr, vlr = table.rows_of_role("hr"), table.rows_of_role("vlr")
     if probe_index is not None:
