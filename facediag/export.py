@@ -142,7 +142,8 @@ def _embed(embedder: Embedder, pixels: torch.Tensor) -> np.ndarray:
 def _write_and_verify(model, tmp: Path, fmt, int8, pixels, subjects, expected, min_cosine) -> dict:
     example = torch.zeros(2, 3, 112, 112)
     if fmt == "torchscript":
-        with torch.inference_mode(False), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's deprecation notice for jit.trace
             traced = torch.jit.trace(model, example)
         traced.save(str(tmp))
         exported = traced  # the traced module just saved: verified in memory, never reloaded as code
