@@ -1,7 +1,8 @@
 """`facediag inspect`: describe a loaded checkpoint as a JSON-friendly dict and a table.
 
 Nothing here runs the model: everything shown is what loading read from the file
-(``load_checkpoint`` runs no model either, TorchScript included)."""
+(``load_checkpoint`` runs no model either, TorchScript included; an ONNX graph is parsed and
+validated, never given to a runtime)."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +15,7 @@ from rich.text import Text
 def inspect_dict(loaded) -> dict[str, Any]:
     head = loaded.head
     meta = dict(loaded.meta or {})
-    return {
+    info = {
         "path": str(loaded.path),
         "variant": loaded.variant,
         "format": loaded.format,
@@ -28,6 +29,14 @@ def inspect_dict(loaded) -> dict[str, Any]:
         "sha256": loaded.sha256,
         "meta": {k: _plain(v) for k, v in meta.items()},
     }
+    if hasattr(loaded, "inputs"):  # an ONNX graph: what it takes and returns, read from the graph
+        info.update(inputs=_io(loaded.inputs), outputs=_io(loaded.outputs), opset=loaded.opset,
+                    int8=bool(loaded.int8))
+    return info
+
+
+def _io(values) -> list[dict]:
+    return [{"name": v["name"], "shape": list(v["shape"]), "dtype": v["dtype"]} for v in values]
 
 
 def _plain(value):
@@ -60,6 +69,12 @@ def render_inspect(info: dict[str, Any], console: Console) -> None:
         ("label map", "none" if info["label_map_size"] is None else f"{info['label_map_size']} subjects"),
         ("sha256", info["sha256"]),
     ]
+    for kind in ("inputs", "outputs"):
+        for v in info.get(kind, []):
+            shape = "×".join(str(d) for d in v["shape"])
+            rows.append((kind[:-1], f"{v['name']}: {v['dtype']} [{shape}]"))
+    if "opset" in info:
+        rows.append(("opset", str(info["opset"])))
     for key, value in info["meta"].items():
         rows.append((key, str(value)[:200]))
     for k, v in rows:

@@ -26,6 +26,7 @@ from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
 from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, degraded_key, super_resolve
 from facediag.errors import FacediagError
+from facediag.models.onnx import ONNX_FORMAT
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.protocol import LoadedModel
 from facediag.protocols.gallery import Evaluation, build_evaluation
@@ -420,8 +421,14 @@ class Session:
         if requirement == "baseline":
             return None if self.has_role("baseline") else "no --baseline-weights given"
         if requirement == "head":
-            return None if self.model(role).head is not None else \
-                "the checkpoint has no ArcFace/classifier head"
+            loaded = self.model(role)
+            if loaded.head is not None:
+                return None
+            return ("an ONNX graph carries no ArcFace/classifier head" if loaded.format == ONNX_FORMAT
+                    else "the checkpoint has no ArcFace/classifier head")
+        if requirement == "state_dict":
+            return None if self.model(role).format != ONNX_FORMAT else \
+                "an ONNX graph: no EdgeFace state_dict to match keys against or to find init constants in"
         if requirement == "pairs":
             if not self.probes_need_dsr:
                 return "probes are at full resolution: each is its own HR image, so there is no pair to compare"

@@ -14,6 +14,7 @@ usage (one clear line, no traceback); 3 internal error.
   train.py     train-contrastive
   demo.py      demo
   align.py     align
+  export.py    export
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from facediag.cli.bench import bench
 from facediag.cli.cache import cache
 from facediag.cli.compare import compare_cmd
 from facediag.cli.demo import demo
+from facediag.cli.export import export_cmd
 from facediag.cli.inspect import inspect
 from facediag.cli.options import (
     EXIT_FAIL,
@@ -60,7 +62,7 @@ def cli():
 
 
 for _command in (inspect, run_all_cmd, run_cmd, list_checks, render, bench, train_contrastive, compare_cmd, demo,
-                 cache, align):
+                 export_cmd, cache, align):
     cli.add_command(_command)
 
 

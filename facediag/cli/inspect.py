@@ -16,6 +16,7 @@ from facediag.cli.options import ARCH, AS_JSON, console, handle_errors
 @handle_errors
 def inspect(weights, arch, as_json):
     """What a checkpoint holds: variant, format, parameters, head, label map, fingerprint.
+    For an ONNX file also its inputs, outputs and opset (read from the graph, never run).
 
     Loading is strict and safe: nothing in the file is executed, and a checkpoint that
     matches no EdgeFace variant is refused rather than loaded into a random backbone.
@@ -23,11 +24,12 @@ def inspect(weights, arch, as_json):
     \b
     Example:
       facediag inspect edgeface_xxs.pt --json
+      facediag inspect edgeface_xxs.onnx --json
     """
     from facediag.inspect import inspect_dict, render_inspect
     from facediag.models.checkpoint import load_checkpoint
 
-    info = inspect_dict(load_checkpoint(weights, arch=arch))
+    info = inspect_dict(load_checkpoint(weights, arch=arch, runtime=False))
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:

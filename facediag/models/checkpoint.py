@@ -96,16 +96,22 @@ class VariantMatch:
         return "exact"
 
 
-def load_checkpoint(path, arch: str | None = None, device="cpu") -> LoadedCheckpoint:
+def load_checkpoint(path, arch: str | None = None, device="cpu", runtime: bool = True):
     """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict);
     ``arch="custom"`` accepts a TorchScript model that is not EdgeFace, as it is.
+    An ONNX file (by extension or content) comes back as a LoadedOnnx (models/onnx.py);
+    ``runtime=False`` only describes it, without needing onnxruntime.
 
     Loading never runs the model (nor any other code from the file)."""
+    from facediag.models import onnx as onnx_models  # imported here: it builds on this module
+
     path = Path(path)
     name = display_name(path)
     device = torch.device(device)
     if arch is not None and arch != CUSTOM:
         arch = resolve_variant(arch)
+    if path.is_file() and onnx_models.is_onnx_file(path):
+        return onnx_models.load_onnx(path, arch=arch, runtime=runtime)
     raw = read_weights_file(path)
     if raw.kind == "torchscript":
         return _load_torchscript(path, raw.payload, arch, device)

@@ -1,0 +1,184 @@
+"""`facediag export`: a checkpoint as ONNX (optionally int8) or TorchScript, kept only once it
+is shown to embed faces as the checkpoint does.
+
+The export is written to a temporary file beside ``--out``, embedded with the checkpoint on a
+sample of faces (the user's data, else the demo's synthetic faces), and renamed into place only
+when the per-image cosine and the rank-1 decisions agree (metrics/parity.py). An int8 export is
+expected to move embeddings: its figures are reported, not held to the fp32 tolerance.
+
+ONNX goes through torch's TorchScript-based exporter (``dynamo=False``): the dynamo exporter of
+torch 2.14 needs the separate ``onnxscript`` package, and the TorchScript one exports timm's
+EdgeNeXt exactly (cosine 1.0 to 1e-6 on ORL).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facediag.data.images import load_face, to_tensor01
+from facediag.data.index import index_dataset, natural_key
+from facediag.embed import Embedder
+from facediag.errors import FacediagError
+from facediag.io import atomic_save
+from facediag.metrics.parity import Parity, embedding_parity
+from facediag.models.checkpoint import load_checkpoint
+from facediag.models.edgeface import VARIANTS
+from facediag.models.onnx import ONNX_FORMAT, load_onnx, require
+
+FORMATS = ("onnx", "torchscript")
+OPSET = 17  # every op EdgeNeXt uses (LayerNormalization among them) is native from 17
+MIN_COSINE = 0.99999  # fp32 export vs checkpoint, per image
+SAMPLE_SUBJECTS, SAMPLE_PER_SUBJECT = 20, 5  # 100 faces: a few seconds on a CPU
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    format: str
+    int8: bool
+    opset: int | None
+    sample: str                # where the faces came from
+    parity: Parity
+    min_cosine: float | None   # the tolerance held to (None: int8, reported only)
+    kept: bool
+
+    def as_dict(self) -> dict:
+        return {"out": str(self.out), "format": self.format, "int8": self.int8, "opset": self.opset,
+                "sample": self.sample, "parity": self.parity.as_dict(), "min_cosine": self.min_cosine,
+                "kept": self.kept}
+
+
+def validate(fmt: str, int8: bool, min_cosine: float) -> None:
+    """Options checked before any model is loaded or anything exported."""
+    if fmt not in FORMATS:
+        raise FacediagError(f"unknown export format {fmt!r}; choose {' or '.join(FORMATS)}")
+    if int8 and fmt != "onnx":
+        raise FacediagError("--int8 quantises an ONNX export (onnxruntime's dynamic quantisation): use --format onnx")
+    if not 0.0 < min_cosine <= 1.0:
+        raise FacediagError(f"--min-cosine must be in (0, 1], got {min_cosine}")
+    if fmt == "onnx":
+        require("onnx")
+        require("onnxruntime")
+
+
+def sample_faces(data: Path | None, subjects: int = SAMPLE_SUBJECTS, per_subject: int = SAMPLE_PER_SUBJECT):
+    """([N, 3, 112, 112] pixels in [0, 1], subject per face, where they came from): the first
+    HR images of the first subjects of ``data`` (natural order), else the demo's synthetic faces."""
+    if data is None:
+        from facediag.demo.faces import draw_subject, subject_name
+
+        faces, names = [], []
+        for i in range(subjects):
+            for img in draw_subject(0, "heldout", i, per_subject):
+                faces.append(to_tensor01(np.asarray(img.convert("RGB"))))
+                names.append(subject_name("heldout", i))
+        return torch.stack(faces), np.array(names), f"{len(faces)} synthetic demo faces ({subjects} identities)"
+    index = index_dataset(data)
+    by_subject: dict[str, list] = {}
+    for rec in index.hr:
+        by_subject.setdefault(rec.subject, []).append(rec)
+    chosen = []
+    for subject in sorted(by_subject, key=natural_key)[:subjects]:
+        chosen += sorted(by_subject[subject], key=lambda r: natural_key(str(r.path)))[:per_subject]
+    faces, names = [], []
+    for rec in chosen:
+        try:
+            faces.append(load_face(rec.path))
+            names.append(rec.subject)
+        except Exception:  # an unreadable file is simply not in the sample
+            continue
+    if len(faces) < 2 or len(set(names)) < 2:
+        raise FacediagError(f"{data}: needs readable images of at least 2 subjects to verify an export")
+    return torch.stack(faces), np.array(names), f"{len(faces)} faces of {len(set(names))} subjects from {data}"
+
+
+def export(weights: Path, out: Path, fmt: str = "onnx", *, int8: bool = False, data: Path | None = None,
+           min_cosine: float = MIN_COSINE, arch: str | None = None, progress: bool = False) -> ExportResult:
+    """Export ``weights``, verify it against the checkpoint on a face sample, keep it only on success."""
+    validate(fmt, int8, min_cosine)
+    loaded = load_checkpoint(weights, arch=arch)
+    if loaded.format == ONNX_FORMAT:
+        raise FacediagError(f"{Path(weights).name}: is already ONNX; export reads a torch checkpoint")
+    if loaded.variant in VARIANTS and VARIANTS[loaded.variant].quantized:
+        raise FacediagError(f"{Path(weights).name}: is int8 ({loaded.variant}); export its float twin "
+                            "(--int8 quantises the ONNX graph)")
+    pixels, subjects, where = sample_faces(data)
+    model = loaded.model.eval()
+    reference = Embedder(model, torch.device("cpu"), fingerprint=None, progress=progress)
+    expected = _embed(reference, pixels)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = {}
+
+    def write(tmp):
+        kept.update(_write_and_verify(model, Path(tmp), fmt, int8, pixels, subjects, expected, min_cosine))
+        if not kept["ok"]:
+            raise _NotFaithful()
+
+    try:
+        atomic_save(out, write)
+    except _NotFaithful:
+        pass
+    return ExportResult(out=out, format=fmt, int8=int8, opset=OPSET if fmt == "onnx" else None, sample=where,
+                        parity=kept["parity"], min_cosine=None if int8 else min_cosine, kept=kept["ok"])
+
+
+class _NotFaithful(Exception):
+    """The export missed the tolerance: atomic_save removes the temporary file."""
+
+
+def _embed(embedder: Embedder, pixels: torch.Tensor) -> np.ndarray:
+    return np.concatenate([embedder.forward(pixels[s:s + 32]) for s in range(0, len(pixels), 32)])
+
+
+def _write_and_verify(model, tmp: Path, fmt, int8, pixels, subjects, expected, min_cosine) -> dict:
+    example = torch.zeros(2, 3, 112, 112)
+    if fmt == "torchscript":
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's deprecation notice for jit.trace
+            traced = torch.jit.trace(model, example)
+        traced.save(str(tmp))
+        exported = traced  # the traced module just saved: verified in memory, never reloaded as code
+    else:
+        _export_onnx(model, tmp, example, int8)
+        exported = load_onnx(tmp).model
+    got = _embed(Embedder(exported, torch.device("cpu"), fingerprint=None, progress=False), pixels)
+    parity = embedding_parity(expected, got, subjects)
+    finite = bool(np.isfinite(got).all())
+    ok = finite and (int8 or (parity.cosine_min >= min_cosine and parity.rank1_changed == 0))
+    return {"parity": parity, "ok": ok}
+
+
+def _export_onnx(model, tmp: Path, example: torch.Tensor, int8: bool) -> None:
+    target = tmp
+    if int8:  # quantise a float export written beside it
+        fd, name = tempfile.mkstemp(suffix=".fp32.onnx", dir=tmp.parent)
+        os.close(fd)
+        target = Path(name)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (example,), str(target), dynamo=False, opset_version=OPSET,
+                              input_names=["input"], output_names=["embedding"],
+                              dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}})
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # its root-logger advice to "consider pre-processing" is not for the user
+            try:
+                quantize_dynamic(str(target), str(tmp), weight_type=QuantType.QInt8)
+            finally:
+                root.setLevel(level)
+    finally:
+        if int8:
+            target.unlink(missing_ok=True)
