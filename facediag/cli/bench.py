@@ -11,6 +11,8 @@ from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.cli.options import (
     ALLOW_OUTSIDE_ROOT,
     ARCH,
+    CHECKPOINTS,
+    LABELS,
     AS_JSON,
     BATCH_SIZE,
     CACHE_DIR,
@@ -72,9 +74,8 @@ def _bench_output(report, out, as_json):
 
 
 @bench.command("accuracy")
-@click.option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
-              help="A checkpoint; repeat to compare several in one table.")
-@click.option("--label", "labels", multiple=True, help="A name per --weights, in the same order (default: file stem).")
+@CHECKPOINTS()
+@LABELS()
 @ARCH(help="Force the variant of every checkpoint instead of detecting it.")
 @click.option("--resolutions", default="12,16,24,32,hr", show_default=True,
               help="Probe sizes in pixels (area-downsampled from HR, then upsampled to 112) and/or 'hr'.")
@@ -166,9 +167,8 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
 
 
 @bench.command("verification")
-@click.option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
-              help="A checkpoint; repeat to compare several in one table.")
-@click.option("--label", "labels", multiple=True, help="A name per --weights, in the same order (default: file stem).")
+@CHECKPOINTS()
+@LABELS()
 @ARCH(help="Force the variant of every checkpoint instead of detecting it.")
 @click.option("--pairs", "pairs", multiple=True, required=True, type=PATH,
               help="A pair set: insightface .bin, LFW-style pairs.txt or CSV path1,path2,same[,fold]; repeatable.")
@@ -233,9 +233,8 @@ def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, resolu
 
 
 @bench.command("ijb")
-@click.option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
-              help="A checkpoint; repeat to compare several in one table.")
-@click.option("--label", "labels", multiple=True, help="A name per --weights, in the same order (default: file stem).")
+@CHECKPOINTS()
+@LABELS()
 @ARCH(help="Force the variant of every checkpoint instead of detecting it.")
 @click.option("--root", "root", required=True, type=PATH,
               help="The IJB release folder holding meta/ and loose_crop/ (or the folder holding IJBC/, IJBB/).")

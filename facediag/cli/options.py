@@ -214,6 +214,10 @@ ALLOW_OUTSIDE_ROOT = option("--allow-outside-root", is_flag=True,
 DEVICE = option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 QUIET = option("--quiet", "-q", is_flag=True, help="No progress bars.")
 ARCH = option("--arch", help="Force the variant instead of detecting it from the keys.")
+CHECKPOINTS = option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
+                     help="A checkpoint; repeat to compare several in one table.")
+LABELS = option("--label", "labels", multiple=True,
+                help="A name per --weights, in the same order (default: file stem).")
 SUITE = option("--suite", default="default", show_default=True,
                help="A suite TOML (checks and thresholds): a path, or a name from checks/.")
 OUT = option("--out", "-o", type=PATH, help="Write report.json, report.html, report.md and junit.xml here.")
