@@ -54,3 +54,12 @@ def test_distractors_give_tpir_against_fpir_as_defined(float_weights, roots, tmp
     assert "TPIR = mated probes" in text and "FPIR 0.01 not supported by 100" in text
     curve = res["identification"]["data"]["open_set"]
     assert len(curve["tpir"]) == len(curve["fpir"]) == len(curve["thresholds"])
+
+    # bench accuracy takes --distractors too and reports the same rates (embeddings from the cache).
+    from facediag.bench import bench_accuracy
+
+    row = json.loads(bench_accuracy([float_weights], enrolled, resolutions="hr", distractors=distractors, n_boot=20,
+                                    progress=False, cache_dir=tmp_path).to_json())["rows"][0]
+    assert row["n_nonmated"] == 100
+    assert row["tpir"] == pytest.approx(ident["open_set_dir"], abs=1e-4)
+    assert row["fpir"] == pytest.approx(ident["open_set_false_alarm_rate"], abs=1e-4)

@@ -23,6 +23,7 @@ from facediag.metrics.verdict import verdict as change_verdict
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.protocols.gallery import Evaluation, headline_metrics
 from facediag.metrics.distribution import dprime_from_moments
+from facediag.metrics.identification import open_set_from
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
 from facediag.metrics.verification import verification_metrics
 
@@ -86,6 +87,10 @@ def row_metrics(ev: Evaluation, threshold: float, fars: Sequence[float], n_boot:
         out["tar_at_far"] = {f"{p.far:g}": p.tar for p in ver.tar_at_far}
         out["tar_unsupported"] = {f"{p.far:g}": p.reason for p in ver.tar_at_far if not p.supported}
     out.update(n_genuine=int(genuine.size), n_impostor=int(impostor.n))
+    if (~ev.mated).any() and ev.mated.any():  # open set (e.g. --distractors): TPIR/FPIR as identification defines them
+        osr = open_set_from(ev.matching.summary(), threshold=threshold)
+        out.update(tpir=osr.dir, fpir=osr.false_alarm_rate, n_nonmated=osr.n_nonmated,
+                   tpir_at_fpir={f"{f:g}": v for f, v in osr.dir_at_false_alarm.items()})
     return out
 
 
