@@ -223,7 +223,7 @@ class Session:
         if role not in self._embedders:
             loaded = self.model(role)
             device = self.device
-            if str(loaded.variant).endswith("_q"):
+            if _dynamic_int8(loaded):
                 device = torch.device("cpu")  # dynamic int8 kernels exist on CPU only
             module = loaded.model.to(device).eval()
             cache = None
@@ -406,7 +406,10 @@ class Session:
     def embed_sample(self, role: str, pixel_sample: Sample) -> np.ndarray:
         """Raw embeddings of a sample's images as the engine embeds them (unaltered): served from
         this run's gallery embeddings when they exist, else embedded from the sample's pixels
-        (no second decode) and kept for the gallery view."""
+        (no second decode) and kept for the gallery view. A dynamically quantized model embeds
+        the sample as one batch of its own, as it does the altered inputs."""
+        if _dynamic_int8(self.model(role)):  # activations quantized per batch: the sample's own batch
+            return self.embed_pixels(role, pixel_sample.pixels)
         items = [Item(self._hr_key(rec.path), _loader(pixel_sample.pixels.__getitem__, i))
                  for i, rec in enumerate(pixel_sample.records)]
         raw, _ = self.embedder(role).embed(items, f"embedding the preprocessing sample [{role}]")
@@ -517,6 +520,12 @@ class RoleView:
 
     def __getattr__(self, name: str):
         return getattr(self.session, name)
+
+
+def _dynamic_int8(loaded: LoadedModel) -> bool:
+    """A dynamically quantized checkpoint: int8 kernels on CPU only, and its activations are
+    quantized per batch, so an image's embedding depends on the batch it was embedded in."""
+    return str(loaded.variant).endswith("_q")
 
 
 def _loader(fn, arg):
