@@ -135,7 +135,8 @@ def test_unknown_device_is_bad_input(data, tmp_path):
 
 def test_preprocessing_scores_the_expected_input_with_the_gallery_embeddings(data, tmp_path):
     """The preprocessing check's normal view is the gallery's own embedding: only the altered
-    inputs ([0, 1], swapped channels) are new forwards, and the AUC is the one a new forward gives."""
+    inputs ([0, 1], swapped channels, ImageNet mean/std) are new forwards, and the AUC is the one a
+    new forward gives."""
     from facediag.checks.preprocessing import Preprocessing, pair_auc
     from facediag.checks.registry import run_check
 
@@ -145,7 +146,7 @@ def test_preprocessing_scores_the_expected_input_with_the_gallery_embeddings(dat
     params = dict(Preprocessing.params)
     res = run_check(Preprocessing(), s, params, s.available)
     altered = [k for k in res.metrics if k.startswith("auc_") and k != "auc_expected"]
-    assert len(altered) == 2  # colour faces: [0, 1] and swapped channels
+    assert sorted(altered) == ["auc_channels_swapped", "auc_imagenet", "auc_range_0_1"]  # colour faces
     assert s.embedder("model").images_embedded - before == len(altered) * res.metrics["sample_images"]
     sample = s.sample_pixels(params["max_subjects"], params["per_subject"])
     fresh = pair_auc(s.embed_pixels("model", sample.pixels), sample.subjects)
