@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres
-from facediag.data.pixels import FingerprintTap, Fingerprints, grey_canvas, sample, thumbnail_uri
+from facediag.data.pixels import FingerprintTap, Fingerprints, Sample, grey_canvas, sample, thumbnail_uri
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
@@ -33,6 +33,7 @@ from facediag.protocols.gallery import Evaluation, build_evaluation
 
 ROLES = ("model", "baseline")
 VIEWS = ("gallery", "probe_hr", "probe_dsr")
+_PROBLEM_ORDER = ("gallery", "probe_dsr", "probe_hr")  # the order unreadable files are listed in
 
 
 @dataclass
@@ -96,6 +97,9 @@ class Session:
         self._tap = FingerprintTap()  # leakage fingerprints from the embedding pass's own decode
         self._dsr_lock = threading.Lock()
         self._dsr_out: tuple[torch.Tensor, dict[int, str]] | None = None
+        # A probe's degraded DSR input, taken from its HR view's decode when that pass runs before
+        # the DSR pass (probe row -> 3×s×s, a few KB), so the HR file is decoded once for both.
+        self._lowres: dict[int, torch.Tensor] = {}
         self._dsr_images = 0  # probes this process super-resolved
         self.rank_counts: list[dict] | None = None  # after prepare(): what each rank computed
         if config.data is None and config.gallery_root is None:
@@ -166,7 +170,11 @@ class Session:
         found = [*self.index.problems, *(self.probe_index.problems if self.probe_index else []),
                  *(self.distractor_index.problems if self.distractor_index else [])]
         seen: set[str] = set()  # index problems may name kept files: their decode failure is news
-        for (_, view), emb in self._embeddings.items():
+        roles = list(dict.fromkeys(role for role, _ in self._embeddings))
+        # In one order whichever view was embedded first (probe_hr runs before probe_dsr to feed it).
+        order = sorted(self._embeddings, key=lambda k: (roles.index(k[0]), _PROBLEM_ORDER.index(k[1])))
+        for role, view in order:
+            emb = self._embeddings[(role, view)]
             paths = self._view_paths(view)
             for row, why in emb.failures.items():
                 if paths[row] not in seen:
@@ -226,7 +234,7 @@ class Session:
         if role not in self._embedders:
             loaded = self.model(role)
             device = self.device
-            if str(loaded.variant).endswith("_q"):
+            if _dynamic_int8(loaded):
                 device = torch.device("cpu")  # dynamic int8 kernels exist on CPU only
             module = loaded.model.to(device).eval()
             cache = None
@@ -269,17 +277,19 @@ class Session:
         size = self.protocol.vlr_size
         rows = dist.shard(len(probes), self.config.batch_size)  # all of them in a world of one
 
-        def lowres(p):
+        def lowres(i):
+            p = probes[i]
             if p.vlr is not None:  # a VLR-only probe is fingerprinted from its VLR file
                 load = _loader(load_lowres, p.vlr.path)
                 return self._tap.wrap(p.vlr.path, load, fit_canvas) if p.hr is None else load
             hr = self._tap.wrap(p.hr.path, _loader(load_face, p.hr.path))
-            return lambda: downsample(hr(), size)
+            return lambda: self._lowres.pop(i) if i in self._lowres else downsample(hr(), size)
 
-        part, failures = super_resolve([lowres(probes[i]) for i in rows], self.dsr, self.device,
+        part, failures = super_resolve([lowres(i) for i in rows], self.dsr, self.device,
                                        batch_size=self.config.batch_size,
                                        description=f"super-resolving probes ({self.dsr.name})", progress=self.progress)
         self._dsr_images += len(rows) - len(failures)
+        self._lowres.clear()  # consumed; a later HR pass (another model) stashes nothing
         if dist.world == 1:
             return part, failures
         out = torch.zeros(len(probes), 3, 112, 112, dtype=torch.float16)
@@ -290,6 +300,12 @@ class Session:
             all_failures.update({part_rows[j]: why for j, why in part_failures.items()})
         return out, all_failures
 
+    @property
+    def _stashes_lowres(self) -> bool:
+        """Whether some probe is degraded from its HR image here (not read from a VLR file)."""
+        return self.protocol.vlr_size is not None and any(p.vlr is None and p.hr is not None
+                                                          for p in self.protocol.probes)
+
     def _probe_pixels(self, i: int) -> torch.Tensor:
         out, failures = self._dsr_outputs()
         if i in failures:
@@ -298,14 +314,33 @@ class Session:
 
     def _hr_item(self, path) -> Item:
         """An HR image as the engine embeds it; its decode also yields its leakage fingerprint."""
-        return Item(f"hr:{file_digest(path)}", self._tap.wrap(path, _loader(load_face, path)))
+        return Item(self._hr_key(path), self._tap.wrap(path, _loader(load_face, path)))
+
+    @staticmethod
+    def _hr_key(path) -> str:
+        return f"hr:{file_digest(path)}"
+
+    def _probe_hr_item(self, row: int, probe) -> Item:
+        """A probe's HR view; while the DSR pass is still to run, its decode also yields the probe's
+        degraded DSR input (a synthetic low-resolution probe is its HR image, downsampled)."""
+        item = self._hr_item(probe.hr.path)
+        if not self.probes_need_dsr or probe.vlr is not None or self._dsr_out is not None:
+            return item
+        size = self.protocol.vlr_size
+
+        def load():
+            img = item.load()
+            if self._dsr_out is None:
+                self._lowres[row] = downsample(img, size)
+            return img
+        return Item(item.key, load)
 
     def _items(self, view: str) -> list[Item]:
         proto = self.protocol
         if view == "gallery":
             return [self._hr_item(r.path) for r in proto.gallery]
         if view == "probe_hr":
-            return [self._hr_item(p.hr.path) if p.hr else Item("none", _missing) for p in proto.probes]
+            return [self._probe_hr_item(i, p) if p.hr else Item("none", _missing) for i, p in enumerate(proto.probes)]
         if not self.probes_need_dsr:  # HR probes: the same key as the gallery view shares the cache
             return [self._hr_item(p.hr.path) for p in proto.probes]
         dsr_fp = self.dsr.fingerprint
@@ -325,6 +360,8 @@ class Session:
     def _embed_view(self, role: str, view: str, dist: Distributed | None = None) -> Embeddings:
         key = (role, view)
         if key not in self._embeddings:
+            if view == "probe_dsr" and self._dsr_out is None and self._stashes_lowres:
+                self._embed_view(role, "probe_hr", dist)  # its decode feeds the DSR pass
             proto = self.protocol
             subjects = [r.subject for r in proto.gallery] if view == "gallery" else proto.probe_subjects
             items = self._items(view)
@@ -371,9 +408,21 @@ class Session:
         """The 112×112 grey canvas of one image, for the exact leakage test on candidates only."""
         return grey_canvas(record)
 
-    def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> tuple[torch.Tensor, np.ndarray]:
+    def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> Sample:
         """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample)."""
         return sample(self.protocol.gallery, max_subjects, per_subject)
+
+    def embed_sample(self, role: str, pixel_sample: Sample) -> np.ndarray:
+        """Raw embeddings of a sample's images as the engine embeds them (unaltered): served from
+        this run's gallery embeddings when they exist, else embedded from the sample's pixels
+        (no second decode) and kept for the gallery view. A dynamically quantized model embeds
+        the sample as one batch of its own, as it does the altered inputs."""
+        if _dynamic_int8(self.model(role)):  # activations quantized per batch: the sample's own batch
+            return self.embed_pixels(role, pixel_sample.pixels)
+        items = [Item(self._hr_key(rec.path), _loader(pixel_sample.pixels.__getitem__, i))
+                 for i, rec in enumerate(pixel_sample.records)]
+        raw, _ = self.embedder(role).embed(items, f"embedding the preprocessing sample [{role}]")
+        return raw
 
     def thumbnail(self, view: str, row: int) -> str | None:
         """A small JPEG data URI of one image of a view as the model saw it (a probe after its
@@ -476,6 +525,9 @@ class RoleView:
     def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
         return self.session.embed_pixels(self._map(role), pixels01, normalization)
 
+    def embed_sample(self, role: str, pixel_sample: Sample) -> np.ndarray:
+        return self.session.embed_sample(self._map(role), pixel_sample)
+
     def available(self, requirement: str) -> str | None:
         if requirement == "baseline":
             return f"only the {self.role} is visible to this run (no baseline role)"
@@ -483,6 +535,12 @@ class RoleView:
 
     def __getattr__(self, name: str):
         return getattr(self.session, name)
+
+
+def _dynamic_int8(loaded: LoadedModel) -> bool:
+    """A dynamically quantized checkpoint: int8 kernels on CPU only, and its activations are
+    quantized per batch, so an image's embedding depends on the batch it was embedded in."""
+    return str(loaded.variant).endswith("_q")
 
 
 def _loader(fn, arg):

@@ -131,3 +131,23 @@ def test_unknown_device_is_bad_input(data, tmp_path):
     s.config.device = "tpu"
     with pytest.raises(FacediagError, match="device"):
         s.device
+
+
+def test_preprocessing_scores_the_expected_input_with_the_gallery_embeddings(data, tmp_path):
+    """The preprocessing check's normal view is the gallery's own embedding: only the altered
+    inputs ([0, 1], swapped channels, ImageNet mean/std) are new forwards, and the AUC is the one a
+    new forward gives."""
+    from facediag.checks.preprocessing import Preprocessing, pair_auc
+    from facediag.checks.registry import run_check
+
+    s = make_session(data, tmp_path, Projector())
+    s.evaluation("model")
+    before = s.embedder("model").images_embedded
+    params = dict(Preprocessing.params)
+    res = run_check(Preprocessing(), s, params, s.available)
+    altered = [k for k in res.metrics if k.startswith("auc_") and k != "auc_expected"]
+    assert sorted(altered) == ["auc_channels_swapped", "auc_imagenet", "auc_range_0_1"]  # colour faces
+    assert s.embedder("model").images_embedded - before == len(altered) * res.metrics["sample_images"]
+    sample = s.sample_pixels(params["max_subjects"], params["per_subject"])
+    fresh = pair_auc(s.embed_pixels("model", sample.pixels), sample.subjects)
+    assert res.metrics["auc_expected"] == round(fresh, 4)

@@ -79,9 +79,18 @@ def test_each_image_is_decoded_once_per_run_besides_candidates(faces, tmp_path, 
     assert {p: decodes[p] - (p in again) for p in _all_files(faces)} == {p: 1 for p in _all_files(faces)}
 
 
+def test_low_resolution_probes_decode_each_hr_file_once(faces, tmp_path, decodes):
+    """With 16 px probes a probe's HR view and its DSR input come from one decode of its file
+    (the HR pass hands the downsampled image to the DSR pass), whichever view is asked first."""
+    session = _session(faces, tmp_path / "cache", _model(), 16)
+    session.embeddings("model", "probe_dsr")
+    session.evaluation("model")
+    assert dict(decodes) == {p: 1 for p in _all_files(faces)}
+    assert session._dsr_images == len(session.protocol.probes)  # every probe super-resolved
+
+
 def test_the_leakage_test_adds_no_decode_to_a_run_with_low_resolution_probes(faces, tmp_path, decodes):
-    """With 16 px probes the embedding pass reads a probe's HR file for the DSR input and again
-    for its own HR view; subject-overlap adds nothing beyond the candidates."""
+    """With 16 px probes subject-overlap adds no decode to the embedding pass's beyond the candidates."""
     session = _session(faces, tmp_path / "cache", _model(), 16)
     session.evaluation("model")
     before = Counter(decodes)

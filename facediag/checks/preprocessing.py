@@ -94,13 +94,16 @@ class Preprocessing(Check):
     )
 
     def run(self, ctx, params):
-        pixels, subjects = ctx.sample_pixels(params["max_subjects"], params["per_subject"])
+        sample = ctx.sample_pixels(params["max_subjects"], params["per_subject"])
+        pixels, subjects = sample.pixels, sample.subjects
         grey = bool((pixels[:, 0] == pixels[:, 1]).all() and (pixels[:, 1] == pixels[:, 2]).all())
         aucs = {}
         for name, norm in VARIANTS.items():
             if name == "channels_swapped" and grey:
                 continue  # channel order cannot matter on greyscale faces
-            aucs[name] = pair_auc(ctx.embed_pixels("model", pixels, norm), subjects)
+            # The expected input is how the gallery is embedded anyway: those embeddings, not new forwards.
+            emb = ctx.embed_sample("model", sample) if norm is normalize else ctx.embed_pixels("model", pixels, norm)
+            aucs[name] = pair_auc(emb, subjects)
         sizes = ctx.image_sizes()
         size_counts = Counter((w, h) for w, h, _ in sizes)
         grey_files = sum(mode in ("L", "LA", "I", "I;16", "1", "P") and mode != "P" for _, _, mode in sizes)

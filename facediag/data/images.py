@@ -142,8 +142,14 @@ def _to_uint8(values: np.ndarray, bits: int | None) -> np.ndarray:
 
 
 def to_tensor01(rgb: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 -> 3xHxW float32 in [0, 1]."""
-    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
+    """HxWx3 uint8 -> 3xHxW float32 in [0, 1].
+
+    In numpy, not torch: decoding runs in the engine's background threads, and a torch op there
+    of more than 32k elements starts an OpenMP team of its own per thread, which on a busy CPU
+    makes each image cost tens of milliseconds and slows the model's forward beside it
+    (benchmarks/engine_vs_bare.py). The values are the same: float32 division by 255."""
+    chw = np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+    return torch.from_numpy(chw.astype(np.float32) / np.float32(255.0))
 
 
 def fit_canvas(x: torch.Tensor, size: int = SIZE) -> torch.Tensor:
@@ -159,7 +165,12 @@ def fit_canvas(x: torch.Tensor, size: int = SIZE) -> torch.Tensor:
         x = F.interpolate(x[None], size=(nh, nw), mode=mode, **kwargs)[0].clamp_(0, 1)
         h, w = nh, nw
     top, left = (size - h) // 2, (size - w) // 2
-    return F.pad(x, (left, size - w - left, top, size - h - top), value=0.0)
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.requires_grad:
+        return F.pad(x, (left, size - w - left, top, size - h - top), value=0.0)
+    # The black border in numpy, for the reason given in to_tensor01 (F.pad gives the same values).
+    canvas = np.zeros((x.shape[0], size, size), dtype=np.float32)
+    canvas[:, top:top + h, left:left + w] = x.numpy()
+    return torch.from_numpy(canvas)
 
 
 def load_face(path: str | Path) -> torch.Tensor:

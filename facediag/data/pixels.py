@@ -112,11 +112,22 @@ class FingerprintTap:
                             np.array(thumbs, dtype=np.float16).reshape(len(thumbs), THUMB_SIZE * THUMB_SIZE))
 
 
-def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int = 3) -> tuple[torch.Tensor, np.ndarray]:
+@dataclass
+class Sample:
+    """A bounded sample of gallery images: pixels ([0, 1]), their subjects and their records."""
+    pixels: torch.Tensor
+    subjects: np.ndarray
+    records: list
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int = 3) -> Sample:
     """Preprocessed pixels ([0,1]) of a few images of each of a few subjects, and their subjects:
     the only decoding outside the embedding engine, bounded by max_subjects × per_subject."""
     taken: dict[str, int] = {}
-    pixels, subjects = [], []
+    pixels, records = [], []
     for rec in gallery:
         n = taken.get(rec.subject, 0)
         if n >= per_subject or (n == 0 and len(taken) >= max_subjects):
@@ -126,10 +137,10 @@ def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int =
         except (DecodeError, OSError):
             continue
         taken[rec.subject] = n + 1
-        subjects.append(rec.subject)
+        records.append(rec)
     if not pixels:
         raise FacediagError("no readable gallery image")
-    return torch.stack(pixels), np.asarray(subjects, dtype=str)
+    return Sample(torch.stack(pixels), np.asarray([r.subject for r in records], dtype=str), records)
 
 
 def thumbnail_uri(img01: torch.Tensor, size: int = 56, quality: int = 80) -> str:
