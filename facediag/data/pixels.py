@@ -64,7 +64,7 @@ def grey_canvas(rec: Record) -> np.ndarray:
     """The 112×112 grey canvas of one record as the exact leakage test compares it (an HR file as
     embedded, a VLR-only probe brought to the canvas)."""
     img = load_face(rec.path) if rec.role == "hr" else fit_canvas(load_lowres(rec.path))
-    return img.mean(dim=0).numpy()
+    return img.numpy().mean(axis=0)  # numpy: the same values as torch's mean, without its thread team
 
 
 class FingerprintTap:
