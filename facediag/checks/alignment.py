@@ -65,7 +65,7 @@ class Alignment(Check):
         reason = missing_extra()
         if reason:
             return self.result(Status.SKIP, reason)
-        pixels, _ = ctx.sample_pixels(params["max_subjects"], params["per_subject"])
+        pixels = ctx.sample_pixels(params["max_subjects"], params["per_subject"]).pixels
         device = str(ctx.device) if ctx.device.type == "cuda" else "cpu"
         detections = Detector(min_face_size=CANVAS_MIN_FACE, device=device).detect(_uint8(pixels))
         found = [d for d in detections if d.found]
