@@ -192,8 +192,7 @@ def _regression(results, found):
 @rule("preprocessing-mismatch")
 def _preprocessing(results, found):
     by_pixels = _met(results, "preprocessing", "pixels-bgr")
-    by_model = _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr", "prefers-bgr-strongly",
-                    "prefers-imagenet")
+    by_model = _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr", "prefers-bgr-strongly")
     # A model that tells nobody apart has no preferred input: its AUCs differ by noise (the
     # pixels still tell the channel order).
     if by_model and not by_pixels and _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):

@@ -83,9 +83,13 @@ class Preprocessing(Check):
                   "{auc_expected:.3f}), but the pixels are clearly RGB: taken as noise",
                   [("auc_channels_swapped", ">", "margin", "auc_expected")],
                   unless=("prefers-bgr", "prefers-bgr-strongly")),
-        Condition("prefers-imagenet", Severity.FAILURE,
-                  "the model separates people better with ImageNet mean/std input (AUC {auc_imagenet:.3f}) than "
-                  "with EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f})",
+        # Said, not judged: on greyscale ORL ImageNet mean/std is nearly an affine rescale EdgeFace
+        # tolerates (healthy +0.007 AUC, a model wrapped to expect it +0.003), and on 5 people x 3
+        # images a healthy model scored +0.031 by chance: no margin separates the mistake from noise.
+        Condition("prefers-imagenet", Severity.INFO,
+                  "the model scores ImageNet mean/std input higher (AUC {auc_imagenet:.3f}) than EdgeFace's "
+                  "(x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f}); on a small or greyscale sample this is "
+                  "within noise, so it is reported, not judged",
                   [("auc_imagenet", ">", "imagenet_margin", "auc_expected")], evidence=("auc_imagenet", "auc_expected")),
         Condition("pixels-bgr", Severity.FAILURE,
                   "the images look saved with red and blue swapped (BGR): the face region is bluer than it is red "
