@@ -53,7 +53,10 @@ def test_distractors_give_tpir_against_fpir_as_defined(float_weights, roots, tmp
     text = " ".join(f["message"] for f in res["identification"]["findings"])
     assert "TPIR = mated probes" in text and "FPIR 0.01 not supported by 100" in text
     curve = res["identification"]["data"]["open_set"]
-    assert len(curve["tpir"]) == len(curve["fpir"]) == len(curve["thresholds"])
+    assert len(curve["tpir"]) == len(curve["fpir"]) == len(curve["fnir"]) == len(curve["thresholds"])
+    from facediag.render.plots import result_plots
+
+    assert "1:N DET (open set)" in [p.title.split(": ", 1)[1] for p in result_plots(report.result("identification"))]
 
     # bench accuracy takes --distractors too and reports the same rates (embeddings from the cache).
     from facediag.bench import bench_accuracy

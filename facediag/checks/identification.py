@@ -78,6 +78,7 @@ class Identification(Check):
                           f"{int(np.ceil(10 / f))})" for f, v in osr.dir_at_false_alarm.items() if v is None))))
             open_set_curve = {"thresholds": [round(float(x), 3) for x in osr.curve_thresholds],
                               "tpir": [round(float(x), 5) for x in osr.curve_dir],
+                              "fnir": [round(1 - float(x), 5) for x in osr.curve_dir],
                               "fpir": [round(float(x), 5) for x in osr.curve_false_alarm_rate]}
         summary = (f"rank-1 {cs.rank_accuracy[1]:.3f}; accuracy at {t} {at.accuracy:.3f} with FAR "
                    f"{at.false_accept_rate:.2%}")
@@ -87,7 +88,7 @@ class Identification(Check):
                 "correct_rank1": cs.correct_rank1.astype(int).tolist(),
                 "probe_rows": ev.probe_rows[ev.mated].tolist()}
         if (~ev.mated).any():
-            data["open_set"] = open_set_curve  # the 1:N DET curve: FNIR = 1 - tpir against fpir
+            data["open_set"] = open_set_curve  # the 1:N DET curve: FNIR against FPIR
         data["faces"] = _face_strips(ctx, ev)
         return self.conclude(metrics, params, summary=summary, findings=findings, data=data,
                              context={"suggestion": f"; use {suggest}" if suggest else "",

@@ -8,6 +8,7 @@ a missing or malformed key draws nothing and never raises):
 - ``roc``: ``{"fpr": [...], "tpr": [...]}``, log-scale false-accept axis
 - ``det``: ``{"fpr": [...], "fnr": [...]}``, log-log
 - ``cmc``: ``[rank-1 rate, rank-2 rate, ...]``
+- ``open_set``: ``{"fpir": [...], "fnir": [...]}`` over thresholds, the 1:N DET curve, log-log
 - ``norm_histograms``: ``{"hr"|"dsr"|...: {"edges", "counts"}}`` raw (pre-normalisation) norms
 - ``series``: ``{"title", "x": [...], "ys": {label: [...]}, "xlabel"?, "ylabel"?}`` line plot
 
@@ -227,6 +228,20 @@ def _draw_det(ax, entries):
     return "DET"
 
 
+def _draw_open_set(ax, entries):
+    drawn = False
+    for i, (model, fpir, fnir) in enumerate(_curves(entries, "open_set", "fpir", "fnir", positive_y=True)):
+        ax.plot(fpir, fnir, color=_CYCLE[i % len(_CYCLE)], linewidth=1.6, label=model, drawstyle="steps-post")
+        drawn = True
+    if not drawn:
+        return None
+    _log_axis(ax, "x")
+    _log_axis(ax, "y")
+    ax.set_xlabel("false positive identification rate (FPIR)")
+    ax.set_ylabel("false negative identification rate (FNIR)")
+    return "1:N DET (open set)"
+
+
 def _draw_cmc(ax, entries):
     drawn = False
     for i, (model, data) in enumerate(entries):
@@ -274,6 +289,7 @@ _DRAWERS: dict[str, Callable[[Any, list[Entry]], str | None]] = {
     "roc": _draw_roc,
     "det": _draw_det,
     "cmc": _draw_cmc,
+    "open_set": _draw_open_set,
     "norm_histograms": _draw_norms,
     "series": _draw_series,
 }
