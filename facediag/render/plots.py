@@ -214,32 +214,28 @@ def _draw_roc(ax, entries):
     return "ROC"
 
 
-def _draw_det(ax, entries):
+def _draw_log_log(ax, entries, key: str, xk: str, yk: str, xlabel: str, ylabel: str, title: str,
+                  drawstyle: str = "default"):
     drawn = False
-    for i, (model, fpr, fnr) in enumerate(_curves(entries, "det", "fpr", "fnr", positive_y=True)):
-        ax.plot(fpr, fnr, color=_CYCLE[i % len(_CYCLE)], linewidth=1.6, label=model)
+    for i, (model, x, y) in enumerate(_curves(entries, key, xk, yk, positive_y=True)):
+        ax.plot(x, y, color=_CYCLE[i % len(_CYCLE)], linewidth=1.6, label=model, drawstyle=drawstyle)
         drawn = True
     if not drawn:
         return None
     _log_axis(ax, "x")
     _log_axis(ax, "y")
-    ax.set_xlabel("false accept rate (FAR)")
-    ax.set_ylabel("false reject rate (FRR)")
-    return "DET"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return title
+
+
+def _draw_det(ax, entries):
+    return _draw_log_log(ax, entries, "det", "fpr", "fnr", "false accept rate (FAR)", "false reject rate (FRR)", "DET")
 
 
 def _draw_open_set(ax, entries):
-    drawn = False
-    for i, (model, fpir, fnir) in enumerate(_curves(entries, "open_set", "fpir", "fnir", positive_y=True)):
-        ax.plot(fpir, fnir, color=_CYCLE[i % len(_CYCLE)], linewidth=1.6, label=model, drawstyle="steps-post")
-        drawn = True
-    if not drawn:
-        return None
-    _log_axis(ax, "x")
-    _log_axis(ax, "y")
-    ax.set_xlabel("false positive identification rate (FPIR)")
-    ax.set_ylabel("false negative identification rate (FNIR)")
-    return "1:N DET (open set)"
+    return _draw_log_log(ax, entries, "open_set", "fpir", "fnir", "false positive identification rate (FPIR)",
+                         "false negative identification rate (FNIR)", "1:N DET (open set)", drawstyle="steps-post")
 
 
 def _draw_cmc(ax, entries):
