@@ -13,7 +13,10 @@ suite runs on each side through ``session.for_role``. On top of the two run repo
 - how far B moved: linear CKA between A's and B's embeddings of the same images, and the
   shift of the genuine, impostor and paired score distributions;
 - the diagnoses of each side, and a gate: B significantly worse than A on a gated metric
-  (by more than its tolerance) fails.
+  (by more than its tolerance) fails;
+- when A and B are one network in two formats (the same EdgeFace variant, one of them an
+  export or an int8 model; or on request): parity, image by image (metrics/parity.py), and
+  optionally the gate's parity condition (gate.py).
 """
 from __future__ import annotations
 
@@ -22,13 +25,19 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from facediag.checks.registry import get_check
-from facediag.gate import gate_outcome, judge, tolerances
+from facediag.errors import FacediagError
+from facediag.gate import ParityBounds, gate_outcome, judge, judge_parity, parity_bounds, tolerances
 from facediag.metrics.catalogue import higher_is_better
 from facediag.metrics.distribution import linear_cka
 from facediag.metrics.identification import l2_normalize
+from facediag.metrics.parity import deployment_parity
 from facediag.metrics.significance import mcnemar_exact
 from facediag.metrics.verdict import BETTER, WORSE, interval_verdict, verdict
+from facediag.models.edgeface import VARIANTS
+from facediag.models.protocol import LoadedModel
 from facediag.protocols.gallery import Evaluation
 from facediag.protocols.resampling import Tested, bootstrap_tests
 from facediag.results import CompareReport, MetricRow, Report
@@ -40,26 +49,43 @@ from facediag.suites import Suite, load_suite
 # ------------------------------------------------------------------------ comparing
 def compare(weights_a=None, weights_b=None, data=None, *, suite: str | Path | Suite | None = None,
             model_a=None, model_b=None, max_drop: dict[str, float] | None = None, n_boot: int = 1000,
-            alpha: float = 0.05, seed: int = 0, command: str | None = None,
+            alpha: float = 0.05, seed: int = 0, command: str | None = None, parity: bool | None = None,
+            parity_min_cosine: float | None = None, parity_max_rank1_changed: int | None = None,
             **session_options) -> CompareReport:
     """Compare checkpoint B with A on the same data (the Python API behind ``facediag compare``).
 
     ``model_a``/``model_b`` may be already-loaded checkpoints instead of paths;
     ``session_options`` are SessionConfig fields (vlr_size, dsr, device, cache_dir, ...);
-    ``max_drop`` gates metrics (``check.metric`` -> tolerance), over the suite's ``[gate]``.
+    ``max_drop`` gates metrics (``check.metric`` -> tolerance), over the suite's ``[gate]``;
+    ``parity`` True/False forces the parity section on/off (None: when one network in two
+    formats); a ``parity_*`` bound (or the suite's ``[gate.parity]``) gates it.
     """
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    bounds = parity_bounds(suite, parity_min_cosine, parity_max_rank1_changed)
+    max_drop = tolerances(suite, max_drop)
+    check_parity_options(parity, bounds)
     config = SessionConfig(weights=weights_a, baseline_weights=weights_b, data=data, **session_options)
     models = {role: m for role, m in (("model", model_a), ("baseline", model_b)) if m is not None}
     session = Session(config, models=models)
-    suite = suite if isinstance(suite, Suite) else load_suite(suite)
-    return compare_session(session, suite, max_drop=tolerances(suite, max_drop), n_boot=n_boot, alpha=alpha,
-                           seed=seed, command=command or "facediag.compare(...)")
+    return compare_session(session, suite, max_drop=max_drop, n_boot=n_boot, alpha=alpha, seed=seed,
+                           command=command or "facediag.compare(...)", parity=parity, parity_gate=bounds)
+
+
+def check_parity_options(parity: bool | None, bounds: ParityBounds | None) -> None:
+    if parity is False and bounds is not None:
+        raise FacediagError("--no-parity with a parity gate ([gate.parity] or --parity-*): the gate needs the "
+                            "parity section; drop one of them")
 
 
 def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float], n_boot: int = 1000,
-                    alpha: float = 0.05, seed: int = 0, command: str | None = None) -> CompareReport:
-    """Compare role "baseline" (B) with role "model" (A) of one Session."""
+                    alpha: float = 0.05, seed: int = 0, command: str | None = None, parity: bool | None = None,
+                    parity_gate: ParityBounds | None = None) -> CompareReport:
+    """Compare role "baseline" (B) with role "model" (A) of one Session.
+
+    ``parity``: None adds the parity section when A and B are one network in two formats
+    (same_network), True always, False never; ``parity_gate`` holds it to bounds (implies True)."""
     command = command if command is not None else shlex.join(["facediag", *sys.argv[1:]])
+    check_parity_options(parity, parity_gate)
     # The comparison is the baseline here: a check that wants one would compare a side with itself.
     side_suite = replace(suite, checks={n: p for n, p in suite.checks.items()
                                         if "baseline" not in get_check(n).requires})
@@ -78,6 +104,12 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
         judgements.append(judge(key, row.a if row else None, row.b if row else None, tol,
                                 beyond_noise=None if row is None or row.verdict is None else row.verdict == WORSE,
                                 noise=_noise_text(row) if row else "", labels=("A", "B")))
+    reason = None if parity is False else same_network(session.model("model"), session.model("baseline"))
+    if reason is None and (parity or parity_gate):
+        reason = "asked for (--parity or a parity gate)"
+    parity_section = {"reason": reason, **_parity(session, ev_a, ev_b)} if reason else None
+    if parity_gate is not None:
+        judgements.append(judge_parity(parity_section, parity_gate))
     shift = {"cka": _cka(session), "mcnemar_rank1": _mcnemar_rank1(ev_a, ev_b),
              "scores": {name: by_key[f"pair-gap.{name}_mean"].as_dict() for name in ("genuine", "impostor", "paired")
                         if f"pair-gap.{name}_mean" in by_key},
@@ -87,7 +119,40 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
                           "method": "verdicts: McNemar's exact test for per-probe correctness (rank-k, accuracy "
                                     "at the threshold), else the subject-level bootstrap interval of B − A (the "
                                     "same resampled subjects on both sides)"},
-                         (_label(a), _label(b)))
+                         (_label(a), _label(b)), parity=parity_section)
+
+
+def same_network(a: LoadedModel, b: LoadedModel) -> str | None:
+    """Why A and B are one network in two formats (the same EdgeFace variant, stored differently
+    or one of them int8), or None. Two checkpoints of one variant in one format are two models
+    (a fine-tune, say): their embeddings are not expected to agree."""
+    forms = [_form(m) for m in (a, b)]
+    (va, fa, qa), (vb, fb, qb) = forms
+    if a.variant not in VARIANTS or va != vb or (fa, qa) == (fb, qb):
+        return None
+    describe = [f"{f}{' int8' if q else ''}" for _, f, q in forms]
+    return f"both {va}: {describe[0]} vs {describe[1]}"
+
+
+def _form(m: LoadedModel) -> tuple[str, str, bool]:
+    """(float variant, storage format, int8 weights) of a loaded model."""
+    variant = str(m.variant)
+    quantized = variant in VARIANTS and VARIANTS[variant].quantized
+    if quantized:  # edgeface_xxs_q is int8 edgeface_xxs
+        variant = variant.removesuffix("_q")
+    return variant, str(m.format), quantized or bool(getattr(m, "int8", False))
+
+
+def _parity(session: Session, ev_a: Evaluation, ev_b: Evaluation) -> dict:
+    """Parity figures over every view compare embedded, and the probes' rank-1 decisions."""
+    views = ("gallery", "probe_dsr", "probe_hr") if session.probes_need_dsr else ("gallery", "probe_dsr")
+    pairs = {v: (session.embeddings("model", v).raw, session.embeddings("baseline", v).raw) for v in views}
+    dims = {a.shape[1] for a, _ in pairs.values()} | {b.shape[1] for _, b in pairs.values()}
+    if len(dims) > 1:
+        raise FacediagError(f"parity compares embeddings image by image: A and B give {' and '.join(map(str, sorted(dims)))}-d "
+                            "embeddings, they are not one network")
+    _, ia, ib = np.intersect1d(ev_a.probe_rows, ev_b.probe_rows, return_indices=True)
+    return deployment_parity(pairs, ev_a.rank1_subjects()[ia], ev_b.rank1_subjects()[ib])
 
 
 def _label(report: Report) -> str:

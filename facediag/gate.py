@@ -10,6 +10,12 @@ A gated metric fails only when BOTH hold:
 
 A baseline made on different data (dataset fingerprint: the content of every gallery and
 probe file, the degradation, the DSR) is refused unless forced: its numbers mean nothing here.
+
+The parity condition (compare of one network in two formats, ``[gate.parity]`` or
+``--parity-min-cosine`` / ``--parity-max-rank1-changed``) is no regression test: the deployed
+model must match the reference image by image, so no interval excuses it. It fails when the
+lowest per-image cosine is below ``min_cosine`` or more probes than ``max_rank1_changed`` (a
+count) changed their rank-1 decision.
 """
 from __future__ import annotations
 
@@ -33,6 +39,9 @@ DEFAULT_MAX_DROP = {"identification.rank1": 0.02}
 
 # Metrics whose per-probe results a run report stores: (check, data key of per-probe values).
 PER_PROBE = {"identification.rank1": ("identification", "correct_rank1")}
+
+# The parity condition's bounds when one is named and the other is not.
+PARITY_DEFAULTS = {"min_cosine": 0.9999, "max_rank1_changed": 0}
 
 def parse_max_drop(items: Iterable[str]) -> dict[str, float]:
     """``["rank1=0.01", "verification.eer=0.02"]`` -> {"identification.rank1": 0.01, ...}."""
@@ -62,6 +71,48 @@ def tolerances(suite, overrides: Mapping[str, float] | Iterable[str] | None = No
     if overrides:  # later items win: the command line over the suite
         items += [f"{k}={v}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
     return parse_max_drop(items) or dict(DEFAULT_MAX_DROP)
+
+
+@dataclass(frozen=True)
+class ParityBounds:
+    min_cosine: float        # every image's cosine between A's and B's embedding at least this
+    max_rank1_changed: int   # at most this many probes name another subject with B than with A
+
+
+def parity_bounds(suite, min_cosine: float | None = None, max_rank1_changed: int | None = None) -> ParityBounds | None:
+    """The suite's ``[gate.parity]``, then the command line's bounds over it; None when neither
+    asks for parity. Bad values are bad input, found before any work."""
+    table = (suite.gate or {}).get("parity")
+    if table is not None and not isinstance(table, Mapping):
+        raise FacediagError(f"{suite.path or suite.name}: [gate.parity] must be a table: min_cosine = 0.9999, "
+                            "max_rank1_changed = 0")
+    given = dict(table or {})
+    unknown = sorted(set(given) - set(PARITY_DEFAULTS))
+    if unknown:
+        raise FacediagError(f"{suite.path or suite.name}: [gate.parity] has no {unknown[0]!r}; "
+                            f"it takes {' and '.join(PARITY_DEFAULTS)}")
+    for key, value in (("min_cosine", min_cosine), ("max_rank1_changed", max_rank1_changed)):
+        if value is not None:
+            given[key] = value
+    if table is None and not given:
+        return None
+    cos, changed = {**PARITY_DEFAULTS, **given}.values()
+    if isinstance(cos, bool) or not isinstance(cos, (int, float)) or not 0 < cos <= 1:
+        raise FacediagError(f"parity min_cosine must be a number in (0, 1], got {cos!r}")
+    if isinstance(changed, bool) or not isinstance(changed, int) or changed < 0:
+        raise FacediagError(f"parity max_rank1_changed is a count of probes (an integer >= 0), got {changed!r}")
+    return ParityBounds(float(cos), int(changed))
+
+
+def judge_parity(parity: Mapping[str, Any] | None, bounds: ParityBounds) -> Judgement:
+    """The parity condition on compare's parity section (metrics.parity.deployment_parity)."""
+    if not parity:
+        return Judgement("parity", True, "FAIL parity: not measured")
+    low, changed, probes = parity["cosine"]["min"], parity["rank1_changed"], parity["probes"]
+    figures = (f"per-image cosine min {low:.7f} (bound {bounds.min_cosine:g}), rank-1 decision changed on "
+               f"{changed} of {probes} probes (at most {bounds.max_rank1_changed} allowed)")
+    failed = low < bounds.min_cosine or changed > bounds.max_rank1_changed
+    return Judgement("parity", failed, f"{'FAIL' if failed else 'ok  '} parity: {figures}")
 
 
 @dataclass

@@ -31,9 +31,19 @@ from facediag.cli.options import (
 @N_BOOT()
 @click.option("--alpha", type=click.FloatRange(0, 0.5, min_open=True), default=0.05, show_default=True,
               help="Significance level (intervals at 1 − alpha).")
+@click.option("--parity/--no-parity", default=None,
+              help="Add the parity section (A and B one network in two formats) always / never. "
+                   "Default: when both are the same EdgeFace variant and one is an export or int8.")
+@click.option("--parity-min-cosine", type=float, default=None, metavar="COS",
+              help="Gate parity: every image's cosine between A's and B's embedding at least COS "
+                   "(default 0.9999 once parity is gated).")
+@click.option("--parity-max-rank1-changed", type=int, default=None, metavar="N",
+              help="Gate parity: at most N probes (a count) name another subject with B than with A "
+                   "(default 0 once parity is gated).")
 @data_options
 @handle_errors
-def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha, **kw):
+def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha, parity, parity_min_cosine,
+                parity_max_rank1_changed, **kw):
     """Compare checkpoint B with A on the same data: is B better, worse, or the same?
 
     Both run the suite over the same records and the same DSR outputs (each image
@@ -42,17 +52,28 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     intervals of B − A, per-probe correctness McNemar's exact test, and a verdict: better,
     worse or no significant change. Linear CKA and the score shifts say how far B moved.
 
+    When A and B are one network in two formats (the same EdgeFace variant, one of them an
+    ONNX/TorchScript export or int8; or with --parity), a parity section adds the per-image
+    cosine between A's and B's embeddings of every image (min, p1, p5, median, mean,
+    quantiles, 1 − cosine by decade), the largest coordinate difference, and the probes whose
+    rank-1 decision (best gallery template) changed. --parity-min-cosine and
+    --parity-max-rank1-changed (or [gate.parity] in the suite) gate it: the gate fails when
+    any image's cosine is below the bound or more rank-1 decisions changed than allowed.
+
     \b
-    Exit codes: 0 B is not significantly worse on a gated metric, 1 it is, 2 bad input.
+    Exit codes: 0 B is not significantly worse on a gated metric (and parity holds where
+    gated), 1 it is (or parity fails), 2 bad input.
 
     \b
     Examples:
       facediag compare edgeface_xxs.pt finetuned.pth --data faces/ --out reports/cmp
       facediag compare a.pt b.pt --data orl_faces --suite checks/ci.toml --max-drop rank1=0.01
+      facediag compare edgeface_xxs.pt edgeface_xxs.onnx --data faces/ --parity-min-cosine 0.9999 \\
+          --parity-max-rank1-changed 0
     """
-    from facediag.compare import compare_session, exit_code
+    from facediag.compare import check_parity_options, compare_session, exit_code
     from facediag.distributed import launched
-    from facediag.gate import tolerances
+    from facediag.gate import parity_bounds, tolerances
     from facediag.outputs import check_outputs, data_paths, out_dir
     from facediag.render import FILENAMES, render_terminal, write_all
     from facediag.session import Session
@@ -60,6 +81,8 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
 
     suite_obj = load_suite(suite)
     max_drop = tolerances(suite_obj, max_drop)
+    bounds = parity_bounds(suite_obj, parity_min_cosine, parity_max_rank1_changed)
+    check_parity_options(parity, bounds)
     inputs, roots = data_paths(kw)
     check_outputs(out_dir("--out", out, FILENAMES.values()),
                   inputs=[("WEIGHTS_A", weights_a), ("WEIGHTS_B", weights_b), ("--suite", suite_obj.path), *inputs],
@@ -72,7 +95,8 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
         session.prepare()
         code = 0
         if dist.main:
-            report = compare_session(session, suite_obj, max_drop=max_drop, n_boot=n_boot, alpha=alpha)
+            report = compare_session(session, suite_obj, max_drop=max_drop, n_boot=n_boot, alpha=alpha,
+                                     parity=parity, parity_gate=bounds)
             render_terminal(report, console)
             if out:
                 paths = write_all(report, out)

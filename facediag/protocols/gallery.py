@@ -79,6 +79,14 @@ class Evaluation:
         """Per mated probe: does its own template score strictly highest? (ties count against)"""
         return self.genuine_ranks() == 1
 
+    def rank1_subjects(self) -> np.ndarray:
+        """Per probe (mated or not): the subject of its best template, the name the system would
+        give. Its own when that scores strictly highest, else the best rival (ties count against,
+        as in rank1_correct)."""
+        mt = self.matching
+        col = np.where(mt.ranks == 1, mt.own, mt.rival)
+        return np.where(col >= 0, self.template_subjects[np.maximum(col, 0)], "")
+
     def false_accepts(self, threshold: float) -> np.ndarray:
         """Per probe: its impostor pairs scoring >= threshold (exact; a threshold the pass was not
         told about costs one more pass)."""

@@ -50,3 +50,34 @@ def moved_lines(report: CompareReport) -> list[str]:
 
 def changed_untested(report: CompareReport) -> list[MetricRow]:
     return [r for r in report.metrics if r.verdict is None and r.delta not in (None, 0)]
+
+
+VIEW_NAMES = {"gallery": "gallery", "probe_dsr": "probes", "probe_hr": "probes' own HR images"}
+
+
+def parity_lines(report: CompareReport) -> list[str]:
+    """The parity section in words (one network in two formats); [] when the report has none."""
+    p = report.parity
+    if not p:
+        return []
+    c = p["cosine"]
+    views = ", ".join(f"{VIEW_NAMES.get(v, v)} {x['images']} (min {x['cosine_min']:.6f})" for v, x in p["views"].items())
+    hist = p["distance_histogram"]
+    edges, counts = hist["edges"], hist["counts"]
+    bins = ", ".join(f"{_edge(lo)}–{_edge(hi)}: {n}" for lo, hi, n in zip(edges, edges[1:], counts) if n)
+    quantiles = ", ".join(f"{q:.1%}".replace(".0%", "%") + f" {v:.6f}" for q, v in p["quantiles"])
+    share = f"{p['rank1_changed_share']:.2%}"
+    return [f"why: {p['reason']}",
+            f"per-image cosine between A's and B's embeddings of the same {p['images']} images: min {c['min']:.6f}, "
+            f"p1 {c['p1']:.6f}, p5 {c['p5']:.6f}, median {c['median']:.6f}, mean {c['mean']:.6f}",
+            f"by view: {views}",
+            f"quantiles: {quantiles}",
+            f"images by 1 − cosine: {bins}",
+            f"largest coordinate difference |a − b| of the raw embeddings: {p['max_abs_diff']:.3g}",
+            f"rank-1 decision (each probe's best gallery template) changed on {p['rank1_changed']} of "
+            f"{p['probes']} probes ({share})",
+            "every metric's change with its significance: the tested metrics (" + report.summary() + ")"]
+
+
+def _edge(x: float) -> str:
+    return "0" if x == 0 else "2" if x == 2 else f"{x:.0e}".replace("e-0", "e-")

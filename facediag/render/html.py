@@ -8,7 +8,7 @@ from facediag.formatting import format_value
 from facediag.render.text import format_evidence, headline_metrics, ordered_diagnoses, verdict_details
 from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
 from facediag.render.bench_tables import context_lines, tables
-from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, sides
+from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
 from facediag.render.plots import Plot, bench_plots, compare_plots, result_plots
 from facediag.render.text import dataset_text, note_lines, problem_lines
 from facediag.results import BenchReport, CompareReport
@@ -280,6 +280,9 @@ def render_compare_html(report: CompareReport, extra_sections: list[tuple[str, s
                  f"<tbody>{rows}</tbody></table></section>")
     parts.append('<section id="shift"><h2>How far B moved from A</h2><ul>'
                  + "".join(f"<li>{_e(x)}</li>" for x in moved_lines(report)) + "</ul></section>")
+    if report.parity:
+        parts.append('<section id="parity"><h2>Parity: one network in two formats</h2><ul>'
+                     + "".join(f"<li>{_e(x)}</li>" for x in parity_lines(report)) + "</ul></section>")
     parts.append('<section id="diagnoses"><h2>Diagnoses</h2>' + "".join(
         f"<h3>{tag}</h3>" + _diagnoses_html(side) for tag, side in (("A", report.a), ("B", report.b))) + "</section>")
     a_results = {r.name: r for r in report.a.results}

@@ -7,7 +7,7 @@ import re
 from facediag.formatting import format_value
 from facediag.metrics.verdict import WORSE
 from facediag.render.bench_tables import context_lines, tables
-from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, sides
+from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
 from facediag.results import BenchReport, CompareReport
 from facediag.render.text import dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
 
@@ -88,6 +88,8 @@ def render_compare_markdown(report: CompareReport) -> str:
     lines += [f"| {_text(r.key)} | {format_value(r.a)} | {format_value(r.b)} | {delta_text(r)} | {ci_text(r.delta_ci, signed=True)} | "
               f"{p_text(r)} | {'**worse**' if r.verdict == WORSE else _text(r.verdict)} |" for r in report.tested]
     lines += ["", "## How far B moved from A", ""] + [f"- {_text(x)}" for x in moved_lines(report)] + [""]
+    if report.parity:
+        lines += ["## Parity: one network in two formats", ""] + [f"- {_text(x)}" for x in parity_lines(report)] + [""]
     for tag, side in (("A", report.a), ("B", report.b)):
         lines += [f"## Diagnoses of {tag}", ""]
         diagnoses = ordered_diagnoses(side)

@@ -11,7 +11,15 @@ from rich.text import Text
 from facediag.checks.base import Severity, Status
 from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
 from facediag.render.bench_tables import context_lines, tables
-from facediag.render.compare_text import changed_untested, ci_text, delta_text, moved_lines, p_text, sides
+from facediag.render.compare_text import (
+    changed_untested,
+    ci_text,
+    delta_text,
+    moved_lines,
+    p_text,
+    parity_lines,
+    sides,
+)
 from facediag.results import BenchReport, CompareReport
 from facediag.formatting import format_value
 from facediag.render.text import dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
@@ -139,6 +147,10 @@ def render_compare_terminal(report: CompareReport, console: Console) -> None:
     console.print(Text("How far B moved from A", style="bold"))
     for line in moved_lines(report):
         console.print(f"  {line}", highlight=False)
+    if report.parity:
+        console.print(Text("Parity: one network in two formats", style="bold"))
+        for line in parity_lines(report):
+            console.print(f"  {line}", highlight=False)
 
     for tag, side in (("A", report.a), ("B", report.b)):
         diagnoses = ordered_diagnoses(side)

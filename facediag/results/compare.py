@@ -60,6 +60,9 @@ class CompareReport(Result):
     gate: dict[str, Any]  # {"passed": bool, "lines": [...], "failed": [keys]}
     settings: dict[str, Any]  # n_boot, alpha, seed, threshold
     labels: tuple[str, str] = ("A", "B")
+    # One network in two formats: metrics.parity.deployment_parity's figures plus "reason"; None
+    # when A and B are two models (and in reports written before parity existed).
+    parity: dict[str, Any] | None = None
     created: str = field(default_factory=now)
     facediag_version: str = __version__
     schema_version: int = SCHEMA_VERSION
@@ -96,7 +99,7 @@ class CompareReport(Result):
                 "facediag_version": self.facediag_version, "created": self.created,
                 "command": self.command, "labels": list(self.labels), "passed": self.passed,
                 "summary": self.summary(), "settings": self.settings, "gate": self.gate,
-                "shift": self.shift, "metrics": [r.as_dict() for r in self.metrics],
+                "shift": self.shift, "parity": self.parity, "metrics": [r.as_dict() for r in self.metrics],
                 "a": self.a.as_dict(), "b": self.b.as_dict()}
 
     @classmethod
@@ -107,4 +110,4 @@ class CompareReport(Result):
         return cls(d.get("command", ""), Report.from_dict(d["a"]), Report.from_dict(d["b"]),
                    [MetricRow.from_dict(r) for r in d.get("metrics", [])], d.get("shift", {}),
                    d.get("gate", {}), d.get("settings", {}), tuple(d.get("labels", ("A", "B"))),
-                   d.get("created", ""), d.get("facediag_version", ""), d["schema_version"])
+                   d.get("parity"), d.get("created", ""), d.get("facediag_version", ""), d["schema_version"])
