@@ -8,11 +8,17 @@ from __future__ import annotations
 BETTER, WORSE, NO_CHANGE = "better", "worse", "no significant change"
 HIGHER, LOWER = "higher", "lower"  # significant changes of metrics that are a shift, not a quality
 
+# Every tested metric is a rate or a mean cosine, computed from float32 scores (about 1e-7
+# relative resolution). A change below this is arithmetic, not behaviour: an ONNX export of the
+# float xxs moves ORL's impostor mean by 2e-8, consistently enough that its bootstrap interval
+# leaves out 0, and would otherwise read "better".
+NUMERIC_NOISE = 1e-6
+
 
 def verdict(delta: float, significant: bool, higher_is_better: bool | None) -> str:
-    """Better / worse (or higher / lower for a metric without a direction) when significant,
-    else no significant change."""
-    if not significant or delta == 0:
+    """Better / worse (or higher / lower for a metric without a direction) when significant
+    and larger than NUMERIC_NOISE, else no significant change."""
+    if not significant or abs(delta) < NUMERIC_NOISE:
         return NO_CHANGE
     if higher_is_better is None:
         return HIGHER if delta > 0 else LOWER
