@@ -61,8 +61,8 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     any image's cosine is below the bound or more rank-1 decisions changed than allowed.
 
     \b
-    Exit codes: 0 B is not significantly worse on a gated metric (and parity holds where
-    gated), 1 it is (or parity fails), 2 bad input.
+    Exit codes: 0 B is not significantly worse on a gated metric and parity
+    holds where gated, 1 otherwise, 2 bad input.
 
     \b
     Examples:
