@@ -484,11 +484,11 @@ class Session:
                 return None
             return ("an ONNX graph carries no ArcFace/classifier head" if loaded.format == ONNX_FORMAT
                     else "the checkpoint has no ArcFace/classifier head")
-        if requirement == "edgeface":
+        if requirement == "state_dict":  # an EdgeFace state_dict: its variant layout and init constants
             preset = preset_of(self.model(role))
-            return None if preset.is_edgeface else \
-                f"not an EdgeFace model (card: {preset.name}): the EdgeFace variant layout and init constants do not apply"
-        if requirement == "state_dict":
+            if not preset.is_edgeface:
+                return (f"not an EdgeFace model (card: {preset.name}): the EdgeFace variant layout and init "
+                        "constants do not apply")
             return None if self.model(role).format != ONNX_FORMAT else \
                 "an ONNX graph: no EdgeFace state_dict to match keys against or to find init constants in"
         if requirement == "pairs":

@@ -40,7 +40,7 @@ class WeightsIntegrity(Check):
     name = "weights-integrity"
     title = "Weights loaded completely, finite, and trained"
     # Key matching and init constants read an EdgeFace state_dict: not another family, not an ONNX graph.
-    requires = ("edgeface", "state_dict")
+    requires = ("state_dict",)
     params = {"max_init_fraction": 0.5, "min_dprime": 1.0}
     conditions = (
         Condition("not-loaded", Severity.FAILURE,

@@ -267,7 +267,7 @@ def test_a_carded_torchscript_embedder_is_fed_the_same_way(faces, tmp_path):
     session, raw = _session_embeddings(path, faces, tmp_path / "cache")
     assert session.model().variant == "custom" and session.model().card == str(path) + ".toml"
     np.testing.assert_allclose(raw, _direct(net, session), atol=1e-5)
-    assert session.available("edgeface").startswith("not an EdgeFace model (card: tiny-bgr)")
+    assert session.available("state_dict").startswith("not an EdgeFace model (card: tiny-bgr)")
 
 
 def test_the_same_graph_under_another_card_does_not_reuse_embeddings(tiny_onnx, faces, tmp_path):
