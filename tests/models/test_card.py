@@ -328,3 +328,23 @@ def test_a_card_that_contradicts_the_graph_is_one_line(tiny_onnx, tmp_path):
     one_line_exit_2(invoke("inspect", tiny_onnx, "--card", wide), "tiny.onnx", "is 512-d", "embedding_dim = 128")
     small = write(tmp_path / "small.toml", CARD.replace("[3, 96, 96]", "[3, 112, 112]"))
     one_line_exit_2(invoke("inspect", tiny_onnx, "--card", small), "its card (tiny-bgr) says [batch, 3, 112, 112]")
+
+
+def test_bench_defaults_come_from_the_cards_and_disagreement_needs_the_flag():
+    from facediag.bench.accuracy import resolve_threshold
+    from facediag.bench.verification import resolve_flip
+
+    card = ModelPreset(family="x", threshold=0.3, flip=False)
+    assert resolve_threshold(None, [EDGEFACE]) == 0.35 and resolve_threshold(None, [card, card]) == 0.3
+    assert resolve_flip(None, [card]) is False and resolve_flip(None, [EDGEFACE]) is True
+    assert resolve_threshold(0.5, [card, EDGEFACE]) == 0.5 and resolve_flip(False, [card, EDGEFACE]) is False
+    with pytest.raises(FacediagError, match="disagree on the threshold: give --threshold"):
+        resolve_threshold(None, [card, EDGEFACE])
+    with pytest.raises(FacediagError, match="disagree on flip"):
+        resolve_flip(None, [card, EDGEFACE])
+
+
+def test_bench_takes_one_card_per_checkpoint(tmp_path):
+    card = write(tmp_path / "c.toml", CARD)
+    one_line_exit_2(invoke("bench", "accuracy", "-w", tmp_path / "a.onnx", "-w", tmp_path / "b.onnx",
+                           "--card", card, "--data", tmp_path), "1 --card for 2 --weights")
