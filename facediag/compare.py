@@ -41,7 +41,7 @@ from facediag.models.protocol import LoadedModel
 from facediag.protocols.gallery import Evaluation
 from facediag.protocols.resampling import Tested, bootstrap_tests
 from facediag.results import CompareReport, MetricRow, Report
-from facediag.runner import run_suite
+from facediag.runner import run_suite, with_card_threshold
 from facediag.session import Session, SessionConfig
 from facediag.suites import Suite, load_suite
 
@@ -86,6 +86,8 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
     (same_network), True always, False never; ``parity_gate`` holds it to bounds (implies True)."""
     command = command if command is not None else shlex.join(["facediag", *sys.argv[1:]])
     check_parity_options(parity, parity_gate)
+    # One operating threshold for both sides: A's card's where the suite sets none (A is the reference).
+    suite, _ = with_card_threshold(suite, session.model("model"))
     # The comparison is the baseline here: a check that wants one would compare a side with itself.
     side_suite = replace(suite, checks={n: p for n, p in suite.checks.items()
                                         if "baseline" not in get_check(n).requires})

@@ -100,10 +100,13 @@ def sample_faces(data: Path | None, subjects: int = SAMPLE_SUBJECTS, per_subject
 
 
 def export(weights: Path, out: Path, fmt: str = "onnx", *, int8: bool = False, data: Path | None = None,
-           min_cosine: float = MIN_COSINE, arch: str | None = None, progress: bool = False) -> ExportResult:
-    """Export ``weights``, verify it against the checkpoint on a face sample, keep it only on success."""
+           min_cosine: float = MIN_COSINE, arch: str | None = None, card=None,
+           progress: bool = False) -> ExportResult:
+    """Export ``weights``, verify it against the checkpoint on a face sample, keep it only on success.
+    With a model card (``card``, or the one beside ``weights``) the card's input conversion is part of
+    the export: it takes EdgeFace's input, as the checkpoint's wrapper does (models/adapter.py)."""
     validate(fmt, int8, min_cosine)
-    loaded = load_checkpoint(weights, arch=arch)
+    loaded = load_checkpoint(weights, arch=arch, card=card)
     if loaded.format == ONNX_FORMAT:
         raise FacediagError(f"{Path(weights).name}: is already ONNX; export reads a torch checkpoint")
     if loaded.variant in VARIANTS and VARIANTS[loaded.variant].quantized:

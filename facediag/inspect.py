@@ -11,6 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from facediag.models.card import missing_card_note
+from facediag.models.protocol import preset_of
+
 
 def inspect_dict(loaded) -> dict[str, Any]:
     head = loaded.head
@@ -28,7 +31,13 @@ def inspect_dict(loaded) -> dict[str, Any]:
         "label_map_size": None if loaded.label_map is None else len(loaded.label_map),
         "sha256": loaded.sha256,
         "meta": {k: _plain(v) for k, v in meta.items()},
+        "card": getattr(loaded, "card", None),
     }
+    if info["card"]:  # the preset the model runs with, when a card says it is not EdgeFace's
+        info["preset"] = preset_of(loaded).as_dict()
+    note = missing_card_note(loaded)
+    if note:
+        info["note"] = note
     if hasattr(loaded, "inputs"):  # an ONNX graph: what it takes and returns, read from the graph
         info.update(inputs=_io(loaded.inputs), outputs=_io(loaded.outputs), opset=loaded.opset,
                     int8=bool(loaded.int8))
@@ -75,6 +84,14 @@ def render_inspect(info: dict[str, Any], console: Console) -> None:
             rows.append((kind[:-1], f"{v['name']}: {v['dtype']} [{shape}]"))
     if "opset" in info:
         rows.append(("opset", str(info["opset"])))
+    if info.get("card"):
+        preset = info["preset"]
+        rows.append(("card", f"{info['card']}: {preset['name']} ({preset['family']}), "
+                             f"{preset['channel_order']} {'×'.join(map(str, preset['input_size']))}, "
+                             f"mean {list(preset['mean'])} std {list(preset['std'])}, "
+                             f"{preset['embedding_dim']}-d, threshold {preset['threshold']:g}"))
+    if info.get("note"):
+        rows.append(("note", info["note"]))
     for key, value in info["meta"].items():
         rows.append((key, str(value)[:200]))
     for k, v in rows:

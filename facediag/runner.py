@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from facediag.diagnosis import diagnose
+from facediag.models.card import missing_card_note
+from facediag.models.presets import DEFAULT_THRESHOLD
+from facediag.models.protocol import preset_of
 from facediag.checks.base import Status
 from facediag.checks.registry import get_check, run_check
 from facediag.results import Report
@@ -24,19 +28,41 @@ def checkpoint_info(loaded) -> dict[str, Any]:
         "parameters": loaded.parameters,
         "matched_fraction": loaded.matched_fraction,
         "head": None if head is None else {"classes": int(head.shape[0]), "dim": int(head.shape[1])},
+        "card": getattr(loaded, "card", None),
+        "preset": preset_of(loaded).as_dict(),
     }
 
 
+def with_card_threshold(suite: Suite, loaded) -> tuple[Suite, str | None]:
+    """The suite with the model card's operating threshold where the suite sets none ([suite]
+    threshold; a check's own table still wins), and the note that says so."""
+    preset = preset_of(loaded)
+    if suite.threshold is not None or preset.threshold == DEFAULT_THRESHOLD:
+        return suite, None
+    return replace(suite, threshold=preset.threshold), (
+        f"threshold {preset.threshold:g} is the model card's ({preset.name}): the suite sets none")
+
+
+def model_notes(session: Session) -> list[str]:
+    """What the run's models and their cards mean for the result, one line each."""
+    notes = [missing_card_note(session.model(role)) for role in ("model", "baseline") if session.has_role(role)]
+    return [n for n in notes if n]
+
+
 def run_suite(session: Session, suite: Suite, command: str | None = None) -> Report:
+    suite, threshold_note = with_card_threshold(suite, session.model("model"))
     session.expect_thresholds({suite.params(name).get("threshold") for name in suite.checks} - {None})
     results = [run_check(get_check(name)(), session, suite.params(name), session.available)
                for name in suite.checks]
     checkpoints = {role: checkpoint_info(session.model(role)) for role in ("model", "baseline")
                    if session.has_role(role)}
+    dataset = session.dataset_info()
+    dataset["notes"] = [*dataset.get("notes", []), *model_notes(session),
+                        *([threshold_note] if threshold_note else [])]
     return Report(
         command=command if command is not None else shlex.join(["facediag", *sys.argv[1:]]),
         checkpoints=checkpoints,
-        dataset=session.dataset_info(),
+        dataset=dataset,
         suite=suite.as_dict(),
         results=results,
         diagnoses=diagnose(results),

@@ -27,8 +27,8 @@ from facediag.distributed import Distributed
 from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, degraded_key, super_resolve
 from facediag.errors import FacediagError
 from facediag.models.onnx import ONNX_FORMAT
-from facediag.models.presets import DEFAULT_THRESHOLD
-from facediag.models.protocol import LoadedModel
+from facediag.models.presets import DEFAULT_THRESHOLD, EDGEFACE
+from facediag.models.protocol import LoadedModel, embedding_fingerprint, preset_of
 from facediag.protocols.gallery import Evaluation, build_evaluation
 
 ROLES = ("model", "baseline")
@@ -47,6 +47,8 @@ class SessionConfig:
     baseline_weights: str | Path | None = None
     arch: str | None = None
     baseline_arch: str | None = None
+    card: str | Path | None = None  # the model's card (default: <weights>.toml beside it, if any)
+    baseline_card: str | Path | None = None
     layout: str = "auto"
     subject_regex: str = DEFAULT_SUBJECT_REGEX
     allow_outside_root: bool = False  # a manifest may name files outside its folder
@@ -227,8 +229,15 @@ class Session:
             if path is None:
                 raise FacediagError(f"no weights given for the {role}")
             arch = self.config.arch if role == "model" else self.config.baseline_arch
-            self._models[role] = load_checkpoint(path, arch=arch)
+            card = self.config.card if role == "model" else self.config.baseline_card
+            self._models[role] = load_checkpoint(path, arch=arch, card=card)
         return self._models[role]
+
+    def check_card(self, role: str = "model") -> None:
+        """A model with a card embeds one blank face now, so a card whose embedding_dim the model
+        does not return is refused (one line) before any work, not in every check."""
+        if preset_of(self.model(role)) != EDGEFACE:
+            self.embedder(role).forward(torch.zeros(1, 3, 112, 112))
 
     def embedder(self, role: str = "model") -> Embedder:
         if role not in self._embedders:
@@ -241,7 +250,7 @@ class Session:
             if self.config.use_cache:
                 cache = EmbeddingCache(self.config.cache_dir or default_cache_dir())
             self._embedders[role] = Embedder(
-                module, device, fingerprint=loaded.sha256, cache=cache,
+                module, device, fingerprint=embedding_fingerprint(loaded), cache=cache,
                 batch_size=self.config.batch_size, amp=self.config.amp, progress=self.progress)
         return self._embedders[role]
 
@@ -475,7 +484,11 @@ class Session:
                 return None
             return ("an ONNX graph carries no ArcFace/classifier head" if loaded.format == ONNX_FORMAT
                     else "the checkpoint has no ArcFace/classifier head")
-        if requirement == "state_dict":
+        if requirement == "state_dict":  # an EdgeFace state_dict: its variant layout and init constants
+            preset = preset_of(self.model(role))
+            if not preset.is_edgeface:
+                return (f"not an EdgeFace model (card: {preset.name}): the EdgeFace variant layout and init "
+                        "constants do not apply")
             return None if self.model(role).format != ONNX_FORMAT else \
                 "an ONNX graph: no EdgeFace state_dict to match keys against or to find init constants in"
         if requirement == "pairs":

@@ -57,6 +57,7 @@ def run_inputs(config: SessionConfig, suite: Suite | None = None,
     """Every file and data root a run reads, as check_outputs takes them."""
     data_inputs, roots = data_paths(vars(config))
     inputs = [("--weights", config.weights), ("--baseline-weights", config.baseline_weights),
+              ("--card", config.card), ("--baseline-card", config.baseline_card),
               ("--baseline-report", baseline_report), *data_inputs, ("--suite", getattr(suite, "path", None))]
     return {"inputs": inputs, "roots": roots}
 
@@ -88,9 +89,9 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
         suite_obj = suite_obj.only(list(checks))
     check_outputs(run_outputs(out, save_baseline), **run_inputs(config, suite_obj, baseline_report))
     session = Session(config, dist=dist)
-    session.model("model")  # a bad checkpoint is bad input: fail before any work
+    session.check_card("model")  # a bad checkpoint (or model card) is bad input: fail before any work
     if config.baseline_weights:
-        session.model("baseline")
+        session.check_card("baseline")
     gate = None
     if baseline_report:
         gate = BaselineGate.load(baseline_report, suite_obj, max_drop, session.dataset_info(), force=force_baseline)

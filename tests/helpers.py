@@ -143,9 +143,11 @@ def loaded_model(module, **fields):
     """An in-memory model with every field of facediag.models.protocol.LoadedModel."""
     from types import SimpleNamespace
 
+    from facediag.models.presets import EDGEFACE
+
     base = dict(model=module, variant="test", format="module", path="memory", sha256=None,
                 parameters=sum(p.numel() for p in module.parameters()), matched_fraction=1.0, missing_keys=[],
-                unexpected_keys=[], head=None, label_map=None)
+                unexpected_keys=[], head=None, label_map=None, preset=EDGEFACE, card=None)
     return SimpleNamespace(**{**base, **fields})
 
 

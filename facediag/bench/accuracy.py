@@ -21,6 +21,7 @@ from facediag.errors import FacediagError
 from facediag.metrics.verdict import BETTER, WORSE, excludes_zero
 from facediag.metrics.verdict import verdict as change_verdict
 from facediag.models.presets import DEFAULT_THRESHOLD
+from facediag.models.protocol import preset_of
 from facediag.protocols.gallery import Evaluation, headline_metrics
 from facediag.metrics.distribution import dprime_from_moments
 from facediag.metrics.identification import open_set_from
@@ -63,10 +64,26 @@ def _labels(checkpoints: Sequence, labels: Sequence[str] | None) -> list[str]:
     return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
 
 
-def _load(checkpoints: Sequence, arch: str | None) -> list:
+def _load(checkpoints: Sequence, arch: str | None, cards: Sequence | None = None) -> list:
+    """Each checkpoint loaded (paths) or as given; ``cards``: a model card per checkpoint (None: each one's own)."""
     from facediag.models.checkpoint import LoadedCheckpoint, load_checkpoint
 
-    return [c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c, arch=arch) for c in checkpoints]
+    cards = list(cards) if cards else [None] * len(checkpoints)
+    if len(cards) != len(checkpoints):
+        raise FacediagError(f"{len(cards)} --card for {len(checkpoints)} --weights: give one per checkpoint or none")
+    return [c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c, arch=arch, card=card)
+            for c, card in zip(checkpoints, cards)]
+
+
+def resolve_threshold(threshold: float | None, presets: Sequence) -> float:
+    """None: the models' preset's operating threshold (a model card's, else EdgeFace's 0.35);
+    one table has one threshold, so models whose cards disagree need --threshold."""
+    if threshold is not None:
+        return float(threshold)
+    chosen = {p.threshold for p in presets}
+    if len(chosen) > 1:
+        raise FacediagError("the checkpoints' model cards disagree on the threshold: give --threshold")
+    return chosen.pop() if chosen else DEFAULT_THRESHOLD
 
 
 def row_metrics(ev: Evaluation, threshold: float, fars: Sequence[float], n_boot: int, seed: int) -> dict[str, Any]:
@@ -121,15 +138,16 @@ def compare_paths(dsr_ev: Evaluation, bicubic_ev: Evaluation, *, n_boot: int, se
 
 def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
                    resolutions: str | Sequence = DEFAULT_RESOLUTIONS, dsr: str | None = None,
-                   dsr_weights: str | Path | None = None, threshold: float = DEFAULT_THRESHOLD,
+                   dsr_weights: str | Path | None = None, threshold: float | None = None,
                    fars: Sequence[float] = DEFAULT_FARS, labels: Sequence[str] | None = None,
-                   arch: str | None = None, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+                   arch: str | None = None, cards: Sequence | None = None, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
                    command: str | None = None, dist: Distributed | None = None,
                    **options) -> BenchReport | None:
     """Accuracy table per probe resolution × checkpoint (and DSR vs bicubic with ``dsr``).
 
     ``checkpoints``: weights paths or already loaded checkpoints. ``resolutions``: sizes in
-    pixels and/or None ("hr") or a string like "12,16,24,32,hr". ``options``: other
+    pixels and/or None ("hr") or a string like "12,16,24,32,hr". ``threshold``: None takes the
+    models' preset's; ``cards``: a model card per checkpoint (None: the card beside each). ``options``: other
     SessionConfig fields (gallery_root, probe_root, layout, gallery_per_subject, device,
     batch_size, cache_dir, use_cache, progress, ...). Under torchrun (``dist``) every rank must
     call this; only rank 0 gets the report, the others None.
@@ -151,7 +169,8 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
         raise FacediagError("DSR weights given without a DSR model (--dsr module:factory)")
     resolutions = parse_resolutions(resolutions)
     names = _labels(checkpoints, labels)
-    loaded = _load(checkpoints, arch)
+    loaded = _load(checkpoints, arch, cards)
+    threshold = resolve_threshold(threshold, [preset_of(m) for m in loaded])
     models = dict(zip(names, loaded))
     embedders: dict = {}  # one Embedder per checkpoint, shared by every session below
 

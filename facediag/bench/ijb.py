@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from facediag.errors import FacediagError
+from facediag.models.protocol import embedding_fingerprint
 from facediag.results import BenchReport
 
 DEFAULT_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -146,7 +147,7 @@ def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, 
         run_on = torch.device("cpu") if str(loaded.variant).endswith("_q") else dev  # int8 kernels: CPU only
         model = loaded.model.to(run_on).eval()
 
-        def embedder_for(model=model, run_on=run_on, fingerprint=loaded.sha256):
+        def embedder_for(model=model, run_on=run_on, fingerprint=embedding_fingerprint(loaded)):
             return Embedder(model, run_on, fingerprint=fingerprint, cache=cache, batch_size=batch_size,
                             progress=progress)
 

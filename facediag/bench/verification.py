@@ -36,6 +36,7 @@ from facediag.metrics.verdict import BETTER, WORSE
 from facediag.metrics.verdict import verdict as change_verdict
 from facediag.metrics.verification import verification_metrics
 from facediag.models.presets import EDGEFACE
+from facediag.models.protocol import embedding_fingerprint, preset_of
 from facediag.results import BenchReport
 
 # EdgeFace's published 10-fold accuracies (%), from the EdgeFace README's table; the paper's
@@ -66,9 +67,15 @@ def protocol_text(flip: bool, folds_from_file: bool = False, degrade: str | None
     return text
 
 
-def resolve_flip(flip: bool | None) -> bool:
-    """None: the model preset's (whether its published pair figures use flip-sum)."""
-    return EDGEFACE.flip if flip is None else bool(flip)
+def resolve_flip(flip: bool | None, presets: Sequence = (EDGEFACE,)) -> bool:
+    """None: the models' preset's (whether their published pair figures use flip-sum); one report
+    has one protocol, so models whose cards disagree need the flag."""
+    if flip is not None:
+        return bool(flip)
+    chosen = {p.flip for p in presets}
+    if len(chosen) > 1:
+        raise FacediagError("the checkpoints' model cards disagree on flip: bench them apart, or give --no-flip")
+    return chosen.pop() if chosen else EDGEFACE.flip
 
 
 class _SharedDecode:
@@ -255,13 +262,14 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
                        flip: bool | None = None, resolutions: str | Sequence = ("hr",), degrade: str = "second",
                        dsr: str | None = None, dsr_weights: str | Path | None = None, alpha: float = 0.05,
                        labels: Sequence[str] | None = None, arch: str | None = None,
-                       device: str = "auto", batch_size: int = 64, cache_dir: str | Path | None = None,
+                       cards: Sequence | None = None, device: str = "auto", batch_size: int = 64, cache_dir: str | Path | None = None,
                        use_cache: bool = True, progress: bool = True, allow_outside_root: bool = False,
                        fars: Sequence[float] = DEFAULT_FARS, command: str | None = None) -> BenchReport:
     """Sets × resolutions × checkpoints under the reference 10-fold protocol.
 
     ``pair_files``: .bin, pairs.txt or .csv paths (``images_root`` for pairs.txt and CSV).
-    ``flip``: None takes the model preset's. ``resolutions``: sizes in pixels and/or "hr"
+    ``flip``: None takes the model preset's (a model card's, else EdgeFace's); ``cards``: one model
+    card per checkpoint (None: the card beside each, if any). ``resolutions``: sizes in pixels and/or "hr"
     ("hr,32,16"); a size degrades the second image of every pair (``degrade="both"``: both),
     through bicubic and, with ``dsr`` (as ``bench accuracy --dsr``), through the DSR model too.
 
@@ -282,7 +290,6 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
         raise FacediagError("give at least one checkpoint (--weights)")
     if not pair_files:
         raise FacediagError("give at least one pair set (--pairs lfw.bin, pairs.txt or pairs.csv)")
-    flip = resolve_flip(flip)
     resolutions = sorted(parse_resolutions(resolutions), key=lambda r: -(r or 113))  # HR first, then down
     if degrade not in DEGRADE:
         raise FacediagError(f"degrade {degrade!r}: give one of {', '.join(DEGRADE)}")
@@ -303,13 +310,15 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
     paths = {"bicubic": load_dsr(None)}  # path -> the DSR stage that brings a low resolution back to 112
     if dsr not in (None, "bicubic"):
         paths["dsr"] = load_dsr(dsr, dsr_weights, device=dev)
-    models = dict(zip(names, _load(checkpoints, arch)))
+    models = dict(zip(names, _load(checkpoints, arch, cards)))
+    flip = resolve_flip(flip, [preset_of(m) for m in models.values()])
     cache = EmbeddingCache(cache_dir or default_cache_dir()) if use_cache else None
     embedders = {}
     for label, loaded in models.items():
         run_on = torch.device("cpu") if str(loaded.variant).endswith("_q") else dev  # int8 kernels: CPU only
-        embedders[label] = Embedder(loaded.model.to(run_on).eval(), run_on, fingerprint=loaded.sha256,
-                                    cache=cache, batch_size=batch_size, progress=progress)
+        embedders[label] = Embedder(loaded.model.to(run_on).eval(), run_on,
+                                    fingerprint=embedding_fingerprint(loaded), cache=cache, batch_size=batch_size,
+                                    progress=progress)
 
     rows, comparisons, notes = [], [], []
     for pset in sets:

@@ -6,6 +6,7 @@ import numpy as np
 from facediag.checks._plotdata import r
 from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.models.presets import EDGEFACE
+from facediag.models.protocol import preset_of
 from facediag.checks.registry import register
 
 
@@ -27,6 +28,9 @@ class GalleryEnrollment(Check):
     )
 
     def run(self, ctx, params):
+        loaded = ctx.model("model")
+        if getattr(loaded, "card", None):  # a model card states the width its model returns
+            params = {**params, "embedding_dim": preset_of(loaded).embedding_dim}
         proto = ctx.protocol
         ev = ctx.evaluation("model")
         gallery = ctx.embeddings("model", "gallery")

@@ -39,7 +39,8 @@ def nonfinite_parameters(module: torch.nn.Module) -> list[str]:
 class WeightsIntegrity(Check):
     name = "weights-integrity"
     title = "Weights loaded completely, finite, and trained"
-    requires = ("state_dict",)  # key matching and init constants read an EdgeFace state_dict, not an ONNX graph
+    # Key matching and init constants read an EdgeFace state_dict: not another family, not an ONNX graph.
+    requires = ("state_dict",)
     params = {"max_init_fraction": 0.5, "min_dprime": 1.0}
     conditions = (
         Condition("not-loaded", Severity.FAILURE,

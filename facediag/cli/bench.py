@@ -6,11 +6,11 @@ from pathlib import Path
 import click
 
 from facediag.bench.verification import DEGRADE
-from facediag.models.presets import DEFAULT_THRESHOLD
 
 from facediag.cli.options import (
     ALLOW_OUTSIDE_ROOT,
     ARCH,
+    CARD,
     CHECKPOINTS,
     LABELS,
     AS_JSON,
@@ -54,6 +54,12 @@ def bench():
     """
 
 
+# bench takes several checkpoints: a card per --weights, in the same order (as --label).
+CARDS = CARD("--card", "cards", multiple=True,
+             help="A model card per --weights, in the same order (default: <weights file>.toml beside each, "
+                  "if any; else EdgeFace's preset).")
+
+
 def _bench_outputs(kind: str, out) -> list:
     from facediag.outputs import out_dir
     from facediag.render import bench_filenames
@@ -73,20 +79,29 @@ def _bench_output(report, out, as_json):
         print_paths("reports", paths.values(), on_stderr=as_json)
 
 
+def _one_each(weights, **per_weights) -> None:
+    """--label and --card: none, or one per --weights."""
+    for flag, values in per_weights.items():
+        if values and len(values) != len(weights):
+            raise FacediagError(f"{len(values)} --{flag[:-1]} for {len(weights)} --weights: give one per checkpoint "
+                                "or none")
+
+
 @bench.command("accuracy")
 @CHECKPOINTS()
 @LABELS()
 @ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@CARDS
 @click.option("--resolutions", default="12,16,24,32,hr", show_default=True,
               help="Probe sizes in pixels (area-downsampled from HR, then upsampled to 112) and/or 'hr'.")
-@click.option("--threshold", type=click.FloatRange(-1, 1), default=DEFAULT_THRESHOLD, show_default=True,
-              help="Cosine acceptance threshold (default: the EdgeFace preset's).")
+@click.option("--threshold", type=click.FloatRange(-1, 1), default=None,
+              help="Cosine acceptance threshold (default: the model cards', else the EdgeFace preset's 0.35).")
 @N_BOOT(help="Bootstrap resamples for the CIs.")
 @OUT(help="Write bench-accuracy.json/.html/.md here.")
 @AS_JSON()
 @options(BENCH_DATA_OPTIONS)
 @handle_errors
-def bench_accuracy_cmd(weights, labels, arch, resolutions, threshold, n_boot, out, as_json, **kw):
+def bench_accuracy_cmd(weights, labels, arch, cards, resolutions, threshold, n_boot, out, as_json, **kw):
     """Rank-1, accuracy at the threshold (with its FAR), TAR@FAR, EER and score means per probe
     resolution and checkpoint.
 
@@ -105,14 +120,15 @@ def bench_accuracy_cmd(weights, labels, arch, resolutions, threshold, n_boot, ou
     from facediag.distributed import launched
     from facediag.outputs import check_outputs, data_paths
 
-    if labels and len(labels) != len(weights):
-        raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
+    _one_each(weights, labels=labels, cards=cards)
     inputs, roots = data_paths(kw)
-    check_outputs(_bench_outputs("accuracy", out), inputs=[("--weights", list(weights)), *inputs], roots=roots)
+    check_outputs(_bench_outputs("accuracy", out), inputs=[("--weights", list(weights)), ("--card", list(cards)),
+                                                           *inputs], roots=roots)
     with launched(kw["device"]) as dist:  # under torchrun: every rank embeds its shard, rank 0 reports
         report = bench_accuracy(
             list(weights), kw.pop("data"), resolutions=resolutions, dsr=kw.pop("dsr"),
             dsr_weights=kw.pop("dsr_weights"), threshold=threshold, labels=list(labels) or None, arch=arch,
+            cards=list(cards) or None,
             n_boot=n_boot, use_cache=not kw.pop("no_cache"), progress=not kw.pop("quiet"), command=command_line(),
             dist=dist, **kw)
         if report is not None:
@@ -170,13 +186,14 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
 @CHECKPOINTS()
 @LABELS()
 @ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@CARDS
 @click.option("--pairs", "pairs", multiple=True, required=True, type=PATH,
               help="A pair set: insightface .bin, LFW-style pairs.txt or CSV path1,path2,same[,fold]; repeatable.")
 @click.option("--images", "images", type=PATH,
               help="Image root of pairs.txt (ROOT/name/name_000n.jpg) and CSV files (default for CSV: its folder).")
 @click.option("--no-flip", is_flag=True,
-              help="Embed each image alone (default: the model preset's protocol, which for EdgeFace adds the "
-                   "mirror image's embedding, as the reference).")
+              help="Embed each image alone (default: the model preset's protocol, the card's flip; EdgeFace's "
+                   "adds the mirror image's embedding, as the reference).")
 @click.option("--resolutions", default="hr", show_default=True,
               help="Sizes in pixels and/or 'hr' (e.g. hr,32,24,16,12): at a size the second image of every pair "
                    "is area-downsampled to it, then brought back to 112 (bicubic, and --dsr).")
@@ -194,7 +211,7 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
 @OUT(help="Write bench-verification.json/.html/.md here.")
 @AS_JSON()
 @handle_errors
-def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, resolutions, degrade, dsr, dsr_weights,
+def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip, resolutions, degrade, dsr, dsr_weights,
                            allow_outside_root, device, batch_size, cache_dir, no_cache, quiet, out, as_json):
     """Accuracy (mean ± std over 10 folds), VAL@FAR=1e-3, ROC AUC, EER, TAR@FAR and XNorm on
     verification pair sets, with EdgeFace's published accuracy and the difference where the
@@ -217,16 +234,17 @@ def bench_verification_cmd(weights, labels, arch, pairs, images, no_flip, resolu
     from facediag.bench.verification import bench_verification
     from facediag.outputs import check_outputs
 
-    if labels and len(labels) != len(weights):
-        raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
+    _one_each(weights, labels=labels, cards=cards)
     parse_resolutions(resolutions)  # a bad size is refused before any output is checked or file read
     dsr_files = [Path(p) for p in (dsr, dsr_weights) if p is not None and Path(p).is_file()]
     check_outputs(_bench_outputs("verification", out),
-                  inputs=[("--weights", list(weights)), ("--pairs", list(pairs)), ("--dsr", dsr_files)],
+                  inputs=[("--weights", list(weights)), ("--card", list(cards)), ("--pairs", list(pairs)),
+                          ("--dsr", dsr_files)],
                   roots=[("--images", images)])
     report = bench_verification(list(weights), list(pairs), images_root=images, flip=False if no_flip else None,
                                 resolutions=resolutions, degrade=degrade, dsr=dsr, dsr_weights=dsr_weights,
-                                labels=list(labels) or None, arch=arch, device=device, batch_size=batch_size,
+                                labels=list(labels) or None, arch=arch, cards=list(cards) or None, device=device,
+                                batch_size=batch_size,
                                 cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
                                 allow_outside_root=allow_outside_root, command=command_line())
     _bench_output(report, out, as_json)

@@ -8,6 +8,7 @@ import click
 
 from facediag.cli.options import (
     ARCH,
+    CARD,
     MAX_DROP,
     N_BOOT,
     OUT,
@@ -25,6 +26,8 @@ from facediag.cli.options import (
 @click.argument("weights_a", type=click.Path(path_type=Path))
 @click.argument("weights_b", type=click.Path(path_type=Path))
 @ARCH(help="Force the variant of both checkpoints instead of detecting it.")
+@CARD("--card-a", "card_a", help="The model card of A (default: WEIGHTS_A.toml beside it, if any; else EdgeFace's preset).")
+@CARD("--card-b", "card_b", help="The model card of B (default: WEIGHTS_B.toml beside it, if any).")
 @SUITE(help="A suite TOML (checks, thresholds and [gate.max_drop]): a path, or a name from checks/.")
 @OUT()
 @MAX_DROP(help="Gate: B may be worse than A by this much, e.g. rank1=0.01 (repeatable; over the suite's [gate]).")
@@ -42,8 +45,8 @@ from facediag.cli.options import (
                    "(default 0 once parity is gated).")
 @data_options
 @handle_errors
-def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha, parity, parity_min_cosine,
-                parity_max_rank1_changed, **kw):
+def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop, n_boot, alpha, parity,
+                parity_min_cosine, parity_max_rank1_changed, **kw):
     """Compare checkpoint B with A on the same data: is B better, worse, or the same?
 
     Both run the suite over the same records and the same DSR outputs (each image
@@ -70,6 +73,7 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
       facediag compare a.pt b.pt --data orl_faces --suite checks/ci.toml --max-drop rank1=0.01
       facediag compare edgeface_xxs.pt edgeface_xxs.onnx --data faces/ --parity-min-cosine 0.9999 \\
           --parity-max-rank1-changed 0
+      facediag compare edgeface_xxs.pt arcface.onnx --card-b arcface.toml --data faces/
     """
     from facediag.compare import check_parity_options, compare_session, exit_code
     from facediag.distributed import launched
@@ -85,13 +89,14 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     check_parity_options(parity, bounds)
     inputs, roots = data_paths(kw)
     check_outputs(out_dir("--out", out, FILENAMES.values()),
-                  inputs=[("WEIGHTS_A", weights_a), ("WEIGHTS_B", weights_b), ("--suite", suite_obj.path), *inputs],
+                  inputs=[("WEIGHTS_A", weights_a), ("WEIGHTS_B", weights_b), ("--card-a", card_a),
+                          ("--card-b", card_b), ("--suite", suite_obj.path), *inputs],
                   roots=roots)
     with launched(kw["device"]) as dist:  # under torchrun: every rank embeds its shard, rank 0 compares
         session = Session(session_config(weights_a, baseline_weights=weights_b, arch=arch, baseline_arch=arch,
-                                         **kw), dist=dist)
-        session.model("model")  # bad checkpoints are bad input: fail before any work
-        session.model("baseline")
+                                         card=card_a, baseline_card=card_b, **kw), dist=dist)
+        session.check_card("model")  # bad checkpoints (or model cards) are bad input: fail before any work
+        session.check_card("baseline")
         session.prepare()
         code = 0
         if dist.main:

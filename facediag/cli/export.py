@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from facediag.errors import FacediagError
-from facediag.cli.options import ARCH, AS_JSON, EXIT_FAIL, EXIT_OK, PATH, QUIET, console, handle_errors
+from facediag.cli.options import ARCH, AS_JSON, CARD, EXIT_FAIL, EXIT_OK, PATH, QUIET, console, handle_errors
 
 
 @click.command("export")
@@ -23,10 +23,12 @@ from facediag.cli.options import ARCH, AS_JSON, EXIT_FAIL, EXIT_OK, PATH, QUIET,
 @click.option("--min-cosine", type=float, default=0.99999, show_default=True,
               help="Smallest per-image cosine between the checkpoint's and the export's embeddings.")
 @ARCH()
+@CARD(help="A model card for a TorchScript embedder that is not EdgeFace (default: WEIGHTS.toml beside it); "
+           "its input conversion is exported with the model, so the export takes EdgeFace's input.")
 @AS_JSON(help="Print the figures as one JSON object.")
 @QUIET()
 @handle_errors
-def export_cmd(weights, fmt, int8, out, data, min_cosine, arch, as_json, quiet):
+def export_cmd(weights, fmt, int8, out, data, min_cosine, arch, card, as_json, quiet):
     """Export a checkpoint and prove the export embeds faces as the checkpoint does.
 
     The export is verified on a sample of faces before it is kept: per-image cosine
@@ -44,10 +46,10 @@ def export_cmd(weights, fmt, int8, out, data, min_cosine, arch, as_json, quiet):
     from facediag.outputs import check_outputs, out_file
 
     validate(fmt, int8, min_cosine)
-    check_outputs(out_file("--out", out), inputs=[("WEIGHTS", weights)], roots=[("--data", data)])
+    check_outputs(out_file("--out", out), inputs=[("WEIGHTS", weights), ("--card", card)], roots=[("--data", data)])
     if data is not None and not Path(data).exists():
         raise FacediagError(f"--data {data}: no such file or folder")
-    result = export(weights, out, fmt, int8=int8, data=data, min_cosine=min_cosine, arch=arch,
+    result = export(weights, out, fmt, int8=int8, data=data, min_cosine=min_cosine, arch=arch, card=card,
                     progress=not quiet)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))

@@ -214,6 +214,10 @@ ALLOW_OUTSIDE_ROOT = option("--allow-outside-root", is_flag=True,
 DEVICE = option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 QUIET = option("--quiet", "-q", is_flag=True, help="No progress bars.")
 ARCH = option("--arch", help="Force the variant instead of detecting it from the keys.")
+CARD = option("--card", type=PATH,
+              help="A model card (TOML: input size, mean/std, channel order, embedding size, threshold, flip, "
+                   "family) for a face embedder that is not EdgeFace. Default: <weights file>.toml beside the "
+                   "model, if there is one; else EdgeFace's preset.")
 CHECKPOINTS = option("--weights", "-w", "weights", multiple=True, required=True, type=PATH,
                      help="A checkpoint; repeat to compare several in one table.")
 LABELS = option("--label", "labels", multiple=True,
@@ -232,6 +236,8 @@ WEIGHTS = option("--weights", "-w", type=PATH, required=True,
                  help="The checkpoint to check (state_dict, training dict, TorchScript or safetensors).")
 BASELINE_WEIGHTS = option("--baseline-weights", type=PATH,
                           help="A reference checkpoint (usually the pretrained one) for pretrained-baseline.")
+BASELINE_CARD = option("--baseline-card", type=PATH,
+                       help="The model card of --baseline-weights (default: the one beside it, if any).")
 FAIL_ON = option("--fail-on", type=click.Choice(["fail", "warn"]), default=None,
                  help="Exit 1 on FAIL (default, or the suite's fail_on) or also on WARN.")
 BASELINE_REPORT = option("--baseline-report", type=PATH,
@@ -255,7 +261,8 @@ DATA_OPTIONS = [
 """Where the faces are and how probes are made: shared by every command that evaluates."""
 
 MODEL_OPTIONS = [
-    ("weights", WEIGHTS()), ("arch", ARCH()), ("baseline_weights", BASELINE_WEIGHTS()), ("suite", SUITE()),
+    ("weights", WEIGHTS()), ("arch", ARCH()), ("card", CARD()), ("baseline_weights", BASELINE_WEIGHTS()),
+    ("baseline_card", BASELINE_CARD()), ("suite", SUITE()),
     ("out", OUT()), ("fail_on", FAIL_ON()), ("baseline_report", BASELINE_REPORT()), ("max_drop", MAX_DROP()),
     ("save_baseline", SAVE_BASELINE()), ("force_save_baseline", FORCE_SAVE_BASELINE()),
     ("force_baseline", FORCE_BASELINE()),
@@ -266,12 +273,14 @@ data_options = options(DATA_OPTIONS)
 model_options = options(MODEL_OPTIONS)
 
 
-def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=None, **kw):
-    """A SessionConfig from the parsed DATA_OPTIONS (and the checkpoints)."""
+def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=None, card=None, baseline_card=None,
+                   **kw):
+    """A SessionConfig from the parsed DATA_OPTIONS (and the checkpoints with their model cards)."""
     from facediag.session import SessionConfig
 
     return SessionConfig(
         weights=weights, baseline_weights=baseline_weights, arch=arch, baseline_arch=baseline_arch,
+        card=card, baseline_card=baseline_card,
         data=kw["data"], gallery_root=kw["gallery_root"], probe_root=kw["probe_root"], train_root=kw["train_root"],
         distractors=kw.get("distractors"),
         layout=kw["layout"], subject_regex=kw["subject_regex"], gallery_per_subject=kw["gallery_per_subject"],

@@ -66,6 +66,12 @@ def run_all_cmd(weights, arch, baseline_weights, suite, out, fail_on, **kw):
       facediag run-all --weights edgeface_contrastive.pth --data faces/ --out reports/run1
       facediag run-all -w ft.pth --gallery-root train --probe-root val --baseline-weights edgeface_xxs.pt
       facediag run-all -w ft.pth --data orl_faces --vlr-size 16 --fail-on warn
+      facediag run-all -w arcface_r18.onnx --card arcface_r18.toml --data faces/
+
+    \b
+    A face embedder of another family (ONNX or TorchScript) runs with its model card
+    (--card, or <weights>.toml beside it): its input size, mean/std, channel order,
+    embedding size and threshold; the EdgeFace-only checks then say SKIP with the reason.
     """
     _run_and_report((), weights, arch, baseline_weights, suite, out, fail_on, **kw)
 

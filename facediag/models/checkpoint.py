@@ -20,6 +20,8 @@ from torch import nn
 
 from facediag.errors import CheckpointError
 from facediag.io import atomic_save
+from facediag.models.adapter import with_preset
+from facediag.models.card import resolve_card
 from facediag.models.edgeface import (
     EMBEDDING_DIM,
     VARIANTS,
@@ -28,6 +30,7 @@ from facediag.models.edgeface import (
     describe_entry,
     expected_layout,
 )
+from facediag.models.presets import EDGEFACE, ModelPreset
 from facediag.models.safe_load import (
     StandIn,
     clip,
@@ -73,6 +76,8 @@ class LoadedCheckpoint:
     path: str
     key_prefix: str             # prefix stripped from the file's keys ("" if none)
     dequantized: bool = False   # int8 weights turned to float to run off CPU
+    preset: ModelPreset = EDGEFACE  # what the model expects (its card's, else EdgeFace's)
+    card: str | None = None     # the model card the preset came from
 
 
 @dataclass
@@ -96,25 +101,42 @@ class VariantMatch:
         return "exact"
 
 
-def load_checkpoint(path, arch: str | None = None, device="cpu", runtime: bool = True):
+def load_checkpoint(path, arch: str | None = None, device="cpu", runtime: bool = True, card=None):
     """Load an EdgeFace checkpoint strictly. ``arch`` forces a variant (still strict);
     ``arch="custom"`` accepts a TorchScript model that is not EdgeFace, as it is.
     An ONNX file (by extension or content) comes back as a LoadedOnnx (models/onnx.py);
     ``runtime=False`` only describes it, without needing onnxruntime.
 
+    A model card (``card``, else ``<path>.toml`` beside the file; models/card.py) gives the
+    preset the model runs with; a model of another family (ONNX or TorchScript) runs as it is,
+    fed through models/adapter.PresetInput. Without a card: EdgeFace's preset.
+
     Loading never runs the model (nor any other code from the file)."""
+    path = Path(path)
+    preset, card_path = resolve_card(path, card)
+    loaded = _load(path, arch, torch.device(device), runtime, preset)
+    if card_path is not None:
+        loaded.preset, loaded.card = preset, str(card_path)
+        loaded.model = with_preset(loaded.model, preset, display_name(path))
+    return loaded
+
+
+def _load(path: Path, arch: str | None, device: torch.device, runtime: bool, preset: ModelPreset):
     from facediag.models import onnx as onnx_models  # imported here: it builds on this module
 
-    path = Path(path)
     name = display_name(path)
-    device = torch.device(device)
     if arch is not None and arch != CUSTOM:
         arch = resolve_variant(arch)
     if path.is_file() and onnx_models.is_onnx_file(path):
-        return onnx_models.load_onnx(path, arch=arch, runtime=runtime)
+        return onnx_models.load_onnx(path, arch=arch, runtime=runtime, preset=preset)
     raw = read_weights_file(path)
     if raw.kind == "torchscript":
-        return _load_torchscript(path, raw.payload, arch, device)
+        # A card naming another family is the user's word that the model is not EdgeFace.
+        custom = arch is None and not preset.is_edgeface
+        return _load_torchscript(path, raw.payload, CUSTOM if custom else arch, device, preset.embedding_dim)
+    if not preset.is_edgeface:
+        raise CheckpointError(f"{name}: its card says family {preset.family!r}, but a {raw.kind} checkpoint "
+                              "holds EdgeFace weights (other families load as ONNX or TorchScript)")
     if arch == CUSTOM:
         raise CheckpointError(f"{name}: arch '{CUSTOM}' (a TorchScript model run as it is) "
                               f"needs a TorchScript file, this is a {raw.kind} checkpoint")
@@ -491,25 +513,27 @@ def dequantize_state_dict(state_dict: Mapping) -> OrderedDict:
 
 class ScriptedEmbedder(nn.Module):
     """A TorchScript model that is not an EdgeFace layout, used as is (its own code runs
-    when it embeds, never when it is loaded). Each call checks it returned [N, 512]."""
+    when it embeds, never when it is loaded). Each call checks it returned [N, dim]
+    (512 unless its card says otherwise)."""
 
-    def __init__(self, scripted, name: str = "TorchScript model"):
+    def __init__(self, scripted, name: str = "TorchScript model", dim: int = EMBEDDING_DIM):
         super().__init__()
         self.scripted = scripted
         self.name = name
+        self.dim = dim
 
     def forward(self, x):
         out = self.scripted(x)
         n = x.shape[0] if isinstance(x, torch.Tensor) and x.dim() else "N"
         if not (isinstance(out, torch.Tensor) and out.dim() == 2
-                and out.shape[0] == n and out.shape[1] == EMBEDDING_DIM):
+                and out.shape[0] == n and out.shape[1] == self.dim):
             shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise CheckpointError(f"{self.name}: TorchScript model returns {shape} for a "
-                                  f"{list(x.shape)} input, expected [{n}, {EMBEDDING_DIM}]")
+                                  f"{list(x.shape)} input, expected [{n}, {self.dim}]")
         return out
 
 
-def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.device):
+def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.device, dim: int = EMBEDDING_DIM):
     """EdgeFace-layout archives are read into our EdgeFace (their code never runs); other
     scripted models only when sized like an EdgeFace variant with a 512-wide last layer,
     or on ``arch="custom"``. Nothing is run to decide."""
@@ -520,7 +544,7 @@ def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.devi
               "unexpected_keys": [], "matched_fraction": 1.0}
     parameters = sum(p.numel() for p in scripted.parameters())
     if arch == CUSTOM:
-        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name).to(device).eval(),
+        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name, dim).to(device).eval(),
                                 variant=CUSTOM, parameters=parameters, key_prefix="",
                                 meta={"arch": "custom TorchScript model, run as it is"},
                                 **common)

@@ -20,11 +20,11 @@ from torch import nn
 from facediag.errors import CheckpointError, FacediagError
 from facediag.models.checkpoint import CUSTOM, normalise_keys, sha256_file
 from facediag.models.edgeface import VARIANTS, expected_layout
+from facediag.models.presets import EDGEFACE, ModelPreset
 from facediag.models.safe_load import clip, display_name
 
 ONNX_FORMAT = "onnx"
 INSTALL_HINT = "pip install 'facediag[onnx]'"
-_INPUT_SIZE = (3, 112, 112)  # what the embedding engine feeds every model
 # ONNX TensorProto element types this module feeds or counts.
 _NUMPY_INPUT = {1: np.float32, 10: np.float16, 11: np.float64}
 _COUNTED = {1, 2, 3, 10, 11, 16}  # float, uint8, int8, float16, double, bfloat16: weights, not shape constants
@@ -78,15 +78,18 @@ class LoadedOnnx:
     meta: dict = field(default_factory=dict)
     key_prefix: str = ""
     dequantized: bool = False
+    preset: ModelPreset = EDGEFACE  # what the graph expects (its card's, else EdgeFace's)
+    card: str | None = None         # the model card the preset came from
 
     @property
     def embedding_dim(self) -> int | None:
         return self.outputs[0]["shape"][-1] if isinstance(self.outputs[0]["shape"][-1], int) else None
 
 
-def load_onnx(path, arch: str | None = None, runtime: bool = True) -> LoadedOnnx:
+def load_onnx(path, arch: str | None = None, runtime: bool = True, preset: ModelPreset = EDGEFACE) -> LoadedOnnx:
     """Read and validate an ONNX graph; ``arch`` forces a variant name or "custom" (no detection).
-    ``runtime=False``: describe only, onnxruntime need not be installed."""
+    ``runtime=False``: describe only, onnxruntime need not be installed. ``preset``: what the
+    graph's input and output must fit (a model card's; load_checkpoint reads the card)."""
     path = Path(path)
     name = display_name(path)
     require("onnx")
@@ -101,11 +104,14 @@ def load_onnx(path, arch: str | None = None, runtime: bool = True) -> LoadedOnnx
         raise CheckpointError(f"{name}: the graph takes {len(inputs)} inputs; an embedder takes one image batch")
     if not outputs:
         raise CheckpointError(f"{name}: the graph has no output")
-    layout = _input_layout(inputs[0], name)
+    layout = _input_layout(inputs[0], name, preset)
     out_shape = outputs[0]["shape"]
     if len(out_shape) != 2:
         raise CheckpointError(f"{name}: output '{clip(outputs[0]['name'])}' has shape {out_shape}; "
                               "an embedder returns [batch, dim]")
+    if preset != EDGEFACE and isinstance(out_shape[1], int) and out_shape[1] != preset.embedding_dim:
+        raise CheckpointError(f"{name}: output '{clip(outputs[0]['name'])}' is {out_shape[1]}-d, but its card "
+                              f"({preset.name}) says embedding_dim = {preset.embedding_dim}")
     shapes, int8 = _weight_shapes(graph)
     detected = _detect_variant(shapes)
     if arch is not None and arch != CUSTOM and arch != detected:
@@ -151,17 +157,18 @@ def _value_info(v) -> dict:
     return {"name": v.name, "shape": dims, "dtype": dtype, "elem_type": int(t.elem_type)}
 
 
-def _input_layout(info: dict, name: str) -> str:
-    """"NCHW" or "NHWC" for a [batch, 3, 112, 112] image input, or CheckpointError."""
+def _input_layout(info: dict, name: str, preset: ModelPreset = EDGEFACE) -> str:
+    """"NCHW" or "NHWC" for a [batch, C, H, W] image input of the preset's size, or CheckpointError."""
     if info["elem_type"] not in _NUMPY_INPUT:
         raise CheckpointError(f"{name}: input '{clip(info['name'])}' is {info['dtype']}, not a float image batch")
     shape = info["shape"]
-    c, h, w = _INPUT_SIZE
+    c, h, w = preset.input_size
     fixed = [d if isinstance(d, int) else None for d in shape[1:]]
     for layout, want in (("NCHW", [c, h, w]), ("NHWC", [h, w, c])):
         if len(shape) == 4 and all(d is None or d == x for d, x in zip(fixed, want)):
             return layout
-    raise CheckpointError(f"{name}: input '{clip(info['name'])}' has shape {shape}; facediag feeds "
+    whose = "facediag feeds" if preset == EDGEFACE else f"its card ({preset.name}) says"
+    raise CheckpointError(f"{name}: input '{clip(info['name'])}' has shape {shape}; {whose} "
                           f"[batch, {c}, {h}, {w}] (or [batch, {h}, {w}, {c}]) images")
 
 
@@ -206,7 +213,7 @@ def _detect_variant(shapes: dict[str, tuple]) -> str:
 
 
 class OnnxEmbedder(nn.Module):
-    """``model(x)`` for the embedding engine: [B, 3, 112, 112] normalised pixels (torch) in, raw
+    """``model(x)`` for the embedding engine: [B, C, H, W] pixels as the preset says (torch) in, raw
     [B, D] embeddings (torch, on x's device) out, computed by onnxruntime. The session is made on
     the first call: CUDA provider for CUDA inputs when onnxruntime has it, else CPU, with torch's
     thread count so both runtimes are measured alike. A graph with a fixed batch size is fed in

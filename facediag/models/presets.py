@@ -1,6 +1,7 @@
 """What a model expects and how its scores read, carried with the model (like timm's
 pretrained cfgs): input size, mean/std, channel order, embedding size, flip, and the
-default cosine threshold. Everything that needs one of these reads it from here.
+default cosine threshold. Everything that needs one of these reads it from here; a model
+of another family brings its own in a model card (models/card.py).
 """
 from __future__ import annotations
 
@@ -19,9 +20,23 @@ class ModelPreset:
     # mirror image's embedding to the image's (flip-sum): the default of `bench verification`,
     # which `--no-flip` overrides. Gallery protocols (run-all, bench accuracy) never flip.
     flip: bool = True
+    name: str = "edgeface"    # what the card calls the model, e.g. "arcface-r18"
+    family: str = "edgeface"  # "edgeface": the EdgeFace-only checks (variant layout, init constants) apply
+
+    @property
+    def is_edgeface(self) -> bool:
+        return self.family == EDGEFACE_FAMILY
+
+    @property
+    def preprocessing(self) -> tuple:
+        """What decides the pixels the model sees: two presets with the same embed an image alike."""
+        return self.input_size, self.mean, self.std, self.channel_order
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+EDGEFACE_FAMILY = "edgeface"
 
 
 # Every EdgeFace variant: RGB 112×112 scaled as (x/255 − 0.5)/0.5, raw 512-d output, and the

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import hashlib
+
 import torch
 from torch import nn
+
+from facediag.models.presets import EDGEFACE, ModelPreset
 
 
 @runtime_checkable
 class LoadedModel(Protocol):
-    model: nn.Module                # maps [B, 3, 112, 112] normalised pixels to raw [B, D] embeddings
+    model: nn.Module                # maps [B, 3, 112, 112] EdgeFace-normalised pixels to raw [B, D] embeddings
+                                    # (a model of another preset comes wrapped: models/adapter.py)
     variant: str                    # an EdgeFace variant name, or what the loader calls the model
     format: str                     # how it was stored (state_dict, training dict, torchscript, module, ...)
     path: str
@@ -25,3 +30,19 @@ class LoadedModel(Protocol):
     unexpected_keys: list[str]
     head: torch.Tensor | None       # [C, D] class centres of an ArcFace-style head, if the file had one
     label_map: dict[str, int] | None
+    preset: ModelPreset             # what the model expects (its model card's; EDGEFACE without one)
+    card: str | None                # the model card the preset came from, if any
+
+
+def preset_of(loaded) -> ModelPreset:
+    """A loaded model's preset; EdgeFace's for an object that predates model cards."""
+    return getattr(loaded, "preset", EDGEFACE)
+
+
+def embedding_fingerprint(loaded) -> str | None:
+    """What the embedding cache keys a model's embeddings by: the file's sha256, and the card's
+    preprocessing when it is not EdgeFace's (the same file fed otherwise embeds otherwise)."""
+    sha, preset = loaded.sha256, preset_of(loaded)
+    if sha is None or preset.preprocessing == EDGEFACE.preprocessing:
+        return sha
+    return f"{sha}+input:{hashlib.sha256(repr(preset.preprocessing).encode()).hexdigest()[:16]}"
