@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from facediag.diagnosis import diagnose
+from facediag.errors import FacediagError
 from facediag.checks.base import Status
 from facediag.checks.registry import get_check, run_check
 from facediag.results import Report
@@ -27,7 +28,31 @@ def checkpoint_info(loaded) -> dict[str, Any]:
     }
 
 
+def settle_alignment(session: Session, suite: Suite | None = None) -> None:
+    """``--align auto``: run the alignment check's measurement on the sample as given, and align
+    with MTCNN only when it WARNs or FAILs (with the suite's thresholds, else the check's own). The
+    report says which it was, with the measurement (a dataset note). Does nothing otherwise."""
+    if session.alignment is not None:
+        return
+    params = suite.params("alignment") if suite is not None and "alignment" in suite.checks \
+        else get_check("alignment").params
+    res = run_check(get_check("alignment")(), session, params, session.available)
+    m = res.metrics
+    measured = (f"landmarks {m.get('nme_median')} inter-ocular distances from the template, turn "
+                f"{m.get('rotation_median')}°, zoom {m.get('scale_median')}×, faces found in "
+                f"{m.get('faces_found')}/{m.get('sample_images')}")
+    if res.status in (Status.WARN, Status.FAIL):
+        session.settle_alignment("mtcnn", f"--align auto: the faces as given are not aligned (alignment check "
+                                          f"{res.status.value}: {measured}): aligned with MTCNN")
+    elif res.status == Status.PASS:
+        session.settle_alignment("none", f"--align auto: the faces as given are aligned ({measured}): used as given")
+    else:
+        raise FacediagError(f"--align auto could not measure the alignment ({res.status.value}: {res.summary}); "
+                            "give --align mtcnn or --align none")
+
+
 def run_suite(session: Session, suite: Suite, command: str | None = None) -> Report:
+    settle_alignment(session, suite)
     session.expect_thresholds({suite.params(name).get("threshold") for name in suite.checks} - {None})
     results = [run_check(get_check(name)(), session, suite.params(name), session.available)
                for name in suite.checks]

@@ -55,6 +55,7 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
     from facediag.gate import tolerances
     from facediag.outputs import check_outputs, data_paths, out_dir
     from facediag.render import FILENAMES, render_terminal, write_all
+    from facediag.runner import settle_alignment
     from facediag.session import Session
     from facediag.suites import load_suite
 
@@ -69,6 +70,7 @@ def compare_cmd(weights_a, weights_b, arch, suite, out, max_drop, n_boot, alpha,
                                          **kw), dist=dist)
         session.model("model")  # bad checkpoints are bad input: fail before any work
         session.model("baseline")
+        settle_alignment(session, suite_obj)  # --align auto: decided before anything is embedded
         session.prepare()
         code = 0
         if dist.main:
