@@ -37,7 +37,7 @@ def settle_alignment(session: Session, suite: Suite | None = None) -> None:
     params = suite.params("alignment") if suite is not None and "alignment" in suite.checks \
         else get_check("alignment").params
     res = run_check(get_check("alignment")(), session, params, session.available)
-    m = res.metrics
+    m = {k: "?" if v is None else f"{v:.2f}" if isinstance(v, float) else v for k, v in res.metrics.items()}
     measured = (f"landmarks {m.get('nme_median')} inter-ocular distances from the template, turn "
                 f"{m.get('rotation_median')}°, zoom {m.get('scale_median')}×, faces found in "
                 f"{m.get('faces_found')}/{m.get('sample_images')}")

@@ -231,7 +231,7 @@ class Session:
             info["alignment"] = align
             if align["method"] == "mtcnn":  # aligned crops are other data than the files as given
                 info["fingerprint"] = hashlib.sha256(f"{info['fingerprint']}|align={align['id']}".encode()).hexdigest()
-            info["notes"] += _alignment_notes(align)
+            info["notes"] += self.alignment_notes()
         return info
 
     # ------------------------------------------------------------- alignment
@@ -278,6 +278,10 @@ class Session:
         if self._align_note:
             info["note"] = self._align_note
         return info
+
+    def alignment_notes(self) -> list[str]:
+        """The report's lines on alignment: how auto decided, and how many faces were aligned."""
+        return _alignment_notes(self.alignment_info())
 
     # ---------------------------------------------------------------- models
     def has_role(self, role: str) -> bool:
@@ -630,7 +634,9 @@ def _dynamic_int8(loaded: LoadedModel) -> bool:
     return str(loaded.variant).endswith("_q")
 
 
-def _alignment_notes(align: dict) -> list[str]:
+def _alignment_notes(align: dict | None) -> list[str]:
+    if align is None:
+        return []
     lines = [align["note"]] if align.get("note") else []
     if align["method"] == "mtcnn":
         line = (f"HR images aligned on the fly to the ArcFace template (MTCNN, {align['id']}): "

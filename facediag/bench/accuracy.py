@@ -211,6 +211,7 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
         dataset.pop(key, None)
     dataset["protocol"] = (dataset["protocol"].rpartition("; ")[0]
                            + "; probes area-downsampled to each resolution, then upsampled to 112")
+    notes += info_session.alignment_notes()
     settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
                 "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
                 "batch_size": info_session.config.batch_size, "device": str(info_session.device),
