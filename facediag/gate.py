@@ -184,6 +184,9 @@ def check_same_data(baseline: Report, dataset: Mapping[str, Any], *, force: bool
     theirs = baseline.dataset or {}
     diffs = [f"{k} {theirs.get(k)!s:.12} here {dataset.get(k)!s:.12}" for k in ("fingerprint", "dsr")
              if theirs.get(k) != dataset.get(k)]
+    aligned = [(d.get("alignment") or {}).get("method") or "none" for d in (theirs, dataset)]
+    if aligned[0] != aligned[1]:  # already in the fingerprint; named, so the remedy is plain
+        diffs.append(f"alignment {aligned[0]} here {aligned[1]}")
     if not diffs:
         return None
     what = f"{path} was made on different data ({'; '.join(diffs)})"

@@ -11,6 +11,7 @@ from facediag.diagnosis import diagnose
 from facediag.models.card import missing_card_note
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.protocol import preset_of
+from facediag.errors import FacediagError
 from facediag.checks.base import Status
 from facediag.checks.registry import get_check, run_check
 from facediag.results import Report
@@ -49,8 +50,32 @@ def model_notes(session: Session) -> list[str]:
     return [n for n in notes if n]
 
 
+def settle_alignment(session: Session, suite: Suite | None = None) -> None:
+    """``--align auto``: run the alignment check's measurement on the sample as given, and align
+    with MTCNN only when it WARNs or FAILs (with the suite's thresholds, else the check's own). The
+    report says which it was, with the measurement (a dataset note). Does nothing otherwise."""
+    if session.alignment is not None:
+        return
+    params = suite.params("alignment") if suite is not None and "alignment" in suite.checks \
+        else get_check("alignment").params
+    res = run_check(get_check("alignment")(), session, params, session.available)
+    m = {k: "?" if v is None else f"{v:.2f}" if isinstance(v, float) else v for k, v in res.metrics.items()}
+    measured = (f"landmarks {m.get('nme_median')} inter-ocular distances from the template, turn "
+                f"{m.get('rotation_median')}°, zoom {m.get('scale_median')}×, faces found in "
+                f"{m.get('faces_found')}/{m.get('sample_images')}")
+    if res.status in (Status.WARN, Status.FAIL):
+        session.settle_alignment("mtcnn", f"--align auto: the faces as given are not aligned (alignment check "
+                                          f"{res.status.value}: {measured}): aligned with MTCNN")
+    elif res.status == Status.PASS:
+        session.settle_alignment("none", f"--align auto: the faces as given are aligned ({measured}): used as given")
+    else:
+        raise FacediagError(f"--align auto could not measure the alignment ({res.status.value}: {res.summary}); "
+                            "give --align mtcnn or --align none")
+
+
 def run_suite(session: Session, suite: Suite, command: str | None = None) -> Report:
     suite, threshold_note = with_card_threshold(suite, session.model("model"))
+    settle_alignment(session, suite)
     session.expect_thresholds({suite.params(name).get("threshold") for name in suite.checks} - {None})
     results = [run_check(get_check(name)(), session, suite.params(name), session.available)
                for name in suite.checks]

@@ -10,6 +10,7 @@ rank its shard of the images; rank 0 alone then runs the checks over the memoise
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +20,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres
+from facediag.data.aligner import ALIGN_CHOICES, Aligner
+from facediag.data.detect import require_extra
+from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres, to_tensor01
 from facediag.data.pixels import FingerprintTap, Fingerprints, Sample, grey_canvas, sample, thumbnail_uri
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
@@ -62,6 +65,9 @@ class SessionConfig:
     cache_dir: str | Path | None = None
     use_cache: bool = True
     progress: bool = True
+    # HR images detected and warped to the ArcFace template as they are loaded ("mtcnn"), as given
+    # ("none"), or aligned only when the alignment check says they are not ("auto": settle_alignment).
+    align: str = "none"
     # Acceptance thresholds the checks will ask about: their false accepts are counted in the one
     # matching pass (another threshold costs one more pass). run_suite sets them from the suite.
     thresholds: tuple = (DEFAULT_THRESHOLD,)
@@ -85,10 +91,12 @@ class Session:
     by whichever session asks first), so an image is embedded once per model across them:
     e.g. one session per probe resolution, one HR gallery embedding per model.
 
-    ``dist`` is the torchrun environment (facediag.distributed); by default a world of one."""
+    ``dist`` is the torchrun environment (facediag.distributed); by default a world of one.
+    ``aligner`` likewise shares one Aligner's landmarks between sessions over the same images."""
 
     def __init__(self, config: SessionConfig, *, models: dict[str, LoadedModel] | None = None,
-                 embedders: dict[str, Embedder] | None = None, dist: Distributed | None = None):
+                 embedders: dict[str, Embedder] | None = None, dist: Distributed | None = None,
+                 aligner: Aligner | None = None):
         self.config = config
         self.dist = dist or Distributed()
         self._models: dict[str, LoadedModel] = dict(models or {})
@@ -108,6 +116,14 @@ class Session:
             raise FacediagError("no data: give --data ROOT, or --gallery-root and --probe-root")
         if (config.gallery_root is None) != (config.probe_root is None):
             raise FacediagError("--gallery-root and --probe-root go together")
+        if config.align not in ALIGN_CHOICES:
+            raise FacediagError(f"--align {config.align!r}: choose one of {', '.join(ALIGN_CHOICES)}")
+        if config.align != "none":
+            require_extra()  # the one-line install command, before any work
+        # The alignment used: None while "auto" is not settled yet (settle_alignment).
+        self._align: str | None = None if config.align == "auto" else config.align
+        self._align_note: str | None = None
+        self._shared_aligner = aligner
 
     # ------------------------------------------------------------------ data
     @cached_property
@@ -212,7 +228,62 @@ class Session:
             "problems": [{"path": p, "reason": r} for p, r in self.problems],
         }
         info["counts"]["problems"] = len(info["problems"])  # the list and its count always agree
+        align = self.alignment_info()
+        if align is not None:
+            info["alignment"] = align
+            if align["method"] == "mtcnn":  # aligned crops are other data than the files as given
+                info["fingerprint"] = hashlib.sha256(f"{info['fingerprint']}|align={align['id']}".encode()).hexdigest()
+            info["notes"] += self.alignment_notes()
         return info
+
+    # ------------------------------------------------------------- alignment
+    @property
+    def alignment(self) -> str | None:
+        """"mtcnn" or "none": how HR images are brought to 112 (None: "auto", not settled yet)."""
+        return self._align
+
+    def settle_alignment(self, method: str, note: str) -> None:
+        """Decide "auto" (the runner does, from the alignment check): before anything is embedded."""
+        if method not in ("none", "mtcnn"):
+            raise ValueError(f"unknown alignment {method!r}")
+        if self._embeddings or self._dsr_out is not None:
+            raise RuntimeError("alignment settled after embedding started")
+        self._align, self._align_note = method, note
+
+    def _aligning(self) -> bool:
+        if self._align is None:
+            raise RuntimeError("--align auto is not settled: call settle_alignment before embedding")
+        return self._align == "mtcnn"
+
+    @cached_property
+    def aligner(self) -> Aligner:
+        """MTCNN landmarks by file content, stored beside the embeddings (one shared one if given)."""
+        if self._shared_aligner is not None:
+            return self._shared_aligner
+        store = EmbeddingCache(self.config.cache_dir or default_cache_dir()) if self.config.use_cache else None
+        device = str(self.device) if self.device.type == "cuda" else "cpu"
+        return Aligner(store, device=device, progress=self.progress,
+                       on_decode=lambda path, rgb: self._tap.record(path, fit_canvas(to_tensor01(rgb)))
+                       if path not in self._tap else None)
+
+    def _face(self, path) -> Callable[[], torch.Tensor]:
+        """How an HR file becomes the model's 3×112×112: aligned under --align, else load_face."""
+        return _loader(self.aligner.load if self._aligning() else load_face, path)
+
+    def alignment_info(self) -> dict[str, Any] | None:
+        """What dataset_info says of alignment (None without it, so unaligned reports are unchanged)."""
+        if self.config.align == "none":
+            return None
+        info: dict[str, Any] = {"requested": self.config.align, "method": self._align}
+        if self._align == "mtcnn":
+            info.update(id=self.aligner.id, **self.aligner.counts())
+        if self._align_note:
+            info["note"] = self._align_note
+        return info
+
+    def alignment_notes(self) -> list[str]:
+        """The report's lines on alignment: how auto decided, and how many faces were aligned."""
+        return _alignment_notes(self.alignment_info())
 
     # ---------------------------------------------------------------- models
     def has_role(self, role: str) -> bool:
@@ -285,13 +356,16 @@ class Session:
         probes = self.protocol.probes
         size = self.protocol.vlr_size
         rows = dist.shard(len(probes), self.config.batch_size)  # all of them in a world of one
+        if self._aligning():
+            self.aligner.prepare([probes[i].hr.path for i in rows
+                                  if probes[i].vlr is None and probes[i].hr is not None])
 
         def lowres(i):
             p = probes[i]
             if p.vlr is not None:  # a VLR-only probe is fingerprinted from its VLR file
                 load = _loader(load_lowres, p.vlr.path)
                 return self._tap.wrap(p.vlr.path, load, fit_canvas) if p.hr is None else load
-            hr = self._tap.wrap(p.hr.path, _loader(load_face, p.hr.path))
+            hr = self._tap.wrap(p.hr.path, self._face(p.hr.path))
             return lambda: self._lowres.pop(i) if i in self._lowres else downsample(hr(), size)
 
         part, failures = super_resolve([lowres(i) for i in rows], self.dsr, self.device,
@@ -322,11 +396,16 @@ class Session:
         return out[i].float()
 
     def _hr_item(self, path) -> Item:
-        """An HR image as the engine embeds it; its decode also yields its leakage fingerprint."""
-        return Item(self._hr_key(path), self._tap.wrap(path, _loader(load_face, path)))
+        """An HR image as the engine embeds it; its decode also yields its leakage fingerprint
+        (aligned crops are fingerprinted as given, by the Aligner's decode)."""
+        load = self._face(path)
+        return Item(self._hr_key(path), load if self._aligning() else self._tap.wrap(path, load))
 
-    @staticmethod
-    def _hr_key(path) -> str:
+    def _hr_key(self, path) -> str:
+        """By content; an aligned crop's key names the alignment, so the two never mix (an image with
+        no face is kept as given: the unaligned key)."""
+        if self._aligning() and self.aligner.found(path):
+            return f"hr:{self.aligner.id}:{file_digest(path)}"
         return f"hr:{file_digest(path)}"
 
     def _probe_hr_item(self, row: int, probe) -> Item:
@@ -356,6 +435,8 @@ class Session:
         items = []
         for i, p in enumerate(proto.probes):
             degrade = "vlr-file" if p.vlr is not None else f"area{proto.vlr_size}"
+            if p.vlr is None and self._aligning() and self.aligner.found(p.hr.path):
+                degrade = f"{self.aligner.id}:{degrade}"  # degraded from the aligned crop
             key = degraded_key(dsr_fp, degrade, file_digest(p.source.path))
             items.append(Item(key, _loader(self._probe_pixels, i)))
         return items
@@ -373,8 +454,14 @@ class Session:
                 self._embed_view(role, "probe_hr", dist)  # its decode feeds the DSR pass
             proto = self.protocol
             subjects = [r.subject for r in proto.gallery] if view == "gallery" else proto.probe_subjects
+            if self._aligning():  # landmarks first (batched): the keys of aligned images depend on them
+                self.aligner.prepare([r.path for r in proto.gallery] if view == "gallery" else
+                                     [p.hr.path for p in proto.probes if p.hr is not None and
+                                      (view == "probe_hr" or p.vlr is None or not self.probes_need_dsr)])
             items = self._items(view)
             raw, failures = self.embedder(role).embed(items, f"embedding {view.replace('_', ' ')} [{role}]", dist)
+            if self._aligning():
+                self.aligner.release()
             failures = {i: why for i, why in failures.items() if items[i].key != "none"}
             self._embeddings[key] = Embeddings(raw, np.asarray(subjects, dtype=str), failures)
         return self._embeddings[key]
@@ -418,7 +505,11 @@ class Session:
         return grey_canvas(record)
 
     def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> Sample:
-        """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample)."""
+        """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample),
+        aligned under --align (as given while "auto" is being settled: that is what it measures)."""
+        if self._align == "mtcnn":
+            self.aligner.prepare([r.path for r in self.protocol.gallery])  # the gallery needs them anyway
+            return sample(self.protocol.gallery, max_subjects, per_subject, load=self.aligner.load)
         return sample(self.protocol.gallery, max_subjects, per_subject)
 
     def embed_sample(self, role: str, pixel_sample: Sample) -> np.ndarray:
@@ -441,11 +532,11 @@ class Session:
             return None  # a VLR-only probe has no HR image to show
         try:
             if view == "gallery":
-                img = load_face(self.protocol.gallery[row].path)
+                img = self._face(self.protocol.gallery[row].path)()
             elif view == "probe_dsr" and self.probes_need_dsr:
                 img = self._probe_pixels(row)
             else:
-                img = load_face(probe.hr.path)
+                img = self._face(probe.hr.path)()
         except (DecodeError, OSError):
             return None
         return thumbnail_uri(img)
@@ -554,6 +645,19 @@ def _dynamic_int8(loaded: LoadedModel) -> bool:
     """A dynamically quantized checkpoint: int8 kernels on CPU only, and its activations are
     quantized per batch, so an image's embedding depends on the batch it was embedded in."""
     return str(loaded.variant).endswith("_q")
+
+
+def _alignment_notes(align: dict | None) -> list[str]:
+    if align is None:
+        return []
+    lines = [align["note"]] if align.get("note") else []
+    if align["method"] == "mtcnn":
+        line = (f"HR images aligned on the fly to the ArcFace template (MTCNN, {align['id']}): "
+                f"{align['aligned']} aligned")
+        if align["no_face"]:
+            line += f", {align['no_face']} with no face found kept as given"
+        lines.append(line)
+    return lines
 
 
 def _loader(fn, arg):

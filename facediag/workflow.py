@@ -16,7 +16,7 @@ from facediag.gate import BaselineGate
 from facediag.outputs import check_outputs, data_paths, out_dir, out_file
 from facediag.render import FILENAMES, write_all
 from facediag.results import Report
-from facediag.runner import exit_code, run_suite
+from facediag.runner import exit_code, run_suite, settle_alignment
 from facediag.session import Session, SessionConfig
 from facediag.suites import Suite, load_suite
 
@@ -92,6 +92,7 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
     session.check_card("model")  # a bad checkpoint (or model card) is bad input: fail before any work
     if config.baseline_weights:
         session.check_card("baseline")
+    settle_alignment(session, suite_obj)  # --align auto decides before the data's fingerprint is read
     gate = None
     if baseline_report:
         gate = BaselineGate.load(baseline_report, suite_obj, max_drop, session.dataset_info(), force=force_baseline)

@@ -157,7 +157,7 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
         report = bench_accuracy(["edgeface_xxs.pt"], "orl_faces", resolutions="12,16,hr")
         report.rows_where(resolution=16)[0]["rank1"]
     """
-    from facediag.runner import checkpoint_info
+    from facediag.runner import checkpoint_info, settle_alignment
     from facediag.session import Session, SessionConfig
 
     for key in ("weights", "baseline_weights", "vlr_size", "dsr", "dsr_weights"):
@@ -176,14 +176,18 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
 
     def session(vlr_size, dsr_spec, dsr_w):
         cfg = SessionConfig(data=data, vlr_size=vlr_size, dsr=dsr_spec, dsr_weights=dsr_w, **options)
-        return Session(cfg, models=models, embedders=embedders, dist=dist)
+        sess = Session(cfg, models=models, embedders=embedders, dist=dist, aligner=aligner)
+        if note is not None:  # --align auto, decided once on the first session, holds for all
+            sess.settle_alignment(info_session.alignment, note)
+        return sess
 
+    aligner = note = None
     info_session = session(None, None, None)
-    dataset = info_session.dataset_info()
-    for key in ("vlr_size", "dsr", "fingerprint"):  # per-resolution; rows say how probes were made
-        dataset.pop(key, None)
-    dataset["protocol"] = (dataset["protocol"].rpartition("; ")[0]
-                           + "; probes area-downsampled to each resolution, then upsampled to 112")
+    settle_alignment(info_session)
+    if info_session.config.align == "auto":
+        note = info_session.alignment_info().get("note", "")
+    if info_session.alignment == "mtcnn":  # one set of landmarks for every resolution's session
+        aligner = info_session.aligner
     notes = []
     if any(p.vlr is not None for p in info_session.protocol.probes):
         notes.append("the data has real VLR files: probes with one use it at every resolution (only "
@@ -221,6 +225,12 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
     if not info_session.dist.main:
         return None
     calls = {label: sum(c[label] for c in per_rank) for label in embedders}
+    dataset = info_session.dataset_info()  # after the rows: it counts the faces aligned
+    for key in ("vlr_size", "dsr", "fingerprint"):  # per-resolution; rows say how probes were made
+        dataset.pop(key, None)
+    dataset["protocol"] = (dataset["protocol"].rpartition("; ")[0]
+                           + "; probes area-downsampled to each resolution, then upsampled to 112")
+    notes += info_session.alignment_notes()
     settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
                 "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
                 "batch_size": info_session.config.batch_size, "device": str(info_session.device),

@@ -80,6 +80,7 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
     from facediag.gate import parity_bounds, tolerances
     from facediag.outputs import check_outputs, data_paths, out_dir
     from facediag.render import FILENAMES, render_terminal, write_all
+    from facediag.runner import settle_alignment
     from facediag.session import Session
     from facediag.suites import load_suite
 
@@ -97,6 +98,7 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
                                          card=card_a, baseline_card=card_b, **kw), dist=dist)
         session.check_card("model")  # bad checkpoints (or model cards) are bad input: fail before any work
         session.check_card("baseline")
+        settle_alignment(session, suite_obj)  # --align auto: decided before anything is embedded
         session.prepare()
         code = 0
         if dist.main:

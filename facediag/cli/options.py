@@ -207,6 +207,23 @@ CACHE_DIR = option("--cache-dir", type=PATH,
                    help="Embedding cache folder (default $FACEDIAG_CACHE, else ~/.cache/facediag/embeddings; "
                         "see facediag cache info).")
 NO_CACHE = option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
+def align_choice(ctx, param, value):
+    """--align mtcnn|auto needs the align extra: its install line now, before any work."""
+    if value != "none":
+        from facediag.data.detect import missing_extra
+
+        reason = missing_extra()
+        if reason:
+            raise click.BadParameter(reason)
+    return value
+
+
+ALIGN = option("--align", type=click.Choice(["none", "mtcnn", "auto"]), default="none", show_default=True,
+               callback=align_choice,
+               help="mtcnn: detect each HR image's face and warp it to the ArcFace 112 template on the fly, "
+                    "before degradation and DSR (landmarks cached by image content; an image with no face is "
+                    "used as given and counted); auto: only when the alignment check finds the faces as given "
+                    "not aligned; none: as given. Needs the align extra.")
 ALLOW_OUTSIDE_ROOT = option("--allow-outside-root", is_flag=True,
                             help="Let a manifest CSV name files outside its own folder (absolute or ../ paths).")
 
@@ -254,7 +271,7 @@ DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
     ("distractors", DISTRACTORS()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
-    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("device", DEVICE()),
+    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("align", ALIGN()), ("device", DEVICE()),
     ("batch_size", BATCH_SIZE()), ("cache_dir", CACHE_DIR()), ("no_cache", NO_CACHE()), ("quiet", QUIET()),
     ("allow_outside_root", ALLOW_OUTSIDE_ROOT()),
 ]
@@ -286,7 +303,8 @@ def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=N
         layout=kw["layout"], subject_regex=kw["subject_regex"], gallery_per_subject=kw["gallery_per_subject"],
         vlr_size=kw["vlr_size"], dsr=kw["dsr"], dsr_weights=kw["dsr_weights"], device=kw["device"],
         batch_size=kw["batch_size"], cache_dir=kw["cache_dir"], use_cache=not kw["no_cache"],
-        progress=not kw["quiet"], allow_outside_root=kw.get("allow_outside_root", False))
+        progress=not kw["quiet"], allow_outside_root=kw.get("allow_outside_root", False),
+        align=kw.get("align", "none"))
 
 
 def command_line() -> str:

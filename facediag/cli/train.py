@@ -6,6 +6,7 @@ import click
 from facediag.models.presets import DEFAULT_THRESHOLD
 
 from facediag.cli.options import (
+    ALIGN,
     ARCH,
     DEVICE,
     DSR,
@@ -41,6 +42,9 @@ from facediag.cli.options import (
 @DSR(help="Super-resolution model (TorchScript file or module:factory). Default: bicubic.")
 @DSR_WEIGHTS()
 @click.option("--vlr-size", type=int, default=16, show_default=True, help="Images without a VLR file are downsampled to this size, then DSR'd.")
+@ALIGN(help="mtcnn: detect each HR face (training and validation) and warp it to the ArcFace 112 template "
+            "before degradation and DSR (landmarks cached by image content; no face: used as given); auto: "
+            "only when the alignment check finds the training faces not aligned. Needs the align extra.")
 @click.option("--views", type=click.Choice(["hr+lr", "hr"]), default="hr+lr", show_default=True,
               help="hr+lr: each image as HR and as DSR(VLR); hr: HR-only pretraining.")
 @click.option("--objective", type=click.Choice(["supcon", "paired", "instance"]), default="supcon", show_default=True,
@@ -68,7 +72,7 @@ from facediag.cli.options import (
 @handle_errors
 def train_contrastive(weights, arch, data, out, val_data, val_split, val_fraction, train_subjects,
                       val_subjects, seen_holdout, layout, subject_regex, gallery_per_subject, dsr,
-                      dsr_weights, vlr_size, views, objective, batch_subjects, images_per_subject,
+                      dsr_weights, vlr_size, align, views, objective, batch_subjects, images_per_subject,
                       temperature, lr, weight_decay, warmup_steps, epochs, steps_per_epoch,
                       anchor_weight, threshold, patience, seed, no_hflip, device, no_amp, resume,
                       save_every, quiet):
@@ -103,7 +107,7 @@ def train_contrastive(weights, arch, data, out, val_data, val_split, val_fractio
         val_fraction=val_fraction, train_subjects=parse_subjects(train_subjects),
         val_subjects=parse_subjects(val_subjects), seen_holdout=seen_holdout, layout=layout,
         subject_regex=subject_regex, gallery_per_subject=gallery_per_subject, dsr=dsr,
-        dsr_weights=dsr_weights, vlr_size=vlr_size, views=views, objective=objective,
+        dsr_weights=dsr_weights, vlr_size=vlr_size, align=align, views=views, objective=objective,
         batch_subjects=batch_subjects, images_per_subject=images_per_subject,
         temperature=temperature, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
         epochs=epochs, steps_per_epoch=steps_per_epoch, anchor_weight=anchor_weight,

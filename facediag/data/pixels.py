@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -77,7 +78,8 @@ class FingerprintTap:
         self._prints: dict[str, tuple[bytes, np.ndarray]] = {}
         self._lock = threading.Lock()
 
-    def _record(self, path, canvas01) -> None:
+    def record(self, path, canvas01) -> None:
+        """Keep the fingerprint of a file's 112×112 canvas (decoded for another purpose)."""
         entry = (bytes.fromhex(file_digest(path)), thumbnail(canvas01))
         with self._lock:
             self._prints.setdefault(str(path), entry)
@@ -88,7 +90,7 @@ class FingerprintTap:
         def tapped():
             img = load()
             if str(path) not in self._prints:
-                self._record(path, canvas(img) if canvas else img)
+                self.record(path, canvas(img) if canvas else img)
             return img
         return tapped
 
@@ -101,7 +103,7 @@ class FingerprintTap:
         for rec in records:
             if str(rec.path) not in self._prints:
                 try:
-                    self._record(rec.path, grey_canvas(rec))
+                    self.record(rec.path, grey_canvas(rec))
                 except (DecodeError, OSError):
                     continue
             digest, thumb = self._prints[str(rec.path)]
@@ -123,9 +125,11 @@ class Sample:
         return len(self.records)
 
 
-def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int = 3) -> Sample:
+def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int = 3,
+           load: Callable[[Path], torch.Tensor] = load_face) -> Sample:
     """Preprocessed pixels ([0,1]) of a few images of each of a few subjects, and their subjects:
-    the only decoding outside the embedding engine, bounded by max_subjects × per_subject."""
+    the only decoding outside the embedding engine, bounded by max_subjects × per_subject.
+    ``load`` makes a file's pixels (the Session's aligned crops under --align)."""
     taken: dict[str, int] = {}
     pixels, records = [], []
     for rec in gallery:
@@ -133,7 +137,7 @@ def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int =
         if n >= per_subject or (n == 0 and len(taken) >= max_subjects):
             continue
         try:
-            pixels.append(load_face(rec.path))
+            pixels.append(load(rec.path))
         except (DecodeError, OSError):
             continue
         taken[rec.subject] = n + 1

@@ -5,6 +5,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from facediag.data.aligner import ALIGN_CHOICES
+from facediag.data.detect import require_extra
 from facediag.data.index import DEFAULT_SUBJECT_REGEX
 from facediag.errors import FacediagError
 from facediag.outputs import same_file
@@ -47,6 +49,7 @@ class TrainConfig:
     dsr: str | None = None                 # None: bicubic
     dsr_weights: str | Path | None = None
     vlr_size: int = 16
+    align: str = "none"                    # none | mtcnn | auto: HR faces warped to the ArcFace template
     views: str = "hr+lr"
     objective: str = "supcon"
     batch_subjects: int = 16               # P
@@ -91,6 +94,9 @@ class TrainConfig:
         _choice("objective", self.objective, OBJECTIVES)
         _choice("views", self.views, VIEWS)
         _choice("val-split", self.val_split, VAL_SPLITS)
+        _choice("align", self.align, ALIGN_CHOICES)
+        if self.align != "none":
+            require_extra()
         if self.views == "hr" and self.objective != "supcon":
             raise FacediagError(f"--objective {self.objective} compares each DSR output with its "
                                 "own HR image and needs --views hr+lr")

@@ -44,9 +44,12 @@ class TrainSet:
     def labels(self) -> np.ndarray:
         return np.array([it.label for it in self.items], dtype=np.int64)
 
-    def fingerprint(self, vlr_size: int, dsr_fingerprint: str) -> str:
-        """Content fingerprint of what trains: files, subjects, degradation, DSR."""
+    def fingerprint(self, vlr_size: int, dsr_fingerprint: str, align: str | None = None) -> str:
+        """Content fingerprint of what trains: files, subjects, degradation, DSR (and the alignment
+        of the HR faces, when they are aligned on the fly: ``align`` is the Aligner's id)."""
         h = hashlib.sha256(f"vlr={vlr_size}|dsr={dsr_fingerprint}".encode())
+        if align is not None:
+            h.update(f"|align={align}".encode())
         for it in self.items:
             low = file_digest(it.vlr.path) if it.vlr else f"area{vlr_size}"
             h.update(f"{self.subjects[it.label]}|{file_digest(it.hr.path)}|{low}".encode())
@@ -222,8 +225,9 @@ class TrainPixels:
     The DSR is frozen, so its output for an image never changes: it runs once per image."""
 
     def __init__(self, items: list[TrainItem], vlr_size: int, dsr, device, *, need_lr: bool,
-                 cache_images: int = 20000, workers: int = 2):
+                 cache_images: int = 20000, workers: int = 2, load=load_face):
         self.items, self.vlr_size, self.dsr, self.device = items, vlr_size, dsr, device
+        self.load = load  # file -> 3×112×112 [0, 1]: load_face, or the Aligner's aligned crop
         self.need_lr, self.cache_images, self.workers = need_lr, cache_images, workers
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self.failures: dict[int, str] = {}
@@ -231,7 +235,7 @@ class TrainPixels:
     def _decode(self, i: int):
         it = self.items[i]
         try:
-            hr = load_face(it.hr.path)
+            hr = self.load(it.hr.path)
             if not self.need_lr:
                 return hr, None
             return hr, load_lowres(it.vlr.path) if it.vlr is not None else downsample(hr, self.vlr_size)

@@ -110,8 +110,15 @@ class TrainingRun:
         self.steps = cfg.steps_per_epoch or max(1, len(train.items) // per_step)
         self.total_steps = self.steps * cfg.epochs
         self.warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(0.05 * self.total_steps)
+        self.aligner = self.settle_alignment()
+        if self.aligner is not None:  # landmarks of every training face now, batched (cached by content)
+            self.aligner.prepare([it.hr.path for it in train.items], "detecting training faces")
+            counts = self.aligner.counts()
+            self.notes.append(f"training faces aligned on the fly to the ArcFace template ({self.aligner.id}): "
+                              f"{counts['aligned']} aligned, {counts['no_face']} with no face found used as given")
         self.pixels = TrainPixels(train.items, cfg.vlr_size, self.dsr, self.device,
-                                  need_lr=cfg.views == "hr+lr", cache_images=cfg.cache_images)
+                                  need_lr=cfg.views == "hr+lr", cache_images=cfg.cache_images,
+                                  **({"load": self.aligner.load} if self.aligner is not None else {}))
         self.loss_fn = objective_for(cfg, self.device)
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -130,16 +137,18 @@ class TrainingRun:
         vkw = {"dsr": self.dsr, "device": self.device, "threshold": cfg.threshold,
                "batch_size": cfg.batch_size, "amp": self.amp, "progress": cfg.progress,
                "layout": cfg.layout, "subject_regex": cfg.subject_regex,
-               "gallery_per_subject": cfg.gallery_per_subject}
+               "gallery_per_subject": cfg.gallery_per_subject, "aligner": self.aligner}
         self.validators = {"val": Validator(split.val, split.val_root, **vkw)}
         if split.seen is not None:
             self.validators["seen"] = Validator(split.seen, split.train.root, **vkw)
         self.identity = {
             "weights_sha256": self.weights_sha,
-            "train_fingerprint": train.fingerprint(cfg.vlr_size, self.dsr.fingerprint),
+            "train_fingerprint": train.fingerprint(cfg.vlr_size, self.dsr.fingerprint,
+                                                   self.aligner.id if self.aligner is not None else None),
             "val_fingerprint": split.val.fingerprint(),
             "seen_fingerprint": split.seen.fingerprint() if split.seen else None,
             **{k: getattr(cfg, k) for k in RESUME_IDENTITY},
+            **({"align": self.aligner.id} if self.aligner is not None else {}),  # absent: older states resume
         }
         c.print(f"[bold]train-contrastive[/] {self.variant} on {self.device}"
                 f"{' ×' + str(self.dist.world) + ' (DDP)' if self.dist.world > 1 else ''}"
@@ -155,6 +164,27 @@ class TrainingRun:
                     f"({_VAL_LABEL[name if name == 'seen' else split.val_kind]})", highlight=False)
         for note in self.notes:
             c.print(f"  [dim]note:[/] {note}", highlight=False)
+
+    def settle_alignment(self):
+        """The Aligner under --align mtcnn (or auto, when the alignment check finds the training faces
+        as given not aligned: measured on the sample run-all would take of --data), else None."""
+        from facediag.cache import EmbeddingCache, default_cache_dir
+        from facediag.data.aligner import Aligner
+        from facediag.runner import settle_alignment
+        from facediag.session import Session, SessionConfig
+
+        cfg = self.cfg
+        if cfg.align == "none":
+            return None
+        if cfg.align == "auto":
+            probe = Session(SessionConfig(data=cfg.data, layout=cfg.layout, subject_regex=cfg.subject_regex,
+                                          align="auto", device=str(self.device), progress=cfg.progress))
+            settle_alignment(probe)
+            self.notes.append(probe.alignment_info()["note"])
+            if probe.alignment == "none":
+                return None
+        device = str(self.device) if self.device.type == "cuda" else "cpu"
+        return Aligner(EmbeddingCache(default_cache_dir()), device=device, progress=cfg.progress)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainResult:

@@ -38,7 +38,7 @@ class Validator:
     def __init__(self, protocol: Protocol, root: Path, *, dsr, device: torch.device,
                  threshold: float = DEFAULT_THRESHOLD, batch_size: int = 64, amp: bool = False,
                  progress: bool = True, layout: str = "auto", subject_regex: str | None = None,
-                 gallery_per_subject: int = 3):
+                 gallery_per_subject: int = 3, aligner=None):
         self.protocol, self.root, self.dsr, self.device = protocol, root, dsr, device
         self.threshold = threshold
         self._config = {"data": root, "layout": layout, "gallery_per_subject": gallery_per_subject,
@@ -48,10 +48,13 @@ class Validator:
         if subject_regex is not None:
             self._config["subject_regex"] = subject_regex
         self._dsr_out = None
+        self._aligner = aligner  # --align mtcnn: the trainer's, so validation faces are detected once
+        if aligner is not None:
+            self._config["align"] = "mtcnn"
 
     def session(self, module: torch.nn.Module, variant: str) -> Session:
         session = Session(SessionConfig(**self._config),
-                          models={"model": InMemoryModel(module, variant)})
+                          models={"model": InMemoryModel(module, variant)}, aligner=self._aligner)
         # The protocol (subject-filtered) and DSR were built by the trainer: hand them over
         # rather than let the Session re-index the whole root.
         session.protocol = self.protocol
