@@ -32,6 +32,21 @@ def quant_weights(assets):
 
 
 @pytest.fixture(scope="session")
+def dequantized_weights(quant_weights, tmp_path_factory):
+    """The official int8 checkpoint's weights as a float xxs: a second, different float model.
+    Its figures, unlike the int8 model's, do not depend on the CPU's int8 kernels (the int8 model's
+    ORL rank-1 at 16 px is 0.739 on one x86 CPU and 0.711 on another, same torch)."""
+    from facediag.models import build_edgeface, load_checkpoint, save_state_dict
+    from facediag.models.checkpoint import dequantize_state_dict
+
+    model = build_edgeface("edgeface_xxs", quantized=False)
+    model.load_state_dict(dequantize_state_dict(load_checkpoint(quant_weights).model.state_dict()))
+    out = tmp_path_factory.mktemp("dequantized") / "edgeface_xxs_dequantized.pt"
+    save_state_dict(model, out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def orl_root(assets):
     return assets / "orl_faces"
 

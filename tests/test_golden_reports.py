@@ -4,6 +4,11 @@ same numbers, statuses, verdicts and diagnoses as the snapshot in tests/golden/.
 The snapshot was written by the code before the restructuring (FACEDIAG_WRITE_GOLDEN=1
 rewrites it: do that only for an intended change, and say so in the commit). Compared
 metric by metric; timestamps, durations, paths and free text are left out.
+
+The second model is the int8 checkpoint's weights dequantised to float, not the int8 model
+itself: int8 kernels differ between CPUs (its rank-1 moved 0.739 -> 0.711 between two x86
+machines with the same torch), float kernels only in the last bits. Reports round to 4
+decimals, so a value may move by one unit there (FLOAT_TOLERANCE) and by nothing more.
 """
 import json
 import math
@@ -14,6 +19,7 @@ import pytest
 
 GOLDEN = Path(__file__).parent / "golden"
 pytestmark = pytest.mark.slow
+FLOAT_TOLERANCE = 1.5e-4  # one unit in the 4th decimal, plus float slack
 
 
 def _numbers(metrics: dict) -> dict:
@@ -58,7 +64,7 @@ def _same(a, b, where=""):
         for i, (x, y) in enumerate(zip(a, b)):
             _same(x, y, f"{where}[{i}]")
     elif isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), f"{where}: {a} != {b}"
+        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=FLOAT_TOLERANCE), f"{where}: {a} != {b}"
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
@@ -76,18 +82,18 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("golden-cache")
 
 
-def test_run_all_report_unchanged(float_weights, quant_weights, orl_root, cache):
+def test_run_all_report_unchanged(float_weights, dequantized_weights, orl_root, cache):
     import facediag
 
-    report = facediag.run_all(float_weights, orl_root, baseline_weights=quant_weights, vlr_size=16,
+    report = facediag.run_all(float_weights, orl_root, baseline_weights=dequantized_weights, vlr_size=16,
                               progress=False, cache_dir=cache)
     _check("run_all", snapshot_run(json.loads(report.to_json())))
 
 
-def test_compare_report_unchanged(float_weights, quant_weights, orl_root, cache):
+def test_compare_report_unchanged(float_weights, dequantized_weights, orl_root, cache):
     from facediag.compare import compare
 
-    report = compare(float_weights, quant_weights, orl_root, n_boot=300, vlr_size=16, progress=False,
+    report = compare(float_weights, dequantized_weights, orl_root, n_boot=300, vlr_size=16, progress=False,
                      cache_dir=cache)
     _check("compare", snapshot_compare(json.loads(report.to_json())))
 
