@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facediag.data.detect import Detector, require_extra
+from facediag.data.detect import RETRY_MIN_FACE, Detector, require_extra
 from facediag.data.images import SIZE, DecodeError, header_size, read_rgb
 from facediag.data.index import LANDMARK_COLUMNS, Record, index_dataset
 from facediag.data.landmarks import Fit, fit, rescaling, warp
@@ -135,7 +135,7 @@ def align_dataset(src: str | Path, dst: str | Path, *, layout: str = "auto", min
                 scales.append(scale)
             need = [i for i, (rec, _) in enumerate(batch) if rec.landmarks is None and str(rec.path) not in done]
             if need and detector is None:
-                detector = Detector(min_face_size=min_face_size, device=device)
+                detector = Detector(min_face_size=min_face_size, device=device, retry_min_face=RETRY_MIN_FACE)
             found = dict(zip(need, detector.detect([images[i] for i in need]))) if need else {}
             for i, (rec, rel) in enumerate(batch):
                 advance()

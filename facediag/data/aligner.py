@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from facediag.data.detect import Detector, require_extra
+from facediag.data.detect import RETRY_MIN_FACE, Detector, require_extra
 from facediag.data.images import PREPROCESS_ID, fit_canvas, read_rgb, to_tensor01
 from facediag.data.index import file_digest
 from facediag.data.landmarks import WARP_ID, AlignmentError, fit, warp
@@ -94,7 +94,7 @@ class Aligner:
             return []
         with self._detect_lock:
             if self._detector is None:
-                self._detector = Detector(min_face_size=MIN_FACE, device=self.device)
+                self._detector = Detector(min_face_size=MIN_FACE, device=self.device, retry_min_face=RETRY_MIN_FACE)
             self.detected += len(images)
             detections = self._detector.detect(images)
         rows = []
