@@ -22,7 +22,7 @@ class MetricInfo:
     key: str                   # "check.metric", or a pattern of them
     higher_is_better: bool | None
     label: str
-    unit: str = "rate"         # rate | cosine | count | ratio | dims | auc | dprime
+    unit: str = "rate"         # rate | cosine | count | ratio | dims | auc | dprime | degrees | pixels
     short: str | None = None   # name accepted on the command line
     resample: str | None = None  # probe | impostor | paired | pairs: how the subject bootstrap draws it
 
@@ -63,6 +63,17 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("weights-integrity.nonfinite_tensors", LOWER, "NaN/Inf weight tensors", "count"),
     MetricInfo("weights-integrity.init_fraction", LOWER, "tensors at their init constants"),
     MetricInfo("preprocessing.auc_expected", HIGHER, "AUC with the expected input", "auc"),
+    MetricInfo("alignment.nme_median", LOWER, "landmarks' distance from the template (inter-ocular)", "ratio",
+               short="nme_median"),
+    MetricInfo("alignment.not_found_share", LOWER, "sampled faces the detector did not find"),
+    MetricInfo("alignment.rotation_median_abs", LOWER, "turn needed to align (|degrees|)", "degrees"),
+    MetricInfo("alignment.rotation_median", None, "turn needed to align (degrees)", "degrees"),
+    MetricInfo("alignment.scale_median", None, "zoom needed to align", "ratio"),
+    MetricInfo("alignment.residual_median", LOWER, "template fit residual (pixels)", "pixels"),
+    MetricInfo("alignment.score_median", None, "detector score", "ratio"),
+    MetricInfo("alignment.sample_images", None, "faces sampled", "count"),
+    MetricInfo("alignment.faces_found", None, "sampled faces found", "count"),
+    MetricInfo("alignment.several_faces", None, "sampled images holding several faces", "count"),
 )
 
 
