@@ -24,9 +24,12 @@ def test_pretrained_matches_independent_measurements(pretrained_report):
 
 
 def test_pretrained_baseline_passes_against_the_int8_model(pretrained_report):
+    """The float model is not worse than its int8 twin. How much better depends on the CPU's int8
+    kernels (16 px rank-1 of the int8 model: 0.739 on one x86 machine, 0.711 on another), so the
+    size of the gain is bounded loosely, its sign not at all."""
     res = pretrained_report.result("pretrained-baseline")
     assert res.status == Status.PASS
-    assert abs(res.metrics["delta_rank1"]) < 0.05
+    assert -0.02 <= res.metrics["delta_rank1"] < 0.12
 
 
 def test_hr_probes_reach_ninety_percent(run, float_weights, orl_root):
