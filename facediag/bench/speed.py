@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -36,6 +37,9 @@ FLOPS_METHOD = ("torch.utils.flop_counter.FlopCounterMode on one 3×112×112 fac
                 "the convention of the EdgeFace paper")
 QUANT_REASON = ("int8 dynamic quantisation (the _q variants) has kernels on CPU only in PyTorch, "
                 "so it is benchmarked on CPU")
+ONNX_INT8_REASON = ("an int8 ONNX graph (dynamic quantisation: ConvInteger/MatMulInteger) runs on onnxruntime's "
+                    "CPU provider, so it is benchmarked on CPU")
+TORCH, ONNXRUNTIME = "torch", "onnxruntime"
 CUDA_MEMORY = ("CUDA: torch.cuda.max_memory_allocated during each batch size's timed runs "
                "(tensors only: the weights, input and activations; not the CUDA context or allocator reserve)")
 CPU_MEMORY = ("CPU: peak resident set size of the whole process, sampled every 1 ms from /proc/self/statm "
@@ -194,8 +198,24 @@ def measure(model: torch.nn.Module, device: torch.device, dtype: torch.dtype, *,
     return out
 
 
-def _placement(variant: str, device: torch.device, dtype_name: str, notes: list[str]):
-    """Where and in what dtype ``variant`` can run: int8 models on CPU in fp32, saying why."""
+def _placement(variant: str, device: torch.device, dtype_name: str, notes: list[str], onnx=None):
+    """Where and in what dtype ``variant`` can run: int8 models on CPU in fp32, saying why; an ONNX
+    graph (``onnx``: its LoadedOnnx) in the dtype it was exported in, on CUDA only with the provider."""
+    if onnx is not None:
+        name = Path(onnx.path).name
+        if device.type != "cpu":
+            import onnxruntime as ort
+
+            why = (ONNX_INT8_REASON if onnx.int8 else "onnxruntime here has no CUDAExecutionProvider"
+                   if "CUDAExecutionProvider" not in ort.get_available_providers() else None)
+            if why:
+                notes.append(f"{name}: {why} although {device} was asked")
+                device = torch.device("cpu")
+        if dtype_name != "fp32":
+            notes.append(f"{name}: the graph's dtype is fixed at export (fp32 input); --dtype {dtype_name} "
+                         "does not apply")
+            dtype_name = "fp32"
+        return device, dtype_name
     if str(variant).endswith("_q"):
         if device.type != "cpu":
             notes.append(f"{variant}: {QUANT_REASON} although {device} was asked")
@@ -207,9 +227,14 @@ def _placement(variant: str, device: torch.device, dtype_name: str, notes: list[
 
 
 def _prepare(model: torch.nn.Module, variant: str, device: torch.device, dtype_name: str,
-             compile: bool, channels_last: bool, notes: list[str]):
+             compile: bool, channels_last: bool, notes: list[str], onnx=None):
     """The model on the device in the dtype to time, and the device/dtype actually used."""
-    device, dtype_name = _placement(variant, device, dtype_name, notes)
+    device, dtype_name = _placement(variant, device, dtype_name, notes, onnx)
+    if onnx is not None:  # onnxruntime runs the graph as exported: torch's conversions do not reach it
+        if compile or channels_last:
+            notes.append(f"{Path(onnx.path).name}: --compile/--channels-last are torch settings; "
+                         "onnxruntime runs the graph with its own optimisations")
+        return model, device, dtype_name
     model = model.to(device).eval()
     if not str(variant).endswith("_q"):
         model = model.to(DTYPES[dtype_name])
@@ -234,7 +259,8 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
         report.rows[0]["flops"] / 1e6   # ≈ 94.6 MFLOPs
     """
     from facediag.models.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_variant
-    from facediag.models.edgeface import build_edgeface, count_parameters
+    from facediag.models.edgeface import VARIANTS, build_edgeface, count_parameters
+    from facediag.models.onnx import ONNX_FORMAT
     from facediag.runner import checkpoint_info
 
     if dtype not in DTYPES:
@@ -247,50 +273,67 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
         raise FacediagError("need warmup >= 0 and iters >= 1")
     want = resolve_device(device)
 
-    entries = []  # (label, module, variant, checkpoint info)
+    entries = []  # (label, module, variant, checkpoint info, the LoadedOnnx of an ONNX graph or None)
     for c in checkpoints:
         # Always load on CPU: loading a _q file for CUDA would dequantise it, timing another model.
-        loaded = c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c, arch=arch, device="cpu")
-        entries.append((_label(loaded.path, entries), loaded.model, loaded.variant, checkpoint_info(loaded)))
+        loaded = c if isinstance(c, LoadedCheckpoint) or hasattr(c, "model") else \
+            load_checkpoint(c, arch=arch, device="cpu")
+        onnx = loaded if loaded.format == ONNX_FORMAT else None
+        entries.append((_label(loaded.path, entries), loaded.model, loaded.variant, checkpoint_info(loaded), onnx))
     for v in variants:
         v = resolve_variant(v)
         # Size alone needs no weights: a float model on the meta device allocates nothing.
         model = build_edgeface(v, device="cpu" if timing or v.endswith("_q") else "meta")
         entries.append((_label(v, entries), model, v,
                         {"path": None, "variant": v, "parameters": count_parameters(model),
-                         "weights": "random (speed and size do not depend on the values)"}))
+                         "weights": "random (speed and size do not depend on the values)"}, None))
 
     rows = []
     with _threads(threads):
-        for label, model, variant, _ in entries:
+        for label, model, variant, _, onnx in entries:
             row_notes: list[str] = []
-            quantized = str(variant).endswith("_q")
-            params = count_parameters(model)
-            if quantized:
+            quantized = str(variant).endswith("_q") or bool(onnx is not None and onnx.int8)
+            params = onnx.parameters if onnx is not None else count_parameters(model)
+            if onnx is not None:  # torch's counter cannot see inside onnxruntime
+                flops = model_cost(_float_twin(variant)) if variant in VARIANTS else None
+                row_notes.append(f"{label}: FLOPs counted on the float {variant} torch builds (the graph's "
+                                 "arithmetic is the same; onnxruntime is invisible to torch's counter)"
+                                 if flops is not None else
+                                 f"{label}: no FLOPs (a graph of no EdgeFace variant; torch's counter cannot "
+                                 "see inside onnxruntime)")
+            elif quantized:
                 flops = model_cost(_float_twin(variant))
                 row_notes.append(f"{variant}: FLOPs counted on its float twin (torch's FLOP counter does not see "
                                  "int8 dynamic linear kernels; the arithmetic is the same)")
             else:
                 flops = model_cost(model, device=next(model.parameters()).device)
-            row = {"checkpoint": label, "variant": variant, "parameters": params, "flops": flops}
+            row = {"checkpoint": label, "variant": variant, "parameters": params, "flops": flops,
+                   "runtime": ONNXRUNTIME if onnx is not None else TORCH, "int8": quantized}
             paper = PAPER.get(variant)
             if paper:
                 row["paper"] = {"parameters_m": paper[0], "mflops": paper[1]}
                 row["paper_deviation_pct"] = max(
                     (params / 1e6 - paper[0]) / paper[0] * 100, (flops / 1e6 - paper[1]) / paper[1] * 100,
                     key=abs)
-            run_device, run_dtype = _placement(variant, want, dtype, [])
+            run_device, run_dtype = _placement(variant, want, dtype, [], onnx)
+            run_threads = torch.get_num_threads() if run_device.type == "cpu" else None
             if timing:
                 run_model, run_device, run_dtype = _prepare(model, variant, want, dtype, compile, channels_last,
-                                                            row_notes)
+                                                            row_notes, onnx)
                 row.update(measure(run_model, run_device, DTYPES[run_dtype], batch_sizes=batch_sizes,
-                                   channels_last=channels_last, warmup=warmup, iters=iters,
+                                   channels_last=channels_last and onnx is None, warmup=warmup, iters=iters,
                                    min_seconds=min_seconds))
-                if not quantized:  # .to() is in place: give a caller's model back as it came, and free the device
+                if onnx is not None:  # what onnxruntime actually ran with, read back from its session
+                    session = model.session(run_device.type == "cuda")
+                    row["providers"] = list(session.get_providers())
+                    if run_device.type == "cpu":
+                        run_threads = session.get_session_options().intra_op_num_threads
+                elif not quantized:  # .to() is in place: give a caller's model back as it came, and free the device
                     model.to("cpu", torch.float32).to(memory_format=torch.contiguous_format)
-            row.update(device=str(run_device), dtype=run_dtype, channels_last=channels_last, compile=compile,
-                       threads=torch.get_num_threads() if run_device.type == "cpu" else None, notes=row_notes)
+            row.update(device=str(run_device), dtype=run_dtype, channels_last=channels_last and onnx is None,
+                       compile=compile and onnx is None, threads=run_threads, notes=row_notes)
             rows.append(row)
+    _against_torch(rows)
 
     devices = {r["device"] for r in rows}
     memory = " ".join(CUDA_MEMORY if d.startswith("cuda") else
@@ -302,13 +345,30 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
                 "memory_method": memory if timing else "not measured (timing off)"}
     return BenchReport(kind="speed",
                        command=command or "facediag.bench.bench_speed(...)",
-                       checkpoints={label: info for label, _, _, info in entries}, settings=settings,
+                       checkpoints={label: info for label, _, _, info, _ in entries}, settings=settings,
                        rows=rows, environment=_environment(want))
 
 
-def _label(name, entries) -> str:
-    from pathlib import Path
+def _against_torch(rows: list[dict]) -> None:
+    """Each timed row beside the first torch float row of the same network on the same device:
+    ``vs_torch`` = its batch-1 median latency and largest-batch throughput as ratios of that row's."""
+    def network(row):
+        return str(row["variant"]).removesuffix("_q")
 
+    for row in rows:
+        ref = next((r for r in rows if r["runtime"] == TORCH and not r["int8"] and r["dtype"] == "fp32"
+                    and network(r) == network(row) and r["device"] == row["device"] and r.get("latency_ms")), None)
+        if ref is None or ref is row or not row.get("latency_ms"):
+            continue
+        top = max(t["batch_size"] for t in row["throughput"])
+        ref_top = {t["batch_size"]: t for t in ref["throughput"]}.get(top)
+        mine = {t["batch_size"]: t for t in row["throughput"]}[top]
+        row["vs_torch"] = {"reference": ref["checkpoint"], "batch_size": top,
+                           "latency_b1": row["latency_ms"]["median"] / ref["latency_ms"]["median"],
+                           "throughput": mine["images_per_s"] / ref_top["images_per_s"] if ref_top else None}
+
+
+def _label(name, entries) -> str:
     base = Path(str(name)).stem
     taken = {e[0] for e in entries}
     label, i = base, 2

@@ -14,17 +14,14 @@ from facediag.cli.options import (
     CHECKPOINTS,
     LABELS,
     AS_JSON,
-    BATCH_SIZE,
-    CACHE_DIR,
     DATA_OPTIONS,
     DEVICE,
     DSR,
     DSR_WEIGHTS,
+    ENGINE_OPTIONS,
     N_BOOT,
-    NO_CACHE,
     OUT,
     PATH,
-    QUIET,
     command_line,
     console,
     handle_errors,
@@ -203,11 +200,7 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
           "module:factory with --dsr-weights), compared with bicubic pair by pair (McNemar).")
 @DSR_WEIGHTS()
 @ALLOW_OUTSIDE_ROOT(help="Let a CSV of pairs name files outside its image root (absolute or ../ paths).")
-@DEVICE()
-@BATCH_SIZE()
-@CACHE_DIR()
-@NO_CACHE()
-@QUIET()
+@options(ENGINE_OPTIONS)
 @OUT(help="Write bench-verification.json/.html/.md here.")
 @AS_JSON()
 @handle_errors
@@ -265,11 +258,7 @@ def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip,
                    "use_norm_score=False, N0; by default features keep their norm as a quality weight, N1).")
 @click.option("--no-detector-score", is_flag=True,
               help="Do not weight image features by their detector score (the reference's D0; default D1).")
-@DEVICE()
-@BATCH_SIZE()
-@CACHE_DIR()
-@NO_CACHE()
-@QUIET()
+@options(ENGINE_OPTIONS)
 @OUT(help="Write bench-ijb.json/.html/.md here.")
 @AS_JSON()
 @handle_errors

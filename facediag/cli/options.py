@@ -267,12 +267,18 @@ FORCE_SAVE_BASELINE = option("--force-save-baseline", is_flag=True,
                              help="Save --save-baseline even from a run that failed.")
 FORCE_BASELINE = option("--force-baseline", is_flag=True, help="Accept a --baseline-report made on different data.")
 
+ENGINE_OPTIONS = [
+    ("device", DEVICE()), ("batch_size", BATCH_SIZE()), ("cache_dir", CACHE_DIR()), ("no_cache", NO_CACHE()),
+    ("quiet", QUIET()),
+]
+"""How images are embedded: every command that embeds takes these."""
+
 DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
     ("distractors", DISTRACTORS()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
-    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("align", ALIGN()), ("device", DEVICE()),
-    ("batch_size", BATCH_SIZE()), ("cache_dir", CACHE_DIR()), ("no_cache", NO_CACHE()), ("quiet", QUIET()),
+    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("align", ALIGN()),
+    *ENGINE_OPTIONS,
     ("allow_outside_root", ALLOW_OUTSIDE_ROOT()),
 ]
 """Where the faces are and how probes are made: shared by every command that evaluates."""

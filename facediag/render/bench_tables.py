@@ -74,23 +74,30 @@ def speed_tables(report: BenchReport):
     out = [("Size", size_head, size, foot)]
     if any(r.get("latency_ms") for r in rows):
         batch_sizes = sorted({t["batch_size"] for r in rows for t in r.get("throughput", [])})
-        head = (["checkpoint", "device", "dtype", "threads", "b1 median (ms)", "b1 p95 (ms)"]
-                + [f"img/s @{b}" for b in batch_sizes] + [f"peak MiB @{max(batch_sizes)}"])
+        against = any(r.get("vs_torch") for r in rows)
+        head = (["checkpoint", "runtime", "device", "dtype", "threads", "b1 median (ms)", "b1 p95 (ms)"]
+                + [f"img/s @{b}" for b in batch_sizes] + [f"peak MiB @{max(batch_sizes)}"]
+                + (["b1 latency × torch", f"img/s × torch @{max(batch_sizes)}"] if against else []))
         speed = []
         for r in rows:
             by_bs = {t["batch_size"]: t for t in r.get("throughput", [])}
             lat = r.get("latency_ms") or {}
             flags = "".join(f" +{k.replace('_', '-')}" for k in ("compile", "channels_last") if r.get(k))
             top = by_bs.get(max(batch_sizes), {})
-            speed.append([r["checkpoint"], r["device"], r["dtype"] + flags, format_value(r.get("threads")),
+            vs = r.get("vs_torch") or {}
+            runtime = r.get("runtime", "torch") + (" int8" if r.get("int8") else "")
+            speed.append([r["checkpoint"], runtime, r["device"], r["dtype"] + flags, format_value(r.get("threads")),
                           _num(lat.get("median")), _num(lat.get("p95"))]
                          + [_num(by_bs[b]["images_per_s"]) if b in by_bs else "—" for b in batch_sizes]
-                         + [_fixed(top.get("peak_memory_mb"), 1)])
+                         + [_fixed(top.get("peak_memory_mb"), 1)]
+                         + ([_fixed(vs.get("latency_b1")), _fixed(vs.get("throughput"))] if against else []))
         s = report.settings
         foot = [f"latency: batch 1, {s.get('iters')} timed runs after {s.get('warmup')} warm-up runs"
                 + ("; CUDA spans end with torch.cuda.synchronize" if any(r["device"].startswith("cuda") for r in rows)
                    else ""),
                 f"throughput: each batch size run for at least {s.get('min_seconds')} s",
+                *(["× torch: the ratio to the same network's torch fp32 row on the same device and thread "
+                   "count (latency: below 1 is faster; throughput: above 1 is faster)"] if against else []),
                 f"memory: {s.get('memory_method', '')}"]
         out.append(("Speed", head, speed, foot))
     return out

@@ -140,3 +140,28 @@ def test_a_non_edgeface_graph_runs_with_edgeface_only_checks_skipped(orl_subset,
     assert statuses["weights-integrity"] == Status.SKIP and statuses["arcface-head"] == Status.SKIP
     assert Status.ERROR not in statuses.values()
     assert report.metric("identification", "rank1") is not None
+
+
+def test_bench_speed_runs_the_graph_with_onnxruntime_beside_torch(exported, float_weights):
+    """bench speed times the export with onnxruntime at torch's thread count, counts FLOPs on
+    the float twin, and puts each timing beside the torch row of the same network."""
+    from facediag.bench import bench_speed
+    from facediag.bench.speed import _prepare
+    from facediag.models import load_checkpoint
+
+    out, _ = exported
+    report = bench_speed([float_weights, out], device="cpu", batch_sizes=[1, 4], threads=1, warmup=1, iters=3,
+                         min_seconds=0.05)
+    torch_row, onnx_row = report.rows
+    assert torch_row["runtime"] == "torch" and onnx_row["runtime"] == "onnxruntime"
+    assert onnx_row["providers"][0] == "CPUExecutionProvider" and onnx_row["threads"] == 1
+    assert onnx_row["flops"] == torch_row["flops"] and onnx_row["parameters"] == pytest.approx(
+        torch_row["parameters"], rel=1e-3)
+    notes = []  # torch's dtype and layout settings do not reach the graph, and the row says so
+    loaded = load_checkpoint(out)
+    assert _prepare(loaded.model, loaded.variant, torch.device("cpu"), "bf16", False, True, notes, loaded)[2] == "fp32"
+    assert any("does not apply" in n for n in notes) and any("--channels-last" in n for n in notes)
+    vs = onnx_row["vs_torch"]
+    assert vs["reference"] == torch_row["checkpoint"] and vs["batch_size"] == 4
+    assert vs["latency_b1"] == pytest.approx(onnx_row["latency_ms"]["median"] / torch_row["latency_ms"]["median"])
+    assert "vs_torch" not in torch_row
