@@ -7,6 +7,7 @@ from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
 from facediag.metrics.identification import closed_set_from, open_set_from, threshold_for_far
 from facediag.protocols.gallery import threshold_accuracy_at
+from facediag.protocols.index import recall_metrics
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.checks.registry import register
@@ -58,7 +59,7 @@ class Identification(Check):
         suggest = next((f"{metrics[f'threshold_for_far_{f:g}']:.3f} for FAR {f:g}" for f in params["target_fars"]
                         if metrics.get(f"threshold_for_far_{f:g}") is not None), None)
         if summary_index := ev.matching.index:
-            metrics.update(_index_metrics(summary_index))
+            metrics.update(recall_metrics(summary_index))
             findings.append(Finding(Severity.INFO, _index_note(summary_index)))
         if cs.worst_subjects:
             findings.append(Finding(Severity.INFO, "hardest subjects (rank-1, probes): " + ", ".join(
@@ -98,18 +99,13 @@ class Identification(Check):
                                       "chance": 1 / cs.n_gallery})
 
 
-def _index_metrics(index: dict) -> dict:
-    """The approximate index's recall against exact search, as metrics (none for an exact one)."""
-    return {f"index_{k}": v for k, v in index.items() if k.startswith("recall_")}
-
-
 def _index_note(index: dict) -> str:
     params = ", ".join(f"{k}={v}" for k, v in index["params"].items())
     what = (f"{index['index']} ({params})" if params else f"{index['index']} (flat inner product: exact)")
     recall = ""
     if "recall_probes" in index:
-        recall = ("; its recall against exact search on " f"{index['recall_probes']} probes: " + ", ".join(
-            f"@{k.removeprefix('recall_at_')} {v:.4f}" for k, v in index.items() if k.startswith("recall_at_")))
+        recall = (f"; its recall against exact search on {index['recall_probes']} probes: " + ", ".join(
+            f"@{k.removeprefix('index_recall_at_')} {v:.4f}" for k, v in recall_metrics(index).items()))
     return (f"candidate search by the index {what}{recall}. Rank-k, CMC and open set are as the index answers "
             "them (a template it misses does not rank); genuine scores, false accepts and the verification "
             "metrics come from the exact pass")

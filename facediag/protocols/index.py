@@ -66,13 +66,31 @@ class Candidates:
         """What the report says of the search."""
         out = {"index": self.kind, "params": self.params}
         if self.recall:
-            out.update({f"recall_at_{k}": v for k, v in self.recall.items()}, recall_probes=self.recall_probes)
+            out.update({f"index_recall_at_{k}": v for k, v in self.recall.items()}, recall_probes=self.recall_probes)
         return out
+
+
+def recall_metrics(info: dict | None) -> dict:
+    """The recall entries of a Candidates.info (none for an exact search), as report metrics."""
+    return {k: v for k, v in (info or {}).items() if k.startswith("index_recall_at_")}
 
 
 def search(kind: str, probes: np.ndarray, templates: np.ndarray, k: int) -> Candidates:
     """The top-k templates of every probe by one of the faiss indexes; an approximate one is
     measured against exact search (``Candidates.recall``)."""
+    index, params = build_index(kind, templates, k)
+    scores, ids = index.search(np.ascontiguousarray(probes, dtype=np.float32), k)
+    scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
+    out = Candidates(ids.astype(np.int64), scores, kind, params)
+    if kind != "faiss":
+        rows = recall_sample(len(probes))
+        out.recall_probes = len(rows)
+        out.recall = recall(out.ids[rows], exact_top(probes[rows], templates, max(RECALL_AT)))
+    return out
+
+
+def build_index(kind: str, templates: np.ndarray, k: int):
+    """(a faiss index holding the templates, its parameters) for a search of the top k."""
     require_extra(kind)
     import faiss
 
@@ -95,14 +113,7 @@ def search(kind: str, probes: np.ndarray, templates: np.ndarray, k: int) -> Cand
     else:
         raise ValueError(f"not a faiss index: {kind!r}")
     index.add(tmpl)
-    scores, ids = index.search(np.ascontiguousarray(probes, dtype=np.float32), k)
-    scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
-    out = Candidates(ids.astype(np.int64), scores, kind, params)
-    if kind != "faiss":
-        rows = recall_sample(len(probes))
-        out.recall_probes = len(rows)
-        out.recall = recall(out.ids[rows], exact_top(probes[rows], tmpl, max(RECALL_AT)))
-    return out
+    return index, params
 
 
 def recall_sample(n_probes: int) -> np.ndarray:
