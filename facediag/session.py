@@ -238,6 +238,10 @@ class Session:
             if align["method"] == "mtcnn":  # aligned crops are other data than the files as given
                 info["fingerprint"] = hashlib.sha256(f"{info['fingerprint']}|align={align['id']}".encode()).hexdigest()
             info["notes"] += self.alignment_notes()
+        if self.config.index != "exact":  # rank-k as that index answers: say so where the data is described
+            info["index"] = self.config.index
+            info["notes"].append(f"candidate search by --index {self.config.index}: rank-k, CMC and open set as "
+                                 "that index answers them (identification names its recall); verification exact")
         return info
 
     # ------------------------------------------------------------- alignment

@@ -156,7 +156,9 @@ def test_run_all_on_orl_with_indexes(float_weights, orl_root, tmp_path):
     def metrics(index):
         report = facediag.run_all(float_weights, orl_root, checks=checks, vlr_size=16, progress=False,
                                   cache_dir=tmp_path, index=index)
-        return {r["name"]: r for r in json.loads(report.to_json())["results"]}
+        doc = json.loads(report.to_json())
+        assert (doc["dataset"].get("index") == index) == (index != "exact")
+        return {r["name"]: r for r in doc["results"]}
 
     exact, flat, hnsw = metrics("exact"), metrics("faiss"), metrics("faiss-hnsw")
     assert flat["identification"]["metrics"] == exact["identification"]["metrics"]
