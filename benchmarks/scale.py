@@ -9,6 +9,14 @@ and the peak resident memory above what the process held once the embeddings exi
 
     python3 benchmarks/scale.py                 # 2k x 500, 20k x 5k, 100k x 10k
     python3 benchmarks/scale.py --sizes 2000x500
+    python3 benchmarks/scale.py --indexes 200000x1000   # --index: candidate search alone, per index
+    python3 benchmarks/scale.py --indexes 1000000x10000 --kinds faiss,faiss-ivf
+
+With --indexes TEMPLATESxPROBES (no --sizes run then): the candidate search alone (top 51 per probe,
+what --index replaces) over synthetic templates, one per subject, for exact torch (the chunked
+matmul + top-k), faiss flat, IVF and HNSW: build and search time, and recall@1/@10 of each
+against the exact torch top-10 over every probe. The embeddings are 512-d Gaussian centres,
+near-orthogonal (no cluster structure): a hard case for an approximate index.
 
 Before the scale work (issue 12, same machine): 2k x 500 1.8 s, 20k x 5k 388 s and 10.2 GB,
 100k x 10k did not fit in 24 GB.
@@ -110,11 +118,47 @@ def one(n_probes: int, n_subjects: int) -> dict:
             **figures}
 
 
+def indexes(n_templates: int, n_probes: int, kinds=("faiss", "faiss-ivf", "faiss-hnsw")) -> list[dict]:
+    """Build and search seconds and recall@1/@10 of each --index for the top RANK_LIMIT + 1."""
+    from facediag.metrics.identification import l2_normalize
+    from facediag.protocols.index import build_index, exact_top, recall
+    from facediag.protocols.matching import RANK_LIMIT
+
+    rng = np.random.default_rng(0)
+    templates = l2_normalize(rng.standard_normal((n_templates, 512), dtype=np.float32))
+    own = rng.integers(0, n_templates, n_probes)
+    probes = l2_normalize(templates[own] + 0.04 * rng.standard_normal((n_probes, 512), dtype=np.float32))
+    k = RANK_LIMIT + 1
+    t0 = time.perf_counter()
+    truth = exact_top(probes, templates, k)
+    rows = [{"index": "exact (torch)", "build_s": 0.0, "search_s": time.perf_counter() - t0, "params": {},
+             "recall": recall(truth, truth[:, :10])}]
+    for kind in kinds:
+        t0 = time.perf_counter()
+        index, params = build_index(kind, templates, k)
+        built = time.perf_counter() - t0
+        ids = index.search(probes, k)[1]
+        rows.append({"index": kind, "build_s": built, "search_s": time.perf_counter() - t0 - built, "params": params,
+                     "recall": recall(ids, truth[:, :10])})
+        del index
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="2000x500,20000x5000,100000x10000", help="probes x subjects, comma-separated")
+    ap.add_argument("--indexes", metavar="TEMPLATESxPROBES", help="time the candidate search of each --index instead")
+    ap.add_argument("--kinds", default="faiss,faiss-ivf,faiss-hnsw", help="the faiss indexes --indexes times")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.indexes:
+        n_t, n_p = (int(x) for x in args.indexes.split("x"))
+        print(f"{n_t:,} templates x {n_p:,} probes, 512-d, top 51 per probe")
+        print(f"{'index':<14} {'build s':>8} {'search s':>9} {'recall@1':>9} {'recall@10':>10}  parameters")
+        for r in indexes(n_t, n_p, args.kinds.split(",")):
+            print(f"{r['index']:<14} {r['build_s']:8.2f} {r['search_s']:9.2f} {r['recall'][1]:9.4f} "
+                  f"{r['recall'][10]:10.4f}  {', '.join(f'{k}={v}' for k, v in r['params'].items())}", flush=True)
+        return
     if args.one:
         p, s = (int(x) for x in args.one.split("x"))
         print(json.dumps(one(p, s)))

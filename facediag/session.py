@@ -33,6 +33,7 @@ from facediag.models.onnx import ONNX_FORMAT
 from facediag.models.presets import DEFAULT_THRESHOLD, EDGEFACE
 from facediag.models.protocol import LoadedModel, embedding_fingerprint, preset_of
 from facediag.protocols.gallery import Evaluation, build_evaluation
+from facediag.protocols.index import require_extra as require_index
 
 ROLES = ("model", "baseline")
 VIEWS = ("gallery", "probe_hr", "probe_dsr")
@@ -68,6 +69,8 @@ class SessionConfig:
     # HR images detected and warped to the ArcFace template as they are loaded ("mtcnn"), as given
     # ("none"), or aligned only when the alignment check says they are not ("auto": settle_alignment).
     align: str = "none"
+    # The matching pass's candidate search: torch ("exact") or a faiss index (protocols.index).
+    index: str = "exact"
     # Acceptance thresholds the checks will ask about: their false accepts are counted in the one
     # matching pass (another threshold costs one more pass). run_suite sets them from the suite.
     thresholds: tuple = (DEFAULT_THRESHOLD,)
@@ -120,6 +123,7 @@ class Session:
             raise FacediagError(f"--align {config.align!r}: choose one of {', '.join(ALIGN_CHOICES)}")
         if config.align != "none":
             require_extra()  # the one-line install command, before any work
+        require_index(config.index)  # likewise for --index faiss*
         # The alignment used: None while "auto" is not settled yet (settle_alignment).
         self._align: str | None = None if config.align == "auto" else config.align
         self._align_note: str | None = None
@@ -234,6 +238,10 @@ class Session:
             if align["method"] == "mtcnn":  # aligned crops are other data than the files as given
                 info["fingerprint"] = hashlib.sha256(f"{info['fingerprint']}|align={align['id']}".encode()).hexdigest()
             info["notes"] += self.alignment_notes()
+        if self.config.index != "exact":  # rank-k as that index answers: say so where the data is described
+            info["index"] = self.config.index
+            info["notes"].append(f"candidate search by --index {self.config.index}: rank-k, CMC and open set as "
+                                 "that index answers them (identification names its recall); verification exact")
         return info
 
     # ------------------------------------------------------------- alignment
@@ -486,7 +494,7 @@ class Session:
                 raise FacediagError("no gallery image could be read")
             self._evaluations[role] = build_evaluation(gallery.raw, gallery.subjects, probes.raw,
                                                        probes.subjects, probe_hr, thresholds=self.config.thresholds,
-                                                       device=str(self.device))
+                                                       device=str(self.device), index=self.config.index)
         return self._evaluations[role]
 
     # ---------------------------------------------------- raw pixel access

@@ -23,6 +23,7 @@ from facediag.metrics.verdict import verdict as change_verdict
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.protocol import preset_of
 from facediag.protocols.gallery import Evaluation, headline_metrics
+from facediag.protocols.index import recall_metrics
 from facediag.metrics.distribution import dprime_from_moments
 from facediag.metrics.identification import open_set_from
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
@@ -209,7 +210,8 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
             for label in names:
                 ev = sess.evaluation(label)
                 row = {"resolution": "hr" if res is None else res, "checkpoint": label, "path": path,
-                       "upsampling": upsampling, **row_metrics(ev, threshold, fars, n_boot, seed)}
+                       "upsampling": upsampling, **row_metrics(ev, threshold, fars, n_boot, seed),
+                       **recall_metrics(ev.matching.index)}  # --index faiss-ivf/hnsw: what it missed
                 rows.append(row)
                 done[path, label] = ev, row
         for label in names:
@@ -231,6 +233,9 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
     dataset["protocol"] = (dataset["protocol"].rpartition("; ")[0]
                            + "; probes area-downsampled to each resolution, then upsampled to 112")
     notes += info_session.alignment_notes()
+    if info_session.config.index != "exact":
+        notes.append(f"rank-k from --index {info_session.config.index}: as that index answers (rows give an "
+                     "approximate index's recall against exact search); verification metrics from the exact pass")
     settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
                 "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
                 "batch_size": info_session.config.batch_size, "device": str(info_session.device),

@@ -7,6 +7,7 @@ from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
 from facediag.metrics.identification import closed_set_from, open_set_from, threshold_for_far
 from facediag.protocols.gallery import threshold_accuracy_at
+from facediag.protocols.index import recall_metrics
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.checks.registry import register
@@ -57,6 +58,9 @@ class Identification(Check):
         findings = []
         suggest = next((f"{metrics[f'threshold_for_far_{f:g}']:.3f} for FAR {f:g}" for f in params["target_fars"]
                         if metrics.get(f"threshold_for_far_{f:g}") is not None), None)
+        if summary_index := ev.matching.index:
+            metrics.update(recall_metrics(summary_index))
+            findings.append(Finding(Severity.INFO, _index_note(summary_index)))
         if cs.worst_subjects:
             findings.append(Finding(Severity.INFO, "hardest subjects (rank-1, probes): " + ", ".join(
                 f"{s} {acc:.0%}/{n}" for s, acc, n in cs.worst_subjects)))
@@ -93,6 +97,18 @@ class Identification(Check):
         return self.conclude(metrics, params, summary=summary, findings=findings, data=data,
                              context={"suggestion": f"; use {suggest}" if suggest else "",
                                       "chance": 1 / cs.n_gallery})
+
+
+def _index_note(index: dict) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in index["params"].items())
+    what = (f"{index['index']} ({params})" if params else f"{index['index']} (flat inner product: exact)")
+    recall = ""
+    if "recall_probes" in index:
+        recall = (f"; its recall against exact search on {index['recall_probes']} probes: " + ", ".join(
+            f"@{k.removeprefix('index_recall_at_')} {v:.4f}" for k, v in recall_metrics(index).items()))
+    return (f"candidate search by the index {what}{recall}. Rank-k, CMC and open set are as the index answers "
+            "them (a template it misses does not rank); genuine scores, false accepts and the verification "
+            "metrics come from the exact pass")
 
 
 SHOWN = 6  # faces per strip: enough to see a pattern, few enough to keep the report light

@@ -224,6 +224,23 @@ ALIGN = option("--align", type=click.Choice(["none", "mtcnn", "auto"]), default=
                     "before degradation and DSR (landmarks cached by image content; an image with no face is "
                     "used as given and counted); auto: only when the alignment check finds the faces as given "
                     "not aligned; none: as given. Needs the align extra.")
+def index_choice(ctx, param, value):
+    """--index faiss* needs the faiss extra: its install line now, before any work."""
+    from facediag.protocols.index import missing_extra
+
+    reason = missing_extra(value)
+    if reason:
+        raise click.BadParameter(reason)
+    return value
+
+
+INDEX = option("--index", type=click.Choice(["exact", "faiss", "faiss-ivf", "faiss-hnsw"]), default="exact",
+               show_default=True, callback=index_choice,
+               help="Where each probe's best templates (rank-k, CMC, open set) come from. exact: chunked torch "
+                    "matrix products; faiss: faiss flat inner product, the same answer; faiss-ivf, faiss-hnsw: "
+                    "approximate, as a deployment on that index would answer, with the index's recall@1/@10 "
+                    "against exact search reported. Verification metrics always come from the exact pass. "
+                    "Needs the faiss extra.")
 ALLOW_OUTSIDE_ROOT = option("--allow-outside-root", is_flag=True,
                             help="Let a manifest CSV name files outside its own folder (absolute or ../ paths).")
 
@@ -277,7 +294,7 @@ DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
     ("distractors", DISTRACTORS()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
-    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("align", ALIGN()),
+    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("align", ALIGN()), ("index", INDEX()),
     *ENGINE_OPTIONS,
     ("allow_outside_root", ALLOW_OUTSIDE_ROOT()),
 ]
@@ -310,7 +327,7 @@ def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=N
         vlr_size=kw["vlr_size"], dsr=kw["dsr"], dsr_weights=kw["dsr_weights"], device=kw["device"],
         batch_size=kw["batch_size"], cache_dir=kw["cache_dir"], use_cache=not kw["no_cache"],
         progress=not kw["quiet"], allow_outside_root=kw.get("allow_outside_root", False),
-        align=kw.get("align", "none"))
+        align=kw.get("align", "none"), index=kw.get("index", "exact"))
 
 
 def command_line() -> str:

@@ -67,6 +67,7 @@ def run_all_cmd(weights, arch, baseline_weights, suite, out, fail_on, **kw):
       facediag run-all -w ft.pth --gallery-root train --probe-root val --baseline-weights edgeface_xxs.pt
       facediag run-all -w ft.pth --data orl_faces --vlr-size 16 --fail-on warn
       facediag run-all -w ft.pth --data raw_photos --align mtcnn   # detect + align each face on the fly
+      facediag run-all -w ft.pth --data big_gallery --index faiss-hnsw   # rank-k as HNSW answers, recall shown
       facediag run-all -w arcface_r18.onnx --card arcface_r18.toml --data faces/
 
     \b

@@ -32,6 +32,7 @@ class Evaluation:
     probe_hr_emb: np.ndarray  # [P, D] L2-normalised embedding of each probe's own HR image (NaN rows: none)
     thresholds: tuple = (DEFAULT_THRESHOLD,)  # false accepts are counted at these in the one pass
     device: str = "cpu"  # where the matching pass computes the scores
+    index: str = "exact"  # where its candidate search (rank-k, best score) comes from: protocols.index
     _matching: Matching | None = field(default=None, repr=False)
     _extra_false_accepts: dict = field(default_factory=dict, repr=False)
 
@@ -50,7 +51,7 @@ class Evaluation:
             pos = np.minimum(np.searchsorted(self.template_subjects, self.probe_subjects), len(self.template_subjects) - 1)
             own = np.where(self.template_subjects[pos] == self.probe_subjects, pos, -1) if len(pos) else pos
             self._matching = match(self.probe_emb, self.templates, own, self.probe_rows,
-                                   thresholds=self.thresholds, device=self.device)
+                                   thresholds=self.thresholds, device=self.device, index=self.index)
         return self._matching
 
     @property
@@ -113,20 +114,21 @@ class Evaluation:
         return Evaluation(self.template_subjects[ci], self.templates[ci],
                           {s: self.gallery_counts[s] for s in self.template_subjects[ci]}, self.probe_subjects[ri],
                           self.probe_rows[ri], self.probe_raw[ri], self.probe_emb[ri], self.probe_hr_emb[ri],
-                          self.thresholds, self.device)
+                          self.thresholds, self.device, self.index)
 
     def hr_probes(self) -> "Evaluation":
         """The same probes at full resolution (their own HR images): what DSR costs, by difference."""
         m = self.has_pairs
         emb = self.probe_hr_emb[m]
         return Evaluation(self.template_subjects, self.templates, self.gallery_counts, self.probe_subjects[m],
-                          self.probe_rows[m], emb, emb, emb, self.thresholds, self.device)
+                          self.probe_rows[m], emb, emb, emb, self.thresholds, self.device, self.index)
 
 
 def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.ndarray, probe_subjects,
                      probe_hr_raw: np.ndarray | None = None, probe_rows=None, *,
-                     thresholds=(DEFAULT_THRESHOLD,), device: str = "cpu") -> Evaluation:
-    """From raw embeddings to an Evaluation. Rows with NaN (unreadable images) are left out."""
+                     thresholds=(DEFAULT_THRESHOLD,), device: str = "cpu", index: str = "exact") -> Evaluation:
+    """From raw embeddings to an Evaluation. Rows with NaN (unreadable images) are left out.
+    ``index``: the matching pass's candidate search (protocols.index.INDEXES)."""
     gallery_subjects = np.asarray(gallery_subjects, dtype=str)
     probe_subjects = np.asarray(probe_subjects, dtype=str)
     g_ok = np.isfinite(gallery_raw).all(axis=1)
@@ -154,6 +156,7 @@ def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.nd
         probe_hr_emb=hr,
         thresholds=tuple(thresholds),
         device=str(device),
+        index=index,
     )
 
 

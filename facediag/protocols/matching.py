@@ -7,18 +7,29 @@ its own template (from the block's top-k, so ranks up to RANK_LIMIT are exact an
 read "beyond"), its best score and best rival, its false accepts at each threshold asked for,
 and the impostor stream (metrics.streaming): every impostor pair when they are few, else a
 histogram, the exact top and a deterministic sample.
+
+The candidate search — each probe's top-k templates, hence its rank (exact to RANK_LIMIT), best
+score and best rival — can come from a faiss index instead (``index``, protocols.index): the rank
+of the own template is then its place in the index's answer (beyond the list when the index
+missed it), as a system searching that index would answer. Everything else keeps coming from this
+exact pass, whatever the index: the genuine score of each probe (a dot product with its own
+template), and the false accepts and the impostor stream, which need every score and which an
+approximate index cannot give. So an index changes rank-k, the CMC and the open-set metrics
+(best score), never the verification metrics, and it saves no time here: it shows what a
+deployment on that index would identify, with the index's recall against exact search measured.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from facediag.metrics.identification import MatchSummary
 from facediag.metrics.streaming import BINS, SCALE, ImpostorScores, ImpostorStream, bin_index
+from facediag.protocols.index import Candidates, search
 
 RANK_LIMIT = 50          # the CMC is reported to rank 50; a rank above it is "beyond 50"
 CHUNK_CELLS = 1 << 22    # scores per block (16 MB of float32): bounds the pass's memory
@@ -51,6 +62,7 @@ class Matching:
     false_accepts: dict          # threshold -> int [P]: impostor pairs scoring >= threshold
     impostors: ImpostorScores
     n_templates: int
+    index: dict | None = None    # the candidate search when not "exact": kind, parameters, recall (Candidates.info)
 
     @property
     def mated(self) -> np.ndarray:
@@ -67,12 +79,45 @@ class Matching:
 
 def match(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids: np.ndarray, *,
           thresholds=(), device: str | torch.device = "cpu", chunk_cells: int = CHUNK_CELLS,
-          exact_limit: int | None = None, top_limit: int | None = None, sample_size: int | None = None) -> Matching:
+          exact_limit: int | None = None, top_limit: int | None = None, sample_size: int | None = None,
+          index: str = "exact") -> Matching:
     """Match L2-normalised probes [P, D] against L2-normalised templates [S, D].
 
     ``own[i]``: probe i's template column or -1; ``probe_ids``: a stable id per probe (its protocol
     row), which picks the sampled impostor pairs so two models on the same probes sample the same
-    pairs."""
+    pairs. ``index``: where the candidate search comes from (protocols.index.INDEXES)."""
+    mt = _exact_pass(probes, templates, own, probe_ids, thresholds=thresholds, device=device,
+                     chunk_cells=chunk_cells, exact_limit=exact_limit, top_limit=top_limit, sample_size=sample_size)
+    if index == "exact" or not len(probes) or not len(templates):
+        return mt
+    return with_candidates(mt, search(index, probes, templates, min(len(templates), RANK_LIMIT + 1)))
+
+
+def with_candidates(mt: Matching, cand: Candidates) -> Matching:
+    """The pass's ranks, best scores and rivals as the index's candidates give them (the genuine
+    scores stay the pass's exact ones). Ties count against the probe, as in the exact pass."""
+    n_t = mt.n_templates
+    mated = mt.mated[:, None]
+    valid = cand.ids >= 0
+    is_own = (cand.ids == mt.own[:, None]) & mated
+    found = is_own.any(1)
+    above = ((cand.scores >= mt.genuine[:, None]) & valid & ~is_own).sum(1)
+    beyond = RANK_LIMIT + 1 if n_t > RANK_LIMIT else n_t
+    ranks = np.where(found, np.minimum(above + 1, beyond), beyond)
+    ranks = np.where(mt.mated & np.isnan(mt.genuine), n_t, ranks)
+    ranks = np.where(mt.mated, ranks, 0)
+    not_own = valid & ~is_own
+    first = not_own.argmax(1)
+    has_rival = not_own.any(1)
+    rows = np.arange(len(first))
+    return replace(mt, ranks=ranks.astype(np.int64), top_score=cand.scores[:, 0].astype(np.float64),
+                   rival=np.where(has_rival, cand.ids[rows, first], -1).astype(np.int64),
+                   rival_score=np.where(has_rival, cand.scores[rows, first], -np.inf).astype(np.float64),
+                   index=cand.info())
+
+
+def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids: np.ndarray, *,
+                thresholds, device, chunk_cells, exact_limit, top_limit, sample_size) -> Matching:
     _large_blocks_back_to_the_system()
     n_p, n_t = len(probes), len(templates)
     own = np.asarray(own, np.int64)
