@@ -126,7 +126,9 @@ def fingerprint_files(records: Records, *, known: Callable[[list[bytes]], dict[b
     store) or else from one decode of its canvas, handed to ``keep`` for the next run. Only the
     fingerprints stay, in batches of ``batch`` files; unreadable files are left out (a training
     set is not ours to judge). ``records`` is a view of a table: the kept rows stay a view."""
-    rows, digests, thumbs = [], [], []
+    n = len(records)
+    digests, thumbs = np.zeros(n, dtype="S32"), np.zeros((n, THUMB_SIZE * THUMB_SIZE), dtype=np.float16)
+    kept = np.zeros(n, dtype=bool)
 
     def digest(i: int) -> bytes | None:
         try:
@@ -141,10 +143,9 @@ def fingerprint_files(records: Records, *, known: Callable[[list[bytes]], dict[b
             return None
 
     workers = min(4, os.cpu_count() or 1)  # decoding releases the GIL; hashing mostly does too
-    with ThreadPoolExecutor(workers) as pool, progress_bar("fingerprinting training images", len(records),
-                                                           progress) as advance:
-        for start in range(0, len(records), batch):
-            span = range(start, min(start + batch, len(records)))
+    with ThreadPoolExecutor(workers) as pool, progress_bar("fingerprinting training images", n, progress) as advance:
+        for start in range(0, n, batch):
+            span = range(start, min(start + batch, n))
             hashed = [(i, d) for i, d in zip(span, pool.map(digest, span)) if d is not None]
             found = known([d for _, d in hashed]) if known else {}
             todo = [(i, d) for i, d in hashed if d not in found]
@@ -153,15 +154,11 @@ def fingerprint_files(records: Records, *, known: Callable[[list[bytes]], dict[b
                 t = found.get(d)
                 t = fresh.get(d) if t is None else t
                 if t is not None:
-                    rows.append(i)
-                    digests.append(d)
-                    thumbs.append(t)
+                    digests[i], thumbs[i], kept[i] = d, t, True
             if keep and fresh:
                 keep(fresh)
             advance(len(span))
-    return Fingerprints(Records(records.table, records.rows[np.asarray(rows, dtype=np.int64)]),
-                        np.array(digests, dtype="S32"),
-                        np.array(thumbs, dtype=np.float16).reshape(len(thumbs), THUMB_SIZE * THUMB_SIZE))
+    return Fingerprints(Records(records.table, records.rows[kept]), digests[kept], thumbs[kept])
 
 
 @dataclass
