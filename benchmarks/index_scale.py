@@ -9,6 +9,10 @@ half a minute here and deleting them minutes: ``--workdir`` keeps the trees betw
 (created once, never deleted); without it they live in a temporary folder removed at the end.
 Each measurement runs in its own process so its peak RSS is that of one operation alone;
 "extra" is the peak beyond the process after its imports.
+
+Manifest, 1M rows, on 2 shared cores under a load of ~3.8 (issue 12): before the bulk read
+17–23 s (39.7 s on a busier day), after 6.9–10.0 s, csv.reader alone 0.45 s; the rest is one
+folder listing per folder (50k here, ~1.5 s) and the per-row validation in one lean loop.
 """
 from __future__ import annotations
 

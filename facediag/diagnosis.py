@@ -234,13 +234,23 @@ def _misaligned(results, found):
 
 @rule("data-leakage")
 def _leakage(results, found):
-    if not _met(results, "subject-overlap", "leaked"):
+    eval_pairs = _met(results, "subject-overlap", "leaked")
+    train_pairs = _met(results, "subject-overlap", "trained-on-evaluation-images")
+    if not (eval_pairs or train_pairs):
         return None
-    ident = _m(results, "subject-overlap", "leaked_identical")
-    near = _m(results, "subject-overlap", "leaked_near_duplicate")
-    return Diagnosis("data-leakage", "failure",
-                     "the same pictures are in the gallery and among the probes: scores are inflated",
-                     [f"{ident or 0} identical and {near or 0} near-duplicate image pairs"],
+    where, evidence = [], []
+    if eval_pairs:
+        where.append("in the gallery and among the probes")
+        evidence.append(f"{_m(results, 'subject-overlap', 'leaked_identical') or 0} identical and "
+                        f"{_m(results, 'subject-overlap', 'leaked_near_duplicate') or 0} near-duplicate "
+                        f"image pairs")
+    if train_pairs:
+        where.append("in training and in evaluation")
+        evidence.append(f"{_m(results, 'subject-overlap', 'train_eval_identical') or 0} identical and "
+                        f"{_m(results, 'subject-overlap', 'train_eval_near_duplicate') or 0} near-duplicate "
+                        f"training × evaluation image pairs")
+    return Diagnosis("data-leakage", "failure", f"the same pictures are {' and '.join(where)}: scores are inflated",
+                     evidence,
                      "Split by capture session (all variants of one shot on one side), de-duplicate by content hash "
                      "and by pixel similarity before splitting.", ["subject-overlap"])
 

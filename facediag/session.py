@@ -23,7 +23,8 @@ import torch
 from facediag.data.aligner import ALIGN_CHOICES, Aligner
 from facediag.data.detect import require_extra
 from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres, to_tensor01
-from facediag.data.pixels import FingerprintTap, Fingerprints, Sample, grey_canvas, sample, thumbnail_uri
+from facediag.data.pixels import (THUMB_MARGIN, THUMB_SIZE, FingerprintTap, Fingerprints, Sample,
+                                  fingerprint_files, grey_canvas, sample, thumbnail_uri)
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
@@ -507,6 +508,30 @@ class Session:
                     else [p.hr if p.hr is not None else p.vlr for p in self.protocol.probes])
             self._fingerprints[view] = self._tap.fingerprints(recs)
         return self._fingerprints[view]
+
+    def train_fingerprints(self) -> Fingerprints | None:
+        """Leakage fingerprints of the training root's HR images (None without --train-root): no
+        embedding pass decodes them, so one streaming pass does (data.pixels.fingerprint_files),
+        and the thumbnails are kept in the cache store by file content: a second run hashes the
+        files but decodes none."""
+        if self.train_index is None:
+            return None
+        if "train" not in self._fingerprints:
+            known = keep = None
+            if self.config.use_cache:
+                store = EmbeddingCache(self.config.cache_dir or default_cache_dir())
+                space = store.namespace(f"leakage-thumbnail|{THUMB_SIZE}x{THUMB_SIZE}|margin {THUMB_MARGIN}")
+                dim = THUMB_SIZE * THUMB_SIZE
+
+                def known(digests):
+                    hits = store.get_many(space, [d.hex() for d in digests], dim)
+                    return {bytes.fromhex(k): v.astype(np.float16) for k, v in hits.items()}
+
+                def keep(thumbs):
+                    store.put_many(space, {d.hex(): t.astype(np.float32) for d, t in thumbs.items()})
+            self._fingerprints["train"] = fingerprint_files(self.train_index.hr, known=known, keep=keep,
+                                                            progress=self.progress)
+        return self._fingerprints["train"]
 
     def grey_canvas(self, record) -> np.ndarray:
         """The 112×112 grey canvas of one image, for the exact leakage test on candidates only."""

@@ -98,3 +98,33 @@ def test_the_leakage_test_adds_no_decode_to_a_run_with_low_resolution_probes(fac
     again = _candidate_files(session)
     assert {p: decodes[p] - before[p] for p in _all_files(faces) if decodes[p] != before[p]} == \
         {p: 1 for p in again}
+
+
+def test_training_images_are_decoded_once_then_served_by_the_cache(faces, tmp_path, decodes):
+    """--train-root: one streaming pass decodes each training image once (and the exact test its
+    candidates); a second run with the same cache decodes only those candidates again."""
+    train = tmp_path / "train"
+    for i in range(6):
+        (train / f"t{i}").mkdir(parents=True)
+        for k, img in enumerate(draw_subject(7, "train", i, 4)):
+            img.save(train / f"t{i}" / f"{k}.png")
+    train_files = {str(p) for p in train.rglob("*.png")}
+
+    def run_once():
+        cfg = SessionConfig(data=faces, train_root=train, cache_dir=tmp_path / "cache", progress=False, device="cpu")
+        session = Session(cfg, models={"model": _model()})
+        _overlap_with_train(session)
+        return {p: decodes[p] for p in train_files}
+
+    first = run_once()
+    decodes.clear()
+    second = run_once()
+    assert all(first[p] >= 1 for p in train_files)
+    assert second == {p: first[p] - 1 for p in train_files}  # the candidates' re-reads, nothing else
+
+
+def _overlap_with_train(session):
+    res = run_check(get_check("subject-overlap")(), session, {"near_duplicate_correlation": 0.995,
+                                                             "max_open_set_share": 0.5}, session.available)
+    assert res.metrics["train_eval_identical"] == 0 and res.metrics["train_eval_near_duplicate"] == 0, res.summary
+    return res

@@ -104,6 +104,12 @@ class SubjectOverlap(Check):
                   "between the roots", [("open_set_share", ">", "max_open_set_share")], unless=("no-shared-subjects",)),
         Condition("id-clashes", Severity.WARNING,
                   "{id_clashes} group(s) of subject ids differ only by zero padding or case", [("id_clashes", ">", 0)]),
+        # Judged as leaked gallery × probe images are: the model was fit to the very pictures it is
+        # scored on, so every score on them is inflated, whoever the subjects are.
+        Condition("trained-on-evaluation-images", Severity.FAILURE,
+                  "{train_eval_identical} identical and {train_eval_near_duplicate} near-duplicate training image(s) "
+                  "are also evaluation images: scores on them are inflated",
+                  [("train_eval_identical", ">", 0), ("train_eval_near_duplicate", ">", 0)], match="any"),
         Condition("trained-on-evaluation", Severity.WARNING,
                   "{train_eval_shared_subjects} evaluation subject(s) were also trained on: the score says little "
                   "about unseen people", [("train_eval_shared_subjects", ">", 0)]),
@@ -153,10 +159,30 @@ class SubjectOverlap(Check):
             metrics["train_eval_shared_subjects"] = len(shared)
             if shared:
                 findings.append(Finding(Severity.INFO, "subjects trained on and evaluated", {"examples": shared[:10]}))
+            train = ctx.train_fingerprints()
+            train_leaks = [leak for view, side in (("gallery", "gallery"), ("probe_hr", "probe"))
+                           for leak in find_leaks(train, ctx.pixel_fingerprints(view),
+                                                  params["near_duplicate_correlation"], ctx.grey_canvas,
+                                                  names=("train", side))]
+            metrics["train_eval_identical"] = sum(x["kind"] == "identical" for x in train_leaks)
+            metrics["train_eval_near_duplicate"] = len(train_leaks) - metrics["train_eval_identical"]
+            if train_leaks:
+                findings.append(Finding(Severity.INFO, "training images that are evaluation images",
+                                        {"examples": train_leaks[:5]}))
         summary = f"{len(gallery_subj & probe_subj)} of {len(probe_subj)} probe subjects enrolled; no leaked images"
+        if ctx.train_index is not None:
+            summary += " (training images included)"
         data = {"headline": ["shared_subjects", "open_set_share", "leaked_identical", "leaked_near_duplicate"]}
         if leaks:
             data["faces"] = [strip("Leaked pairs", "the same picture in the gallery and among the probes", [
                 (leak["kind"], [tile(ctx.thumbnail_file(leak["gallery"]), "gallery"),
                                 tile(ctx.thumbnail_file(leak["probe"]), "probe")]) for leak in leaks[:6]])]
+        if ctx.train_index is not None and train_leaks:
+            rows = []
+            for leak in train_leaks[:6]:
+                side = "gallery" if "gallery" in leak else "probe"
+                rows.append((leak["kind"], [tile(ctx.thumbnail_file(leak["train"]), "train"),
+                                            tile(ctx.thumbnail_file(leak[side]), side)]))
+            data.setdefault("faces", []).append(
+                strip("Training images among the evaluation images", "the same picture in training and evaluation", rows))
         return self.conclude(metrics, params, summary=summary, findings=findings, data=data)

@@ -186,7 +186,8 @@ DATA = option("--data", type=PATH, help="One data root: split per subject into g
 GALLERY_ROOT = option("--gallery-root", type=PATH, help="Enrol every HR image under this root (use with --probe-root).")
 PROBE_ROOT = option("--probe-root", type=PATH, help="Probe with the images under this root.")
 TRAIN_ROOT = option("--train-root", type=click.Path(exists=True, path_type=Path),
-                    help="Training data, to check subject overlap with the evaluation data.")
+                    help="Training data (any layout), to check subject overlap with the evaluation data and find "
+                         "training images that are copies or near-duplicates of evaluation images.")
 DISTRACTORS = option("--distractors", type=click.Path(exists=True, path_type=Path),
                      help="Also probe with every HR image under this root (any layout): people in no gallery, as "
                           "in watch-list benchmarks. Identification then reports TPIR against FPIR (open set).")

@@ -324,7 +324,10 @@ class _Resolver:
     _KEEP = 1024  # folder listings kept: manifests list a folder's files together
 
     def __init__(self, base: Path):
-        self.base, self.dirs = str(base), {}
+        self.base, self.dirs = str(base), {}  # raw folder as written -> resolved folder
+        # The folder of the previous row: the manifest path up to its last "/" (prefix), the folder
+        # it resolved to (real) and that folder's listing (names), for the caller's fast path.
+        self._head, self.prefix, self.real, self.names = None, "", "", {}
         self.listings: OrderedDict[str, dict[str, int] | None] = OrderedDict()
 
     def _listing(self, folder: str) -> dict[str, int] | None:
@@ -346,15 +349,18 @@ class _Resolver:
         return listing
 
     def __call__(self, raw: str) -> tuple[str, str, bool]:
-        """(resolved folder, file name, is a file)."""
-        full = os.path.join(self.base, raw)
-        head, tail = os.path.split(full)
+        """(resolved folder, file name, is a file) of a manifest path. Rows of one folder come
+        together: the folder is resolved and its listing found once per run of such rows."""
+        cut = raw.rfind("/")
+        head, tail = (raw[:cut] if cut > 0 else raw[:cut + 1]), raw[cut + 1:]  # "/x.png": head "/"
         if tail in ("", ".", ".."):
-            return self._full(str(Path(full).resolve()))
-        real = self.dirs.get(head)
-        if real is None:
-            real = self.dirs[head] = os.path.realpath(head)
-        kind = (self._listing(real) or {}).get(tail)
+            return self._full(str(Path(os.path.join(self.base, raw)).resolve()))
+        if head != self._head:
+            real = self._folder(head)
+            self._head, self.real, self.names = head, real, self._listing(real) or {}
+            self.prefix = raw[:cut + 1]
+        real = self.real
+        kind = self.names.get(tail)
         if kind is None:
             try:
                 mode = os.lstat(os.path.join(real, tail)).st_mode
@@ -364,6 +370,26 @@ class _Resolver:
         if kind == 1:
             return self._full(os.path.realpath(os.path.join(real, tail)))
         return real, tail, kind == 0
+
+    def _folder(self, head: str) -> str:
+        """os.path.realpath(base / head), memoised per folder and built on its parent's: one lstat
+        for a folder whose parent is known, not one per component of its path."""
+        real = self.dirs.get(head)
+        if real is not None:
+            return real
+        cut = head.rfind("/")
+        parent, last = (head[:cut] if cut > 0 else head[:cut + 1]), head[cut + 1:]
+        if last in ("", ".", "..") or not parent or parent == head:
+            real = os.path.realpath(os.path.join(self.base, head))
+        else:
+            real = os.path.join(self._folder(parent), last)
+            try:
+                if stat.S_ISLNK(os.lstat(real).st_mode):
+                    real = os.path.realpath(real)
+            except OSError:  # missing or unreadable: kept as written, as realpath does
+                pass
+        self.dirs[head] = real
+        return real
 
     @staticmethod
     def _full(path: str) -> tuple[str, str, bool]:
@@ -377,8 +403,24 @@ def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool
     n_lines = text.count("\n")
     table, resolve = TableBuilder(), _Resolver(base)
     problems = []
-    seen: dict[str, int] = {}  # resolved path -> its row in the table (while reading only)
-    row_line = array("q")  # the manifest line of each row, for the message about a repeat
+    # Resolved (folder, name) -> its row, and the manifest line of each row: for the message about
+    # a repeat (while reading only). Rows gather in a batch of plain lists, appended in bulk.
+    seen: dict[tuple[str, str], int] = {}
+    row_line = array("q")
+    batch: tuple[list, ...] = ([], [], [], [], [])  # folders, names, subjects, role codes, captures
+    batch_landmarks: dict[int, tuple[float, ...]] = {}
+    role_codes = {r: ROLES.index(r) for r in ROLES}
+
+    def flush() -> None:
+        table.extend(*batch, batch_landmarks)
+        for column in batch:
+            column.clear()
+        batch_landmarks.clear()
+
+    def subject_of(row: int) -> str:
+        done = len(table)
+        return table.subject_of(row) if row < done else batch[2][row - done]
+
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     bar = progress_bar("reading the manifest", n_lines, progress and n_lines >= _BAR_FROM_ROWS)
     try:
@@ -394,54 +436,74 @@ def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool
             i_path, i_subject, i_role, i_capture = at["path"], at["subject"], at.get("role"), at.get("capture")
             i_landmarks = [at[c] for c in LANDMARK_COLUMNS] if all(c in at for c in LANDMARK_COLUMNS) else None
             width = len(columns)
+            folders, names, subjects, roles, captures = batch
             for fields in reader:
                 line = reader.line_num
                 if not line % _BAR_STEP:
                     advance(_BAR_STEP)
-                if not any(f.strip() for f in fields):
-                    continue  # a blank line
+                    if len(names) >= _BAR_STEP:
+                        flush()
                 if len(fields) != width:
+                    if not any(f.strip() for f in fields):
+                        continue  # a blank line
                     raise DataError(f"{root}: line {line} has {len(fields)} field(s), the header has "
                                     f"{width} ({','.join(columns)})")
                 raw = fields[i_path].strip()
                 if not raw:
-                    problems.append((f"{root}:{line}", f"line {line}: empty path"))
-                    continue
-                if not allow_outside_root and _outside(raw):
+                    if any(f.strip() for f in fields):
+                        problems.append((f"{root}:{line}", f"line {line}: empty path"))
+                    continue  # else a line of empty fields
+                if not allow_outside_root and (raw[0] == "/" or ".." in raw) and _outside(raw):
                     raise DataError(f"{root}: line {line}: path {raw!r} is outside the manifest's folder {base} "
                                     f"(absolute or ../); allow it with --allow-outside-root")
                 role = (fields[i_role].strip().lower() or "hr") if i_role is not None else "hr"
-                try:
-                    folder, name, is_file = resolve(raw)
-                    path = os.path.join(folder, name)
-                except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
-                    problems.append((str(base / raw), f"line {line}: cannot read the path: {exc}"))
-                    continue
-                if role not in ROLES:
-                    problems.append((path, f"line {line}: role {role!r} is not hr or vlr"))
+                name = raw[len(resolve.prefix):]
+                if resolve.names.get(name) == 0 and raw.startswith(resolve.prefix) and "/" not in name:
+                    folder, is_file = resolve.real, True  # a plain file in the previous row's folder: inline
+                else:
+                    try:
+                        folder, name, is_file = resolve(raw)
+                    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+                        problems.append((str(base / raw), f"line {line}: cannot read the path: {exc}"))
+                        continue
+                role_code = role_codes.get(role)
+                if role_code is None:
+                    problems.append((os.path.join(folder, name), f"line {line}: role {role!r} is not hr or vlr"))
                     continue
                 if not is_file:
-                    problems.append((path, f"line {line}: no such file"))
+                    problems.append((os.path.join(folder, name), f"line {line}: no such file"))
                     continue
                 subject = fields[i_subject].strip()
                 if not subject:
-                    problems.append((path, f"line {line}: empty subject"))
+                    problems.append((os.path.join(folder, name), f"line {line}: empty subject"))
                     continue
-                first = seen.get(path)
+                key = (folder, name)
+                first = seen.get(key)
                 if first is not None:
-                    first_subject, first_line = table.subject_of(first), row_line[first]
+                    first_subject, first_line = subject_of(first), row_line[first]
                     if first_subject != subject:
                         raise DataError(f"{root}: line {line}: {raw!r} is listed under subject {subject!r} and, "
                                         f"on line {first_line}, under {first_subject!r}: one file, one person")
                     why = f"line {line}: listed again (first on line {first_line}); the repeat is ignored"
-                    problems.append((path, why))
+                    problems.append((os.path.join(folder, name), why))
                     continue
-                seen[path] = len(row_line)
+                seen[key] = len(row_line)
                 row_line.append(line)
                 capture = fields[i_capture].strip() if i_capture is not None else ""
-                landmarks = (_landmarks([fields[i] for i in i_landmarks], line, path, problems)
-                             if i_landmarks is not None else None)
-                table.add(folder, name, subject, role, capture or _stem(name), None, landmarks)
+                if i_landmarks is not None:
+                    landmarks = _landmarks([fields[i] for i in i_landmarks], line, os.path.join(folder, name),
+                                           problems)
+                    if landmarks is not None:
+                        batch_landmarks[len(names)] = landmarks
+                folders.append(folder)
+                names.append(name)
+                subjects.append(subject)
+                roles.append(role_code)
+                if not capture:  # the file's stem (_stem, inline)
+                    dot = name.rfind(".")
+                    capture = name[:dot] if 0 < dot < len(name) - 1 else name
+                captures.append(capture)
+            flush()
     except csv.Error as exc:
         raise DataError(f"{root}: line {reader.line_num}: not valid CSV ({exc})") from None
     return DatasetIndex(root, "manifest", table.build(), problems)

@@ -3,7 +3,9 @@
 bounded sample to score with altered inputs. Model-independent; the Session keeps them per run."""
 from __future__ import annotations
 
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,7 +15,9 @@ import torch
 
 from facediag.data.images import DecodeError, fit_canvas, load_face, load_lowres
 from facediag.data.index import Record, file_digest
+from facediag.data.table import Records
 from facediag.errors import FacediagError
+from facediag.progress import progress_bar
 
 
 # The leakage fingerprint: an 8×8 grey thumbnail of the central 80×80 (the crop the exact
@@ -112,6 +116,49 @@ class FingerprintTap:
             thumbs.append(thumb)
         return Fingerprints(kept, np.array(digests, dtype="S32"),
                             np.array(thumbs, dtype=np.float16).reshape(len(thumbs), THUMB_SIZE * THUMB_SIZE))
+
+
+def fingerprint_files(records: Records, *, known: Callable[[list[bytes]], dict[bytes, np.ndarray]] | None = None,
+                      keep: Callable[[dict[bytes, np.ndarray]], None] | None = None, progress: bool = True,
+                      batch: int = 1024) -> Fingerprints:
+    """Fingerprints of images no embedding pass decodes (a training set), in one streaming pass:
+    each file's digest, then its thumbnail from ``known`` (digest -> thumbnail, a content-keyed
+    store) or else from one decode of its canvas, handed to ``keep`` for the next run. Only the
+    fingerprints stay, in batches of ``batch`` files; unreadable files are left out (a training
+    set is not ours to judge). ``records`` is a view of a table: the kept rows stay a view."""
+    n = len(records)
+    digests, thumbs = np.zeros(n, dtype="S32"), np.zeros((n, THUMB_SIZE * THUMB_SIZE), dtype=np.float16)
+    kept = np.zeros(n, dtype=bool)
+
+    def digest(i: int) -> bytes | None:
+        try:
+            return bytes.fromhex(file_digest(records[i].path))
+        except OSError:
+            return None
+
+    def decode(i: int) -> np.ndarray | None:
+        try:
+            return thumbnail(grey_canvas(records[i]))
+        except (DecodeError, OSError):
+            return None
+
+    workers = min(4, os.cpu_count() or 1)  # decoding releases the GIL; hashing mostly does too
+    with ThreadPoolExecutor(workers) as pool, progress_bar("fingerprinting training images", n, progress) as advance:
+        for start in range(0, n, batch):
+            span = range(start, min(start + batch, n))
+            hashed = [(i, d) for i, d in zip(span, pool.map(digest, span)) if d is not None]
+            found = known([d for _, d in hashed]) if known else {}
+            todo = [(i, d) for i, d in hashed if d not in found]
+            fresh = {d: t for (_, d), t in zip(todo, pool.map(decode, [i for i, _ in todo])) if t is not None}
+            for i, d in hashed:
+                t = found.get(d)
+                t = fresh.get(d) if t is None else t
+                if t is not None:
+                    digests[i], thumbs[i], kept[i] = d, t, True
+            if keep and fresh:
+                keep(fresh)
+            advance(len(span))
+    return Fingerprints(Records(records.table, records.rows[kept]), digests[kept], thumbs[kept])
 
 
 @dataclass

@@ -70,6 +70,15 @@ class _StringsBuilder:
         self._buf += text.encode("utf-8", "surrogateescape")
         self._ends.append(len(self._buf))
 
+    def extend(self, texts: list[str]) -> None:
+        """Many strings at once: one encode of the whole run when it is ASCII (the usual case)."""
+        blob = "".join(texts).encode("utf-8", "surrogateescape")
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        if len(blob) != int(lengths.sum()):  # some multi-byte character: the byte length of each
+            lengths = np.fromiter((len(t.encode("utf-8", "surrogateescape")) for t in texts), np.int64, len(texts))
+        self._ends.frombytes((np.cumsum(lengths) + len(self._buf)).tobytes())
+        self._buf += blob
+
     def build(self) -> Strings:
         return Strings(bytes(self._buf), np.frombuffer(self._ends, dtype=np.int64).copy())
 
@@ -87,6 +96,14 @@ class _Interner:
             code = self.codes[text] = len(self.values)
             self.values.append(text)
         return code
+
+    def many(self, texts: list[str]) -> list[int]:
+        """The codes of many strings, in C loops (dict.fromkeys, map) rather than a call per string."""
+        codes = self.codes
+        fresh = [t for t in dict.fromkeys(texts) if t not in codes]
+        codes.update(zip(fresh, range(len(self.values), len(self.values) + len(fresh))))
+        self.values.extend(fresh)
+        return list(map(codes.__getitem__, texts))
 
 
 class RecordTable:
@@ -182,6 +199,20 @@ class TableBuilder:
         self._role.append(ROLES.index(role))
         self._capture.append(self._captures(capture))
         self._size.append(vlr_size or 0)
+
+    def extend(self, directories: list[str], names: list[str], subjects: list[str], roles: list[int],
+               captures: list[str], landmarks: dict[int, tuple[float, ...]] | None = None) -> None:
+        """Many rows at once, as columns (``roles`` as codes; ``landmarks``: position in this batch ->
+        10 floats): what a bulk reader (a manifest) appends, without a Python call per row."""
+        start = len(self._dir)
+        self._dir.extend(self._dirs.many(directories))
+        self._names.extend(names)
+        self._subject.extend(self._subjects.many(subjects))
+        self._role.extend(roles)
+        self._capture.extend(self._captures.many(captures))
+        self._size.frombytes(bytes(self._size.itemsize * len(names)))  # no VLR size in a bulk read
+        for row, values in (landmarks or {}).items():
+            self._landmarks[start + row] = values
 
     def build(self, names_in_natural_order: bool = False) -> RecordTable:
         captures = _StringsBuilder()

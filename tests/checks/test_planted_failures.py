@@ -1,4 +1,5 @@
 """Planted failures: each must be caught by its check and named by its diagnosis."""
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -115,11 +116,52 @@ def test_gallery_and_probe_ids_that_do_not_match(run, float_weights, orl_root, t
     assert "gallery-probe-mismatch" in ids(rep)
 
 
-def test_training_subjects_overlapping_evaluation_are_flagged(run, float_weights, orl10):
-    rep = run(float_weights, orl10, train_root=orl10, vlr_size=16, checks=["subject-overlap"])
+def _train_eval_split(orl_root, dest):
+    """ORL s1–s10: images 1–5 evaluated, images 6–10 of the same people in train/ (distinct photos)."""
+    import shutil
+
+    for s in range(1, 11):
+        for k in range(1, 11):
+            side = dest / ("eval" if k <= 5 else "train") / f"s{s}"
+            side.mkdir(parents=True, exist_ok=True)
+            shutil.copy(orl_root / f"s{s}" / f"{k}.pgm", side / f"{k}.pgm")
+    return dest / "eval", dest / "train"
+
+
+def test_training_subjects_overlapping_evaluation_are_flagged(run, float_weights, orl_root, tmp_path):
+    """Other photos of the evaluated people in training: the subjects are flagged, no image is."""
+    evaluated, train = _train_eval_split(orl_root, tmp_path)
+    rep = run(float_weights, evaluated, train_root=train, vlr_size=16, checks=["subject-overlap"])
     res = rep.result("subject-overlap")
     assert res.status == Status.WARN
     assert res.metrics["train_eval_shared_subjects"] == 10
+    assert res.metrics["train_eval_identical"] == 0 and res.metrics["train_eval_near_duplicate"] == 0
+    assert "data-leakage" not in ids(rep)
+
+
+def test_evaluation_images_copied_into_training_are_found(run, float_weights, orl_root, tmp_path):
+    """A byte copy and a 1-px shifted JPEG of two evaluation images planted in train/ are found,
+    each against the one evaluation image it copies; the other photos of those people are not."""
+    from PIL import Image
+    import numpy as np
+
+    evaluated, train = _train_eval_split(orl_root, tmp_path)
+    (train / "s1" / "copy.pgm").write_bytes((evaluated / "s1" / "1.pgm").read_bytes())
+    img = np.asarray(Image.open(evaluated / "s2" / "3.pgm"))
+    shifted = img.copy()
+    shifted[:, 1:] = img[:, :-1]  # one pixel to the right, edge column repeated
+    Image.fromarray(shifted).save(train / "s2" / "shifted.jpg", quality=90)
+    rep = run(float_weights, evaluated, train_root=train, vlr_size=16, checks=["subject-overlap"])
+    res = rep.result("subject-overlap")
+    assert res.status == Status.FAIL
+    assert res.metrics["train_eval_identical"] == 1 and res.metrics["train_eval_near_duplicate"] == 1
+    assert res.metrics["leaked_identical"] == 0 and res.metrics["leaked_near_duplicate"] == 0
+    pairs = next(f.evidence["examples"] for f in res.findings if f.message.startswith("training images"))
+    found = {(Path(x["train"]).name, Path(x.get("gallery") or x["probe"]).relative_to(evaluated).as_posix(), x["kind"])
+             for x in pairs}
+    assert found == {("copy.pgm", "s1/1.pgm", "identical"), ("shifted.jpg", "s2/3.pgm", "near-duplicate")}
+    assert "data-leakage" in ids(rep)
+    assert "training and in evaluation" in next(d.summary for d in rep.diagnoses if d.id == "data-leakage")
 
 
 # --- preprocessing --------------------------------------------------------------------------

@@ -32,3 +32,32 @@ def test_shuffled_manifest_gives_the_folder_protocol(tmp_path):
     assert [r.path for r in a.gallery] == [r.path for r in b.gallery]
     assert [p.hr.path for p in a.probes] == [p.hr.path for p in b.probes]
     assert a.probe_subjects == b.probe_subjects and a.gallery_subjects == b.gallery_subjects
+
+
+def test_manifest_paths_resolve_as_path_resolve_does(tmp_path):
+    """The folder-at-a-time resolution (and its inline fast path) gives what Path.resolve() and
+    is_file() give row by row: symlinked folders and files, '..', '//', './', a folder named
+    like an image, a missing file; two spellings of one file are one file."""
+    from PIL import Image
+
+    p1 = tmp_path / "faces" / "p1"
+    p1.mkdir(parents=True)
+    for name in ("1.png", "2.png", "3.png"):
+        Image.new("RGB", (8, 8)).save(p1 / name)
+    (p1 / "ln.png").symlink_to("3.png")
+    (p1 / "dir.png").mkdir()
+    (tmp_path / "link_dir").symlink_to(p1, target_is_directory=True)
+    raws = ["faces/p1/1.png", "link_dir/2.png", "faces/p1/ln.png", "faces//p1/dir.png", "./faces/p1/missing.png",
+            "faces/p1/../p1/1.png", "link_dir/../p1/2.png", "faces/p1/3.png"]
+    (tmp_path / "m.csv").write_text("path,subject\n" + "".join(f"{r},a\n" for r in raws))
+    index = index_dataset(tmp_path / "m.csv")
+    expected, seen = [], set()
+    for raw in raws:
+        path = (tmp_path / raw).resolve()
+        if path.is_file() and path not in seen:
+            seen.add(path)
+            expected.append(path)
+    assert [r.path for r in index.records] == expected
+    why = [w.split(": ", 1)[1] for _, w in index.problems]
+    assert why == ["no such file", "no such file"] + [f"listed again (first on line {n}); the repeat is ignored"
+                                                      for n in (2, 3, 4)]
