@@ -80,7 +80,8 @@ def test_corrupt_entries_are_recomputed_by_the_embedder_and_fixed(tmp_path):
     second = embedder(EmbeddingCache(tmp_path))
     got, failures = second.embed(items())
     assert not failures and second.images_embedded == 4  # exactly the four damaged entries
-    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # recomputed in a batch of 4, not 10: float kernels may differ in the last bits with the batch shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     third = embedder(EmbeddingCache(tmp_path), explode=True)  # overwritten in place: all served now
     np.testing.assert_array_equal(third.embed(items())[0], got)
     assert third.forward_calls == 0 and rows(tmp_path) == 10
