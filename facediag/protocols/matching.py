@@ -141,7 +141,7 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
     width = n_t  # exact: at most about chunk_cells pairs in all, one tile
     if not stream.exact:  # a block re-reads every template: at least MIN_BLOCK_PROBES probes, templates in tiles
         step = max(step, min(MIN_BLOCK_PROBES, chunk_cells))
-        width = min(n_t, max(1, chunk_cells // step))
+        width = -(-n_t // -(-n_t // max(1, chunk_cells // step)))  # tiles of even width, none a sliver
     for a in range(0, n_p, step):
         b = min(a + step, n_p)
         p = torch.as_tensor(np.ascontiguousarray(probes[a:b], dtype=np.float32), device=dev)

@@ -144,7 +144,7 @@ def _dyadic_data(n_templates, n_probes, dim=16, seed=6):
     return (probes / 4096).astype(np.float32), (templates / 4096).astype(np.float32), own
 
 
-# Blocks of 256 probes x tiles of 117 templates (wider than the top-k), of 19 (narrower); 1 x 1.
+# Blocks of 256 probes x tiles of 100 templates (wider than the top-k), of 19 (narrower); 1 x 1.
 @pytest.mark.parametrize("chunk_cells, n_probes", [(30_000, 300), (5_000, 300), (1, 12)])
 def test_template_tiles_change_nothing_in_a_summarised_pass(chunk_cells, n_probes):
     # Many templates, impostors summarised: blocks of probes x tiles of templates against one block,
