@@ -178,7 +178,9 @@ class ImpostorStream:
             if self._top:
                 self._shrink_top()
             s, p, t = self._top[0] if self._top else empty
-        order = np.argsort(-s, kind="stable")
+        # Descending; equal scores in pass order when every pair is kept, else by probe then template
+        # (the kept top arrives in an order that depends on the pass's block shape).
+        order = np.argsort(-s, kind="stable") if self.exact else np.lexsort((t, p, -s))
         return ImpostorScores(self.n, self.total, self.total_sq, self.histogram, s[order], p[order], t[order],
                               sample, sample_probe, self.keep)
 

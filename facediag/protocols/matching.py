@@ -2,7 +2,8 @@
 in memory that does not grow with probes × templates.
 
 Scores are computed a block of probes at a time (float32 matrix products, on the CPU or GPU
-the embeddings are sent to) and reduced on the spot: each probe's genuine score, the rank of
+the embeddings are sent to), a tile of templates at a time when they are many (a block of few
+probes would re-read the whole template matrix for each), and reduced on the spot: each probe's genuine score, the rank of
 its own template (from the block's top-k, so ranks up to RANK_LIMIT are exact and higher ones
 read "beyond"), its best score and best rival, its false accepts at each threshold asked for,
 and the impostor stream (metrics.streaming): every impostor pair when they are few, else a
@@ -33,6 +34,8 @@ from facediag.protocols.index import Candidates, search
 
 RANK_LIMIT = 50          # the CMC is reported to rank 50; a rank above it is "beyond 50"
 CHUNK_CELLS = 1 << 22    # scores per block (16 MB of float32): bounds the pass's memory
+MIN_BLOCK_PROBES = 256   # each block reads every template once: with fewer probes per block a large gallery
+                         # is re-read so often that the pass grows with its square (tiles of templates instead)
 
 
 @functools.cache
@@ -131,19 +134,53 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
     out = {name: [] for name in ("genuine", "ranks", "top", "rival", "rival_score", "imp_sum", *thresholds)}
     dev = torch.device(device)
     tmpl = torch.as_tensor(np.ascontiguousarray(templates, dtype=np.float32), device=dev)
-    sample_cols = 0 if stream.exact else max(1, int(np.ceil(stream.keep * n_t)))
+    n_sample = 0 if stream.exact else max(1, int(np.ceil(stream.keep * n_t)))  # sampled columns per probe
     if not stream.exact:  # moments of the scores without the scores: Σ_t p·t = p·Σt, Σ_p,t (p·t)² = <TᵀT, PᵀP>
         t_sum, gram = tmpl.sum(0), (tmpl.T @ tmpl).double()
     step = max(1, chunk_cells // max(n_t, 1))
+    width = n_t  # exact: at most about chunk_cells pairs in all, one tile
+    if not stream.exact:  # a block re-reads every template: at least MIN_BLOCK_PROBES probes, templates in tiles
+        step = max(step, min(MIN_BLOCK_PROBES, chunk_cells))
+        width = -(-n_t // -(-n_t // max(1, chunk_cells // step)))  # tiles of even width, none a sliver
     for a in range(0, n_p, step):
         b = min(a + step, n_p)
         p = torch.as_tensor(np.ascontiguousarray(probes[a:b], dtype=np.float32), device=dev)
-        scores = p @ tmpl.T                                           # [n, S] float32
         r = torch.arange(b - a, device=dev)
         own_c = torch.as_tensor(own[a:b], device=dev)
         mated_c = own_c >= 0
-        genuine = torch.where(mated_c, scores[r, own_c.clamp(min=0)], torch.full_like(scores[:, 0], float("nan")))
-        vals, idx = scores.topk(k, dim=1)                             # sorted, descending
+        ids = probe_ids[a:b]
+        genuine = torch.full((b - a,), float("nan"), device=dev)
+        accepts = {t: torch.zeros(b - a, dtype=torch.long, device=dev) for t in thresholds}
+        vals = idx = None
+        if not stream.exact:
+            sample_cols = _sample_columns(ids, n_t, n_sample, dev)
+            sampled = torch.empty(sample_cols.shape, device=dev)
+        for lo in range(0, n_t, width):  # tile by tile; counts and sums add up, the top-k merges
+            hi = min(lo + width, n_t)
+            scores = p @ tmpl[lo:hi].T                                # [n, tile] float32
+            own_t = torch.where(mated_c & (own_c >= lo) & (own_c < hi), own_c - lo, -1)  # -1: not in this tile
+            genuine = torch.where(own_t >= 0, scores[r, own_t.clamp(min=0)], genuine)
+            tile_vals, tile_idx = scores.topk(min(k, hi - lo), dim=1)  # sorted, descending
+            for t in thresholds:
+                accepts[t] += (scores >= t).sum(1)
+            if stream.exact:
+                impostor = torch.ones_like(scores, dtype=torch.bool)
+                impostor[r[mated_c], own_c[mated_c]] = False
+                rows, cols = impostor.nonzero(as_tuple=True)
+                vals_imp = scores[impostor].double()
+                stream.add_exact(vals_imp.cpu().numpy(), ids[rows.cpu().numpy()], cols.cpu().numpy())
+                out["imp_sum"].append(torch.zeros(b - a, dtype=torch.float64, device=dev).index_add_(0, rows, vals_imp))
+            else:
+                stream.add_histogram(_histogram(scores))
+                here = (sample_cols >= lo) & (sample_cols < hi)
+                sampled[here] = scores[r[:, None].expand_as(sample_cols)[here], sample_cols[here] - lo]
+                _offer_top(stream, scores, tile_vals, tile_idx, own_t, ids, tile_vals.shape[1] < hi - lo, lo)
+            tile_idx = tile_idx + lo
+            if vals is None:
+                vals, idx = tile_vals, tile_idx
+            else:
+                vals, pos = torch.cat([vals, tile_vals], 1).topk(min(k, vals.shape[1] + hi - lo), dim=1)
+                idx = torch.cat([idx, tile_idx], 1).gather(1, pos)
         ranks = (vals >= genuine[:, None]).sum(1)
         if k < n_t:  # the k-th best still beats the genuine score: the rank is beyond the limit
             ranks = torch.where(vals[:, -1] >= genuine, torch.full_like(ranks, RANK_LIMIT + 1), ranks)
@@ -157,26 +194,19 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
         out["genuine"].append(genuine)
         out["ranks"].append(ranks)
         out["top"].append(vals[:, 0])
-        g0 = torch.where(mated_c, genuine, torch.zeros_like(genuine)).double()
         for t in thresholds:
-            out[t].append((scores >= t).sum(1) - (mated_c & (genuine >= t)).long())
-        ids = probe_ids[a:b]
-        if stream.exact:
-            impostor = torch.ones_like(scores, dtype=torch.bool)
-            impostor[r[mated_c], own_c[mated_c]] = False
-            rows, cols = impostor.nonzero(as_tuple=True)
-            vals_imp = scores[impostor].double()
-            stream.add_exact(vals_imp.cpu().numpy(), ids[rows.cpu().numpy()], cols.cpu().numpy())
-            out["imp_sum"].append(torch.zeros(b - a, dtype=torch.float64, device=dev).index_add_(0, rows, vals_imp))
-        else:
+            out[t].append(accepts[t] - (mated_c & (genuine >= t)).long())
+        if not stream.exact:
+            g0 = torch.where(mated_c, genuine, torch.zeros_like(genuine)).double()
             row_sum = (p @ t_sum).double() - g0
             total_sq = float((gram * (p.T @ p).double()).sum() - (g0 ** 2).sum())
             out["imp_sum"].append(row_sum)
             stream.add_moments(int((b - a) * n_t - mated_c.sum()), float(row_sum.sum()), total_sq)
-            stream.add_histogram(_histogram(scores) - np.bincount(bin_index(genuine[mated_c].cpu().numpy()),
-                                                                 minlength=BINS))
-            _sample(stream, scores, own_c, ids, sample_cols)
-            _offer_top(stream, scores, vals, idx, own_c, ids, k < n_t)
+            stream.add_histogram(-np.bincount(bin_index(genuine[mated_c].cpu().numpy()), minlength=BINS))
+            keep = sample_cols != own_c[:, None]
+            rows = r[:, None].expand_as(sample_cols)[keep]
+            stream.add_sample(sampled[keep].double().cpu().numpy(), ids[rows.cpu().numpy()],
+                              sample_cols[keep].cpu().numpy())
     cat = {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
     imp_count = np.where(mated, n_t - 1, n_t).astype(np.int64)
     return Matching(own=own, genuine=cat["genuine"].astype(np.float64), ranks=cat["ranks"].astype(np.int64),
@@ -196,22 +226,19 @@ def _histogram(scores) -> np.ndarray:
     return np.bincount(bins.numpy(), minlength=BINS)
 
 
-def _sample(stream: ImpostorStream, scores, own_c, ids: np.ndarray, n_cols: int) -> None:
-    """n_cols template columns per probe, a pseudo-random walk seeded by the probe's id (the same
-    for every model), the own template left out."""
-    n_t = scores.shape[1]
+def _sample_columns(ids: np.ndarray, n_t: int, n_cols: int, device) -> torch.Tensor:
+    """The sampled template columns of each probe [n, n_cols]: a pseudo-random walk seeded by the
+    probe's id (the same for every model); the own template is left out by the caller."""
     h = (ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(33)
     start, stride = h % np.uint64(n_t), (h // np.uint64(n_t)) % np.uint64(max(n_t - 1, 1)) + np.uint64(1)
     cols = (start[:, None] + np.arange(n_cols, dtype=np.uint64)[None, :] * stride[:, None]) % np.uint64(n_t)
-    cols = torch.as_tensor(cols.astype(np.int64), device=scores.device)
-    keep = cols != own_c[:, None]
-    rows = torch.arange(len(cols), device=scores.device)[:, None].expand_as(cols)[keep]
-    cols = cols[keep]
-    stream.add_sample(scores[rows, cols].double().cpu().numpy(), ids[rows.cpu().numpy()], cols.cpu().numpy())
+    return torch.as_tensor(cols.astype(np.int64), device=device)
 
 
-def _offer_top(stream: ImpostorStream, scores, vals, idx, own_c, ids: np.ndarray, partial: bool) -> None:
-    """Impostor scores at or above the kept top's floor. A row's top-k has them all unless its k-th
+def _offer_top(stream: ImpostorStream, scores, vals, idx, own_c, ids: np.ndarray, partial: bool,
+               col0: int = 0) -> None:
+    """Impostor scores at or above the kept top's floor, in a tile of template columns starting at
+    col0 (own_c, idx: columns in the tile). A row's top-k has them all unless its k-th
     best is itself above the floor: only such rows are scanned in full. Before the kept top is
     full, the floor is provisional: the top_limit-th best impostor score of the first block (at
     least top_limit scores reach it, so none of the final top is below it)."""
@@ -238,4 +265,4 @@ def _offer_top(stream: ImpostorStream, scores, vals, idx, own_c, ids: np.ndarray
         parts.append((sub[rr, cc], full_rows[rr], cc))
     for v, rr, cc in parts:
         if len(v):
-            stream.offer_top(v.double().cpu().numpy(), ids[rr.cpu().numpy()], cc.cpu().numpy())
+            stream.offer_top(v.double().cpu().numpy(), ids[rr.cpu().numpy()], cc.cpu().numpy() + col0)

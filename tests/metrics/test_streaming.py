@@ -129,3 +129,45 @@ def test_the_pair_sample_is_the_same_for_two_models_on_the_same_probes():
     assert not np.array_equal(a.sample, b.sample)  # the same pairs, scored by two models
     # no genuine pair slips into the sample
     assert not np.isin(a.sample, match(probes, templates, own, ids).genuine).any()
+
+
+
+def _dyadic_data(n_templates, n_probes, dim=16, seed=6):
+    """Embeddings on a grid of 2**-12 with |x| <= 900/4096: every score (a multiple of 2**-24 below
+    2**24 of them) is exact in float32, whatever the order of the sums, so any block shape gives
+    the same bits."""
+    rng = np.random.default_rng(seed)
+    templates = rng.integers(-900, 901, (n_templates, dim))
+    own = rng.integers(-1, n_templates, n_probes)
+    probes = np.clip(np.rint(0.7 * templates[np.maximum(own, 0)] * (own >= 0)[:, None]
+                             + rng.normal(0, 400, (n_probes, dim))), -900, 900)
+    return (probes / 4096).astype(np.float32), (templates / 4096).astype(np.float32), own
+
+
+# Blocks of 256 probes x tiles of 100 templates (wider than the top-k), of 19 (narrower); 1 x 1.
+@pytest.mark.parametrize("chunk_cells, n_probes", [(30_000, 300), (5_000, 300), (1, 12)])
+def test_template_tiles_change_nothing_in_a_summarised_pass(chunk_cells, n_probes):
+    # Many templates, impostors summarised: blocks of probes x tiles of templates against one block,
+    # on scores exact in float32 (so every result must be the same, bit for bit).
+    probes, templates, own = _dyadic_data(600, n_probes)
+    thresholds = (0.05, 0.1)
+    opts = dict(thresholds=thresholds, exact_limit=2_000, top_limit=1_500, sample_size=5_000)
+    ids = np.arange(7, 7 + len(probes))
+    a = match(probes, templates, own, ids, chunk_cells=chunk_cells, **opts)
+    b = match(probes, templates, own, ids, chunk_cells=len(probes) * len(templates), **opts)
+    assert not a.impostors.exact and len(a.impostors.sample) > 1_000
+    assert (a.ranks > 1).any() and (a.ranks == 1).any() and (a.ranks == RANK_LIMIT + 1).any()
+    for field in ("genuine", "ranks", "top_score", "rival", "rival_score", "impostor_count"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    np.testing.assert_allclose(a.impostor_sum, b.impostor_sum, rtol=1e-6)  # p·Σt: per block, not per tile
+    for t in thresholds:
+        assert a.false_accepts[t].any()
+        np.testing.assert_array_equal(a.false_accepts[t], b.false_accepts[t])
+    ia, ib = a.impostors, b.impostors
+    assert ia.n == ib.n
+    for field in ("histogram", "top", "sample", "sample_probe"):
+        np.testing.assert_array_equal(getattr(ia, field), getattr(ib, field))
+    top_pairs = [np.lexsort((i.top_template, i.top_probe, -i.top)) for i in (ia, ib)]  # the same pairs
+    for field in ("top_probe", "top_template"):
+        np.testing.assert_array_equal(getattr(ia, field)[top_pairs[0]], getattr(ib, field)[top_pairs[1]])
+    assert ia.total == pytest.approx(ib.total, rel=1e-6) and ia.total_sq == pytest.approx(ib.total_sq, rel=1e-6)
