@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facediag.data.detect import RETRY_MIN_FACE, Detector, require_extra
+from facediag.data.detect import PHOTO_MIN_FACE, RETRY_MIN_FACE, Detector, require_extra
 from facediag.data.images import SIZE, DecodeError, header_size, read_rgb
 from facediag.data.index import LANDMARK_COLUMNS, Record, index_dataset
 from facediag.data.landmarks import Fit, fit, rescaling, warp
@@ -96,7 +96,7 @@ def _row(rel, rec, source, points_file, score, faces, f) -> dict:
     return row
 
 
-def align_dataset(src: str | Path, dst: str | Path, *, layout: str = "auto", min_face_size: int = 20,
+def align_dataset(src: str | Path, dst: str | Path, *, layout: str = "auto", min_face_size: int = PHOTO_MIN_FACE,
                   device: str = "cpu", progress: bool = True) -> AlignSummary:
     """Align every image under ``src`` into ``dst`` (see the module docstring)."""
     src, dst = Path(src).expanduser(), Path(dst).expanduser()

@@ -4,13 +4,14 @@ from __future__ import annotations
 import click
 
 from facediag.cli.options import DEVICE, LAYOUT, PATH, QUIET, console, handle_errors
+from facediag.data.detect import PHOTO_MIN_FACE
 
 
 @click.command()
 @click.argument("src", type=PATH)
 @click.argument("dst", type=PATH)
 @LAYOUT(help="Layout of SRC (paired, folders, manifest CSV); auto detects it.")
-@click.option("--min-face-size", type=click.IntRange(min=8), default=20, show_default=True,
+@click.option("--min-face-size", type=click.IntRange(min=8), default=PHOTO_MIN_FACE, show_default=True,
               help="Smallest face MTCNN looks for, in pixels of the decoded image (larger is faster).")
 @DEVICE()
 @QUIET()

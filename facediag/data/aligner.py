@@ -24,15 +24,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from facediag.data.detect import RETRY_MIN_FACE, Detector, require_extra
+from facediag.data.detect import PHOTO_MIN_FACE, RETRY_MIN_FACE, Detector, require_extra
 from facediag.data.images import PREPROCESS_ID, fit_canvas, read_rgb, to_tensor01
 from facediag.data.index import file_digest
 from facediag.data.landmarks import WARP_ID, AlignmentError, fit, warp
 from facediag.progress import progress_bar
 
 ALIGN_CHOICES = ("none", "mtcnn", "auto")
-# facediag align's default: on decoded photos (up to 447 px long) faces may be small.
-MIN_FACE = 20
+MIN_FACE = PHOTO_MIN_FACE  # facediag align's default too: the crops are the offline ones
 BATCH = 64
 # Crops warped while detecting, waiting for the embedding pass: at most this many (37 KB each).
 _MAX_KEPT = 4096

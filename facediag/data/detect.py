@@ -20,6 +20,8 @@ INSTALL_SKIMAGE = "pip install scikit-image"
 # Faces on facediag's 112 canvas are 50–110 px wide; a smaller pyramid floor only costs time
 # (DESIGN.md: 12 / 8 / 6 ms per image batched at 20 / 40 / 60 px). 50 found 133 of 134 ORL faces.
 CANVAS_MIN_FACE = 50
+# On decoded photos (up to 447 px long, as `facediag align` and --align mtcnn see them) faces may be small.
+PHOTO_MIN_FACE = 20
 # Aligning (not the check): an image with no face at the first pyramid is tried once more from full
 # resolution (12 px is P-net's window, so the pyramid starts at scale 1). ORL s2/6.pgm is found
 # only so (score 0.77); the retry runs on misses alone, so it costs nothing where faces are found.
@@ -76,7 +78,7 @@ def choose(boxes: np.ndarray, width: int, height: int) -> int:
 class Detector:
     """MTCNN on HxWx3 uint8 RGB arrays. ``min_face_size`` in pixels of the image given."""
 
-    def __init__(self, min_face_size: int = 20, device: str = "cpu", batch_size: int = 64,
+    def __init__(self, min_face_size: int = PHOTO_MIN_FACE, device: str = "cpu", batch_size: int = 64,
                  retry_min_face: int | None = None):
         require_extra()
         from facenet_pytorch import MTCNN
