@@ -28,6 +28,7 @@ class Distributed:
     rank: int = 0
     local_rank: int = 0
     initialised: bool = False  # this object started the process group, so it also ends it
+    leave_late: bool = False  # set by decide: this rank outlasts rank 0's failure (see close)
 
     @property
     def main(self) -> bool:
@@ -92,13 +93,10 @@ class Distributed:
         """Rank 0's exit code on every rank: torchrun fails the job when any rank exits non-zero,
         so every rank must end as rank 0 decided (the others pass anything)."""
         code = int(self.broadcast(float(exit_code)))
-        if self.world > 1 and code != 0:
-            self.barrier()  # every rank holds the code
-            if not self.main:
-                # torchrun's agent terminates the other ranks the moment it sees one fail: the
-                # others leave after rank 0, so that torchrun names rank 0 (the report's rank and
-                # its code) as the root cause, then ends them or sees them exit with the same code
-                time.sleep(FAIL_GRACE_S)
+        # torchrun's agent terminates the other ranks the moment it sees one fail: after a failed
+        # run the others leave after rank 0 (see close), so that torchrun names rank 0 (the
+        # report's rank and its code) as the root cause, then ends them or sees them exit alike
+        self.leave_late = self.world > 1 and code != 0 and not self.main
         return code
 
     def mean(self, values: list[float]) -> list[float]:
@@ -117,12 +115,20 @@ class Distributed:
 
             dist.barrier()
 
-    def close(self) -> None:
+    def close(self, together: bool = True) -> None:
+        """End the process group this object started. ``together``: first wait for every rank, so
+        that no rank tears its gloo connections down while a peer still uses them (seen: the
+        peer then aborted at exit, 'terminate called without an active exception', about one
+        run in four on CPU). After an error the other ranks may never arrive: no wait then."""
         if self.initialised:
             import torch.distributed as dist
 
+            if together:
+                dist.barrier()
             dist.destroy_process_group()
             self.initialised = False
+        if self.leave_late:
+            time.sleep(FAIL_GRACE_S)
 
     @staticmethod
     def _tensor_device() -> str:
@@ -135,9 +141,11 @@ class Distributed:
 @contextmanager
 def launched(device_spec: str) -> Iterator[Distributed]:
     """The Distributed of this process for the length of a command; the process group (if this
-    started one) is ended on the way out, error or not."""
+    started one) is ended on the way out: by all ranks together, or at once after an error."""
     dist = Distributed.from_env(device_spec)
     try:
         yield dist
-    finally:
-        dist.close()
+    except BaseException:
+        dist.close(together=False)
+        raise
+    dist.close()

@@ -86,6 +86,11 @@ def _rank_logs(logs: Path) -> dict[int, tuple[str, str]]:
     return out
 
 
+def _rank_stderr(logs: Path) -> str:
+    """Each rank's stderr, for a failure message: torchrun's own output names no cause."""
+    return "".join(f"\n--- rank {r} stderr ---\n{err}" for r, (_, err) in sorted(_rank_logs(logs).items()))
+
+
 def _stable(node):
     """A report without what legitimately differs between launches (VOLATILE keys)."""
     if isinstance(node, dict):
@@ -117,7 +122,7 @@ def test_two_ranks_give_the_single_process_report_and_its_exit_code(command, orl
     counts = tmp_path / "rank_counts.json"
     two = _torchrun([*args, "--out", tmp_path / "D2"], _env(tmp_path / "cache2", FACEDIAG_RANK_COUNTS=str(counts)),
                     tmp_path / "logs")
-    assert two.returncode == 0, two.stdout + two.stderr
+    assert two.returncode == 0, two.stdout + two.stderr + _rank_stderr(tmp_path / "logs")
 
     r1 = json.loads((tmp_path / "D1" / report).read_text())
     r2 = json.loads((tmp_path / "D2" / report).read_text())

@@ -21,7 +21,7 @@ import dataclasses
 from rich.console import Console
 
 from facediag.train.config import TrainConfig, output_paths
-from facediag.distributed import Distributed
+from facediag.distributed import launched
 from facediag.train.loop import TrainingRun, TrainResult
 from facediag.train.model import warmup_cosine
 
@@ -35,8 +35,5 @@ def train_contrastive(cfg: TrainConfig, console: Console | None = None) -> Train
     with ``resume=True`` to continue from the last saved state.
     """
     cfg = dataclasses.replace(cfg).check()
-    dist = Distributed.from_env(cfg.device)
-    try:
+    with launched(cfg.device) as dist:
         return TrainingRun(cfg, dist, console).run()
-    finally:
-        dist.close()
