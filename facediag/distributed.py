@@ -119,7 +119,7 @@ class Distributed:
         """End the process group this object started. ``together``: first wait for every rank, so
         that no rank tears its gloo connections down while a peer still uses them (seen: the
         peer then aborted at exit, 'terminate called without an active exception', about one
-        run in four on CPU). After an error the other ranks may never arrive: no wait then."""
+        run in three on CPU). After an error the other ranks may never arrive: no wait then."""
         if self.initialised:
             import torch.distributed as dist
 
