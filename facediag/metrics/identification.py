@@ -225,9 +225,11 @@ def threshold_for_far(impostor_scores, far: float,
         raise ValueError(f"far must be in (0, 1), got {far}")
     if isinstance(impostor_scores, ImpostorScores) and not impostor_scores.exact:
         return _threshold_for_far_summary(impostor_scores, far, min_false_accepts)
-    if isinstance(impostor_scores, ImpostorScores):
-        impostor_scores = impostor_scores.scores()
-    imp = np.sort(np.asarray(impostor_scores, dtype=np.float64).ravel())[::-1]
+    if isinstance(impostor_scores, ImpostorScores):  # every score kept: its top is all of them, sorted
+        impostor_scores.scores()
+        imp = impostor_scores.top
+    else:
+        imp = np.sort(np.asarray(impostor_scores, dtype=np.float64).ravel())[::-1]
     if np.isnan(imp).any():
         raise ValueError("impostor scores contain NaN")
     n = len(imp)

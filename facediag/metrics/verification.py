@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import auc as area_under_curve, roc_curve
 from sklearn.model_selection import StratifiedKFold
 
 from .identification import MIN_FALSE_ACCEPTS, as_labels, similarity_matrix, threshold_for_far
@@ -126,10 +126,12 @@ def verification_metrics(genuine, impostor, fars=(1e-1, 1e-2, 1e-3, 1e-4),
     ``impostor`` is an array or an ImpostorScores summary (exact when it kept every score).
     """
     genuine = np.asarray(genuine, dtype=np.float64).ravel()
+    by_far = impostor  # threshold_for_far reads an exact summary's scores already sorted
     if isinstance(impostor, ImpostorScores):
         if not impostor.exact:
             return _from_histogram(genuine, impostor, fars, max_points, min_false_accepts)
-        impostor = impostor.scores()
+        impostor.scores()
+        impostor = impostor.top  # every score, sorted: roc_curve's sort then finds them in order
     impostor = np.asarray(impostor, dtype=np.float64).ravel()
     if len(genuine) == 0 or len(impostor) == 0:
         raise ValueError(f"need genuine and impostor scores (have {len(genuine)} genuine, "
@@ -140,10 +142,10 @@ def verification_metrics(genuine, impostor, fars=(1e-1, 1e-2, 1e-3, 1e-4),
     fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)
     eer, i = eer_from_rates(fpr, 1.0 - tpr)
 
-    points = _tar_points(genuine, impostor, len(impostor), fars, min_false_accepts)
+    points = _tar_points(genuine, by_far, len(impostor), fars, min_false_accepts)
     keep = _plot_indices(fpr, max_points)
     return VerificationResult(
-        auc=float(roc_auc_score(labels, scores)), eer=float(eer[0]),
+        auc=float(area_under_curve(fpr, tpr)), eer=float(eer[0]),  # roc_auc_score's value, without sorting again
         eer_threshold=float(thr[i[0]]), n_genuine=len(genuine), n_impostor=len(impostor),
         tar_at_far=tuple(points), roc_fpr=fpr[keep], roc_tpr=tpr[keep], roc_thresholds=thr[keep])
 

@@ -133,14 +133,15 @@ def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.nd
     probe_subjects = np.asarray(probe_subjects, dtype=str)
     g_ok = np.isfinite(gallery_raw).all(axis=1)
     p_ok = np.isfinite(probe_raw).all(axis=1)
-    g_norm = l2_normalize(gallery_raw[g_ok])
+    g_norm = l2_normalize(_rows(gallery_raw, g_ok))
     t_subj, templates = build_templates(g_norm, gallery_subjects[g_ok])
     subj, counts = np.unique(gallery_subjects[g_ok], return_counts=True)
-    probe_emb = l2_normalize(probe_raw[p_ok])
-    if probe_hr_raw is None:
-        hr = np.full_like(probe_emb, np.nan)
+    probe_raw = _rows(probe_raw, p_ok)
+    probe_emb = l2_normalize(probe_raw)
+    if probe_hr_raw is None:  # no probe has its HR image: one NaN row seen P times, not P rows
+        hr = np.broadcast_to(np.array(np.nan, probe_emb.dtype), probe_emb.shape)
     else:
-        hr_raw = probe_hr_raw[p_ok]
+        hr_raw = _rows(probe_hr_raw, p_ok)
         hr = np.full_like(hr_raw, np.nan)
         ok = np.isfinite(hr_raw).all(axis=1)
         hr[ok] = l2_normalize(hr_raw[ok])
@@ -151,13 +152,18 @@ def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.nd
         gallery_counts={str(s): int(c) for s, c in zip(subj, counts)},
         probe_subjects=probe_subjects[p_ok],
         probe_rows=rows[p_ok],
-        probe_raw=probe_raw[p_ok],
+        probe_raw=probe_raw,
         probe_emb=probe_emb,
         probe_hr_emb=hr,
         thresholds=tuple(thresholds),
         device=str(device),
         index=index,
     )
+
+
+def _rows(x: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """x's rows where keep is true; x itself (no copy: a probe set can be gigabytes) when all are."""
+    return x if keep.all() else x[keep]
 
 
 def headline_metrics(ev: Evaluation, threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:

@@ -171,3 +171,22 @@ def test_template_tiles_change_nothing_in_a_summarised_pass(chunk_cells, n_probe
     for field in ("top_probe", "top_template"):
         np.testing.assert_array_equal(getattr(ia, field)[top_pairs[0]], getattr(ib, field)[top_pairs[1]])
     assert ia.total == pytest.approx(ib.total, rel=1e-6) and ia.total_sq == pytest.approx(ib.total_sq, rel=1e-6)
+
+
+@pytest.mark.parametrize("chunk_cells", [30_000, 1 << 22])
+def test_false_accepts_and_histogram_equal_brute_force_when_rows_need_a_full_count(chunk_cells):
+    # Thresholds from below most scores (every row's 51st best is above: counted over the row) to
+    # above almost all (counted from the top-k); a summarised pass, so the histogram is binned too.
+    probes, templates, own = _dyadic_data(600, 300)
+    thresholds = (-0.2, 0.0, 0.05, 0.3)
+    m = match(probes, templates, own, np.arange(len(probes)), thresholds=thresholds, chunk_cells=chunk_cells,
+              exact_limit=2_000, top_limit=1_500, sample_size=5_000)
+    scores = probes.astype(np.float64) @ templates.astype(np.float64).T  # exact: dyadic values
+    impostor = np.ones(scores.shape, bool)
+    impostor[np.arange(len(own))[own >= 0], own[own >= 0]] = False
+    kth = np.sort(scores, 1)[:, -(RANK_LIMIT + 1)]
+    for t in thresholds:
+        expected = ((scores >= t) & impostor).sum(1)
+        np.testing.assert_array_equal(m.false_accepts[t], expected)
+    assert (kth >= -0.2).all() and (kth < 0.3).all()  # both ways of counting were taken
+    np.testing.assert_array_equal(m.impostors.histogram, np.bincount(bin_index(scores[impostor]), minlength=1 << 16))
