@@ -351,6 +351,7 @@ class Session:
                 self._embed_view(role, view, self.dist)
         self.rank_counts = self.dist.all_gather_object({
             "rank": self.dist.rank, "super_resolved": self._dsr_images,
+            "faces_detected": self.aligner.detected if self._aligning() else 0,
             "images_embedded": {role: self.embedder(role).images_embedded for role in roles}})
 
     def _dsr_outputs(self, dist: Distributed | None = None) -> tuple[torch.Tensor, dict[int, str]]:
@@ -466,7 +467,8 @@ class Session:
             if self._aligning():  # landmarks first (batched): the keys of aligned images depend on them
                 self.aligner.prepare([r.path for r in proto.gallery] if view == "gallery" else
                                      [p.hr.path for p in proto.probes if p.hr is not None and
-                                      (view == "probe_hr" or p.vlr is None or not self.probes_need_dsr)])
+                                      (view == "probe_hr" or p.vlr is None or not self.probes_need_dsr)],
+                                     dist=dist)
             items = self._items(view)
             raw, failures = self.embedder(role).embed(items, f"embedding {view.replace('_', ' ')} [{role}]", dist)
             if self._aligning():

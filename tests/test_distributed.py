@@ -3,6 +3,7 @@ accuracy); rank 0 alone shows and writes; each rank embeds about half of the ima
 ends with rank 0's code."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -168,3 +169,24 @@ def _every_rank_exits_with_rank_0s_code(args, cache, tmp_path):
     assert root and root.group(1) == "0" and codes.get("0") == "1", summary[-3000:]
     assert codes.get("1") in ("1", "-15"), summary[-3000:]  # -15: SIGTERM from the agent
     assert "WARN" in _rank_logs(tmp_path / "logs-fail")[0][0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None or importlib.util.find_spec("skimage") is None,
+                    reason="the align extra (facenet-pytorch, scikit-image) is not installed")
+def test_two_ranks_align_on_the_fly_each_detecting_its_share(orl_subset, float_weights, tmp_path):
+    # --align mtcnn under torchrun: the report one process gives, and every face detected once in
+    # all (each rank its share by content, met by an all-gather), not once per rank.
+    args = ["run", "identification", "-w", float_weights, "--data", orl_subset, "--device", "cpu",
+            "--batch-size", 4, "--align", "mtcnn"]
+    one = _facediag([*args, "--out", tmp_path / "D1"], _env(tmp_path / "cache1"))
+    assert one.returncode == 0, one.stderr
+    counts = tmp_path / "rank_counts.json"
+    two = _torchrun([*args, "--out", tmp_path / "D2"], _env(tmp_path / "cache2", FACEDIAG_RANK_COUNTS=str(counts)),
+                    tmp_path / "logs")
+    assert two.returncode == 0, two.stdout + two.stderr + _rank_stderr(tmp_path / "logs")
+    r1, r2 = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("D1", "D2"))
+    assert _stable(r2) == _stable(r1)
+    assert r1["dataset"]["alignment"]["aligned"] == 50
+    detected = [c["faces_detected"] for c in json.loads(counts.read_text())]
+    assert sum(detected) == 50 and min(detected) >= 10, detected

@@ -57,12 +57,24 @@ class Aligner:
         self.from_store = 0
 
     # ------------------------------------------------------------------ landmarks
-    def prepare(self, paths: Sequence[Path], description: str = "detecting faces") -> None:
-        """Make sure the landmarks of every file are known: from this run, the store, or MTCNN."""
-        digests = {}
+    def prepare(self, paths: Sequence[Path], description: str = "detecting faces", dist=None) -> None:
+        """Make sure the landmarks of every file are known: from this run, the store, or MTCNN.
+
+        With ``dist`` (facediag.distributed, a world of several under torchrun) this is a collective,
+        called by every rank with the same paths: each rank detects the files it owns by content
+        and the landmarks meet by an all-gather, so no image is detected twice."""
+        digests: dict[str, Path] = {}
         for p in paths:
             digests.setdefault(file_digest(p), Path(p))
-        todo = [d for d in digests if d not in self._points]
+        shared = dist is not None and dist.world > 1
+        mine = [d for d in digests if not shared or int(d[:8], 16) % dist.world == dist.rank]
+        self._find(mine, digests, description)
+        if shared:
+            for part in dist.all_gather_object({d: self._points[d] for d in mine if d in self._points}):
+                self._points.update(part)
+
+    def _find(self, todo: list[str], digests: dict[str, Path], description: str) -> None:
+        todo = [d for d in todo if d not in self._points]
         if todo and self.store is not None:
             stored = self.store.get_many(self.namespace, todo)
             self._points.update({d: v for d, v in stored.items() if v.shape == (12,)})
