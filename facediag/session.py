@@ -349,6 +349,8 @@ class Session:
                 if view == "probe_dsr" and self.probes_need_dsr:
                     self._dsr_outputs(self.dist)
                 self._embed_view(role, view, self.dist)
+        for tapped in self.dist.all_gather_object(self._tap.entries()):  # leakage: no image decoded again
+            self._tap.merge(tapped)
         self.rank_counts = self.dist.all_gather_object({
             "rank": self.dist.rank, "super_resolved": self._dsr_images,
             "faces_detected": self.aligner.detected if self._aligning() else 0,

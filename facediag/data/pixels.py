@@ -101,6 +101,17 @@ class FingerprintTap:
     def __contains__(self, path) -> bool:
         return str(path) in self._prints
 
+    def entries(self) -> dict[str, tuple[bytes, np.ndarray]]:
+        """Every fingerprint taken so far, by path (a few hundred bytes each: for an all-gather)."""
+        with self._lock:
+            return dict(self._prints)
+
+    def merge(self, entries: dict[str, tuple[bytes, np.ndarray]]) -> None:
+        """Fingerprints another process tapped (its shard of the embedding pass under torchrun)."""
+        with self._lock:
+            for path, entry in entries.items():
+                self._prints.setdefault(path, entry)
+
     def fingerprints(self, records: Sequence[Record]) -> Fingerprints:
         """The fingerprints of ``records`` (unreadable ones left out), decoding those not tapped."""
         kept, digests, thumbs = [], [], []

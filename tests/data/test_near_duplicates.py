@@ -125,3 +125,22 @@ def test_a_candidate_unreadable_on_its_second_decode_is_not_a_leak(tmp_path, cor
         b.write_bytes(b"not an image")
     leaks = find_leaks(fa, fb, 0.995, grey_canvas)
     assert [x["kind"] for x in leaks] == ([] if corrupt else ["near-duplicate"])
+
+
+def test_fingerprints_another_process_tapped_are_not_decoded_again(tmp_path, monkeypatch):
+    # torchrun: each rank taps its shard of the embedding pass; rank 0 merges the others' prints
+    # and fingerprints every image without decoding any (the same prints one process would take).
+    recs = []
+    for i, img in enumerate(draw_subject(1, "train", 3, 4)):
+        img.save(tmp_path / f"{i}.png")
+        recs.append(Record(tmp_path / f"{i}.png", "x"))
+    alone = FingerprintTap().fingerprints(recs)
+    rank0, rank1 = FingerprintTap(), FingerprintTap()
+    for tap, shard in ((rank0, recs[:2]), (rank1, recs[2:])):
+        for rec in shard:
+            tap.record(rec.path, grey_canvas(rec))
+    rank0.merge(rank1.entries())
+    monkeypatch.setattr("facediag.data.pixels.grey_canvas", lambda rec: pytest.fail(f"decoded {rec.path} again"))
+    merged = rank0.fingerprints(recs)
+    np.testing.assert_array_equal(merged.digests, alone.digests)
+    np.testing.assert_array_equal(merged.thumbs, alone.thumbs)
