@@ -178,3 +178,13 @@ def test_run_all_on_orl_with_indexes(float_weights, orl_root, tmp_path):
     row = bench.rows[0]
     assert row["rank1"] == pytest.approx(m["rank1"], abs=1e-4) and row["index_recall_at_1"] == m["index_recall_at_1"]
     assert any("--index faiss-hnsw" in n for n in bench.notes)
+
+
+@pytest.mark.parametrize("chunk_cells", [1 << 22, 20_000, 3_000, 51])
+def test_exact_top_in_tiles_equals_a_full_sort(chunk_cells):
+    # Blocks of probes against tiles of templates (as with a million templates), top-k merged.
+    rng = np.random.default_rng(0)
+    templates = rng.standard_normal((3000, 64)).astype(np.float32)
+    probes = rng.standard_normal((700, 64)).astype(np.float32)
+    expected = np.argsort(-(probes @ templates.T), 1, kind="stable")[:, :51]
+    np.testing.assert_array_equal(exact_top(probes, templates, 51, chunk_cells=chunk_cells), expected)
