@@ -37,7 +37,7 @@ from facediag.metrics.parity import deployment_parity
 from facediag.metrics.significance import mcnemar_exact
 from facediag.metrics.verdict import BETTER, WORSE, interval_verdict, verdict
 from facediag.models.edgeface import VARIANTS
-from facediag.models.protocol import LoadedModel
+from facediag.models.protocol import LoadedModel, preset_of
 from facediag.protocols.gallery import Evaluation
 from facediag.protocols.resampling import Tested, bootstrap_tests
 from facediag.results import CompareReport, MetricRow, Report
@@ -87,12 +87,16 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
     command = command if command is not None else shlex.join(["facediag", *sys.argv[1:]])
     check_parity_options(parity, parity_gate)
     # One operating threshold for both sides: A's card's where the suite sets none (A is the reference).
-    suite, _ = with_card_threshold(suite, session.model("model"))
+    given = suite
+    suite, threshold_note = with_card_threshold(given, session.model("model"))
+    notes = [n for n in (threshold_note, _held_at_a(given, session.model("model"), session.model("baseline"))) if n]
     # The comparison is the baseline here: a check that wants one would compare a side with itself.
     side_suite = replace(suite, checks={n: p for n, p in suite.checks.items()
                                         if "baseline" not in get_check(n).requires})
     a = run_suite(session.for_role("model"), side_suite, command)
     b = run_suite(session.for_role("baseline"), side_suite, command)
+    for side in (a, b):  # each side ran at the threshold already set: the note is compare's to give
+        side.dataset["notes"] = [*side.dataset.get("notes", []), *notes]
     ev_a, ev_b = session.evaluation("model"), session.evaluation("baseline")
     params = {name: suite.params(name) for name in ("identification", "verification")}
     threshold = params["identification"]["threshold"]
@@ -122,6 +126,20 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
                                     "at the threshold), else the subject-level bootstrap interval of B − A (the "
                                     "same resampled subjects on both sides)"},
                          (_label(a), _label(b)), parity=parity_section)
+
+
+def _held_at_a(suite: Suite, a: LoadedModel, b: LoadedModel) -> str | None:
+    """The note that B, whose card (or EdgeFace's preset, against A's card) names another operating
+    threshold than A's, was judged at A's; None when they agree or the suite sets the threshold."""
+    pa, pb = preset_of(a), preset_of(b)
+    if suite.threshold is not None or pa.threshold == pb.threshold:
+        return None
+
+    def source(m, p):
+        return f"its model card's, {p.name}" if getattr(m, "card", None) else "EdgeFace's preset's"
+
+    return (f"B's threshold is {pb.threshold:g} ({source(b, pb)}), A's {pa.threshold:g} ({source(a, pa)}): "
+            "compare judged both at A's")
 
 
 def same_network(a: LoadedModel, b: LoadedModel) -> str | None:

@@ -65,3 +65,13 @@ def paired_only_weights(float_weights, orl_root, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("paired-only") / "paired_only.pt"
     return finetune(float_weights, orl_root, out, "paired", steps=30, lr=1e-4)
+
+
+@pytest.fixture(scope="session")
+def card_faces(tmp_path_factory):
+    """The demo's synthetic colour faces, 6 people × 5 images (no assets needed): the sample the
+    model-card tests run a small non-EdgeFace embedder on."""
+    from facediag.demo.faces import FaceSetSpec, generate_faces
+
+    return generate_faces(tmp_path_factory.mktemp("faces") / "set", FaceSetSpec(1, 1, 6, 5, seed=3),
+                          workers=1).root / "heldout"

@@ -199,3 +199,57 @@ def misaligned_copy(src: Path, dest: Path, how: str, subjects=range(1, 11), per_
                     raise ValueError(how)
             Image.fromarray(out).save(dest / f"s{s}" / f"{i}.png")
     return dest
+
+
+# ------------------------------------------- a non-EdgeFace embedder with a model card (tests of cards)
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+CARD = f"""name = "tiny-bgr"
+family = "tinynet"
+input_size = [3, 96, 96]
+mean = {IMAGENET_MEAN}
+std = {IMAGENET_STD}
+channel_order = "BGR"
+embedding_dim = 512
+threshold = 0.3
+flip = false
+"""
+
+
+def tiny_net():
+    """Not an EdgeFace: two convs and a 512-d linear layer, for 3×96×96 input (112 px input fails:
+    the linear layer's width no longer fits)."""
+    import torch
+
+    class TinyNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv1 = torch.nn.Conv2d(3, 16, 5, stride=2, padding=2)   # 96 -> 48
+            self.conv2 = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1)  # 48 -> 24
+            self.fc = torch.nn.Linear(32 * 6 * 6, 512)
+
+        def forward(self, x):
+            x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+            return self.fc(torch.nn.functional.avg_pool2d(x, 4).flatten(1))
+
+    return TinyNet().eval()
+
+
+def card_pixels(pixels01):
+    """CARD's preprocessing written out by hand: BGR, 96×96, ImageNet mean/std."""
+    import torch
+
+    x = torch.nn.functional.interpolate(pixels01.flip(1), size=(96, 96), mode="bilinear", antialias=True)
+    return (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def traced_tiny_net(path: Path) -> Path:
+    """tiny_net() traced to a TorchScript file (no card written)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's deprecation notice for jit.trace
+        torch.jit.trace(tiny_net(), torch.zeros(1, 3, 96, 96)).save(str(path))
+    return path

@@ -39,11 +39,12 @@ def _dataset(root, subjects=10, images=7, seed=0):
     return root
 
 
-def _model(pool: int):
+def _model(pool: int, **fields):
     """A pixel embedder (average pooling): no weights to train, and B can be made to see less."""
     from helpers import loaded_model
 
-    return loaded_model(nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten()), variant="pixels", path=f"pool{pool}")
+    return loaded_model(nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten()), variant="pixels", path=f"pool{pool}",
+                        **fields)
 
 
 @pytest.fixture
@@ -133,6 +134,37 @@ def test_compare_report_round_trips_and_renders_every_format(tiny, tmp_path):
     assert md.exit_code == 0 and md.output.strip() == paths["md"].read_text().strip()
     shown = CliRunner().invoke(cli, ["render", str(paths["json"])])
     assert shown.exit_code == 0 and "rank1" in shown.output
+
+
+@pytest.mark.slow
+def test_both_side_reports_say_whose_card_set_the_threshold(tiny):
+    from dataclasses import replace
+
+    from facediag.models.presets import ModelPreset
+
+    def carded(threshold):
+        return _model(4, preset=ModelPreset(family="pixels", name=f"card-{threshold:g}", threshold=threshold),
+                      card=f"card-{threshold:g}.toml")
+
+    suite = load_suite("default").only(["identification"])
+    rep = compare_session(_session(tiny, carded(0.3), carded(0.5)), suite, max_drop={}, n_boot=50)
+    assert rep.settings["threshold"] == 0.3
+    for side in (rep.a, rep.b):
+        notes = side.dataset["notes"]
+        assert "threshold 0.3 is the model card's (card-0.3): the suite sets none" in notes, notes
+        assert ("B's threshold is 0.5 (its model card's, card-0.5), A's 0.3 (its model card's, card-0.3): "
+                "compare judged both at A's") in notes, notes
+    # B without a card: EdgeFace's preset names 0.35
+    notes = compare_session(_session(tiny, carded(0.3), _model(4)), suite, max_drop={}, n_boot=50).b.dataset["notes"]
+    assert any(n.startswith("B's threshold is 0.35 (EdgeFace's preset's)") for n in notes), notes
+    # the same card on both sides: the card's note only; a suite that sets the threshold: no note at all
+    same = compare_session(_session(tiny, carded(0.3), carded(0.3)), suite, max_drop={}, n_boot=50)
+    assert [n for n in same.b.dataset["notes"] if "threshold" in n] == [
+        "threshold 0.3 is the model card's (card-0.3): the suite sets none"]
+    fixed = compare_session(_session(tiny, carded(0.3), carded(0.5)), replace(suite, threshold=0.4), max_drop={},
+                            n_boot=50)
+    assert fixed.settings["threshold"] == 0.4
+    assert not [n for side in (fixed.a, fixed.b) for n in side.dataset["notes"] if "threshold" in n]
 
 
 def test_verdicts_follow_the_metric_direction():

@@ -65,15 +65,20 @@ def _labels(checkpoints: Sequence, labels: Sequence[str] | None) -> list[str]:
     return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
 
 
+def card_per_checkpoint(checkpoints: Sequence, cards: Sequence | None) -> list:
+    """``cards`` as one entry per checkpoint (None: the card beside it); FacediagError on a wrong count."""
+    cards = list(cards) if cards else [None] * len(checkpoints)
+    if len(cards) != len(checkpoints):
+        raise FacediagError(f"{len(cards)} --card for {len(checkpoints)} --weights: give one per checkpoint or none")
+    return cards
+
+
 def _load(checkpoints: Sequence, arch: str | None, cards: Sequence | None = None) -> list:
     """Each checkpoint loaded (paths) or as given; ``cards``: a model card per checkpoint (None: each one's own)."""
     from facediag.models.checkpoint import LoadedCheckpoint, load_checkpoint
 
-    cards = list(cards) if cards else [None] * len(checkpoints)
-    if len(cards) != len(checkpoints):
-        raise FacediagError(f"{len(cards)} --card for {len(checkpoints)} --weights: give one per checkpoint or none")
     return [c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c, arch=arch, card=card)
-            for c, card in zip(checkpoints, cards)]
+            for c, card in zip(checkpoints, card_per_checkpoint(checkpoints, cards))]
 
 
 def resolve_threshold(threshold: float | None, presets: Sequence) -> float:

@@ -114,18 +114,19 @@ def one_to_one_row(features, templates, meta, fars) -> dict[str, Any]:
 
 def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, flip: bool = True,
               norm_score: bool = True, detector_score: bool = True, labels: Sequence[str] | None = None,
-              arch: str | None = None, device: str = "auto", batch_size: int = 64,
+              arch: str | None = None, cards: Sequence | None = None, device: str = "auto", batch_size: int = 64,
               cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True,
               fars: Sequence[float] = DEFAULT_FARS, rows_per_chunk: int = ROWS_PER_CHUNK,
               command: str | None = None) -> BenchReport:
-    """IJB-B/C 1:1 (and 1:N where its files are present) for each checkpoint.
+    """IJB-B/C 1:1 (and 1:N where its files are present) for each checkpoint. ``cards``: a model
+    card per checkpoint (None: the card beside each, if any).
 
     Example::
 
         report = bench_ijb(["edgeface_xxs.pt"], "/data/IJB_release", "IJBC")
         report.rows_where(protocol="1:1")[0]["tar_at_far"]["0.0001"]
     """
-    from facediag.bench.accuracy import _environment, _labels, _load
+    from facediag.bench.accuracy import _environment, _labels, _load, card_per_checkpoint
     from facediag.cache import EmbeddingCache, default_cache_dir
     from facediag.data.ijb import read_ijb
     from facediag.device import resolve_device
@@ -137,8 +138,9 @@ def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, 
         raise FacediagError("give at least one checkpoint (--weights)")
     _require_skimage()
     names = _labels(checkpoints, labels)
+    cards = card_per_checkpoint(checkpoints, cards)
     meta = read_ijb(root, target)  # every metadata file validated before any model is loaded
-    models = dict(zip(names, _load(checkpoints, arch)))
+    models = dict(zip(names, _load(checkpoints, arch, cards)))
     dev = resolve_device(device)
     cache = EmbeddingCache(cache_dir or default_cache_dir()) if use_cache else None
 

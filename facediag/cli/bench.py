@@ -247,6 +247,7 @@ def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip,
 @CHECKPOINTS()
 @LABELS()
 @ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@CARDS
 @click.option("--root", "root", required=True, type=PATH,
               help="The IJB release folder holding meta/ and loose_crop/ (or the folder holding IJBC/, IJBB/).")
 @click.option("--target", type=click.Choice(["IJBC", "IJBB"], case_sensitive=False), default="IJBC",
@@ -262,7 +263,7 @@ def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip,
 @OUT(help="Write bench-ijb.json/.html/.md here.")
 @AS_JSON()
 @handle_errors
-def bench_ijb_cmd(weights, labels, arch, root, target, no_flip, no_norm, no_detector_score, device, batch_size,
+def bench_ijb_cmd(weights, labels, arch, cards, root, target, no_flip, no_norm, no_detector_score, device, batch_size,
                   cache_dir, no_cache, quiet, out, as_json):
     """IJB-C / IJB-B template protocols: 1:1 TAR@FAR 1e-6 … 1e-1 with pair counts and, where the
     1:N files are present, rank-1/5/10 and TPIR@FPIR 1e-2, 1e-1 per gallery (G1, G2; IJB-B S1, S2).
@@ -278,15 +279,17 @@ def bench_ijb_cmd(weights, labels, arch, root, target, no_flip, no_norm, no_dete
       facediag bench ijb -w edgeface_xxs.pt --root IJB_release/IJBC --target IJBC
       facediag bench ijb -w a.pt -w b.pt --root IJB_release --target IJBB --out reports/ijbb
       facediag bench ijb -w ft.pt --root IJBC --no-norm --no-detector-score --json
+      facediag bench ijb -w edgeface_xxs.pt -w arcface.onnx --card edgeface.toml --card arcface.toml --root IJBC
     """
     from facediag.bench.ijb import bench_ijb
     from facediag.outputs import check_outputs
 
-    if labels and len(labels) != len(weights):
-        raise FacediagError(f"{len(labels)} --label for {len(weights)} --weights: give one per checkpoint or none")
-    check_outputs(_bench_outputs("ijb", out), inputs=[("--weights", list(weights))], roots=[("--root", root)])
+    _one_each(weights, labels=labels, cards=cards)
+    check_outputs(_bench_outputs("ijb", out), inputs=[("--weights", list(weights)), ("--card", list(cards))],
+                  roots=[("--root", root)])
     report = bench_ijb(list(weights), root, target.upper(), flip=not no_flip, norm_score=not no_norm,
-                       detector_score=not no_detector_score, labels=list(labels) or None, arch=arch, device=device,
+                       detector_score=not no_detector_score, labels=list(labels) or None, arch=arch,
+                       cards=list(cards) or None, device=device,
                        batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
                        command=command_line())
     _bench_output(report, out, as_json)

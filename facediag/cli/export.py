@@ -23,8 +23,9 @@ from facediag.cli.options import ARCH, AS_JSON, CARD, EXIT_FAIL, EXIT_OK, PATH, 
 @click.option("--min-cosine", type=float, default=0.99999, show_default=True,
               help="Smallest per-image cosine between the checkpoint's and the export's embeddings.")
 @ARCH()
-@CARD(help="A model card for a TorchScript embedder that is not EdgeFace (default: WEIGHTS.toml beside it); "
-           "its input conversion is exported with the model, so the export takes EdgeFace's input.")
+@CARD(help="A model card for a TorchScript embedder that is not EdgeFace (default: WEIGHTS.toml beside it). "
+           "The export is the model itself (it takes the model's own input) and the card is copied beside it "
+           "as OUT.toml.")
 @AS_JSON(help="Print the figures as one JSON object.")
 @QUIET()
 @handle_errors
@@ -37,16 +38,27 @@ def export_cmd(weights, fmt, int8, out, data, min_cosine, arch, card, as_json, q
     whose min cosine is below --min-cosine or that changes any rank-1 decision is not
     written: exit 1 with the figures. ONNX: opset 17, dynamic batch axis.
 
+    A model with a model card (--card, or WEIGHTS.toml) is exported as itself, taking its
+    own input (the card's size, channels, mean/std); the card is copied beside the export
+    as OUT.toml, so every facediag command runs the export under that card.
+
     \b
     Example:
       facediag export edgeface_xxs.pt --format onnx --out edgeface_xxs.onnx --data faces/
       facediag export edgeface_xxs.pt --int8 --out edgeface_xxs_int8.onnx
+      facediag export arcface.pt --card arcface.toml --out arcface.onnx   # writes arcface.onnx.toml too
     """
     from facediag.export import export, validate
+    from facediag.models.card import card_beside, card_path_for
     from facediag.outputs import check_outputs, out_file
 
     validate(fmt, int8, min_cosine)
-    check_outputs(out_file("--out", out), inputs=[("WEIGHTS", weights), ("--card", card)], roots=[("--data", data)])
+    beside = card_beside(weights) if card is None else None
+    outputs = out_file("--out", out)
+    if card is not None or beside is not None:  # the card travels with the export: OUT.toml
+        outputs += out_file("--out's card", card_path_for(out))
+    check_outputs(outputs, inputs=[("WEIGHTS", weights), ("--card", card), ("WEIGHTS.toml", beside)],
+                  roots=[("--data", data)])
     if data is not None and not Path(data).exists():
         raise FacediagError(f"--data {data}: no such file or folder")
     result = export(weights, out, fmt, int8=int8, data=data, min_cosine=min_cosine, arch=arch, card=card,
@@ -71,6 +83,9 @@ def _print(result) -> None:
     elif result.kept:
         console.print(f"  within tolerance (min cosine ≥ {result.min_cosine}, no rank-1 change): "
                       f"written to {result.out}", highlight=False, soft_wrap=True)
+    if result.card is not None:
+        console.print(f"  model card written beside it: {result.card} (the export takes the model's own input)",
+                      highlight=False, soft_wrap=True)
     else:
         console.print(f"  [bold red]NOT FAITHFUL[/]: min cosine < {result.min_cosine} or rank-1 changed; "
                       f"{result.out} not written", highlight=False, soft_wrap=True)

@@ -34,9 +34,14 @@ FIELDS = tuple(f.name for f in fields(ModelPreset))
 _MAX_SIDE = 1024  # pixels: larger inputs are not face crops
 
 
+def card_path_for(model_path) -> Path:
+    """Where a model file's card goes: ``<model file>.toml``."""
+    return Path(str(model_path) + CARD_SUFFIX)
+
+
 def card_beside(model_path) -> Path | None:
     """The card that sits beside a model file (``<model file>.toml``), if there is one."""
-    path = Path(str(model_path) + CARD_SUFFIX)
+    path = card_path_for(model_path)
     return path if path.is_file() else None
 
 

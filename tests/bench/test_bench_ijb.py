@@ -2,6 +2,8 @@
 (20 people, 3 templates each of 2–4 crops in 1–2 media, every crop a known rotation/scale of the
 face; AT&T / ORL faces), through the CLI; every format renders and reads back."""
 import json
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -9,6 +11,10 @@ from click.testing import CliRunner
 pytest.importorskip("skimage")
 
 from ijb_tree import orl_aligned, write_ijb_tree  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+from cli_helpers import invoke, one_line_exit_2  # noqa: E402
+from helpers import CARD, face_like, traced_tiny_net  # noqa: E402
 
 from facediag.cli import cli  # noqa: E402
 from facediag.render import render  # noqa: E402
@@ -71,3 +77,31 @@ def test_every_format_renders_and_reads_back(run):
     res = CliRunner().invoke(cli, ["render", str(out / "bench-ijb.json"), "--format", "html", "-o",
                                    str(out.parent / "again.html")])
     assert res.exit_code == 0, res.output
+
+
+# ------------------------------------------ a non-EdgeFace model with its card (no assets needed)
+def _synthetic_face(p, i):
+    return face_like(100 * p + i)
+
+
+@pytest.mark.slow
+def test_a_carded_torchscript_model_runs_through_bench_ijb(tmp_path):
+    """tiny_net is no EdgeFace and takes 96 px BGR faces (EdgeFace's 112 px do not fit its linear layer):
+    it loads only with its card and runs only when fed as the card says."""
+    root = write_ijb_tree(tmp_path / "IJBC", _synthetic_face, people=range(1, 5))
+    model, card = traced_tiny_net(tmp_path / "tiny.pt"), tmp_path / "tiny-card.toml"
+    card.write_text(CARD)
+    common = ("bench", "ijb", "-w", model, "--root", root, "--device", "cpu", "--cache-dir", tmp_path / "cache",
+              "--quiet", "--json")
+    res = invoke(*common, "--card", card)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["checkpoints"]["tiny"]["card"] == str(card)
+    assert report["checkpoints"]["tiny"]["preset"]["input_size"] == [3, 96, 96]
+    one = next(r for r in report["rows"] if r["protocol"] == "1:1")
+    assert one["n_unreadable"] == 0 and (one["n_genuine"], one["n_impostor"]) == (12, 66 - 12)
+    one_line_exit_2(invoke(*common), "match no EdgeFace variant")  # without its card it is refused
+    one_line_exit_2(invoke(*common, "--card", card, "--card", card), "2 --card for 1 --weights")
+    # a card is an input: reports written over it are refused
+    one_line_exit_2(invoke(*common, "--card", root.parent / "out" / "bench-ijb.json", "--out", root.parent / "out"),
+                    "would overwrite the input card")

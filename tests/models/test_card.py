@@ -19,18 +19,7 @@ from facediag.models.protocol import embedding_fingerprint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from cli_helpers import invoke, one_line_exit_2  # noqa: E402
-
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-CARD = f"""name = "tiny-bgr"
-family = "tinynet"
-input_size = [3, 96, 96]
-mean = {IMAGENET_MEAN}
-std = {IMAGENET_STD}
-channel_order = "BGR"
-embedding_dim = 512
-threshold = 0.3
-flip = false
-"""
+from helpers import CARD, IMAGENET_MEAN, IMAGENET_STD, card_pixels, tiny_net  # noqa: E402
 
 
 def write(path: Path, text: str) -> Path:
@@ -168,37 +157,7 @@ def test_the_cache_key_changes_with_the_cards_preprocessing_only():
     assert embedding_fingerprint(SimpleNamespace(sha256=None, preset=ModelPreset(channel_order="BGR"))) is None
 
 
-# ------------------------------------------------------- the must-show: a non-EdgeFace network
-class TinyNet(torch.nn.Module):
-    """Not an EdgeFace: two convs and a 512-d linear layer, for 3×96×96 input."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv1 = torch.nn.Conv2d(3, 16, 5, stride=2, padding=2)   # 96 -> 48
-        self.conv2 = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1)  # 48 -> 24
-        self.fc = torch.nn.Linear(32 * 6 * 6, 512)
-
-    def forward(self, x):
-        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
-        return self.fc(torch.nn.functional.avg_pool2d(x, 4).flatten(1))
-
-
-def card_pixels(pixels01: torch.Tensor) -> torch.Tensor:
-    """The card's preprocessing written out by hand: BGR, 96×96, ImageNet mean/std."""
-    x = torch.nn.functional.interpolate(pixels01.flip(1), size=(96, 96), mode="bilinear", antialias=True)
-    return (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-
-
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    """The demo's synthetic colour faces: 6 people × 5 images (no assets needed)."""
-    from facediag.demo.faces import FaceSetSpec, generate_faces
-
-    return generate_faces(tmp_path_factory.mktemp("faces") / "set", FaceSetSpec(1, 1, 6, 5, seed=3),
-                          workers=1).root / "heldout"
-
-
+# ------------------------------------------------------- the must-show: a non-EdgeFace network (tiny_net)
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
     pytest.importorskip("onnx")
@@ -208,7 +167,7 @@ def tiny_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(TinyNet().eval(), (torch.zeros(2, 3, 96, 96),), str(path), dynamo=False, opset_version=17,
+        torch.onnx.export(tiny_net(), (torch.zeros(2, 3, 96, 96),), str(path), dynamo=False, opset_version=17,
                           input_names=["input"], output_names=["embedding"],
                           dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}})
     write(Path(str(path) + ".toml"), CARD)
@@ -233,9 +192,9 @@ def _direct(module, session) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_a_carded_onnx_embedder_runs_through_run_all(tiny_onnx, faces, tmp_path):
+def test_a_carded_onnx_embedder_runs_through_run_all(tiny_onnx, card_faces, tmp_path):
     out = tmp_path / "report"
-    res = invoke("run-all", "-w", tiny_onnx, "--data", faces, "--vlr-size", "hr", "--device", "cpu", "-q",
+    res = invoke("run-all", "-w", tiny_onnx, "--data", card_faces, "--vlr-size", "hr", "--device", "cpu", "-q",
                  "--out", out, "--cache-dir", tmp_path / "cache")
     assert res.exit_code in (0, 1), res.output  # completes: a random tiny net may fail checks, never error
     report = json.loads((out / "report.json").read_text())
@@ -253,24 +212,24 @@ def test_a_carded_onnx_embedder_runs_through_run_all(tiny_onnx, faces, tmp_path)
     assert any("threshold 0.3 is the model card's (tiny-bgr)" in n for n in report["dataset"]["notes"])
 
     # The card is honoured: the run's embeddings are the module's own on the card's pixels.
-    session, raw = _session_embeddings(tiny_onnx, faces, tmp_path / "cache")
-    np.testing.assert_allclose(raw, _direct(TinyNet().eval(), session), rtol=1e-4, atol=1e-4)
+    session, raw = _session_embeddings(tiny_onnx, card_faces, tmp_path / "cache")
+    np.testing.assert_allclose(raw, _direct(tiny_net(), session), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow
-def test_a_carded_torchscript_embedder_is_fed_the_same_way(faces, tmp_path):
-    net = TinyNet().eval()
+def test_a_carded_torchscript_embedder_is_fed_the_same_way(card_faces, tmp_path):
+    net = tiny_net()
     path = tmp_path / "tiny.pt"
     with pytest.warns(FutureWarning):  # torch's deprecation notice for jit.trace
         torch.jit.trace(net, torch.zeros(1, 3, 96, 96)).save(str(path))
     write(Path(str(path) + ".toml"), CARD)
-    session, raw = _session_embeddings(path, faces, tmp_path / "cache")
+    session, raw = _session_embeddings(path, card_faces, tmp_path / "cache")
     assert session.model().variant == "custom" and session.model().card == str(path) + ".toml"
     np.testing.assert_allclose(raw, _direct(net, session), atol=1e-5)
     assert session.available("state_dict").startswith("not an EdgeFace model (card: tiny-bgr)")
 
 
-def test_the_same_graph_under_another_card_does_not_reuse_embeddings(tiny_onnx, faces, tmp_path):
+def test_the_same_graph_under_another_card_does_not_reuse_embeddings(tiny_onnx, card_faces, tmp_path):
     from facediag.models.checkpoint import load_checkpoint
 
     rgb = write(tmp_path / "rgb.toml", CARD.replace('"BGR"', '"RGB"'))
