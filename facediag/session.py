@@ -30,6 +30,7 @@ from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
 from facediag.embed import EmbeddingCache, Embedder, Item, default_cache_dir, degraded_key, super_resolve
 from facediag.errors import FacediagError
+from facediag.models.edgeface import VARIANTS
 from facediag.models.onnx import ONNX_FORMAT
 from facediag.models.presets import DEFAULT_THRESHOLD, EDGEFACE
 from facediag.models.protocol import LoadedModel, embedding_fingerprint, preset_of
@@ -314,10 +315,20 @@ class Session:
         return self._models[role]
 
     def check_card(self, role: str = "model") -> None:
-        """A model with a card embeds one blank face now, so a card whose embedding_dim the model
-        does not return is refused (one line) before any work, not in every check."""
-        if preset_of(self.model(role)) != EDGEFACE:
+        """A model that is not a known EdgeFace variant (a card, ``--arch custom``, a custom ONNX
+        graph) embeds one blank face now, so a model that cannot take its input, or returns other
+        than its card's embedding_dim, is refused (one line) before any work, not in every check."""
+        loaded = self.model(role)
+        if preset_of(loaded) == EDGEFACE and loaded.variant in VARIANTS:
+            return
+        try:
             self.embedder(role).forward(torch.zeros(1, 3, 112, 112))
+        except (RuntimeError, ValueError) as e:  # shapes or dtypes the model does not take
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            preset = preset_of(loaded)
+            raise FacediagError(f"{loaded.path or role}: the model fails on its input, a blank "
+                                f"{list(preset.input_size)} face as {preset.name} feeds it ({detail[:200]}); "
+                                "give the model card that says its input (--card)") from None
 
     def embedder(self, role: str = "model") -> Embedder:
         if role not in self._embedders:

@@ -189,6 +189,8 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
 
     aligner = note = None
     info_session = session(None, None, None)
+    for label in names:  # a model that cannot take its input is bad input: one line, before any work
+        info_session.check_card(label)
     settle_alignment(info_session)
     if info_session.config.align == "auto":
         note = info_session.alignment_info().get("note", "")

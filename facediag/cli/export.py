@@ -57,6 +57,9 @@ def export_cmd(weights, fmt, int8, out, data, min_cosine, arch, card, as_json, q
     outputs = out_file("--out", out)
     if card is not None or beside is not None:  # the card travels with the export: OUT.toml
         outputs += out_file("--out's card", card_path_for(out))
+    elif card_path_for(out).exists():  # every command would run the new export under that old card
+        raise FacediagError(f"{card_path_for(out)}: a model card from another model sits where this export's "
+                            "card would go, and would be read as the export's; remove it or choose another --out")
     check_outputs(outputs, inputs=[("WEIGHTS", weights), ("--card", card), ("WEIGHTS.toml", beside)],
                   roots=[("--data", data)])
     if data is not None and not Path(data).exists():

@@ -307,3 +307,18 @@ def test_bench_takes_one_card_per_checkpoint(tmp_path):
     card = write(tmp_path / "c.toml", CARD)
     one_line_exit_2(invoke("bench", "accuracy", "-w", tmp_path / "a.onnx", "-w", tmp_path / "b.onnx",
                            "--card", card, "--data", tmp_path), "1 --card for 2 --weights")
+
+
+@pytest.mark.parametrize("command", ["run-all", "bench"])
+def test_a_custom_model_that_cannot_take_its_input_is_one_line_before_any_work(card_faces, tmp_path, command):
+    # --arch custom, no card: EdgeFace's 112 px input, which tiny_net (96 px) cannot take.
+    from helpers import traced_tiny_net
+
+    net = traced_tiny_net(tmp_path / "tiny.pt")
+    if command == "run-all":
+        args = ["run-all", "-w", net, "--out", tmp_path / "out"]
+    else:
+        args = ["bench", "accuracy", "-w", net, "--resolutions", "hr"]
+    res = invoke(*args, "--arch", "custom", "--data", card_faces, "--no-cache", "-q")
+    one_line_exit_2(res, "tiny.pt", "the model fails on its input", "[3, 112, 112]", "--card")
+    assert not (tmp_path / "out").exists()

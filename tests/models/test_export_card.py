@@ -94,3 +94,13 @@ def test_an_export_whose_card_would_overwrite_the_given_card_is_exit_2(carded, t
     one_line_exit_2(invoke("export", model, "--card", card, "--out", tmp_path / "tiny.onnx", "-q"),
                     "--out's card", "would overwrite the input card", "(--card)")
     assert card.read_text() == CARD and not (tmp_path / "tiny.onnx").exists()
+
+
+def test_an_export_without_a_card_beside_an_old_card_is_exit_2(float_weights, tmp_path):
+    # The old card would be read as the new export's (its input, threshold, family): refused, both kept.
+    out = tmp_path / "xxs.onnx"
+    old_card = tmp_path / "xxs.onnx.toml"
+    old_card.write_text(CARD)
+    one_line_exit_2(invoke("export", float_weights, "--out", out, "-q"), "xxs.onnx.toml",
+                    "would be read as the export's", "choose another --out")
+    assert old_card.read_text() == CARD and not out.exists()
