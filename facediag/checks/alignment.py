@@ -33,7 +33,7 @@ class Alignment(Check):
     name = "alignment"
     title = "Faces are aligned to the ArcFace 5-point template"
     params = {"max_nme": 0.35, "fail_nme": 0.6, "max_rotation": 8.0, "max_scale": 1.4,
-              "max_not_found": 0.2, "fail_not_found": 0.5, "max_subjects": 32, "per_subject": 2}
+              "max_not_found": 0.2, "fail_not_found": 0.5, "max_subjects": 16, "per_subject": 2}
     conditions = (
         Condition("far-from-template", Severity.FAILURE,
                   "the faces are not aligned: landmarks lie {nme_median:.2f} inter-ocular distances from the "
