@@ -101,6 +101,19 @@ def _stable(node):
     return node
 
 
+def _one_then_two_ranks(args, tmp_path: Path, report: str = "report.json") -> tuple[dict, dict, list]:
+    """``args`` in one process (reports in D1) and under torchrun with 2 ranks (D2), each with a
+    fresh cache: (the one-process report, the two-rank report, what each rank embedded)."""
+    one = _facediag([*args, "--out", tmp_path / "D1"], _env(tmp_path / "cache1"))
+    assert one.returncode == 0, one.stderr
+    counts = tmp_path / "rank_counts.json"
+    two = _torchrun([*args, "--out", tmp_path / "D2"], _env(tmp_path / "cache2", FACEDIAG_RANK_COUNTS=str(counts)),
+                    tmp_path / "logs")
+    assert two.returncode == 0, two.stdout + two.stderr + _rank_stderr(tmp_path / "logs")
+    r1, r2 = (json.loads((tmp_path / d / report).read_text()) for d in ("D1", "D2"))
+    return r1, r2, json.loads(counts.read_text()) if counts.exists() else []
+
+
 @pytest.fixture(scope="module")
 def orl_subset(orl_root, tmp_path_factory):
     return copy_orl_subset(orl_root, tmp_path_factory.mktemp("orl") / "orl", subjects=range(1, 6))
@@ -118,15 +131,7 @@ def test_two_ranks_give_the_single_process_report_and_its_exit_code(command, orl
     files, report = (BENCH_FILES, "bench-accuracy.json") if command == "bench" else (REPORT_FILES, "report.json")
     batch = 4  # small batches so that every view splits evenly over the two ranks
     args += ["--data", orl_subset, "--device", "cpu", "--batch-size", batch]  # progress on: rank 1 must hide its own
-    one = _facediag([*args, "--out", tmp_path / "D1"], _env(tmp_path / "cache1"))
-    assert one.returncode == 0, one.stderr
-    counts = tmp_path / "rank_counts.json"
-    two = _torchrun([*args, "--out", tmp_path / "D2"], _env(tmp_path / "cache2", FACEDIAG_RANK_COUNTS=str(counts)),
-                    tmp_path / "logs")
-    assert two.returncode == 0, two.stdout + two.stderr + _rank_stderr(tmp_path / "logs")
-
-    r1 = json.loads((tmp_path / "D1" / report).read_text())
-    r2 = json.loads((tmp_path / "D2" / report).read_text())
+    r1, r2, per_rank = _one_then_two_ranks(args, tmp_path, report)
     assert _stable(r2) == _stable(r1)  # every metric, status, diagnosis, problem and count
     assert r1["kind"] == r2["kind"] and (r1.get("results") or r1.get("a", {}).get("results") or r1.get("rows"))
 
@@ -141,7 +146,6 @@ def test_two_ranks_give_the_single_process_report_and_its_exit_code(command, orl
         return  # many sessions, one count (in the report: model_forward_batches, over all ranks)
     # Each rank embedded and super-resolved its half of the images (fresh caches: nothing hidden).
     run1 = r1 if command == "run-all" else r1["a"]  # a compare holds a run per side
-    per_rank = json.loads(counts.read_text())
     assert [c["rank"] for c in per_rank] == [0, 1]
     roles = ["model"] if command == "run-all" else ["model", "baseline"]
     dataset = run1["dataset"]["counts"]
@@ -179,14 +183,8 @@ def test_two_ranks_align_on_the_fly_each_detecting_its_share(orl_subset, float_w
     # all (each rank its share by content, met by an all-gather), not once per rank.
     args = ["run", "identification", "-w", float_weights, "--data", orl_subset, "--device", "cpu",
             "--batch-size", 4, "--align", "mtcnn"]
-    one = _facediag([*args, "--out", tmp_path / "D1"], _env(tmp_path / "cache1"))
-    assert one.returncode == 0, one.stderr
-    counts = tmp_path / "rank_counts.json"
-    two = _torchrun([*args, "--out", tmp_path / "D2"], _env(tmp_path / "cache2", FACEDIAG_RANK_COUNTS=str(counts)),
-                    tmp_path / "logs")
-    assert two.returncode == 0, two.stdout + two.stderr + _rank_stderr(tmp_path / "logs")
-    r1, r2 = (json.loads((tmp_path / d / "report.json").read_text()) for d in ("D1", "D2"))
+    r1, r2, per_rank = _one_then_two_ranks(args, tmp_path)
     assert _stable(r2) == _stable(r1)
     assert r1["dataset"]["alignment"]["aligned"] == 50
-    detected = [c["faces_detected"] for c in json.loads(counts.read_text())]
+    detected = [c["faces_detected"] for c in per_rank]
     assert sum(detected) == 50 and min(detected) >= 10, detected
