@@ -136,8 +136,8 @@ def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.nd
     g_norm = l2_normalize(_rows(gallery_raw, g_ok))
     t_subj, templates = build_templates(g_norm, gallery_subjects[g_ok])
     subj, counts = np.unique(gallery_subjects[g_ok], return_counts=True)
-    probe_raw = _rows(probe_raw, p_ok)
-    probe_emb = l2_normalize(probe_raw)
+    kept_raw = _rows(probe_raw, p_ok)
+    probe_emb = l2_normalize(kept_raw)
     if probe_hr_raw is None:  # no probe has its HR image: one NaN row seen P times, not P rows
         hr = np.broadcast_to(np.array(np.nan, probe_emb.dtype), probe_emb.shape)
     else:
@@ -152,7 +152,7 @@ def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.nd
         gallery_counts={str(s): int(c) for s, c in zip(subj, counts)},
         probe_subjects=probe_subjects[p_ok],
         probe_rows=rows[p_ok],
-        probe_raw=probe_raw,
+        probe_raw=kept_raw,
         probe_emb=probe_emb,
         probe_hr_emb=hr,
         thresholds=tuple(thresholds),
