@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=1_000_000)
     ap.add_argument("--templates", type=int, default=100_000)
     args = ap.parse_args()
+    if args.images < 2 * args.batch_size:  # one batch warms up; the timed images follow it
+        ap.error(f"--images ({args.images}) must be at least twice --batch-size ({args.batch_size})")
     device = torch.device(args.device)
     print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     embedding(args.weights, device, args.images, args.batch_size)
