@@ -86,9 +86,9 @@ def _print(result) -> None:
     elif result.kept:
         console.print(f"  within tolerance (min cosine ≥ {result.min_cosine}, no rank-1 change): "
                       f"written to {result.out}", highlight=False, soft_wrap=True)
-    if result.card is not None:
-        console.print(f"  model card written beside it: {result.card} (the export takes the model's own input)",
-                      highlight=False, soft_wrap=True)
     else:
         console.print(f"  [bold red]NOT FAITHFUL[/]: min cosine < {result.min_cosine} or rank-1 changed; "
                       f"{result.out} not written", highlight=False, soft_wrap=True)
+    if result.card is not None:
+        console.print(f"  model card written beside it: {result.card} (the export takes the model's own input)",
+                      highlight=False, soft_wrap=True)

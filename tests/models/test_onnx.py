@@ -165,3 +165,19 @@ def test_bench_speed_runs_the_graph_with_onnxruntime_beside_torch(exported, floa
     assert vs["reference"] == torch_row["checkpoint"] and vs["batch_size"] == 4
     assert vs["latency_b1"] == pytest.approx(onnx_row["latency_ms"]["median"] / torch_row["latency_ms"]["median"])
     assert "vs_torch" not in torch_row
+
+
+def test_the_terminal_says_written_or_not_faithful_never_both(exported):
+    import dataclasses
+
+    from facediag.cli.export import _print
+    from facediag.cli.options import console
+
+    out, result = exported
+    for res, says, never in ((result, "written to", "NOT FAITHFUL"),
+                             (dataclasses.replace(result, kept=False), "NOT FAITHFUL", "written to")):
+        with console.capture() as captured:
+            _print(res)
+        text = " ".join(captured.get().split())
+        assert says in text and never not in text, text
+        assert "model card written" not in text  # no card: none is said to be written
