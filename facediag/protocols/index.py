@@ -27,6 +27,8 @@ INDEXES = ("exact", "faiss", "faiss-ivf", "faiss-hnsw")
 INSTALL_FAISS = "pip install 'facediag[faiss]'  (or: pip install faiss-cpu)"
 RECALL_PROBES = 1000   # probes whose exact top-k the approximate index is measured against
 RECALL_AT = (1, 10)
+MIN_BLOCK_PROBES = 256   # each block reads every template once: with fewer probes per block a large gallery
+                         # is re-read so often that the pass grows with its square (tiles of templates instead)
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 IVF_NPROBE = 32
 IVF_TRAIN_PER_CELL = 64  # k-means trains on this many templates per cell (faiss asks for >= 39)
@@ -122,30 +124,34 @@ def recall_sample(n_probes: int) -> np.ndarray:
         np.zeros(0, np.int64)
 
 
-def exact_top(probes: np.ndarray, templates: np.ndarray, k: int, chunk_cells: int = 1 << 22,
-              min_block: int = 256) -> np.ndarray:
+def merge_top(vals, idx, tile_vals: torch.Tensor, tile_idx: torch.Tensor, k: int):
+    """Each row's best k of two sorted top lists (scores, template columns), as a pass over tiles
+    of templates keeps them; ``vals``/``idx`` None before the first tile."""
+    if vals is None:
+        return tile_vals, tile_idx
+    vals, pos = torch.cat([vals, tile_vals], 1).topk(min(k, vals.shape[1] + tile_vals.shape[1]), dim=1)
+    return vals, torch.cat([idx, tile_idx], 1).gather(1, pos)
+
+
+def exact_top(probes: np.ndarray, templates: np.ndarray, k: int, chunk_cells: int = 1 << 22) -> np.ndarray:
     """int64 [P, min(k, S)]: the exact best templates of each probe (chunked float32 torch pass).
-    Blocks of at least ``min_block`` probes against tiles of templates, their top-k merged: with a
-    million templates, blocks of 4 probes would read the whole template matrix 250 times for the
+    Blocks of at least MIN_BLOCK_PROBES probes against tiles of templates, their top-k merged: with
+    a million templates, blocks of 4 probes would read the whole template matrix 250 times for the
     1,000 probes whose recall is measured."""
     tmpl = torch.as_tensor(np.ascontiguousarray(templates, dtype=np.float32))
     n_t = len(tmpl)
     k = min(k, n_t)
     if not len(probes) or not k:
         return np.zeros((len(probes), k), np.int64)
-    step = min(len(probes), max(min_block, chunk_cells // max(n_t, 1)))
+    step = min(len(probes), max(MIN_BLOCK_PROBES, chunk_cells // n_t))
     width = max(k, chunk_cells // step)
     parts = []
     for a in range(0, len(probes), step):
         p = torch.as_tensor(np.ascontiguousarray(probes[a:a + step], dtype=np.float32))
         vals = idx = None
         for lo in range(0, n_t, width):
-            v, i = (p @ tmpl[lo:lo + width].T).topk(min(k, min(width, n_t - lo)), dim=1)
-            if vals is None:
-                vals, idx = v, i + lo
-            else:
-                vals, pos = torch.cat([vals, v], 1).topk(k, dim=1)
-                idx = torch.cat([idx, i + lo], 1).gather(1, pos)
+            v, i = (p @ tmpl[lo:lo + width].T).topk(min(k, n_t - lo), dim=1)
+            vals, idx = merge_top(vals, idx, v, i + lo, k)
         parts.append(idx)
     return torch.cat(parts).numpy()
 

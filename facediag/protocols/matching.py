@@ -31,12 +31,10 @@ import torch
 
 from facediag.metrics.identification import MatchSummary
 from facediag.metrics.streaming import BINS, SCALE, ImpostorScores, ImpostorStream, bin_index
-from facediag.protocols.index import Candidates, search
+from facediag.protocols.index import MIN_BLOCK_PROBES, Candidates, merge_top, search
 
 RANK_LIMIT = 50          # the CMC is reported to rank 50; a rank above it is "beyond 50"
 CHUNK_CELLS = 1 << 22    # scores per block (16 MB of float32): bounds the pass's memory
-MIN_BLOCK_PROBES = 256   # each block reads every template once: with fewer probes per block a large gallery
-                         # is re-read so often that the pass grows with its square (tiles of templates instead)
 
 
 class _Workspace:
@@ -185,12 +183,7 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
                 sampled[here] = scores[r[:, None].expand_as(sample_cols)[here], sample_cols[here] - lo]
                 _offer_top(stream, scores, tile_vals, tile_idx, own_t, ids, partial, lo)
                 stream.add_histogram(_histogram(scores, work))  # last: it bins the scores in place
-            tile_idx = tile_idx + lo
-            if vals is None:
-                vals, idx = tile_vals, tile_idx
-            else:
-                vals, pos = torch.cat([vals, tile_vals], 1).topk(min(k, vals.shape[1] + hi - lo), dim=1)
-                idx = torch.cat([idx, tile_idx], 1).gather(1, pos)
+            vals, idx = merge_top(vals, idx, tile_vals, tile_idx + lo, k)
         ranks = (vals >= genuine[:, None]).sum(1)
         if k < n_t:  # the k-th best still beats the genuine score: the rank is beyond the limit
             ranks = torch.where(vals[:, -1] >= genuine, torch.full_like(ranks, RANK_LIMIT + 1), ranks)
