@@ -151,6 +151,11 @@ class ImpostorStream:
     def add_sample(self, values, probe_ids, template_ids) -> None:
         self._sample.append((np.asarray(values, np.float64), _ids(probe_ids), _ids(template_ids)))
 
+    def raise_floor(self, value: float) -> None:
+        """The caller offers every impostor score >= value, and at least top_limit of them: no
+        lower score can be in the kept top."""
+        self.floor = max(self.floor, float(value))
+
     def offer_top(self, values, probe_ids, template_ids) -> None:
         """Candidates for the kept top: every impostor score of the chunk above ``floor``."""
         self._top.append((np.asarray(values, np.float64), _ids(probe_ids), _ids(template_ids)))

@@ -4,10 +4,16 @@ in memory that does not grow with probes × templates.
 Scores are computed a block of probes at a time (float32 matrix products, on the CPU or GPU
 the embeddings are sent to), a tile of templates at a time when they are many (a block of few
 probes would re-read the whole template matrix for each), and reduced on the spot: each probe's genuine score, the rank of
-its own template (from the block's top-k, so ranks up to RANK_LIMIT are exact and higher ones
-read "beyond"), its best score and best rival, its false accepts at each threshold asked for,
-and the impostor stream (metrics.streaming): every impostor pair when they are few, else a
-histogram, the exact top and a deterministic sample.
+its own template (exact up to RANK_LIMIT, higher ones read "beyond"), its best score and best
+rival, its false accepts at each threshold asked for, and the impostor stream
+(metrics.streaming): every impostor pair when they are few, else a histogram, the exact top and
+a deterministic sample.
+
+Every count ("scores >= x in this row": the rank, the false accepts, the top's candidates) is
+read from the row's top-k where its k-th best is below x, and counted over the row otherwise. When
+a block's templates fit one tile its genuine scores are known before anything is counted, so the
+rank is such a count and the top-k is short (TOP_K: a top-51 costs 2.5x a top-8); over several
+tiles the genuine score may sit in a later tile, so the rank comes from the merged top RANK_LIMIT + 1.
 
 The candidate search — each probe's top-k templates, hence its rank (exact to RANK_LIMIT), best
 score and best rival — can come from a faiss index instead (``index``, protocols.index): the rank
@@ -21,26 +27,25 @@ deployment on that index would identify, with the index's recall against exact s
 """
 from __future__ import annotations
 
-import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from facediag.metrics.identification import MatchSummary
-from facediag.metrics.streaming import BINS, SCALE, ImpostorScores, ImpostorStream, bin_index
+from facediag.metrics.streaming import BINS, SCALE, ImpostorScores, ImpostorStream, bin_edge, bin_index
 from facediag.protocols.index import MIN_BLOCK_PROBES, Candidates, merge_top, search
 
 RANK_LIMIT = 50          # the CMC is reported to rank 50; a rank above it is "beyond 50"
-CHUNK_CELLS = 1 << 22    # scores per block (16 MB of float32): bounds the pass's memory
+TOP_K = 8                # each row's best scores kept per tile when its templates fit one tile
+CHUNK_CELLS = 1 << 23    # scores per block (32 MB of float32): bounds the pass's memory
 
 
 class _Workspace:
     """Buffers the pass reuses for every block and tile (the scores, the histogram's bins).
 
-    A fresh 16 MB tensor per block costs the kernel's page faults each time it is touched
+    A fresh tensor per block costs the kernel's page faults each time it is touched
     (measured: 660k faults, a third of a 20k x 5k pass), or, once glibc keeps such blocks on its
     heap, a fragmented heap (resident memory grew by 3 GB over a 50k x 10k pass). One buffer of
     each kind, sliced to the block's shape, costs neither."""
@@ -135,20 +140,21 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
     limits = {k: v for k, v in (("exact_limit", exact_limit), ("top_limit", top_limit), ("sample_size", sample_size))
               if v is not None}
     stream = ImpostorStream(n_imp, **limits)
-    k = min(n_t, RANK_LIMIT + 1)
     thresholds = tuple(float(t) for t in dict.fromkeys(thresholds))
     out = {name: [] for name in ("genuine", "ranks", "top", "rival", "rival_score", "imp_sum", *thresholds)}
     dev = torch.device(device)
     work = _Workspace(dev)
     tmpl = torch.as_tensor(np.ascontiguousarray(templates, dtype=np.float32), device=dev)
     n_sample = 0 if stream.exact else max(1, int(np.ceil(stream.keep * n_t)))  # sampled columns per probe
-    if not stream.exact:  # moments of the scores without the scores: Σ_t p·t = p·Σt, Σ_p,t (p·t)² = <TᵀT, PᵀP>
-        t_sum, gram = tmpl.sum(0), (tmpl.T @ tmpl).double()
+    if not stream.exact:  # each probe's sum of scores without the scores: Σ_t p·t = p·Σt
+        t_sum = tmpl.sum(0)
     step = max(1, chunk_cells // max(n_t, 1))
     width = n_t  # exact: at most about chunk_cells pairs in all, one tile
     if not stream.exact:  # a block re-reads every template: at least MIN_BLOCK_PROBES probes, templates in tiles
         step = max(step, min(MIN_BLOCK_PROBES, chunk_cells))
         width = -(-n_t // -(-n_t // max(1, chunk_cells // step)))  # tiles of even width, none a sliver
+    one_tile = width >= n_t
+    k = min(n_t, TOP_K if one_tile else RANK_LIMIT + 1)
     for a in range(0, n_p, step):
         b = min(a + step, n_p)
         p = torch.as_tensor(np.ascontiguousarray(probes[a:b], dtype=np.float32), device=dev)
@@ -158,10 +164,11 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
         ids = probe_ids[a:b]
         genuine = torch.full((b - a,), float("nan"), device=dev)
         accepts = {t: torch.zeros(b - a, dtype=torch.long, device=dev) for t in thresholds}
-        vals = idx = None
+        vals = idx = above = None
         if not stream.exact:
             sample_cols = _sample_columns(ids, n_t, n_sample, dev)
             sampled = torch.empty(sample_cols.shape, device=dev)
+            squares = torch.zeros(b - a, dtype=torch.float64, device=dev)
         for lo in range(0, n_t, width):  # tile by tile; counts and sums add up, the top-k merges
             hi = min(lo + width, n_t)
             scores = torch.matmul(p, tmpl[lo:hi].T, out=work.take("scores", (b - a, hi - lo), torch.float32))
@@ -169,6 +176,9 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
             genuine = torch.where(own_t >= 0, scores[r, own_t.clamp(min=0)], genuine)
             tile_vals, tile_idx = scores.topk(min(k, hi - lo), dim=1)  # sorted, descending
             partial = tile_vals.shape[1] < hi - lo
+            if one_tile:  # templates scoring >= the genuine score (+inf, so none, where there is none)
+                known = mated_c & ~torch.isnan(genuine)
+                above = _count_at_least(scores, tile_vals, torch.where(known, genuine, np.inf)[:, None], partial)
             for t in thresholds:
                 accepts[t] += _count_at_least(scores, tile_vals, t, partial)
             if stream.exact:
@@ -180,13 +190,19 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
                 out["imp_sum"].append(torch.zeros(b - a, dtype=torch.float64, device=dev).index_add_(0, rows, vals_imp))
             else:
                 here = (sample_cols >= lo) & (sample_cols < hi)
-                sampled[here] = scores[r[:, None].expand_as(sample_cols)[here], sample_cols[here] - lo]
+                sampled = torch.where(here, scores.gather(1, (sample_cols - lo).clamp(0, hi - lo - 1)), sampled)
+                squares += torch.linalg.vector_norm(scores, dim=1).double() ** 2
+                counts = _histogram(scores, work)
+                if stream.floor == -np.inf and partial:
+                    stream.raise_floor(_provisional_floor(counts, int((own_t >= 0).sum()), stream.top_limit))
                 _offer_top(stream, scores, tile_vals, tile_idx, own_t, ids, partial, lo)
-                stream.add_histogram(_histogram(scores, work))  # last: it bins the scores in place
+                stream.add_histogram(counts)
             vals, idx = merge_top(vals, idx, tile_vals, tile_idx + lo, k)
-        ranks = (vals >= genuine[:, None]).sum(1)
-        if k < n_t:  # the k-th best still beats the genuine score: the rank is beyond the limit
-            ranks = torch.where(vals[:, -1] >= genuine, torch.full_like(ranks, RANK_LIMIT + 1), ranks)
+        if not one_tile:  # from the merged top RANK_LIMIT + 1: its last still >= genuine means beyond
+            above = (vals >= genuine[:, None]).sum(1)
+            if k < n_t:
+                above = torch.where(vals[:, -1] >= genuine, torch.full_like(above, RANK_LIMIT + 1), above)
+        ranks = above.clamp(max=RANK_LIMIT + 1)
         ranks = torch.where(mated_c & torch.isnan(genuine), torch.full_like(ranks, n_t), ranks)
         ranks = torch.where(mated_c, ranks, torch.zeros_like(ranks))
         not_own = idx != own_c[:, None]
@@ -202,7 +218,7 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
         if not stream.exact:
             g0 = torch.where(mated_c, genuine, torch.zeros_like(genuine)).double()
             row_sum = (p @ t_sum).double() - g0
-            total_sq = float((gram * (p.T @ p).double()).sum() - (g0 ** 2).sum())
+            total_sq = float(squares.sum() - (g0 ** 2).sum())
             out["imp_sum"].append(row_sum)
             stream.add_moments(int((b - a) * n_t - mated_c.sum()), float(row_sum.sum()), total_sq)
             stream.add_histogram(-np.bincount(bin_index(genuine[mated_c].cpu().numpy()), minlength=BINS))
@@ -220,39 +236,29 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
                     impostors=stream.result(), n_templates=n_t)
 
 
-def _count_at_least(scores, vals, threshold: float, partial: bool):
+def _count_at_least(scores, vals, threshold, partial: bool):
     """Scores >= threshold per row of a tile, from the row's top-k (``vals``) where its k-th best
-    is below the threshold (every such score is then in the top-k), else counted over the row."""
+    is below the threshold (every such score is then in the top-k), else counted over the row.
+    ``threshold``: a float, or a column [rows, 1], one per row."""
     counts = (vals >= threshold).sum(1)
     if partial:
-        full = (~(vals[:, -1] < threshold)).nonzero(as_tuple=True)[0]  # NaN counts in full too
+        full = (~(vals[:, -1:] < threshold)).squeeze(1).nonzero(as_tuple=True)[0]  # NaN counts in full too
+        if 2 * len(full) > len(counts):  # most rows: one pass over the tile costs less than gathering them
+            return (scores >= threshold).sum(1)
         if len(full):
-            counts[full] = (scores[full] >= threshold).sum(1)
+            counts[full] = (scores[full] >= (threshold[full] if torch.is_tensor(threshold) else threshold)).sum(1)
     return counts
 
 
 def _histogram(scores, work: _Workspace) -> np.ndarray:
-    """Counts per bin (metrics.streaming.bin_index) of a tile of scores, which it overwrites
-    with their bins. floor(s · 2**15) + 2**15 is an exact integer in float32, so the bins are
-    exactly bin_index's; torch counts int32 bins about 2.5x faster than int64 and than numpy."""
-    binned = scores.mul_(SCALE).floor_().add_(SCALE)
+    """Counts per bin (metrics.streaming.bin_index) of a tile of scores. floor(s · 2**15) + 2**15
+    is an exact integer in float32, so the bins are exactly bin_index's; torch counts int32 bins
+    about 2.5x faster than int64 and than numpy."""
+    binned = torch.mul(scores, SCALE, out=work.take("binned", tuple(scores.shape), scores.dtype)).floor_().add_(SCALE)
     bins = work.take("bins", tuple(scores.shape), torch.int32).copy_(binned).clamp_(0, BINS - 1).view(-1)
-    return _bincount(bins).cpu().numpy()
-
-
-@functools.cache
-def _counting_threads(n: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(n, thread_name_prefix="facediag-bincount")
-
-
-def _bincount(bins: torch.Tensor) -> torch.Tensor:
-    """torch.bincount over BINS. It runs on one core on a CPU, where it is then a fifth of the
-    pass: split over torch's threads (it releases the GIL), 2.1x faster on 2 cores."""
-    threads = torch.get_num_threads()
-    if bins.device.type != "cpu" or threads < 2 or bins.numel() < (1 << 20):
-        return torch.bincount(bins, minlength=BINS)
-    parts = [_counting_threads(threads).submit(torch.bincount, part, None, BINS) for part in bins.chunk(threads)]
-    return functools.reduce(torch.add, (f.result() for f in parts))
+    # One core: split over Python threads it counted 2x faster, but the pass grew by a fifth
+    # (torch's own threads then wait for a core in the matrix products that follow).
+    return torch.bincount(bins, minlength=BINS).cpu().numpy()
 
 
 def _sample_columns(ids: np.ndarray, n_t: int, n_cols: int, device) -> torch.Tensor:
@@ -264,20 +270,23 @@ def _sample_columns(ids: np.ndarray, n_t: int, n_cols: int, device) -> torch.Ten
     return torch.as_tensor(cols.astype(np.int64), device=device)
 
 
+def _provisional_floor(counts: np.ndarray, n_own: int, top_limit: int) -> float:
+    """A score at least top_limit impostor scores of a tile reach, so that no lower one can be in
+    the final top, from the tile's histogram (``counts``, own cells included): the highest bin
+    edge with top_limit + n_own scores at or above it (at most n_own of them are genuine); -inf
+    when the tile holds fewer (bin 0 also holds NaN and scores below -1: never an edge here)."""
+    at_least = np.cumsum(counts[::-1])[::-1]  # at_least[i]: scores in bins >= i
+    i = int(np.searchsorted(-at_least, -(top_limit + n_own), side="right")) - 1
+    return float(bin_edge(i)) if i >= 1 else -np.inf
+
+
 def _offer_top(stream: ImpostorStream, scores, vals, idx, own_c, ids: np.ndarray, partial: bool,
                col0: int = 0) -> None:
     """Impostor scores at or above the kept top's floor, in a tile of template columns starting at
     col0 (own_c, idx: columns in the tile). A row's top-k has them all unless its k-th
-    best is itself above the floor: only such rows are scanned in full. Before the kept top is
-    full, the floor is provisional: the top_limit-th best impostor score of the first block (at
-    least top_limit scores reach it, so none of the final top is below it)."""
+    best is itself above the floor: only such rows are scanned in full."""
     floor = stream.floor
     not_own = idx != own_c[:, None]
-    if floor == -np.inf and partial and vals.shape[0] * (vals.shape[1] - 1) >= stream.top_limit:
-        # The top_limit-th best of the block's top-k impostor scores: at least top_limit impostor
-        # scores reach it, so no score below it can be in the final top.
-        imp = torch.where(not_own, vals, -np.inf).view(-1)
-        floor = float(imp.kthvalue(imp.numel() - stream.top_limit + 1).values)
     full_rows = (vals[:, -1] >= floor).nonzero(as_tuple=True)[0] if partial else torch.zeros(0, dtype=torch.long)
     in_top = not_own & (vals >= floor)
     if len(full_rows):

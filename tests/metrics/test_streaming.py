@@ -10,7 +10,7 @@ from facediag.metrics.identification import (closed_set, closed_set_from, l2_nor
                                              summarize, threshold_accuracy, threshold_for_far)
 from facediag.metrics.streaming import BIN_WIDTH, bin_edge, bin_index
 from facediag.metrics.verification import genuine_impostor_scores, verification_metrics
-from facediag.protocols.matching import RANK_LIMIT, match
+from facediag.protocols.matching import RANK_LIMIT, TOP_K, match
 
 
 def _on_grid(x):
@@ -123,6 +123,19 @@ def test_ranks_beyond_the_limit_are_marked_and_the_cmc_stops_there():
     np.testing.assert_allclose(cs.cmc, cs_ref.cmc[:RANK_LIMIT])
     with pytest.raises(ValueError, match="beyond"):
         closed_set_from(s, ps, ranks=(1, 100))
+
+
+# Strong signal: a sixth of the probes rank below TOP_K (their rows counted one by one); weak: three
+# quarters (the whole tile counted). Every pair kept, or summarised (the top-k alone decides less).
+@pytest.mark.parametrize("signal, share", [(3.0, (0.1, 0.3)), (1.2, (0.6, 0.9))])
+@pytest.mark.parametrize("exact_limit", [None, 20_000])
+def test_ranks_equal_brute_force_however_many_rows_need_a_full_count(signal, share, exact_limit):
+    probes, templates, own, ps, ts = _data(n_templates=300, n_probes=400, signal=signal, seed=7)
+    ref = summarize(probes @ templates.T, ps, ts)
+    assert share[0] < (ref.ranks > TOP_K).mean() < share[1] and (ref.ranks == 1).any()
+    m = match(probes, templates, own, np.arange(len(probes)), exact_limit=exact_limit, top_limit=2_000)
+    assert m.impostors.exact == (exact_limit is None)
+    np.testing.assert_array_equal(m.summary().ranks, np.minimum(ref.ranks, RANK_LIMIT + 1))
 
 
 def test_the_pair_sample_is_the_same_for_two_models_on_the_same_probes():
