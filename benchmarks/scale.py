@@ -5,7 +5,7 @@ For each size (probes x subjects) on synthetic 512-d embeddings, in a fresh proc
           threshold, open set, verification metrics (ROC AUC, EER, TAR@FAR) and a threshold
           for a target FAR: everything run-all's identification and verification checks compute;
   bare  = a chunked torch matmul + top-5 over the same embeddings (no metrics at all);
-  bare-51 = the same with top-51, the candidates ours keeps per probe (its rank to 50, for the CMC);
+  bare-51 = the same with top-51, what a bare loop would keep to read ranks to 50 (the CMC) from a top list;
 and the peak resident memory above what the process held once the embeddings existed. Each side
 is timed --repeat times (default 3), interleaved, and the medians are shown.
 
@@ -108,7 +108,7 @@ def one(n_probes: int, n_subjects: int, repeat: int = 3) -> dict:
     gallery, gallery_subjects, probes, probe_subjects = _embeddings(n_probes, n_subjects)
     # The bare loop matches the probes against one template per subject, as ours does.
     templates = gallery.reshape(n_subjects, 2, -1).mean(1)
-    k = min(51, n_subjects)  # ours keeps each probe's top 51: its rank to 50, for the CMC
+    k = min(51, n_subjects)  # a top list long enough for ranks to 50, as the CMC reports them
     # Imports, torch's first kernels and its thread pool start outside the timings, for both.
     _bare(templates[:64], probes[:64])
     _ours(*_embeddings(64, 32, seed=1))
