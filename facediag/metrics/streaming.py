@@ -118,7 +118,8 @@ class ImpostorStream:
     ``n_expected``, the number of impostor pairs the pass will see (known before it starts),
     decides whether every pair is kept (<= exact_limit) or only a sample of about sample_size
     pairs, the histogram and the kept top (top_size). The matching pass feeds it: ``add_exact`` in the
-    first case; ``add_histogram``, ``add_sample`` and ``offer_top`` in the second."""
+    first case; ``add_histogram``, ``add_sample`` and ``offer_top`` (above a ``floor`` it may
+    raise before the top is full, ``raise_floor``) in the second."""
 
     def __init__(self, n_expected: int, top_limit: int | None = None, exact_limit: int | None = None,
                  sample_size: int | None = None):
