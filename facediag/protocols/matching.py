@@ -208,7 +208,12 @@ def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, prob
         not_own = idx != own_c[:, None]
         first = not_own.to(torch.int8).argmax(1)                      # own is in the top at most once
         has_rival = not_own.any(1)
-        out["rival"].append(torch.where(has_rival, idx[r, first], torch.full_like(first, -1).long()))
+        # Of the templates tied at the rival's score, the lowest column: topk orders ties as it
+        # likes, so the rival is then the same whatever the top-k's length and the tiles.
+        tied = not_own & (vals == vals[r, first][:, None])
+        tied[r, first] = True
+        rival = torch.where(tied, idx, n_t).min(1).values
+        out["rival"].append(torch.where(has_rival, rival, torch.full_like(rival, -1)))
         out["rival_score"].append(torch.where(has_rival, vals[r, first], torch.full_like(vals[:, 0], -np.inf)))
         out["genuine"].append(genuine)
         out["ranks"].append(ranks)

@@ -138,6 +138,23 @@ def test_ranks_equal_brute_force_however_many_rows_need_a_full_count(signal, sha
     np.testing.assert_array_equal(m.summary().ranks, np.minimum(ref.ranks, RANK_LIMIT + 1))
 
 
+# Scores on a coarse grid tie often. Every pair kept, one block; summarised in tiles of 19 templates.
+@pytest.mark.parametrize("opts", [{}, dict(chunk_cells=5_000, exact_limit=2_000, top_limit=500, sample_size=500)])
+def test_the_rival_among_tied_scores_is_the_lowest_template_column(opts):
+    rng = np.random.default_rng(2)
+    templates = (rng.integers(-3, 4, (600, 4)) / 8).astype(np.float32)
+    probes = (rng.integers(-3, 4, (300, 4)) / 8).astype(np.float32)
+    own = rng.integers(-1, len(templates), len(probes))
+    m = match(probes, templates, own, np.arange(len(probes)), **opts)
+    scores = probes.astype(np.float64) @ templates.astype(np.float64).T
+    scores[np.arange(len(own))[own >= 0], own[own >= 0]] = -np.inf
+    tied = scores == scores.max(1, keepdims=True)
+    few = tied.sum(1) < TOP_K  # more ties than the kept top: any of them
+    assert few.mean() > 0.5 and (tied.sum(1) > 1)[few].mean() > 0.3  # ties the rival must break
+    np.testing.assert_array_equal(m.rival_score, scores.max(1))
+    np.testing.assert_array_equal(m.rival[few], tied.argmax(1)[few])
+
+
 def test_the_pair_sample_is_the_same_for_two_models_on_the_same_probes():
     probes, templates, own, _, _ = _data(seed=4)
     other = _on_grid(probes + 0.3 * np.random.default_rng(9).normal(size=probes.shape))
