@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facediag.data.detect import CANVAS_MIN_FACE, Detector
+from facediag.data.detect import CANVAS_MIN_FACE, CANVAS_SCALE_STEP, Detector
 from facediag.data.images import load_face, read_rgb
 from facediag.data.index import index_dataset
 from facediag.data.landmarks import fit, warp
@@ -47,7 +47,8 @@ def main():
     n = len(paths)
     canvases = [(load_face(p).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for p in paths]
     raw = [read_rgb(p) for p in paths]
-    canvas_det, file_det = Detector(min_face_size=CANVAS_MIN_FACE), Detector(min_face_size=20)
+    canvas_det = Detector(min_face_size=CANVAS_MIN_FACE, scale_step=CANVAS_SCALE_STEP)  # as the check detects
+    file_det = Detector(min_face_size=20)
     dets = file_det.detect(raw)
     fits = [(img, fit(d.points)) for img, d in zip(raw, dets) if d.found]
 

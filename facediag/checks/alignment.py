@@ -16,7 +16,7 @@ import torch
 from facediag.checks._plotdata import r
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.checks.registry import register
-from facediag.data.detect import CANVAS_MIN_FACE, Detector, missing_extra
+from facediag.data.detect import CANVAS_MIN_FACE, CANVAS_SCALE_STEP, Detector, missing_extra
 from facediag.data.landmarks import fit, nme
 
 REMEDY = "align them with `facediag align SRC DST` (or `--align mtcnn`)"
@@ -67,7 +67,8 @@ class Alignment(Check):
             return self.result(Status.SKIP, reason)
         pixels = ctx.sample_pixels(params["max_subjects"], params["per_subject"]).pixels
         device = str(ctx.device) if ctx.device.type == "cuda" else "cpu"
-        detections = Detector(min_face_size=CANVAS_MIN_FACE, device=device).detect(_uint8(pixels))
+        detector = Detector(min_face_size=CANVAS_MIN_FACE, device=device, scale_step=CANVAS_SCALE_STEP)
+        detections = detector.detect(_uint8(pixels))
         found = [d for d in detections if d.found]
         metrics = {"sample_images": len(detections), "faces_found": len(found),
                    "not_found_share": r(1 - len(found) / len(detections)),

@@ -20,6 +20,11 @@ INSTALL_SKIMAGE = "pip install scikit-image"
 # Faces on facediag's 112 canvas are 50–110 px wide; a smaller pyramid floor only costs time
 # (DESIGN.md: 12 / 8 / 6 ms per image batched at 20 / 40 / 60 px). 50 found 133 of 134 ORL faces.
 CANVAS_MIN_FACE = 50
+# The pyramid's step on the canvas: 0.6 rather than MTCNN's 0.709 gives P-net two scales instead of
+# three (R-net and O-net refine the boxes). On the 400 ORL canvases both find 397 faces; the check's
+# 32-face sample takes 135-150 ms instead of 205 ms or more. A finer floor (60 px) missed faces.
+CANVAS_SCALE_STEP = 0.6
+MTCNN_SCALE_STEP = 0.709  # MTCNN's own, for photos
 # On decoded photos (up to 447 px long, as `facediag align` and --align mtcnn see them) faces may be small.
 PHOTO_MIN_FACE = 20
 # Aligning (not the check): an image with no face at the first pyramid is tried once more from full
@@ -79,12 +84,13 @@ class Detector:
     """MTCNN on HxWx3 uint8 RGB arrays. ``min_face_size`` in pixels of the image given."""
 
     def __init__(self, min_face_size: int = PHOTO_MIN_FACE, device: str = "cpu", batch_size: int = 64,
-                 retry_min_face: int | None = None):
+                 retry_min_face: int | None = None, scale_step: float = MTCNN_SCALE_STEP):
         require_extra()
         from facenet_pytorch import MTCNN
 
         self.batch_size = batch_size
-        self._mtcnn = MTCNN(min_face_size=min_face_size, keep_all=True, device=device, post_process=False)
+        self._mtcnn = MTCNN(min_face_size=min_face_size, factor=scale_step, keep_all=True, device=device,
+                            post_process=False)
         self._retry = (MTCNN(min_face_size=retry_min_face, keep_all=True, device=device, post_process=False)
                        if retry_min_face is not None and retry_min_face < min_face_size else None)
 
