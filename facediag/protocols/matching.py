@@ -43,7 +43,7 @@ CHUNK_CELLS = 1 << 23    # scores per block (32 MB of float32): bounds the pass'
 
 
 class _Workspace:
-    """Buffers the pass reuses for every block and tile (the scores, the histogram's bins).
+    """Buffers the pass reuses for every block and tile (the scores; the histogram's scaled scores and bins).
 
     A fresh tensor per block costs the kernel's page faults each time it is touched
     (measured: 660k faults, a third of a 20k x 5k pass), or, once glibc keeps such blocks on its
