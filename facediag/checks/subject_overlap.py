@@ -35,17 +35,34 @@ def shift_correlation(a: np.ndarray, b: np.ndarray, shift: int = 2, margin: int 
 
     The crop keeps padding edges out; the shift search finds a re-cropped or shifted copy.
     Measured on ORL: a 1-px shifted JPEG of an image scores 0.999, two different photos of
-    the same person at most 0.981. All shifts at once, as windows of one view of ``b``."""
+    the same person at most 0.981."""
+    return _correlate(_centred_crop(a, margin), _shifted_windows(b, shift, margin))
+
+
+def _centred_crop(a: np.ndarray, margin: int = 16) -> tuple[np.ndarray, float]:
+    """One side of the test: the central crop, centred, and its sum of squares."""
     n = a.shape[0]
-    size = n - 2 * margin
     aa = a[margin:n - margin, margin:n - margin].astype(np.float64)
     aa = aa - aa.mean()
+    return aa, float((aa * aa).sum())
+
+
+def _shifted_windows(b: np.ndarray, shift: int = 2, margin: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The other side: every shifted crop, as windows of one view [2s+1, 2s+1, size, size], and
+    each window's centred sum of squares. Computed once per image, however many pairs it is in."""
+    n = b.shape[0]
+    size = n - 2 * margin
     region = b[margin - shift:n - margin + shift, margin - shift:n - margin + shift].astype(np.float64)
-    windows = np.lib.stride_tricks.sliding_window_view(region, (size, size))  # [2s+1, 2s+1, size, size]
+    windows = np.lib.stride_tricks.sliding_window_view(region, (size, size))
     sums = windows.sum(axis=(2, 3))
-    sq = np.einsum("ijkl,ijkl->ij", windows, windows) - sums * sums / aa.size  # centred sum of squares
+    sq = np.einsum("ijkl,ijkl->ij", windows, windows) - sums * sums / (size * size)
+    return windows, np.clip(sq, 0, None)
+
+
+def _correlate(crop: tuple[np.ndarray, float], shifted: tuple[np.ndarray, np.ndarray]) -> float:
+    (aa, aa_sq), (windows, sq) = crop, shifted
     cross = np.einsum("ijkl,kl->ij", windows, aa)  # aa is centred: no mean term
-    denom = np.sqrt(np.clip(sq, 0, None) * (aa * aa).sum())
+    denom = np.sqrt(sq * aa_sq)
     ok = denom > 0
     return float((cross[ok] / denom[ok]).max()) if ok.any() else -1.0
 
@@ -66,20 +83,23 @@ def find_leaks(a: Fingerprints, b: Fingerprints, min_corr: float, canvas: Callab
         leaks.append({"kind": "identical", names[0]: str(a.records[i].path), names[1]: str(b.records[j].path)})
     rows_a, rows_b, _ = candidate_pairs(a.thumbs, b.thumbs, candidate_corr)
 
-    @lru_cache(maxsize=1024)  # candidates come sorted by a: each image is decoded about once
-    def grey(side: int, row: int) -> np.ndarray | None:
+    # Each image's side of the test is prepared once and kept for its other pairs (the last
+    # 1,024, about 55 KB each): candidates come sorted by a, so an a image is decoded once.
+    @lru_cache(maxsize=1024)
+    def prepared(side: int, row: int):
         try:
-            return canvas((a, b)[side].records[row])
+            img = canvas((a, b)[side].records[row])
         except (DecodeError, OSError):
             return None  # read once, unreadable now: not evidence of a leak
+        return _centred_crop(img) if side == 0 else _shifted_windows(img)
 
     for i, j in zip(rows_a.tolist(), rows_b.tolist()):
         if (i, j) in identical:
             continue
-        ga, gb = grey(0, i), grey(1, j)
-        if ga is None or gb is None:
+        crop, shifted = prepared(0, i), prepared(1, j)
+        if crop is None or shifted is None:
             continue
-        c = shift_correlation(ga, gb)
+        c = _correlate(crop, shifted)
         if c >= min_corr:
             leaks.append({"kind": "near-duplicate", names[0]: str(a.records[i].path), names[1]: str(b.records[j].path),
                           "correlation": round(c, 4)})
