@@ -249,10 +249,17 @@ def _count_at_least(scores, vals, threshold, partial: bool):
     if partial:
         full = (~(vals[:, -1:] < threshold)).squeeze(1).nonzero(as_tuple=True)[0]  # NaN counts in full too
         if 2 * len(full) > len(counts):  # most rows: one pass over the tile costs less than gathering them
-            return (scores >= threshold).sum(1)
+            return _row_counts(scores >= threshold)
         if len(full):
-            counts[full] = (scores[full] >= (threshold[full] if torch.is_tensor(threshold) else threshold)).sum(1)
+            counts[full] = _row_counts(scores[full] >= (threshold[full] if torch.is_tensor(threshold) else threshold))
     return counts
+
+
+def _row_counts(mask):
+    """True cells per row of a boolean tile, as int64. Summed as bytes into int32 (exact: a row
+    has fewer than 2**31 cells): torch sums a bool tile into int64 about 10x slower (measured:
+    37 ms against 3 ms for a 1,677 x 5,000 tile on 2 cores), as long as the matrix product."""
+    return mask.view(torch.uint8).sum(1, dtype=torch.int32).long()
 
 
 def _histogram(scores, work: _Workspace) -> np.ndarray:
