@@ -9,7 +9,7 @@ over ORL repeated to --images images (each repeat under its own cache key, so no
 deduplicated), and the ratios. Then run-all's wall time (cold and warm cache) against a bare
 decode + degrade + forward over the same images run-all embeds (gallery, probes' HR, 16 px
 probes), on ORL and on ORL × 5 (--run-all-copies): the checks' own work is mostly fixed-size
-samples (72 faces scored four ways, 32 faces detected), so its share shrinks as data grows.
+samples (72 faces scored with altered inputs, 32 faces detected), so its share shrinks as data grows.
 Each timing is the best of --repeats interleaved runs, to damp noise from other processes.
 
     python3 benchmarks/engine_vs_bare.py --weights ../shared/assets/edgeface_xxs_fp32_dequantized.pt \
