@@ -15,7 +15,7 @@ from facediag.checks.registry import register
 from facediag.data.protocol import is_distractor
 from facediag.data.images import DecodeError
 from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs
-from facediag.data.pixels import Fingerprints
+from facediag.data.pixels import THUMB_MARGIN, Fingerprints
 
 
 def _canonical(subject: str) -> str:
@@ -30,7 +30,7 @@ def id_clashes(subjects) -> list[list[str]]:
     return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
-def shift_correlation(a: np.ndarray, b: np.ndarray, shift: int = 2, margin: int = 16) -> float:
+def shift_correlation(a: np.ndarray, b: np.ndarray, shift: int = 2, margin: int = THUMB_MARGIN) -> float:
     """Best correlation of the central crops of two 112×112 grey images over ±``shift`` px.
 
     The crop keeps padding edges out; the shift search finds a re-cropped or shifted copy.
@@ -39,7 +39,7 @@ def shift_correlation(a: np.ndarray, b: np.ndarray, shift: int = 2, margin: int 
     return _correlate(_centred_crop(a, margin), _shifted_windows(b, shift, margin))
 
 
-def _centred_crop(a: np.ndarray, margin: int = 16) -> tuple[np.ndarray, float]:
+def _centred_crop(a: np.ndarray, margin: int = THUMB_MARGIN) -> tuple[np.ndarray, float]:
     """One side of the test: the central crop, centred, and its sum of squares."""
     n = a.shape[0]
     aa = a[margin:n - margin, margin:n - margin].astype(np.float64)
@@ -47,7 +47,7 @@ def _centred_crop(a: np.ndarray, margin: int = 16) -> tuple[np.ndarray, float]:
     return aa, float((aa * aa).sum())
 
 
-def _shifted_windows(b: np.ndarray, shift: int = 2, margin: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def _shifted_windows(b: np.ndarray, shift: int = 2, margin: int = THUMB_MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """The other side: every shifted crop, as windows of one view [2s+1, 2s+1, size, size], and
     each window's centred sum of squares. Computed once per image, however many pairs it is in."""
     n = b.shape[0]
