@@ -98,6 +98,12 @@ def main(argv=None):
     ap.add_argument("--run-all-copies", default="1,5", help="run-all over ORL and over ORL made this many times "
                     "larger by distinct copies of every person (comma-separated; 1 = ORL as it is)")
     args = ap.parse_args(argv)
+    try:
+        args.run_all_copies = sorted({int(c) for c in args.run_all_copies.split(",")})
+    except ValueError:
+        ap.error(f"--run-all-copies: comma-separated whole numbers, not {args.run_all_copies!r}")
+    if not all(1 <= c <= len(_COPIES) for c in args.run_all_copies):
+        ap.error(f"--run-all-copies: each between 1 and {len(_COPIES)} (the distinct copies there are)")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -142,7 +148,7 @@ def main(argv=None):
 
     if not args.skip_run_all:
         with tempfile.TemporaryDirectory() as tmp:
-            for copies in sorted({int(c) for c in args.run_all_copies.split(",")}):
+            for copies in args.run_all_copies:
                 data = args.data if copies == 1 else copy_people(args.data, Path(tmp, f"x{copies}"), copies)
                 run_all_vs_bare(args, data, copies, loaded, model, device, bs)
     print(f"\n{load_text()} at the end")
@@ -158,8 +164,6 @@ _COPIES = (lambda im: im, ImageOps.mirror,
 
 def copy_people(src: Path, dst: Path, copies: int) -> Path:
     """ORL made ``copies`` times larger: person s becomes s_c0 ... s_c{copies-1}, lossless PGM files."""
-    if copies > len(_COPIES):
-        raise SystemExit(f"--run-all-copies: at most {len(_COPIES)} distinct copies")
     for person in sorted(p for p in src.iterdir() if p.is_dir()):
         for k in range(copies):
             out = dst / f"{person.name}_c{k}"
