@@ -40,6 +40,7 @@ from facediag.protocols.index import MIN_BLOCK_PROBES, Candidates, merge_top, se
 RANK_LIMIT = 50          # the CMC is reported to rank 50; a rank above it is "beyond 50"
 TOP_K = 8                # each row's best scores kept per tile when its templates fit one tile
 CHUNK_CELLS = 1 << 23    # scores per block (32 MB of float32): bounds the pass's memory
+HIST_CELLS = 1 << 19     # scores binned at a time (2 MB of float32): a slice that stays in cache
 
 
 class _Workspace:
@@ -265,12 +266,20 @@ def _row_counts(mask):
 def _histogram(scores, work: _Workspace) -> np.ndarray:
     """Counts per bin (metrics.streaming.bin_index) of a tile of scores. floor(s · 2**15) + 2**15
     is an exact integer in float32, so the bins are exactly bin_index's; torch counts int32 bins
-    about 2.5x faster than int64 and than numpy."""
-    binned = torch.mul(scores, SCALE, out=work.take("binned", tuple(scores.shape), scores.dtype)).floor_().add_(SCALE)
-    bins = work.take("bins", tuple(scores.shape), torch.int32).copy_(binned).clamp_(0, BINS - 1).view(-1)
-    # One core: split over Python threads it counted 2x faster, but the pass grew by a fifth
-    # (torch's own threads then wait for a core in the matrix products that follow).
-    return torch.bincount(bins, minlength=BINS).cpu().numpy()
+    about 2.5x faster than int64 and than numpy. A slice of HIST_CELLS at a time: its five passes
+    (scale, floor, shift, to int, clamp) then read a slice still in cache, not the 32 MB tile
+    from memory each time (measured: 8.5 ms against 14 ms a 1,677 x 5,000 tile)."""
+    flat = scores.reshape(-1)
+    counts = torch.zeros(BINS, dtype=torch.int64, device=scores.device)
+    for a in range(0, flat.numel(), HIST_CELLS):
+        part = flat[a:a + HIST_CELLS]
+        n = part.numel()
+        binned = torch.mul(part, SCALE, out=work.take("binned", (n,), part.dtype)).floor_().add_(SCALE)
+        bins = work.take("bins", (n,), torch.int32).copy_(binned).clamp_(0, BINS - 1)
+        # One core: split over Python threads it counted 2x faster, but the pass grew by a fifth
+        # (torch's own threads then wait for a core in the matrix products that follow).
+        counts += torch.bincount(bins, minlength=BINS)
+    return counts.cpu().numpy()
 
 
 def _sample_columns(ids: np.ndarray, n_t: int, n_cols: int, device) -> torch.Tensor:

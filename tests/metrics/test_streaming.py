@@ -10,6 +10,7 @@ from facediag.metrics.identification import (closed_set, closed_set_from, l2_nor
                                              summarize, threshold_accuracy, threshold_for_far)
 from facediag.metrics.streaming import BIN_WIDTH, bin_edge, bin_index
 from facediag.metrics.verification import genuine_impostor_scores, verification_metrics
+from facediag.protocols import matching
 from facediag.protocols.matching import RANK_LIMIT, TOP_K, match
 
 
@@ -211,10 +212,14 @@ def test_template_tiles_change_nothing_in_a_summarised_pass(chunk_cells, n_probe
     assert ia.total == pytest.approx(ib.total, rel=1e-6) and ia.total_sq == pytest.approx(ib.total_sq, rel=1e-6)
 
 
-@pytest.mark.parametrize("chunk_cells", [30_000, 1 << 22])
-def test_false_accepts_and_histogram_equal_brute_force_when_rows_need_a_full_count(chunk_cells):
+@pytest.mark.parametrize("chunk_cells, hist_cells", [(30_000, None), (1 << 22, None), (1 << 22, 7_001)])
+def test_false_accepts_and_histogram_equal_brute_force_when_rows_need_a_full_count(chunk_cells, hist_cells,
+                                                                                  monkeypatch):
     # Thresholds from below most scores (every row's 51st best is above: counted over the row) to
     # above almost all (counted from the top-k); a summarised pass, so the histogram is binned too.
+    # hist_cells: a tile binned in many slices, the last one short.
+    if hist_cells:
+        monkeypatch.setattr(matching, "HIST_CELLS", hist_cells)
     probes, templates, own = _dyadic_data(600, 300)
     thresholds = (-0.2, 0.0, 0.05, 0.3)
     m = match(probes, templates, own, np.arange(len(probes)), thresholds=thresholds, chunk_cells=chunk_cells,
