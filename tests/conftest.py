@@ -1,8 +1,13 @@
 """Shared fixtures. Real assets come from $FACEDIAG_TEST_ASSETS (CI: ../shared/assets)."""
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis keeps a cache folder; keep it out of the working tree (every property test).
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="facediag-hypothesis-"))
 
 
 def _assets_dir():

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from .identification import MIN_FALSE_ACCEPTS, as_labels
+from .ordering import descending_stable
 from .verdict import NO_CHANGE, excludes_zero, verdict
 from .verification import eer_from_rates
 
@@ -205,7 +206,7 @@ def _eer_weighted(g, i, g_codes, i_codes, draws):
     binary search for the first threshold where FPR >= FNR (the ROC is monotone)."""
     n_groups = draws.shape[1]
     scores = np.r_[g, i]
-    order = np.argsort(-scores, kind="stable")
+    order = descending_stable(scores)
     is_gen = (np.arange(len(scores)) < len(g))[order]
     codes = np.r_[g_codes, i_codes][order]
     ends = np.flatnonzero(np.r_[np.diff(scores[order]), -1])  # last index of each tie run

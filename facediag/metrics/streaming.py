@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .ordering import descending_stable
+
 SCALE = 2 ** 15
 BINS = 2 * SCALE                 # bins over [-1, 1)
 BIN_WIDTH = 1.0 / SCALE
@@ -186,7 +188,7 @@ class ImpostorStream:
             s, p, t = self._top[0] if self._top else empty
         # Descending; equal scores in pass order when every pair is kept, else by probe then template
         # (the kept top arrives in an order that depends on the pass's block shape).
-        order = np.argsort(-s, kind="stable") if self.exact else np.lexsort((t, p, -s))
+        order = descending_stable(s) if self.exact else np.lexsort((t, p, -s))
         return ImpostorScores(self.n, self.total, self.total_sq, self.histogram, s[order], p[order], t[order],
                               sample, sample_probe, self.keep)
 

@@ -20,7 +20,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from facediag.errors import FacediagError
 from facediag.inspect import inspect_dict
@@ -32,8 +31,6 @@ pytestmark = [
     pytest.mark.filterwarnings(r"ignore:torch\.quantize_per_tensor:UserWarning"),
 ]
 
-# Hypothesis keeps a cache folder; keep it out of the working tree.
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="facediag-hypothesis-"))
 FUZZ = settings(max_examples=60, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FUZZ_SLOW = settings(FUZZ, max_examples=40)  # each example builds and loads an EdgeFace
