@@ -250,17 +250,26 @@ def _count_at_least(scores, vals, threshold, partial: bool):
     if partial:
         full = (~(vals[:, -1:] < threshold)).squeeze(1).nonzero(as_tuple=True)[0]  # NaN counts in full too
         if 2 * len(full) > len(counts):  # most rows: one pass over the tile costs less than gathering them
-            return _row_counts(scores >= threshold)
+            return _row_counts(scores, threshold)
         if len(full):
-            counts[full] = _row_counts(scores[full] >= (threshold[full] if torch.is_tensor(threshold) else threshold))
+            counts[full] = _row_counts(scores, threshold, full)
     return counts
 
 
-def _row_counts(mask):
-    """True cells per row of a boolean tile, as int64. Summed as bytes into int32 (exact: a row
-    has fewer than 2**31 cells): torch sums a bool tile into int64 about 10x slower (measured:
-    37 ms against 3 ms for a 1,677 x 5,000 tile on 2 cores), as long as the matrix product."""
-    return mask.view(torch.uint8).sum(1, dtype=torch.int32).long()
+def _row_counts(scores, threshold, rows=None):
+    """Cells >= threshold in each row of a tile (or in its ``rows``), as int64, HIST_CELLS cells
+    at a time, so the comparison's mask is summed while in cache (measured: 3.5 ms against 5.9 ms
+    a 1,677 x 5,000 tile). The mask is summed as bytes into int32 (exact: a row has fewer than
+    2**31 cells): torch sums a bool tile into int64 about 10x slower (37 ms against 3 ms a
+    1,677 x 5,000 tile on 2 cores), as long as the matrix product."""
+    n = len(scores) if rows is None else len(rows)
+    step = max(1, HIST_CELLS // max(scores.shape[1], 1))
+    out = torch.empty(n, dtype=torch.int32, device=scores.device)
+    for a in range(0, n, step):
+        part = slice(a, a + step) if rows is None else rows[a:a + step]
+        t = threshold[part] if torch.is_tensor(threshold) else threshold
+        out[a:a + step] = (scores[part] >= t).view(torch.uint8).sum(1, dtype=torch.int32)
+    return out.long()
 
 
 def _histogram(scores, work: _Workspace) -> np.ndarray:
