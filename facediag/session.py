@@ -24,7 +24,7 @@ from facediag.data.aligner import ALIGN_CHOICES, Aligner
 from facediag.data.detect import require_extra
 from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres, to_tensor01
 from facediag.data.pixels import (THUMB_MARGIN, THUMB_SIZE, FingerprintTap, Fingerprints, Sample,
-                                  fingerprint_files, grey_canvas, sample, thumbnail_uri)
+                                  fingerprint_files, grey_canvas, sample, sample_paths, thumbnail_uri)
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
@@ -110,6 +110,9 @@ class Session:
         self._evaluations: dict[str, Evaluation] = {}
         self._fingerprints: dict[str, Fingerprints] = {}
         self._tap = FingerprintTap()  # leakage fingerprints from the embedding pass's own decode
+        # The pixel sample's images (data.pixels.sample, 72 at most by default: 11 MB), kept from
+        # the embedding pass's decode, so the checks that score altered inputs decode none again.
+        self._sample_pixels: dict[str, torch.Tensor] = {}
         self._dsr_lock = threading.Lock()
         self._dsr_out: tuple[torch.Tensor, dict[int, str]] | None = None
         # A probe's degraded DSR input, taken from its HR view's decode when that pass runs before
@@ -422,7 +425,29 @@ class Session:
         """An HR image as the engine embeds it; its decode also yields its leakage fingerprint
         (aligned crops are fingerprinted as given, by the Aligner's decode)."""
         load = self._face(path)
-        return Item(self._hr_key(path), load if self._aligning() else self._tap.wrap(path, load))
+        if self._aligning():
+            return Item(self._hr_key(path), load)
+        load = self._tap.wrap(path, load)
+        if str(path) in self._sample_paths:
+            load = self._keeping_pixels(path, load)
+        return Item(self._hr_key(path), load)
+
+    @cached_property
+    def _sample_paths(self) -> set[str]:
+        return sample_paths(self.protocol.gallery)
+
+    def _keeping_pixels(self, path, load: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        def kept():
+            img = load()
+            self._sample_pixels.setdefault(str(path), img)  # the engine stacks a copy: img stays as decoded
+            return img
+        return kept
+
+    def _sample_load(self, path) -> torch.Tensor:
+        img = self._sample_pixels.get(str(path))
+        if img is None:  # not decoded by an embedding pass this run (served from the cache)
+            img = self._sample_pixels[str(path)] = load_face(path)
+        return img
 
     def _hr_key(self, path) -> str:
         """By content; an aligned crop's key names the alignment, so the two never mix (an image with
@@ -554,11 +579,12 @@ class Session:
 
     def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> Sample:
         """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample),
-        aligned under --align (as given while "auto" is being settled: that is what it measures)."""
+        aligned under --align (as given while "auto" is being settled: that is what it measures).
+        Unaligned, an image the embedding pass decoded is not decoded again, nor one a check sampled."""
         if self._align == "mtcnn":
             self.aligner.prepare([r.path for r in self.protocol.gallery])  # the gallery needs them anyway
             return sample(self.protocol.gallery, max_subjects, per_subject, load=self.aligner.load)
-        return sample(self.protocol.gallery, max_subjects, per_subject)
+        return sample(self.protocol.gallery, max_subjects, per_subject, load=self._sample_load)
 
     def embed_sample(self, role: str, pixel_sample: Sample) -> np.ndarray:
         """Raw embeddings of a sample's images as the engine embeds them (unaltered): served from

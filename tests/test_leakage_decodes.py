@@ -128,3 +128,25 @@ def _overlap_with_train(session):
                                                              "max_open_set_share": 0.5}, session.available)
     assert res.metrics["train_eval_identical"] == 0 and res.metrics["train_eval_near_duplicate"] == 0, res.summary
     return res
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_the_pixel_sample_decodes_no_image_again(faces, tmp_path, decodes, warm):
+    # The preprocessing check's sample (and the alignment check's smaller one, sampled after it)
+    # takes the pixels the embedding pass decoded; from a warm cache it decodes each image once.
+    model = _model()
+    if warm:
+        _session(faces, tmp_path / "cache", model, None).evaluation("model")
+        decodes.clear()
+    session = _session(faces, tmp_path / "cache", model, None)
+    session.evaluation("model")
+    res = run_check(get_check("preprocessing")(), session, dict(get_check("preprocessing").params), session.available)
+    assert res.metrics["sample_images"] == 12 * 3
+    small = session.sample_pixels(4, 2)
+    big = session.sample_pixels(12, 3)
+    assert decodes and max(decodes.values()) == 1
+    decoded = set(decodes) if warm else _all_files(faces)
+    assert {str(r.path) for r in big.records} <= decoded
+    assert len(small) == 8 and torch.equal(small.pixels[0], big.pixels[0])
+    fresh = images.load_face(big.records[5].path)  # what a second decode would give, bit for bit
+    assert torch.equal(big.pixels[5], fresh)

@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from facediag.checks._plotdata import r
 from facediag.data.images import normalize
+from facediag.data.pixels import PIXEL_SAMPLE_PER_SUBJECT, PIXEL_SAMPLE_SUBJECTS
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.checks.registry import register
 
@@ -58,7 +59,7 @@ class Preprocessing(Check):
     title = "Input range, channel order and image geometry match what the model expects"
     params = {"margin": 0.01, "min_red_share": 0.5, "rgb_red_share": 0.9, "bgr_margin_against_pixels": 0.05,
               "imagenet_margin": 0.03,
-              "max_subjects": 24, "per_subject": 3}
+              "max_subjects": PIXEL_SAMPLE_SUBJECTS, "per_subject": PIXEL_SAMPLE_PER_SUBJECT}
     conditions = (
         Condition("prefers-range-0-1", Severity.FAILURE,
                   "the model separates people better with raw [0, 1] input (AUC {auc_range_0_1:.3f}) than with "

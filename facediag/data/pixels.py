@@ -183,26 +183,49 @@ class Sample:
         return len(self.records)
 
 
-def sample(gallery: Sequence[Record], max_subjects: int = 24, per_subject: int = 3,
-           load: Callable[[Path], torch.Tensor] = load_face) -> Sample:
+# The largest sample a default check takes (preprocessing: 24 people x 3 images; alignment
+# takes 16 x 2 of the same): the Session keeps these images' pixels from the embedding pass.
+PIXEL_SAMPLE_SUBJECTS, PIXEL_SAMPLE_PER_SUBJECT = 24, 3
+
+
+def sample(gallery: Sequence[Record], max_subjects: int = PIXEL_SAMPLE_SUBJECTS,
+           per_subject: int = PIXEL_SAMPLE_PER_SUBJECT, load: Callable[[Path], torch.Tensor] = load_face) -> Sample:
     """Preprocessed pixels ([0,1]) of a few images of each of a few subjects, and their subjects:
-    the only decoding outside the embedding engine, bounded by max_subjects × per_subject.
-    ``load`` makes a file's pixels (the Session's aligned crops under --align)."""
-    taken: dict[str, int] = {}
+    the first ``per_subject`` readable images of each of the first ``max_subjects`` people, in
+    gallery order. ``load`` makes a file's pixels (the Session's: kept from the embedding pass,
+    or aligned crops under --align)."""
     pixels, records = [], []
+
+    def take(rec: Record) -> bool:
+        try:
+            pixels.append(load(rec.path))
+        except (DecodeError, OSError):
+            return False
+        records.append(rec)
+        return True
+    _choose(gallery, max_subjects, per_subject, take)
+    if not pixels:
+        raise FacediagError("no readable gallery image")
+    return Sample(torch.stack(pixels), np.asarray([r.subject for r in records], dtype=str), records)
+
+
+def sample_paths(gallery: Sequence[Record], max_subjects: int = PIXEL_SAMPLE_SUBJECTS,
+                 per_subject: int = PIXEL_SAMPLE_PER_SUBJECT) -> set[str]:
+    """The files ``sample`` takes when every one is readable (an unreadable one is replaced by a later one)."""
+    paths: set[str] = set()
+    _choose(gallery, max_subjects, per_subject, lambda rec: paths.add(str(rec.path)) or True)
+    return paths
+
+
+def _choose(gallery: Sequence[Record], max_subjects: int, per_subject: int, take: Callable[[Record], bool]) -> None:
+    """Offers ``take`` the sample's records in gallery order; a record it refuses (unreadable) does not count."""
+    taken: dict[str, int] = {}
     for rec in gallery:
         n = taken.get(rec.subject, 0)
         if n >= per_subject or (n == 0 and len(taken) >= max_subjects):
             continue
-        try:
-            pixels.append(load(rec.path))
-        except (DecodeError, OSError):
-            continue
-        taken[rec.subject] = n + 1
-        records.append(rec)
-    if not pixels:
-        raise FacediagError("no readable gallery image")
-    return Sample(torch.stack(pixels), np.asarray([r.subject for r in records], dtype=str), records)
+        if take(rec):
+            taken[rec.subject] = n + 1
 
 
 def thumbnail_uri(img01: torch.Tensor, size: int = 56, quality: int = 80) -> str:
