@@ -23,8 +23,9 @@ import torch
 from facediag.data.aligner import ALIGN_CHOICES, Aligner
 from facediag.data.detect import require_extra
 from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres, to_tensor01
-from facediag.data.pixels import (THUMB_MARGIN, THUMB_SIZE, FingerprintTap, Fingerprints, Sample,
-                                  fingerprint_files, grey_canvas, sample, sample_paths, thumbnail_uri)
+from facediag.data.pixels import (PIXEL_SAMPLE_PER_SUBJECT, PIXEL_SAMPLE_SUBJECTS, THUMB_MARGIN, THUMB_SIZE,
+                                  FingerprintTap, Fingerprints, Sample, fingerprint_files, grey_canvas, sample,
+                                  sample_paths, thumbnail_uri)
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, file_digest, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
@@ -577,7 +578,8 @@ class Session:
         """The 112×112 grey canvas of one image, for the exact leakage test on candidates only."""
         return grey_canvas(record)
 
-    def sample_pixels(self, max_subjects: int = 24, per_subject: int = 3) -> Sample:
+    def sample_pixels(self, max_subjects: int = PIXEL_SAMPLE_SUBJECTS,
+                      per_subject: int = PIXEL_SAMPLE_PER_SUBJECT) -> Sample:
         """A bounded sample of gallery pixels for checks that score altered inputs (data.pixels.sample),
         aligned under --align (as given while "auto" is being settled: that is what it measures).
         Unaligned, an image the embedding pass decoded is not decoded again, nor one a check sampled."""
