@@ -3,15 +3,23 @@
 Each rule reads only CheckResults (never models or data) and returns a Diagnosis or None.
 Rules decide by the conditions the checks report (``_met``), never by copies of their
 thresholds, so a suite that moves a threshold moves the check and its diagnosis together;
-metric values appear only as evidence. Order matters where causes overlap: collapse explains a pair gap better than memorisation,
-and untrained weights explain everything downstream, so later rules step aside.
+metric values appear only as evidence.
+
+Causes come before the symptoms they explain. Each rule declares the symptoms (check
+conditions) its cause accounts for; a diagnosis lists those that were met (``explains``), and a
+later rule asks ``_unexplained`` so that a symptom already explained is not diagnosed again as a
+cause of its own. Hence the order: faults the weights themselves show (unmatched keys), then
+faults of the data the model is given (misaligned faces, wrong colours or range, a DSR that
+hurts, mislabelled images), then what the model learned (untrained, collapse, memorisation).
+Poor separation alone never names the weights while a data fault is diagnosed: it cannot be
+judged until that fault is fixed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-from facediag.checks.base import CheckResult, Status
+from facediag.checks.base import CheckResult, Severity, Status
 
 
 @dataclass
@@ -24,29 +32,34 @@ class Diagnosis:
     evidence: list[str] = field(default_factory=list)
     remedy: str = ""
     checks: list[str] = field(default_factory=list)  # the checks whose results it read
+    explains: list[str] = field(default_factory=list)  # the symptoms it accounts for, "check: condition"
 
     def as_dict(self) -> dict:
         return {"id": self.id, "severity": self.severity, "summary": self.summary,
-                "evidence": list(self.evidence), "remedy": self.remedy, "checks": list(self.checks)}
+                "evidence": list(self.evidence), "remedy": self.remedy, "checks": list(self.checks),
+                "explains": list(self.explains)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Diagnosis":
         return cls(d["id"], d["severity"], d["summary"], list(d.get("evidence", [])),
-                   d.get("remedy", ""), list(d.get("checks", [])))
+                   d.get("remedy", ""), list(d.get("checks", [])), list(d.get("explains", [])))
 
 
 Results = dict[str, CheckResult]
 Rule = Callable[[Results, list[Diagnosis]], Diagnosis | None]
-RULES: list[tuple[str, Rule]] = []
+Symptom = tuple[str, str]  # (check, condition)
+RULES: list[tuple[str, Rule, tuple[Symptom, ...]]] = []
 
 TRAIN_FIX = ("Fine-tune with `facediag train-contrastive`: supervised contrastive loss over [DSR; HR] with subject "
              "labels (every image of the person is a positive), validated by gallery rank-1 on held-out images — "
              "never by paired similarity.")
 
 
-def rule(diag_id: str):
+def rule(diag_id: str, explains: tuple[Symptom, ...] = ()):
+    """Register a rule; ``explains`` are the symptoms its cause accounts for, beyond the
+    conditions it fires on (those are found from the checks it names)."""
     def deco(fn: Rule) -> Rule:
-        RULES.append((diag_id, fn))
+        RULES.append((diag_id, fn, tuple(explains)))
         return fn
     return deco
 
@@ -68,6 +81,33 @@ def _has(found: list[Diagnosis], *ids: str) -> bool:
     return any(d.id in ids for d in found)
 
 
+def _symptom(check: str, condition: str) -> str:
+    return f"{check}: {condition}"
+
+
+def _unexplained(results: Results, found: list[Diagnosis], check: str, *conditions: str) -> bool:
+    """Whether any named condition was met and no diagnosis found so far explains it."""
+    explained = {s for d in found for s in d.explains}
+    return any(_met(results, check, c) and _symptom(check, c) not in explained for c in conditions)
+
+
+# Symptoms a fault in the data (or in what the model is fed) produces in any model: people
+# separate poorly, rank-1 and the genuine scores drop. They say nothing about the weights then.
+DATA_FAULT_SYMPTOMS: tuple[Symptom, ...] = (
+    ("weights-integrity", "no-separation"), ("identification", "rank1-failed"), ("identification", "rank1-low"),
+    ("identification", "threshold-does-not-hold"), ("verification", "eer-failed"), ("verification", "eer-high"),
+)
+
+
+def _weights_unjudged(results: Results, fault: str) -> list[str]:
+    """Evidence a data-fault diagnosis adds when poor separation would otherwise blame the weights."""
+    if not _met(results, "weights-integrity", "no-separation"):
+        return []
+    dp = _m(results, "weights-integrity", "dprime")
+    return [f"genuine vs impostor d′ {dp:.2f} reads like untrained weights, but it cannot be judged on these "
+            f"faces: fix the {fault} first, then run again"]
+
+
 @rule("weights-not-loaded")
 def _weights_not_loaded(results, found):
     if not _met(results, "weights-integrity", "not-loaded", "keys-mismatch"):
@@ -83,13 +123,61 @@ def _weights_not_loaded(results, found):
         "`facediag inspect WEIGHTS` shows what the file holds.", ["weights-integrity"])
 
 
+@rule("misaligned-faces", explains=DATA_FAULT_SYMPTOMS)
+def _misaligned(results, found):
+    grave = ("far-from-template", "no-face")
+    mild = ("off-template", "rotated", "wrong-scale", "faces-missed")
+    if not _met(results, "alignment", *grave, *mild):
+        return None
+    res = results["alignment"]
+    m = res.metrics
+    evidence = [f.message.split("; ")[0] for f in res.findings if f.severity.value != "info"]
+    if m.get("nme_median") is not None:
+        evidence.append(f"median landmark error {m['nme_median']:.2f} inter-ocular distances, turn "
+                        f"{m['rotation_median']:.1f}°, zoom {m['scale_median']:.2f}× to the ArcFace template; faces "
+                        f"found in {m['faces_found']}/{m['sample_images']} sampled images")
+    evidence += _weights_unjudged(results, "alignment")
+    return Diagnosis("misaligned-faces", "failure" if _met(results, "alignment", *grave) else "warning",
+                     "the faces are not aligned as the model expects: every score on them understates the model",
+                     evidence,
+                     "Align the images to the ArcFace 5-point template before evaluating or training: "
+                     "`facediag align SRC DST` writes aligned 112×112 crops in the same layout (or run with "
+                     "`--align mtcnn`); use the same detector and template in the application.", ["alignment"])
+
+
+@rule("preprocessing-mismatch", explains=DATA_FAULT_SYMPTOMS)
+def _preprocessing(results, found):
+    by_pixels = _met(results, "preprocessing", "pixels-bgr")
+    by_model = _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr", "prefers-bgr-strongly")
+    # Weights that are broken by their own evidence, or a collapsed space, have no preferred
+    # input: their AUCs differ by noise (the pixels still tell the channel order).
+    if by_model and not by_pixels and (
+            _has(found, "weights-not-loaded") or _met(results, "weights-integrity", "at-init", "nonfinite-weights")
+            or _met(results, "pair-gap", "collapsed") or _met(results, "norm-sanity", "impostors-match")):
+        return None
+    if not (by_pixels or by_model):
+        return None
+    summary = ("the images are stored with red and blue swapped (BGR): the model is given the wrong colours"
+               if by_pixels else "the model expects different input than it is given")
+    remedy = ("Feed RGB 112×112 normalised as (x/255 − 0.5)/0.5, in training, validation and the app alike; "
+              "or, if the model was trained otherwise, make every stage use that one convention.")
+    if by_pixels:
+        remedy = ("Re-save the images as RGB (OpenCV arrays are BGR: cv2.cvtColor(img, cv2.COLOR_BGR2RGB) before "
+                  "saving with PIL, or save with cv2.imwrite, which expects BGR). " + remedy)
+    evidence = [f.message for f in results["preprocessing"].findings if f.severity.value == "failure"]
+    evidence += _weights_unjudged(results, "input convention")
+    return Diagnosis("preprocessing-mismatch", "failure", summary, evidence, remedy, ["preprocessing"])
+
+
 @rule("untrained-weights")
 def _untrained(results, found):
     if _has(found, "weights-not-loaded"):
         return None
     at_init = _met(results, "weights-integrity", "at-init")
-    # No separation means untrained unless everything matches (that is collapse, below).
-    no_sep = _met(results, "weights-integrity", "no-separation") and not _met(results, "norm-sanity", "impostors-match")
+    # The weights' own evidence names them whatever the data. Poor separation alone does only on
+    # data with no diagnosed fault, and unless everything matches (that is collapse, below).
+    no_sep = (_unexplained(results, found, "weights-integrity", "no-separation")
+              and not _met(results, "norm-sanity", "impostors-match"))
     if not (at_init or no_sep):
         return None
     init = _m(results, "weights-integrity", "init_fraction")
@@ -189,49 +277,6 @@ def _regression(results, found):
                      ["pretrained-baseline"])
 
 
-@rule("preprocessing-mismatch")
-def _preprocessing(results, found):
-    by_pixels = _met(results, "preprocessing", "pixels-bgr")
-    by_model = _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr", "prefers-bgr-strongly")
-    # A model that tells nobody apart has no preferred input: its AUCs differ by noise (the
-    # pixels still tell the channel order).
-    if by_model and not by_pixels and _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
-        return None
-    if not (by_pixels or by_model):
-        return None
-    summary = ("the images are stored with red and blue swapped (BGR): the model is given the wrong colours"
-               if by_pixels else "the model expects different input than it is given")
-    remedy = ("Feed RGB 112×112 normalised as (x/255 − 0.5)/0.5, in training, validation and the app alike; "
-              "or, if the model was trained otherwise, make every stage use that one convention.")
-    if by_pixels:
-        remedy = ("Re-save the images as RGB (OpenCV arrays are BGR: cv2.cvtColor(img, cv2.COLOR_BGR2RGB) before "
-                  "saving with PIL, or save with cv2.imwrite, which expects BGR). " + remedy)
-    return Diagnosis("preprocessing-mismatch", "failure", summary,
-                     [f.message for f in results["preprocessing"].findings if f.severity.value == "failure"],
-                     remedy, ["preprocessing"])
-
-
-@rule("misaligned-faces")
-def _misaligned(results, found):
-    grave = ("far-from-template", "no-face")
-    mild = ("off-template", "rotated", "wrong-scale", "faces-missed")
-    if not _met(results, "alignment", *grave, *mild):
-        return None
-    res = results["alignment"]
-    m = res.metrics
-    evidence = [f.message.split("; ")[0] for f in res.findings if f.severity.value != "info"]
-    if m.get("nme_median") is not None:
-        evidence.append(f"median landmark error {m['nme_median']:.2f} inter-ocular distances, turn "
-                        f"{m['rotation_median']:.1f}°, zoom {m['scale_median']:.2f}× to the ArcFace template; faces "
-                        f"found in {m['faces_found']}/{m['sample_images']} sampled images")
-    return Diagnosis("misaligned-faces", "failure" if _met(results, "alignment", *grave) else "warning",
-                     "the faces are not aligned as the model expects: every score on them understates the model",
-                     evidence,
-                     "Align the images to the ArcFace 5-point template before evaluating or training: "
-                     "`facediag align SRC DST` writes aligned 112×112 crops in the same layout (or run with "
-                     "`--align mtcnn`); use the same detector and template in the application.", ["alignment"])
-
-
 @rule("data-leakage")
 def _leakage(results, found):
     eval_pairs = _met(results, "subject-overlap", "leaked")
@@ -281,8 +326,14 @@ def diagnose(results: list[CheckResult]) -> list[Diagnosis]:
     """Every diagnosis the rules find, failures first."""
     by_name = {r.name: r for r in results}
     found: list[Diagnosis] = []
-    for _, fn in RULES:
+    for _, fn, explains in RULES:
         d = fn(by_name, found)
-        if d is not None:
-            found.append(d)
+        if d is None:
+            continue
+        # The conditions (not mere facts) met in the checks it read, then the symptoms it declares.
+        fired = [_symptom(name, o.id) for name in d.checks if name in by_name
+                 for o in by_name[name].conditions if o.met and o.severity != Severity.INFO]
+        declared = [_symptom(*s) for s in explains if _met(by_name, *s)]
+        d.explains = list(dict.fromkeys([*d.explains, *fired, *declared]))
+        found.append(d)
     return sorted(found, key=lambda d: {"failure": 0, "warning": 1}.get(d.severity, 2))

@@ -5,7 +5,7 @@ import html
 from typing import Any, Iterable
 
 from facediag.formatting import format_value
-from facediag.render.text import format_evidence, headline_metrics, ordered_diagnoses, verdict_details
+from facediag.render.text import explains_text, format_evidence, headline_metrics, ordered_diagnoses, verdict_details
 from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
@@ -135,6 +135,8 @@ def _diagnoses(report) -> str:
             body.append("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.evidence) + "</ul>")
         if d.remedy:
             body.append(f"<p><strong>What to do:</strong> {_e(d.remedy)}</p>")
+        if d.explains:
+            body.append(f'<p class="from">{_e(explains_text(d))}</p>')
         if d.checks:
             links = ", ".join(f'<a href="#{_anchor(c)}">{_e(c)}</a>' for c in d.checks)
             body.append(f'<p class="from">from: {links}</p>')
@@ -316,7 +318,8 @@ def _diagnoses_html(side) -> str:
         f'<article class="diagnosis sev-{_e(d.severity)}"><h3><span class="sev">{_e(d.severity.upper())}</span>'
         f"<code>{_e(d.id)}</code></h3><p><strong>{_e(d.summary)}</strong></p>"
         + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.evidence) + "</ul>" if d.evidence else "")
-        + (f"<p><strong>What to do:</strong> {_e(d.remedy)}</p>" if d.remedy else "") + "</article>"
+        + (f"<p><strong>What to do:</strong> {_e(d.remedy)}</p>" if d.remedy else "")
+        + (f'<p class="from">{_e(explains_text(d))}</p>' if d.explains else "") + "</article>"
         for d in diagnoses)
 
 

@@ -13,7 +13,7 @@ from facediag.formatting import format_value
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines
 from facediag.results import BenchReport, CompareReport
-from facediag.render.text import note_lines, problem_lines, format_evidence, ordered_diagnoses, status_counts, verdict_text
+from facediag.render.text import explains_text, note_lines, problem_lines, format_evidence, ordered_diagnoses, status_counts, verdict_text
 
 # Characters XML 1.0 cannot hold at all (ANSI escapes in tracebacks, stray NULs).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -39,6 +39,8 @@ def _diagnoses_text(report) -> str:
         lines = [f"{d.severity.upper()} {d.id}: {d.summary}", *(f"  - {x}" for x in d.evidence)]
         if d.remedy:
             lines.append(f"  What to do: {d.remedy}")
+        if d.explains:
+            lines.append(f"  {explains_text(d)}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) or "No problems diagnosed"
 

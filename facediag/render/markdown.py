@@ -9,7 +9,7 @@ from facediag.metrics.verdict import WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
 from facediag.results import BenchReport, CompareReport
-from facediag.render.text import dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
+from facediag.render.text import explains_text, dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
@@ -45,6 +45,8 @@ def render_run_markdown(report) -> str:
             lines += [f"- {_text(x)}" for x in d.evidence] + [""]
         if d.remedy:
             lines += [f"**What to do:** {_text(d.remedy)}", ""]
+        if d.explains:
+            lines += [f"_{_text(explains_text(d))}_", ""]
 
     if report.gate:
         passed = bool(report.gate.get("passed"))

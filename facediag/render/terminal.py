@@ -22,7 +22,7 @@ from facediag.render.compare_text import (
 )
 from facediag.results import BenchReport, CompareReport
 from facediag.formatting import format_value
-from facediag.render.text import dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
+from facediag.render.text import explains_text, dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
 
 STATUS_STYLE = {Status.PASS: "bold green", Status.WARN: "bold yellow", Status.FAIL: "bold red",
                 Status.SKIP: "dim", Status.ERROR: "bold magenta"}
@@ -62,6 +62,8 @@ def _diagnoses(report, console: Console) -> None:
         body += [Text.assemble("  • ", item) for item in d.evidence]
         if d.remedy:
             body.append(Text.assemble(("What to do: ", "bold"), d.remedy))
+        if d.explains:
+            body.append(Text(explains_text(d), style="dim"))
         if d.checks:
             body.append(Text(f"from: {', '.join(d.checks)}", style="dim"))
         title = f"[{style} bold]{escape(d.id)}[/] [{style}]· {escape(d.severity.upper())}[/]"

@@ -44,6 +44,11 @@ def ordered_diagnoses(report) -> list:
     return sorted(report.diagnoses, key=lambda d: _SEVERITY_RANK.get(d.severity, 3))
 
 
+def explains_text(diagnosis) -> str:
+    """The symptoms (check conditions met) a diagnosis accounts for, in one line; "" if none."""
+    return f"explains: {', '.join(diagnosis.explains)}" if diagnosis.explains else ""
+
+
 def status_counts(report) -> dict[Status, int]:
     counts = {s: 0 for s in STATUS_ORDER}
     for r in report.results:
