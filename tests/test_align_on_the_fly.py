@@ -1,21 +1,16 @@
 """--align: misaligned real faces are caught as given and recover with --align mtcnn; a second
 run detects nothing; --align none changes nothing; auto decides by the alignment check; a
 baseline made without alignment is other data; a missing extra is one line, exit 2."""
-import importlib.util
-
 import numpy as np
 import pytest
 
+from align_extra import INSTALL_ALIGN, make_broken, make_missing, needs_extra
 from facediag.checks.base import Status
 from facediag.errors import FacediagError
 from facediag.runner import run_suite
 from facediag.session import Session, SessionConfig
 from facediag.suites import load_suite
 from helpers import misaligned_copy, write_folders_dataset
-
-needs_extra = pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None
-                                 or importlib.util.find_spec("skimage") is None,
-                                 reason="the align extra (facenet-pytorch, scikit-image) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +121,23 @@ def test_auto_aligns_only_faces_that_are_not_aligned(float_weights, orl_sets, tm
     assert "aligner" not in vars(session)  # nothing was detected beyond the check's sample
 
 
-def test_missing_extra_is_one_line_exit_2_before_work(monkeypatch, tmp_path):
+@pytest.mark.parametrize("how", ["missing", "broken"])
+def test_missing_extra_is_one_line_exit_2_before_work(monkeypatch, tmp_path, how):
     from click.testing import CliRunner
 
     from facediag.cli import cli
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "facenet_pytorch" else real(name, *a))
+    if how == "missing":
+        make_missing(monkeypatch)
+    else:  # present, but its import of requests fails
+        make_broken(monkeypatch, tmp_path)
     weights = tmp_path / "missing.pt"  # never opened: the option is refused first
     for cmd in (["run-all", "-w", weights], ["compare", weights, weights], ["bench", "accuracy", "-w", weights],
                 ["train-contrastive", "-w", weights, "--out", tmp_path / "o.pt"]):
         res = CliRunner().invoke(cli, [str(a) for a in (*cmd, "--data", tmp_path, "--align", "mtcnn")])
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert res.exit_code == 2 and len(lines) == 1, (cmd, res.output)
-        assert lines[0].startswith("error: ") and "pip install --no-deps facenet-pytorch==2.5.3" in lines[0]
+        assert lines[0].startswith("error: ") and INSTALL_ALIGN in lines[0], lines[0]
+        assert ("not installed" if how == "missing" else "requests") in lines[0]
     with pytest.raises(FacediagError, match="facenet-pytorch"):
         Session(SessionConfig(data=tmp_path, align="auto"))

@@ -3,7 +3,6 @@ accuracy); rank 0 alone shows and writes; each rank embeds about half of the ima
 ends with rank 0's code."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from align_extra import needs_extra
 from facediag.distributed import Distributed
 from helpers import copy_orl_subset
 
@@ -176,8 +176,7 @@ def _every_rank_exits_with_rank_0s_code(args, cache, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None or importlib.util.find_spec("skimage") is None,
-                    reason="the align extra (facenet-pytorch, scikit-image) is not installed")
+@needs_extra
 def test_two_ranks_align_on_the_fly_each_detecting_its_share(orl_subset, float_weights, tmp_path):
     # --align mtcnn under torchrun: the report one process gives, and every face detected once in
     # all (each rank its share by content, met by an all-gather), not once per rank.

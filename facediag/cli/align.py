@@ -22,7 +22,7 @@ def align(src, dst, layout, min_face_size, device, quiet):
     DST gets the crops in SRC's layout (as PNG), alignment.csv (landmarks, detection score,
     residual, rotation and scale per image) and flagged.csv (no face, several faces,
     unreadable). Resumable: run it again and it skips what is done. Never writes inside SRC.
-    Needs the align extra: pip install --no-deps facenet-pytorch==2.5.3 (and scikit-image).
+    Needs the align extra: pip install facenet-pytorch==2.5.3 scikit-image.
 
     \b
     Example:

@@ -1,6 +1,7 @@
 """Face detection and five landmarks with facenet-pytorch's MTCNN (its P/R/O-net weights ship
-in its wheel, so it works offline). An optional extra: ``pip install --no-deps
-facenet-pytorch==2.5.3`` (releases >= 2.6 pin torch < 2.3; never let pip resolve them).
+in its wheel, so it works offline). An optional extra, ``align``: ``pip install facenet-pytorch==2.5.3
+scikit-image`` (2.5.3 runs with torch 2.14 and pip resolves it beside torch unchanged; releases
+>= 2.6 pin torch < 2.3).
 
 Images are detected in batches of equal size (MTCNN batches only those); when several faces
 are found, the largest is chosen, or the most central of those at least 80 % as large, and
@@ -15,8 +16,8 @@ import numpy as np
 
 from facediag.errors import FacediagError
 
-INSTALL_MTCNN = "pip install --no-deps facenet-pytorch==2.5.3"
-INSTALL_SKIMAGE = "pip install scikit-image"
+# One ordinary pip command installs (or repairs) the whole align extra, dependencies included.
+INSTALL_ALIGN = "pip install facenet-pytorch==2.5.3 scikit-image"
 # Faces on facediag's 112 canvas are 50–110 px wide; a smaller pyramid floor only costs time
 # (DESIGN.md: 12 / 8 / 6 ms per image batched at 20 / 40 / 60 px). 50 found 133 of 134 ORL faces.
 CANVAS_MIN_FACE = 50
@@ -35,14 +36,30 @@ RETRY_MIN_FACE = 12
 _NEAR_LARGEST = 0.8
 
 
-def missing_extra() -> str | None:
-    """Why alignment cannot run here (one line naming the install command), or None."""
-    from importlib.util import find_spec
+# What detection and alignment import: (what needs it, the package, the module).
+_EXTRA = (("face detection", "facenet-pytorch", "facenet_pytorch"),
+          ("face alignment", "scikit-image", "skimage.transform"))
 
-    if find_spec("facenet_pytorch") is None:
-        return f"face detection needs facenet-pytorch, which is not installed: {INSTALL_MTCNN}"
-    if find_spec("skimage") is None:
-        return f"face alignment needs scikit-image, which is not installed: {INSTALL_SKIMAGE}"
+
+def missing_extra() -> str | None:
+    """Why alignment cannot run here (one line naming the install command), or None.
+
+    The one place that decides whether the align extra is usable: it imports what detection and
+    alignment import, so a package that is present but broken (facenet-pytorch without the
+    ``requests`` it imports, a dependency that fails to load) is reported like a missing one,
+    not found later as a crash. A module already imported costs nothing to import again."""
+    from importlib import import_module
+
+    for what, package, module in _EXTRA:
+        try:
+            import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any failure to import a third-party package
+            top = module.partition(".")[0]
+            if isinstance(exc, ModuleNotFoundError) and exc.name in (top, module):
+                return f"{what} needs {package}, which is not installed: {INSTALL_ALIGN}"
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            why = why if len(why) <= 160 else why[:157] + "..."
+            return f"{what} needs {package}, which is installed but cannot be imported ({why}): {INSTALL_ALIGN}"
     return None
 
 

@@ -1,16 +1,11 @@
 """alignment: misaligned versions of real faces WARN/FAIL and are diagnosed; the same faces
 unmoved, and ORL as given with the pretrained model, pass."""
-import importlib.util
-
 import pytest
 
+from align_extra import INSTALL_ALIGN, make_broken, make_missing, needs_extra
 from facediag.checks.base import Status
 from facediag.checks.registry import get_check
 from helpers import misaligned_copy
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None
-                                or importlib.util.find_spec("skimage") is None,
-                                reason="the align extra (facenet-pytorch, scikit-image) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +16,7 @@ def align_report(run, float_weights, orl_root, tmp_path_factory):
     return _report
 
 
+@needs_extra
 @pytest.mark.parametrize("how,condition", [("rotate", "rotated"), ("zoom", "wrong-scale"),
                                            ("shift", "far-from-template"), ("paste", "far-from-template")])
 def test_misaligned_faces_are_caught(align_report, how, condition):
@@ -32,6 +28,7 @@ def test_misaligned_faces_are_caught(align_report, how, condition):
     assert "facediag align" in diag.remedy and diag.evidence
 
 
+@needs_extra
 def test_the_same_faces_unmoved_pass(align_report):
     rep = align_report("none")
     res = rep.result("alignment")
@@ -40,6 +37,7 @@ def test_the_same_faces_unmoved_pass(align_report):
     assert "misaligned-faces" not in {d.id for d in rep.diagnoses}
 
 
+@needs_extra
 def test_orl_as_given_passes_with_the_pretrained_model(pretrained_report):
     res = pretrained_report.result("alignment")
     assert res.status == Status.PASS, res.summary
@@ -49,8 +47,18 @@ def test_orl_as_given_passes_with_the_pretrained_model(pretrained_report):
 
 
 def test_skips_with_the_install_line_when_facenet_is_missing(run, float_weights, orl_root, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "facenet_pytorch" else real(name, *a))
+    make_missing(monkeypatch)
     res = run(float_weights, orl_root, checks=["alignment"]).result("alignment")
     assert res.status == Status.SKIP
-    assert "pip install --no-deps facenet-pytorch==2.5.3" in res.summary
+    assert "not installed" in res.summary and INSTALL_ALIGN in res.summary
+
+
+def test_skips_with_the_install_line_when_facenet_is_broken(run, float_weights, orl_root, monkeypatch, tmp_path):
+    # facenet-pytorch present, its import of requests failing: SKIP with the line that repairs it,
+    # not ERROR (which would make every default run-all exit 1).
+    make_broken(monkeypatch, tmp_path)
+    rep = run(float_weights, orl_root, checks=["alignment"])
+    res = rep.result("alignment")
+    assert res.status == Status.SKIP, res.summary
+    assert "requests" in res.summary and INSTALL_ALIGN in res.summary
+    assert "\n" not in res.summary

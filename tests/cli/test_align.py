@@ -1,18 +1,14 @@
 """facediag align: crops land on the template, in SRC's layout; resumable; SRC never touched."""
 import csv
-import importlib.util
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from align_extra import INSTALL_ALIGN, make_broken, make_missing, needs_extra
 from cli_helpers import digest, invoke, one_line_exit_2
 from helpers import misaligned_copy
-
-needs_extra = pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None
-                                 or importlib.util.find_spec("skimage") is None,
-                                 reason="the align extra (facenet-pytorch, scikit-image) is not installed")
 
 
 def _rows(dst):
@@ -109,6 +105,7 @@ def test_paired_vlr_files_follow_their_hr_twin(orl_root, tmp_path):
     assert np.abs(shrunk - vlr).mean() < 0.6 * np.abs(shrunk - as_given).mean()
 
 
+@needs_extra  # the extra is asked for first: without it, the install line is the answer
 def test_dst_inside_src_is_refused(tmp_path):
     src = tmp_path / "src" / "p1"
     src.mkdir(parents=True)
@@ -118,9 +115,24 @@ def test_dst_inside_src_is_refused(tmp_path):
 
 
 def test_missing_facenet_is_one_line_naming_the_install(tmp_path, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "facenet_pytorch" else real(name, *a))
+    make_missing(monkeypatch)
     (tmp_path / "src" / "p1").mkdir(parents=True)
-    one_line_exit_2(invoke("align", tmp_path / "src", tmp_path / "dst"), "pip install --no-deps facenet-pytorch==2.5.3")
+    line = one_line_exit_2(invoke("align", tmp_path / "src", tmp_path / "dst"), "not installed", INSTALL_ALIGN)
+    assert "--no-deps" not in line
     assert not (tmp_path / "dst").exists()
+
+
+def test_broken_facenet_is_one_line_naming_the_install(tmp_path, monkeypatch):
+    # facenet-pytorch present, but its import of requests fails (as after pip install --no-deps):
+    # one line naming what failed and the pip command that repairs it, exit 2, before any work.
+    make_broken(monkeypatch, tmp_path)
+    (tmp_path / "src" / "p1").mkdir(parents=True)
+    Image.new("RGB", (112, 112), (90, 90, 90)).save(tmp_path / "src" / "p1" / "1.png")
+    line = one_line_exit_2(invoke("align", tmp_path / "src", tmp_path / "dst"), "requests", INSTALL_ALIGN)
+    assert "cannot be imported" in line and "bug" not in line
+    assert not (tmp_path / "dst").exists()
+
+
+def test_the_help_names_the_install_line():
+    res = invoke("align", "--help")
+    assert res.exit_code == 0 and "".join(INSTALL_ALIGN.split()) in "".join(res.output.split())  # wrapped anywhere
