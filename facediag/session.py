@@ -39,8 +39,13 @@ from facediag.protocols.gallery import Evaluation, build_evaluation
 from facediag.protocols.index import require_extra as require_index
 
 ROLES = ("model", "baseline")
-VIEWS = ("gallery", "probe_hr", "probe_dsr")
-_PROBLEM_ORDER = ("gallery", "probe_dsr", "probe_hr")  # the order unreadable files are listed in
+# probe_bicubic: the probes through plain bicubic instead of the DSR, the baseline every DSR must
+# beat (the dsr check); a view of its own only where the DSR is not bicubic (compares_bicubic).
+VIEWS = ("gallery", "probe_hr", "probe_dsr", "probe_bicubic")
+_PROBLEM_ORDER = ("gallery", "probe_dsr", "probe_hr", "probe_bicubic")  # the order unreadable files are listed in
+# Probes whose DSR and bicubic outputs are scored against their HR image (PSNR, SSIM): at most this
+# many, spread evenly over the protocol (ORL: all 280); their HR pixels are kept from the decode.
+QUALITY_SAMPLE = 512
 
 
 @dataclass
@@ -108,7 +113,7 @@ class Session:
         self._models: dict[str, LoadedModel] = dict(models or {})
         self._embedders: dict[str, Embedder] = embedders if embedders is not None else {}
         self._embeddings: dict[tuple[str, str], Embeddings] = {}
-        self._evaluations: dict[str, Evaluation] = {}
+        self._evaluations: dict[str | tuple[str, str], Evaluation] = {}
         self._fingerprints: dict[str, Fingerprints] = {}
         self._tap = FingerprintTap()  # leakage fingerprints from the embedding pass's own decode
         # The pixel sample's images (data.pixels.sample, 72 at most by default: 11 MB), kept from
@@ -119,6 +124,13 @@ class Session:
         # A probe's degraded DSR input, taken from its HR view's decode when that pass runs before
         # the DSR pass (probe row -> 3×s×s, a few KB), so the HR file is decoded once for both.
         self._lowres: dict[int, torch.Tensor] = {}
+        # Where the DSR is not bicubic the low-resolution inputs are kept for the run instead (probe
+        # row -> 3×s×s float32: 3 KB at 16 px, 1/24 of a DSR output): the bicubic view of the
+        # probes upsamples the same inputs, decoding nothing again. So are the HR pixels of the
+        # probes PSNR/SSIM is measured on (QUALITY_SAMPLE at most, float16).
+        self._bicubic_out: tuple[torch.Tensor, dict[int, str]] | None = None
+        self._quality_hr: dict[int, torch.Tensor] = {}
+        self._quality: dict[str, np.ndarray] = {}
         self._dsr_images = 0  # probes this process super-resolved
         self.rank_counts: list[dict] | None = None  # after prepare(): what each rank computed
         if config.data is None and config.gallery_root is None:
@@ -191,6 +203,14 @@ class Session:
     @property
     def probes_need_dsr(self) -> bool:
         return self.protocol.vlr_size is not None or any(p.vlr is not None for p in self.protocol.probes)
+
+    @property
+    def compares_bicubic(self) -> bool:
+        """Whether the probes go through a DSR other than plain bicubic: then their bicubic view
+        (probe_bicubic) is the baseline the DSR is judged against."""
+        from facediag.models.dsr import BicubicDSR
+
+        return self.probes_need_dsr and self.dsr.fingerprint != BicubicDSR.fingerprint
 
     @property
     def problems(self) -> list[tuple[str, str]]:
@@ -363,6 +383,10 @@ class Session:
             for view in VIEWS:
                 if view == "probe_dsr" and self.probes_need_dsr:
                     self._dsr_outputs(self.dist)
+                if view == "probe_bicubic":
+                    if not self.compares_bicubic:
+                        continue
+                    self._bicubic_outputs(self.dist)
                 self._embed_view(role, view, self.dist)
         for tapped in self.dist.all_gather_object(self._tap.entries()):  # leakage: no image decoded again
             self._tap.merge(tapped)
@@ -379,7 +403,20 @@ class Session:
                 self._dsr_out = self._compute_dsr(dist or Distributed())
             return self._dsr_out
 
-    def _compute_dsr(self, dist: Distributed) -> tuple[torch.Tensor, dict[int, str]]:
+    def _bicubic_outputs(self, dist: Distributed | None = None) -> tuple[torch.Tensor, dict[int, str]]:
+        """Plain bicubic of the same low-resolution inputs (compares_bicubic), the same way: once
+        per run, from the inputs the DSR pass kept where it ran."""
+        from facediag.models.dsr import BicubicDSR
+
+        with self._dsr_lock:
+            if self._bicubic_out is None:
+                self._bicubic_out = self._compute_dsr(dist or Distributed(), BicubicDSR())
+            return self._bicubic_out
+
+    def _compute_dsr(self, dist: Distributed, dsr=None) -> tuple[torch.Tensor, dict[int, str]]:
+        main = dsr is None  # the run's DSR, else the bicubic baseline
+        dsr = self.dsr if main else dsr
+        keep = self.compares_bicubic  # the inputs serve both passes: kept for the run
         probes = self.protocol.probes
         size = self.protocol.vlr_size
         rows = dist.shard(len(probes), self.config.batch_size)  # all of them in a world of one
@@ -391,15 +428,22 @@ class Session:
             p = probes[i]
             if p.vlr is not None:  # a VLR-only probe is fingerprinted from its VLR file
                 load = _loader(load_lowres, p.vlr.path)
-                return self._tap.wrap(p.vlr.path, load, fit_canvas) if p.hr is None else load
-            hr = self._tap.wrap(p.hr.path, self._face(p.hr.path))
-            return lambda: self._lowres.pop(i) if i in self._lowres else downsample(hr(), size)
+                load = self._tap.wrap(p.vlr.path, load, fit_canvas) if p.hr is None else load
+            else:
+                hr = self._tap.wrap(p.hr.path, self._face(p.hr.path))
+                if not keep:
+                    return lambda: self._lowres.pop(i) if i in self._lowres else downsample(hr(), size)
+                hr = self._keeping_quality_hr(i, hr)
+                load = lambda: downsample(hr(), size)  # noqa: E731
+            return self._keeping_lowres(i, load) if keep else load
 
-        part, failures = super_resolve([lowres(i) for i in rows], self.dsr, self.device,
+        part, failures = super_resolve([lowres(i) for i in rows], dsr, self.device,
                                        batch_size=self.config.batch_size,
-                                       description=f"super-resolving probes ({self.dsr.name})", progress=self.progress)
-        self._dsr_images += len(rows) - len(failures)
-        self._lowres.clear()  # consumed; a later HR pass (another model) stashes nothing
+                                       description=f"super-resolving probes ({dsr.name})", progress=self.progress)
+        if main:
+            self._dsr_images += len(rows) - len(failures)
+        if not keep:
+            self._lowres.clear()  # consumed; a later HR pass (another model) stashes nothing
         if dist.world == 1:
             return part, failures
         out = torch.zeros(len(probes), 3, 112, 112, dtype=torch.float16)
@@ -409,6 +453,34 @@ class Session:
                 out[torch.as_tensor(part_rows)] = part_out
             all_failures.update({part_rows[j]: why for j, why in part_failures.items()})
         return out, all_failures
+
+    def _keeping_lowres(self, i: int, load: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        """``load`` of probe ``i``'s low-resolution input, made once per run (compares_bicubic)."""
+        def kept():
+            img = self._lowres.get(i)
+            if img is None:
+                img = self._lowres[i] = load()
+            return img
+        return kept
+
+    def _keeping_quality_hr(self, i: int, load: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        """``load`` of probe ``i``'s HR image that keeps it when PSNR/SSIM is measured on it."""
+        if i not in self._quality_rows:
+            return load
+
+        def kept():
+            img = load()
+            self._quality_hr.setdefault(i, img.half())
+            return img
+        return kept
+
+    @cached_property
+    def _quality_rows(self) -> set[int]:
+        """The probes with an HR image that PSNR/SSIM is measured on: QUALITY_SAMPLE at most, evenly spread."""
+        rows = [i for i, p in enumerate(self.protocol.probes) if p.hr is not None]
+        if len(rows) > QUALITY_SAMPLE:
+            rows = [rows[j] for j in np.linspace(0, len(rows) - 1, QUALITY_SAMPLE).round().astype(int)]
+        return set(rows)
 
     @property
     def _stashes_lowres(self) -> bool:
@@ -459,11 +531,23 @@ class Session:
 
     def _probe_hr_item(self, row: int, probe) -> Item:
         """A probe's HR view; while the DSR pass is still to run, its decode also yields the probe's
-        degraded DSR input (a synthetic low-resolution probe is its HR image, downsampled)."""
+        degraded DSR input (a synthetic low-resolution probe is its HR image, downsampled). Where the
+        DSR is not bicubic, the input and the HR pixels PSNR/SSIM is measured on are kept for the run."""
         item = self._hr_item(probe.hr.path)
+        size = self.protocol.vlr_size
+        if self.probes_need_dsr and self.compares_bicubic:
+            hr = self._keeping_quality_hr(row, item.load)
+            if probe.vlr is not None:
+                return Item(item.key, hr)
+
+            def keep():
+                img = hr()
+                if row not in self._lowres:
+                    self._lowres[row] = downsample(img, size)
+                return img
+            return Item(item.key, keep)
         if not self.probes_need_dsr or probe.vlr is not None or self._dsr_out is not None:
             return item
-        size = self.protocol.vlr_size
 
         def load():
             img = item.load()
@@ -480,15 +564,26 @@ class Session:
             return [self._probe_hr_item(i, p) if p.hr else Item("none", _missing) for i, p in enumerate(proto.probes)]
         if not self.probes_need_dsr:  # HR probes: the same key as the gallery view shares the cache
             return [self._hr_item(p.hr.path) for p in proto.probes]
+        if view == "probe_bicubic":  # keyed as a run with plain bicubic keys its probes: one cache
+            from facediag.models.dsr import BicubicDSR
+
+            return [Item(self._degraded_key(p, BicubicDSR.fingerprint), _loader(self._bicubic_pixels, i))
+                    for i, p in enumerate(proto.probes)]
         dsr_fp = self.dsr.fingerprint
-        items = []
-        for i, p in enumerate(proto.probes):
-            degrade = "vlr-file" if p.vlr is not None else f"area{proto.vlr_size}"
-            if p.vlr is None and self._aligning() and self.aligner.found(p.hr.path):
-                degrade = f"{self.aligner.id}:{degrade}"  # degraded from the aligned crop
-            key = degraded_key(dsr_fp, degrade, file_digest(p.source.path))
-            items.append(Item(key, _loader(self._probe_pixels, i)))
-        return items
+        return [Item(self._degraded_key(p, dsr_fp), _loader(self._probe_pixels, i)) for i, p in enumerate(proto.probes)]
+
+    def _degraded_key(self, probe, dsr_fingerprint: str) -> str:
+        """A low-resolution probe's cache key: how it was degraded, the DSR that brought it back, its content."""
+        degrade = "vlr-file" if probe.vlr is not None else f"area{self.protocol.vlr_size}"
+        if probe.vlr is None and self._aligning() and self.aligner.found(probe.hr.path):
+            degrade = f"{self.aligner.id}:{degrade}"  # degraded from the aligned crop
+        return degraded_key(dsr_fingerprint, degrade, file_digest(probe.source.path))
+
+    def _bicubic_pixels(self, i: int) -> torch.Tensor:
+        out, failures = self._bicubic_outputs()
+        if i in failures:
+            raise DecodeError(failures[i].removeprefix("unreadable: "))
+        return out[i].float()
 
     def embeddings(self, role: str = "model", view: str = "probe_dsr") -> Embeddings:
         """Raw embeddings of one view for one model, rows aligned with the protocol."""
@@ -497,9 +592,12 @@ class Session:
         return self._embed_view(role, view)
 
     def _embed_view(self, role: str, view: str, dist: Distributed | None = None) -> Embeddings:
+        if view == "probe_bicubic" and not self.compares_bicubic:
+            return self._embed_view(role, "probe_dsr", dist)  # the probes' DSR is bicubic
         key = (role, view)
         if key not in self._embeddings:
-            if view == "probe_dsr" and self._dsr_out is None and self._stashes_lowres:
+            if (view in ("probe_dsr", "probe_bicubic") and self._dsr_out is None and self._bicubic_out is None
+                    and self._stashes_lowres):
                 self._embed_view(role, "probe_hr", dist)  # its decode feeds the DSR pass
             proto = self.protocol
             subjects = [r.subject for r in proto.gallery] if view == "gallery" else proto.probe_subjects
@@ -521,11 +619,17 @@ class Session:
         built yet (an evaluation asked about another one makes one more pass)."""
         self.config.thresholds = tuple(sorted(set(self.config.thresholds) | {float(t) for t in thresholds}))
 
-    def evaluation(self, role: str = "model") -> Evaluation:
-        """Gallery matching for one model: HR templates vs DSR probes, plus each probe's own HR."""
-        if role not in self._evaluations:
+    def evaluation(self, role: str = "model", view: str = "probe_dsr") -> Evaluation:
+        """Gallery matching for one model: HR templates vs DSR probes, plus each probe's own HR.
+        ``view="probe_bicubic"``: the same probes through plain bicubic instead (the DSR's baseline)."""
+        if view not in ("probe_dsr", "probe_bicubic"):
+            raise ValueError(f"no evaluation of view {view!r}")
+        if view == "probe_bicubic" and not self.compares_bicubic:
+            view = "probe_dsr"  # the probes' DSR is bicubic
+        memo = role if view == "probe_dsr" else (role, view)
+        if memo not in self._evaluations:
             gallery = self.embeddings(role, "gallery")
-            probes = self.embeddings(role, "probe_dsr")
+            probes = self.embeddings(role, view)
             # A probe at full resolution IS its own HR image: comparing the two would report a
             # paired similarity of 1 by construction, so such probes have no HR twin to pair with.
             probe_hr = self.embeddings(role, "probe_hr").raw if self.probes_need_dsr else None
@@ -534,10 +638,10 @@ class Session:
                     raise FacediagError("the model returns NaN or Inf for every gallery image: its weights are "
                                         "broken (weights-integrity names the tensors)")
                 raise FacediagError("no gallery image could be read")
-            self._evaluations[role] = build_evaluation(gallery.raw, gallery.subjects, probes.raw,
+            self._evaluations[memo] = build_evaluation(gallery.raw, gallery.subjects, probes.raw,
                                                        probes.subjects, probe_hr, thresholds=self.config.thresholds,
                                                        device=str(self.device), index=self.config.index)
-        return self._evaluations[role]
+        return self._evaluations[memo]
 
     # ---------------------------------------------------- raw pixel access
     def pixel_fingerprints(self, view: str = "gallery") -> Fingerprints:
@@ -629,6 +733,63 @@ class Session:
         sizes = (header_size(rec.path) for rec in self.index.hr[:limit])
         return [s for s in sizes if s is not None]  # unreadable headers are skipped, never raised
 
+    def probe_quality(self, view: str = "probe_dsr") -> tuple[np.ndarray, np.ndarray]:
+        """PSNR (dB) and SSIM against its own HR image (as the model sees it) of each probe of the
+        quality sample (QUALITY_SAMPLE at most, evenly spread) through the DSR (``probe_dsr``) or
+        plain bicubic (``probe_bicubic``): (protocol rows, ``[n, 2]``; NaN where unreadable).
+
+        From the outputs and HR pixels this run already holds, an HR image decoded only if no pass
+        decoded it this run (under torchrun: other ranks' shares, on rank 0). Kept in the cache store
+        by the keys of the view's embeddings and the HR image's, so a second run computes none.
+        Raises ImportError without scikit-image (metrics.image_quality)."""
+        from facediag.metrics import image_quality
+        from facediag.models.dsr import BicubicDSR
+
+        if not image_quality.available():
+            raise ImportError("scikit-image is not installed (pip install -e \".[dev]\" or scikit-image>=0.22)")
+        if view not in ("probe_dsr", "probe_bicubic"):
+            raise ValueError(f"no image quality of view {view!r}")
+        if view == "probe_bicubic" and not self.compares_bicubic:
+            view = "probe_dsr"
+        rows = np.array(sorted(self._quality_rows) if self.probes_need_dsr else [], dtype=int)
+        if view not in self._quality:
+            probes = self.protocol.probes
+            fp = self.dsr.fingerprint if view == "probe_dsr" else BicubicDSR.fingerprint
+            keys = [f"{self._degraded_key(probes[i], fp)}|vs|{self._hr_key(probes[i].hr.path)}" for i in rows]
+            store = EmbeddingCache(self.config.cache_dir or default_cache_dir()) if self.config.use_cache else None
+            space = EmbeddingCache.namespace(f"probe-quality|psnr,ssim|cap {image_quality.PSNR_CAP}")
+            hits = store.get_many(space, keys, 2) if store else {}
+            values = np.full((len(rows), 2), np.nan)
+            todo = []
+            for j, key in enumerate(keys):
+                if key in hits:
+                    values[j] = hits[key]
+                else:
+                    todo.append(j)
+            if todo:
+                out, failures = self._dsr_outputs() if view == "probe_dsr" else self._bicubic_outputs()
+                todo = [j for j in todo if rows[j] not in failures]
+                refs = {j: self._quality_reference(int(rows[j])) for j in todo}
+                todo = [j for j in todo if refs[j] is not None]
+                if todo:
+                    got = image_quality.psnr_ssim(out[rows[todo]].float(), torch.stack([refs[j] for j in todo]).float())
+                    values[todo] = got = got.astype(np.float32)  # as the store keeps them: warm runs agree
+                    if store:
+                        store.put_many(space, {keys[j]: v for j, v in zip(todo, got)})
+            self._quality[view] = values
+        return rows, self._quality[view]
+
+    def _quality_reference(self, row: int) -> torch.Tensor | None:
+        """A probe's HR image as the model sees it, for PSNR/SSIM: kept from this run's decode, else
+        decoded now (and kept for the other view)."""
+        img = self._quality_hr.get(row)
+        if img is None:
+            try:
+                img = self._quality_hr[row] = self._face(self.protocol.probes[row].hr.path)().half()
+            except (DecodeError, OSError):
+                return None
+        return img
+
     def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
         """Raw embeddings of given pixels, bypassing the cache (inputs altered on purpose)."""
         emb = self.embedder(role)
@@ -663,6 +824,10 @@ class Session:
                 return "probes are at full resolution: each is its own HR image, so there is no pair to compare"
             return None if any(p.hr is not None for p in self.protocol.probes) else \
                 "no probe has its own HR image (paired similarity needs HR/VLR pairs)"
+        if requirement == "dsr":  # a DSR other than bicubic, to judge against bicubic
+            if not self.probes_need_dsr:
+                return "probes are at full resolution: no DSR runs"
+            return None if self.compares_bicubic else "the probes go through plain bicubic (no --dsr given)"
         return f"unknown requirement {requirement!r}"
 
 
@@ -699,8 +864,8 @@ class RoleView:
     def embeddings(self, role: str = "model", view: str = "probe_dsr") -> Embeddings:
         return self.session.embeddings(self._map(role), view)
 
-    def evaluation(self, role: str = "model") -> Evaluation:
-        return self.session.evaluation(self._map(role))
+    def evaluation(self, role: str = "model", view: str = "probe_dsr") -> Evaluation:
+        return self.session.evaluation(self._map(role), view)
 
     def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
         return self.session.embed_pixels(self._map(role), pixels01, normalization)
