@@ -92,7 +92,8 @@ def test_usage_errors_are_exit_2(tmp_path):
 def test_list_checks_names_every_check():
     out = facediag("list-checks").stdout
     for name in ("weights-integrity", "gallery-enrollment", "subject-overlap", "norm-sanity", "preprocessing",
-                 "alignment", "arcface-head", "pretrained-baseline", "pair-gap", "identification", "verification"):
+                 "alignment", "arcface-head", "pretrained-baseline", "pair-gap", "dsr-vs-bicubic", "identification",
+                 "verification"):
         assert name in out
 
 

@@ -8,7 +8,8 @@ from facediag.checks.registry import all_checks, get_check, register, run_check
 from facediag.suites import load_suite
 
 BUILTIN = ["weights-integrity", "gallery-enrollment", "subject-overlap", "norm-sanity", "preprocessing",
-           "alignment", "arcface-head", "pretrained-baseline", "pair-gap", "identification", "verification"]
+           "alignment", "arcface-head", "pretrained-baseline", "pair-gap", "dsr-vs-bicubic",
+           "identification", "verification"]
 
 
 def test_builtin_checks_are_registered_in_report_order():

@@ -12,6 +12,7 @@ from facediag.checks import (  # noqa: F401
     arcface_head,
     pretrained_baseline,
     pair_gap,
+    dsr,
     identification,
     verification,
 )

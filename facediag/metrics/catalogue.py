@@ -22,7 +22,7 @@ class MetricInfo:
     key: str                   # "check.metric", or a pattern of them
     higher_is_better: bool | None
     label: str
-    unit: str = "rate"         # rate | cosine | count | ratio | dims | auc | dprime | degrees | pixels
+    unit: str = "rate"         # rate | cosine | count | ratio | dims | auc | dprime | degrees | pixels | dB | p | ssim
     short: str | None = None   # name accepted on the command line
     resample: str | None = None  # probe | impostor | paired | pairs: how the subject bootstrap draws it
 
@@ -53,6 +53,17 @@ CATALOGUE: tuple[MetricInfo, ...] = (
                resample="impostor"),
     MetricInfo("pair-gap.genuine_mean", None, "genuine mean cosine", "cosine", resample="probe"),
     MetricInfo("pair-gap.paired_mean", None, "paired mean cosine", "cosine", resample="paired"),
+    MetricInfo("dsr-vs-bicubic.rank1_dsr", HIGHER, "rank-1 through the DSR"),
+    MetricInfo("dsr-vs-bicubic.rank1_bicubic", HIGHER, "rank-1 through plain bicubic"),
+    MetricInfo("dsr-vs-bicubic.rank1_delta", HIGHER, "rank-1, DSR − bicubic"),
+    MetricInfo("dsr-vs-bicubic.genuine_mean_dsr", None, "genuine mean cosine through the DSR", "cosine"),
+    MetricInfo("dsr-vs-bicubic.genuine_mean_bicubic", None, "genuine mean cosine through bicubic", "cosine"),
+    MetricInfo("dsr-vs-bicubic.genuine_delta", None, "genuine mean cosine, DSR − bicubic", "cosine"),
+    MetricInfo("dsr-vs-bicubic.mcnemar_p", None, "exact McNemar p, DSR vs bicubic rank-1", "p"),
+    MetricInfo("dsr-vs-bicubic.dsr_won", HIGHER, "probes only the DSR identifies", "count"),
+    MetricInfo("dsr-vs-bicubic.dsr_lost", LOWER, "probes only bicubic identifies", "count"),
+    MetricInfo("dsr-vs-bicubic.psnr_*", HIGHER, "PSNR against the HR images", "dB"),
+    MetricInfo("dsr-vs-bicubic.ssim_*", HIGHER, "SSIM against the HR images", "ssim"),
     MetricInfo("norm-sanity.effective_rank", HIGHER, "effective rank", "dims", short="effective_rank"),
     MetricInfo("norm-sanity.impostor_mean", LOWER, "impostor mean cosine", "cosine"),
     MetricInfo("norm-sanity.dead_fraction", LOWER, "dead dimensions (share)"),

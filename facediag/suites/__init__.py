@@ -102,6 +102,8 @@ def param_problem(key: str, value: Any, default: Any) -> str | None:
         return None if -1 <= value <= 1 else "a cosine lies between -1 and 1"
     if value < 0:
         return "must not be negative"
+    if key == "alpha" and not 0 < value < 1:
+        return "a significance level lies strictly between 0 and 1"
     if key == "max_norm_ratio" and value < 1:
         return "a ratio bound is at least 1 (it is applied both ways)"
     if any(word in key for word in _RATES) and value > 1:
