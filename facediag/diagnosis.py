@@ -92,11 +92,20 @@ def _unexplained(results: Results, found: list[Diagnosis], check: str, *conditio
 
 
 # Symptoms a fault in the data (or in what the model is fed) produces in any model: people
-# separate poorly, rank-1 and the genuine scores drop. They say nothing about the weights then.
+# separate poorly and rank-1 drops. They say nothing about the weights until the fault is fixed.
 DATA_FAULT_SYMPTOMS: tuple[Symptom, ...] = (
     ("weights-integrity", "no-separation"), ("identification", "rank1-failed"), ("identification", "rank1-low"),
     ("identification", "threshold-does-not-hold"), ("verification", "eer-failed"), ("verification", "eer-high"),
 )
+# Faces far from the template (small, in a large canvas) also all look alike: impostors match as
+# in a collapsed model. Only misalignment explains these; swapped colours do not make faces alike.
+LIKENESS_SYMPTOMS: tuple[Symptom, ...] = (
+    ("pair-gap", "collapsed"), ("norm-sanity", "impostors-match"), ("identification", "far-meaningless"),
+)
+
+
+def _met_symptoms(results: Results, symptoms: tuple[Symptom, ...]) -> list[str]:
+    return [_symptom(*s) for s in symptoms if _met(results, *s)]
 
 
 def _weights_unjudged(results: Results, fault: str) -> list[str]:
@@ -123,7 +132,7 @@ def _weights_not_loaded(results, found):
         "`facediag inspect WEIGHTS` shows what the file holds.", ["weights-integrity"])
 
 
-@rule("misaligned-faces", explains=DATA_FAULT_SYMPTOMS)
+@rule("misaligned-faces")
 def _misaligned(results, found):
     grave = ("far-from-template", "no-face")
     mild = ("off-template", "rotated", "wrong-scale", "faces-missed")
@@ -136,13 +145,18 @@ def _misaligned(results, found):
         evidence.append(f"median landmark error {m['nme_median']:.2f} inter-ocular distances, turn "
                         f"{m['rotation_median']:.1f}°, zoom {m['scale_median']:.2f}× to the ArcFace template; faces "
                         f"found in {m['faces_found']}/{m['sample_images']} sampled images")
-    evidence += _weights_unjudged(results, "alignment")
-    return Diagnosis("misaligned-faces", "failure" if _met(results, "alignment", *grave) else "warning",
+    # Loosely aligned faces cost some accuracy; faces far from the template leave nothing to judge the
+    # model by, so only then does the misalignment explain poor separation and matching impostors.
+    is_grave = _met(results, "alignment", *grave)
+    if is_grave:
+        evidence += _weights_unjudged(results, "alignment")
+    return Diagnosis("misaligned-faces", "failure" if is_grave else "warning",
                      "the faces are not aligned as the model expects: every score on them understates the model",
                      evidence,
                      "Align the images to the ArcFace 5-point template before evaluating or training: "
                      "`facediag align SRC DST` writes aligned 112×112 crops in the same layout (or run with "
-                     "`--align mtcnn`); use the same detector and template in the application.", ["alignment"])
+                     "`--align mtcnn`); use the same detector and template in the application.", ["alignment"],
+                     explains=_met_symptoms(results, DATA_FAULT_SYMPTOMS + LIKENESS_SYMPTOMS) if is_grave else [])
 
 
 @rule("preprocessing-mismatch", explains=DATA_FAULT_SYMPTOMS)
@@ -203,7 +217,8 @@ def _collapse(results, found):
         return None
     # pair-gap's collapse rule, or impostors matching across every image (norm-sanity). A low
     # effective rank alone is not "everything matches everything": norm-sanity warns about it.
-    if not (_met(results, "pair-gap", "collapsed") or _met(results, "norm-sanity", "impostors-match")):
+    if not (_unexplained(results, found, "pair-gap", "collapsed")
+            or _unexplained(results, found, "norm-sanity", "impostors-match")):
         return None
     imp = _m(results, "pair-gap", "impostor_mean")
     gen = _m(results, "pair-gap", "genuine_mean")
@@ -248,11 +263,11 @@ def _memorization(results, found):
 def _domain_gap(results, found):
     if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
         return None
-    evidence = []
-    if _met(results, "pair-gap", "hr-dsr-rank1-gap"):
+    evidence = []  # symptoms a diagnosed cause (a DSR worse than bicubic: dsr-hurts) explains are not a gap
+    if _unexplained(results, found, "pair-gap", "hr-dsr-rank1-gap"):
         hr1, dsr1 = _m(results, "pair-gap", "hr_rank1"), _m(results, "pair-gap", "rank1")
         evidence.append(f"rank-1 {hr1:.1%} on the probes' own HR images vs {dsr1:.1%} through DSR")
-    if _met(results, "norm-sanity", "norm-shift"):
+    if _unexplained(results, found, "norm-sanity", "norm-shift"):
         ratio = _m(results, "norm-sanity", "dsr_hr_norm_ratio")
         evidence.append(f"DSR embeddings have {ratio:.2f}× the norm of HR embeddings")
     if not evidence:
