@@ -349,6 +349,6 @@ def diagnose(results: list[CheckResult]) -> list[Diagnosis]:
         fired = [_symptom(name, o.id) for name in d.checks if name in by_name
                  for o in by_name[name].conditions if o.met and o.severity != Severity.INFO]
         declared = [_symptom(*s) for s in explains if _met(by_name, *s)]
-        d.explains = list(dict.fromkeys([*d.explains, *fired, *declared]))
+        d.explains = list(dict.fromkeys([*fired, *d.explains, *declared]))
         found.append(d)
     return sorted(found, key=lambda d: {"failure": 0, "warning": 1}.get(d.severity, 2))

@@ -201,6 +201,36 @@ def misaligned_copy(src: Path, dest: Path, how: str, subjects=range(1, 11), per_
     return dest
 
 
+def unaligned_copy(src: Path, dest: Path, subjects=range(1, 41), per_subject: int = 10, seed: int = 0) -> Path:
+    """ORL as users often feed it, unaligned: each face zoomed out by 1/1.6, turned by up to ±20°
+    and pasted at a random place in a 160 px grey canvas (folders layout, PNG)."""
+    rng = np.random.default_rng(seed)
+    for s in subjects:
+        (dest / f"s{s}").mkdir(parents=True, exist_ok=True)
+        for i in range(1, per_subject + 1):
+            im = Image.open(src / f"s{s}" / f"{i}.pgm").convert("L")
+            im = im.resize((round(im.width / 1.6), round(im.height / 1.6)), Image.BILINEAR)
+            im = im.rotate(float(rng.uniform(-20, 20)), resample=Image.BILINEAR, expand=True, fillcolor=128)
+            canvas = Image.new("L", (160, 160), 128)
+            canvas.paste(im, (int(rng.integers(0, 161 - im.width)), int(rng.integers(0, 161 - im.height))))
+            canvas.save(dest / f"s{s}" / f"{i}.png")
+    return dest
+
+
+def colour_copy(src: Path, dest: Path, subjects=range(1, 41), per_subject: int = 10, bgr: bool = False) -> Path:
+    """ORL faces made colour photos: the grey levels mapped onto a skin tone (red above green above
+    blue, as skin is in RGB), saved as RGB or, with ``bgr``, with red and blue swapped as an OpenCV
+    array saved by PIL would be."""
+    tone = np.array([1.0, 0.78, 0.62])
+    for s in subjects:
+        (dest / f"s{s}").mkdir(parents=True, exist_ok=True)
+        for i in range(1, per_subject + 1):
+            grey = np.asarray(Image.open(src / f"s{s}" / f"{i}.pgm").convert("L"), dtype=np.float64)
+            rgb = np.clip(grey[..., None] * tone, 0, 255).round().astype(np.uint8)
+            Image.fromarray(rgb[..., ::-1].copy() if bgr else rgb).save(dest / f"s{s}" / f"{i}.png")
+    return dest
+
+
 # ------------------------------------------- a non-EdgeFace embedder with a model card (tests of cards)
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 CARD = f"""name = "tiny-bgr"

@@ -1,11 +1,13 @@
 """preprocessing: is the model fed what it expects (RGB order, [-1, 1] range, 112×112 faces)?
 
-Scores a sample of gallery faces four ways — EdgeFace's normalisation, raw [0, 1] input,
-swapped channels and ImageNet mean/std — and compares how well same-person pairs separate from
-different-person pairs. A model that does clearly better on an alternative was trained
-on that alternative, and the deployment pipeline must match it. Channel order is also read
-from the pixels (a model barely moves on small or easy sets): skin is red-dominant in RGB, so a
-set whose face region is bluer than red was saved as BGR.
+Two independent parts. By the model: a sample of gallery faces is scored four ways —
+EdgeFace's normalisation, raw [0, 1] input, swapped channels and ImageNet mean/std — and how
+well same-person pairs separate from different-person pairs is compared. A model that does
+clearly better on an alternative (by a margin, and beyond the subject-bootstrap noise of the
+AUC difference on this sample) was trained on that alternative, and the deployment pipeline
+must match it. By the pixels: skin is red-dominant in RGB, so a set whose face region is bluer
+than red was saved as BGR (a model barely moves on small or easy sets). The pixel part needs no
+same-person pair, so it runs when the model part cannot (one gallery image per person).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from facediag.checks._plotdata import r
 from facediag.data.images import normalize
+from facediag.metrics.significance import paired_auc_gain
 from facediag.data.pixels import PIXEL_SAMPLE_PER_SUBJECT, PIXEL_SAMPLE_SUBJECTS
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.checks.registry import register
@@ -42,47 +45,61 @@ def red_above_blue(pixels01: torch.Tensor) -> np.ndarray:
     return (region[:, 0].mean(dim=(1, 2)) - region[:, 2].mean(dim=(1, 2))).numpy()
 
 
+def pair_scores(emb: np.ndarray) -> np.ndarray:
+    """Cosine of every pair (i < j) of a small sample, in np.triu_indices order."""
+    x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return (x @ x.T)[np.triu_indices(len(x), k=1)]
+
+
 def pair_auc(emb: np.ndarray, subjects: np.ndarray) -> float | None:
     """AUC of same-subject vs different-subject cosine over all pairs of a small sample."""
-    x = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    sims = x @ x.T
-    iu = np.triu_indices(len(x), k=1)
+    sims = pair_scores(emb)
+    iu = np.triu_indices(len(emb), k=1)
     same = (subjects[:, None] == subjects[None, :])[iu]
     if same.all() or not same.any() or not np.isfinite(sims).all():
         return None
-    return float(roc_auc_score(same, sims[iu]))
+    return float(roc_auc_score(same, sims))
+
+
+# What each alternative input's preference is called in the metrics ("auc_<name>_gain_low").
+ALTERNATIVES = ("range_0_1", "channels_swapped", "imagenet")
 
 
 @register
 class Preprocessing(Check):
     name = "preprocessing"
     title = "Input range, channel order and image geometry match what the model expects"
-    params = {"margin": 0.01, "min_red_share": 0.5, "rgb_red_share": 0.9, "bgr_margin_against_pixels": 0.05,
-              "imagenet_margin": 0.03,
+    params = {"margin": 0.01, "alpha": 0.05, "min_red_share": 0.5, "rgb_red_share": 0.9,
+              "bgr_margin_against_pixels": 0.05, "imagenet_margin": 0.03,
               "max_subjects": PIXEL_SAMPLE_SUBJECTS, "per_subject": PIXEL_SAMPLE_PER_SUBJECT}
     conditions = (
         Condition("prefers-range-0-1", Severity.FAILURE,
                   "the model separates people better with raw [0, 1] input (AUC {auc_range_0_1:.3f}) than with "
-                  "EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f})",
-                  [("auc_range_0_1", ">", "margin", "auc_expected")], evidence=("auc_range_0_1", "auc_expected")),
+                  "EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f}); the gain's lower bound over a "
+                  "subject bootstrap is {auc_range_0_1_gain_low:+.3f}",
+                  [("auc_range_0_1", ">", "margin", "auc_expected"), ("auc_range_0_1_gain_low", ">", 0.0)],
+                  evidence=("auc_range_0_1", "auc_expected", "auc_range_0_1_gain_low")),
         # Skin is red-dominant in RGB: when the pixels clearly say RGB, a small model preference for
         # swapped channels is noise (demo colour faces: +0.022 AUC for BGR, saved as RGB); only a
         # large one (a model trained on BGR) still counts.
         Condition("pixels-rgb", Severity.INFO, None, [("red_above_blue_share", ">=", "rgb_red_share")]),
         Condition("prefers-bgr", Severity.FAILURE,
                   "the model separates people better with swapped (BGR) channels (AUC {auc_channels_swapped:.3f}) "
-                  "than with EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f})",
-                  [("auc_channels_swapped", ">", "margin", "auc_expected")], unless=("pixels-rgb",),
-                  evidence=("auc_channels_swapped", "auc_expected")),
+                  "than with EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f}); the gain's lower bound "
+                  "over a subject bootstrap is {auc_channels_swapped_gain_low:+.3f}",
+                  [("auc_channels_swapped", ">", "margin", "auc_expected"), ("auc_channels_swapped_gain_low", ">", 0.0)],
+                  unless=("pixels-rgb",), evidence=("auc_channels_swapped", "auc_expected", "auc_channels_swapped_gain_low")),
         Condition("prefers-bgr-strongly", Severity.FAILURE,
                   "the model separates people far better with swapped (BGR) channels (AUC {auc_channels_swapped:.3f}) "
                   "than with RGB input (AUC {auc_expected:.3f}) although the images are RGB: it was trained on BGR",
-                  [("auc_channels_swapped", ">", "bgr_margin_against_pixels", "auc_expected")],
+                  [("auc_channels_swapped", ">", "bgr_margin_against_pixels", "auc_expected"),
+                   ("auc_channels_swapped_gain_low", ">", 0.0)],
                   unless=("prefers-bgr",), evidence=("auc_channels_swapped", "auc_expected")),
         Condition("bgr-preference-is-noise", Severity.INFO,
                   "the model scores swapped channels slightly higher (AUC {auc_channels_swapped:.3f} vs "
                   "{auc_expected:.3f}), but the pixels are clearly RGB: taken as noise",
-                  [("auc_channels_swapped", ">", "margin", "auc_expected")],
+                  [("auc_channels_swapped", ">", "margin", "auc_expected"),
+                   ("red_above_blue_share", ">=", "rgb_red_share")],
                   unless=("prefers-bgr", "prefers-bgr-strongly")),
         # Said, not judged: on greyscale ORL ImageNet mean/std is nearly an affine rescale EdgeFace
         # tolerates (healthy +0.007 AUC, a model wrapped to expect it +0.003), and on 5 people x 3
@@ -100,30 +117,24 @@ class Preprocessing(Check):
 
     def run(self, ctx, params):
         sample = ctx.sample_pixels(params["max_subjects"], params["per_subject"])
-        pixels, subjects = sample.pixels, sample.subjects
+        pixels = sample.pixels
         grey = bool((pixels[:, 0] == pixels[:, 1]).all() and (pixels[:, 1] == pixels[:, 2]).all())
-        aucs = {}
-        for name, norm in VARIANTS.items():
-            if name == "channels_swapped" and grey:
-                continue  # channel order cannot matter on greyscale faces
-            # The expected input is how the gallery is embedded anyway: those embeddings, not new forwards.
-            emb = ctx.embed_sample("model", sample) if norm is normalize else ctx.embed_pixels("model", pixels, norm)
-            aucs[name] = pair_auc(emb, subjects)
+        metrics, findings = self._model_part(ctx, sample, grey, params)
+        skin = None if grey else red_above_blue(pixels)  # channel order by the pixels, not only the model
+        metrics.update({"red_above_blue_share": None if skin is None else r(float((skin > 0).mean())),
+                        "red_minus_blue": None if skin is None else r(float(skin.mean()))})
         sizes = ctx.image_sizes()
         size_counts = Counter((w, h) for w, h, _ in sizes)
         grey_files = sum(mode in ("L", "LA", "I", "I;16", "1", "P") and mode != "P" for _, _, mode in sizes)
         non_square = sum(w != h for w, h, _ in sizes)
-        metrics = {f"auc_{k}": r(v) for k, v in aucs.items()}
-        skin = None if grey else red_above_blue(pixels)  # channel order by the pixels, not only the model
-        metrics.update({"red_above_blue_share": None if skin is None else r(float((skin > 0).mean())),
-                        "red_minus_blue": None if skin is None else r(float(skin.mean()))})
         metrics.update({"sample_images": len(pixels), "greyscale_share": r(grey_files / max(len(sizes), 1)),
                         "non_square_share": r(non_square / max(len(sizes), 1)),
                         "distinct_sizes": len(size_counts)})
-        findings = []
-        base = aucs.get("expected")
-        if base is None:
-            return self.result(Status.SKIP, "the sample has no same-person pair to score", metrics)
+        base = metrics.get("auc_expected")
+        if base is None and skin is None:  # neither part has anything to judge
+            return self.result(Status.SKIP, "the sample has no same-person pair to score and the faces are "
+                               "greyscale: neither the model's input preference nor the channel order can be "
+                               "tested", metrics)
         if grey:
             findings.append(Finding(Severity.INFO, "the faces are greyscale: channel order was not tested "
                                     "(neither by the model nor by the pixels)"))
@@ -131,8 +142,45 @@ class Preprocessing(Check):
         if common and common != (112, 112):
             findings.append(Finding(Severity.INFO, f"most images are {common[0]}×{common[1]}: scaled so the "
                                     f"longer side is 112, then padded centred (never stretched)"))
-        summary = (f"expected input separates best (AUC {base:.3f}); "
-                   + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items() if k != "expected" and v is not None))
+        if base is not None:
+            summary = (f"expected input separates best (AUC {base:.3f}); "
+                       + ", ".join(f"{k} {metrics[f'auc_{k}']:.3f}" for k in ALTERNATIVES
+                                   if metrics.get(f"auc_{k}") is not None))
+        else:
+            summary = (f"channel order by the pixels: red above blue in {metrics['red_above_blue_share']:.0%} of "
+                       f"the sampled faces; the model's input preference was not tested")
         context = {"bluer_share": None if skin is None else float((skin <= 0).mean())}
         return self.conclude(metrics, params, summary=summary, findings=findings, context=context,
-                             data={"headline": list(metrics)[:3]})
+                             data={"headline": ["auc_expected", "auc_range_0_1", "auc_channels_swapped"]})
+
+    def _model_part(self, ctx, sample, grey: bool, params) -> tuple[dict, list[Finding]]:
+        """AUC of same- vs different-person pairs with each input convention, and each alternative's
+        gain over the expected input with its subject-bootstrap lower bound. Without a same-person
+        pair in the sample the part is skipped (said in a finding), not the check."""
+        pixels, subjects = sample.pixels, sample.subjects
+        iu = np.triu_indices(len(pixels), k=1)
+        same = (subjects[:, None] == subjects[None, :])[iu]
+        names = [n for n in VARIANTS if not (n == "channels_swapped" and grey)]  # channel order is moot on grey
+        metrics: dict = {f"auc_{n}": None for n in VARIANTS}
+        metrics.update({f"auc_{n}_gain_low": None for n in ALTERNATIVES})
+        if same.all() or not same.any():
+            why = ("every sampled face is one person's" if same.all()
+                   else "no person has two sampled gallery images")
+            return metrics, [Finding(Severity.INFO, f"the model's input preference was not tested: {why} "
+                                     f"(needs same- and different-person pairs); the pixel test ran")]
+        scores = {}
+        for name in names:
+            norm = VARIANTS[name]
+            # The expected input is how the gallery is embedded anyway: those embeddings, not new forwards.
+            emb = ctx.embed_sample("model", sample) if norm is normalize else ctx.embed_pixels("model", sample.pixels, norm)
+            scores[name] = pair_scores(emb)
+            if np.isfinite(scores[name]).all():
+                metrics[f"auc_{name}"] = r(float(roc_auc_score(same, scores[name])))
+        if metrics["auc_expected"] is None:
+            return metrics, []
+        for name in ALTERNATIVES:
+            if metrics.get(f"auc_{name}") is not None:
+                gain = paired_auc_gain(scores["expected"], scores[name], same, subjects[iu[0]], subjects[iu[1]],
+                                       alpha=2 * params["alpha"])  # its low end: one-sided at alpha
+                metrics[f"auc_{name}_gain_low"] = r(gain.low)
+        return metrics, []

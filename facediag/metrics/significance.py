@@ -288,3 +288,44 @@ def paired_bootstrap_rank1(correct_a, correct_b, probe_subjects, n_boot: int = 1
     """Rank-1 of model B minus model A on the same probes (vectorised)."""
     diff = np.asarray(correct_b, dtype=float) - np.asarray(correct_a, dtype=float)
     return _verdict(*bootstrap_mean(diff, probe_subjects, n_boot, alpha, seed), True)
+
+
+def _weighted_auc(scores: np.ndarray, same: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC of same (positive) against different pairs for each row of pair weights [n_boot, pairs];
+    ties count half, as roc_auc_score counts them."""
+    order = np.argsort(scores, kind="stable")
+    s, pos, w = scores[order], same[order], weights[:, order]
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]  # runs of tied scores
+    ends = np.r_[starts[1:], len(s)] - 1
+    group = np.repeat(np.arange(len(starts)), ends - starts + 1)
+    negative = w * ~pos
+    cum = np.cumsum(negative, axis=1)
+    below = np.where(starts > 0, cum[:, np.maximum(starts - 1, 0)], 0.0)
+    within = cum[:, ends] - below
+    credit = below[:, group] + 0.5 * within[:, group]  # negative weight beaten by each pair
+    positive = w * pos
+    return (positive * credit).sum(axis=1) / (positive.sum(axis=1) * negative.sum(axis=1))
+
+
+def paired_auc_gain(scores_a, scores_b, same, subjects_i, subjects_j, n_boot: int = 400, alpha: float = 0.05,
+                    seed: int = 0) -> BootstrapCI:
+    """AUC(B) − AUC(A) over the same image pairs of one sample, with a subject bootstrap interval.
+
+    Pair k joins images of ``subjects_i[k]`` and ``subjects_j[k]``; ``same`` says whether they are
+    one person. A drawn subject brings all its images, so a pair whose subjects were drawn c_i and
+    c_j times stands c_i·c_j times in the draw (pairs of an image with its own copy are left out).
+    The interval is two-sided at ``alpha``: its low end is a one-sided bound at ``alpha / 2``.
+    """
+    a, b = np.asarray(scores_a, np.float64).ravel(), np.asarray(scores_b, np.float64).ravel()
+    same = np.asarray(same, bool).ravel()
+    if not (a.shape == b.shape == same.shape):
+        raise ValueError(f"paired arrays differ in shape: {a.shape}, {b.shape}, {same.shape}")
+    if same.all() or not same.any():
+        raise ValueError("AUC needs both same-person and different-person pairs")
+    n_groups, (ci, cj) = _codes(subjects_i, subjects_j)
+    draws = _draws(n_groups, n_boot, seed).astype(np.float64)
+    weights = draws[:, ci] * draws[:, cj]
+    ones = np.ones((1, len(a)))
+    point = float(_weighted_auc(b, same, ones)[0] - _weighted_auc(a, same, ones)[0])
+    stats = _weighted_auc(b, same, weights) - _weighted_auc(a, same, weights)
+    return percentile_ci(point, stats[np.isfinite(stats)], alpha)
