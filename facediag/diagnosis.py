@@ -183,6 +183,43 @@ def _preprocessing(results, found):
     return Diagnosis("preprocessing-mismatch", "failure", summary, evidence, remedy, ["preprocessing"])
 
 
+# What a DSR that hurts does to the probes it makes (the HR gallery and the weights are untouched):
+# people lost against their own HR images, shifted norms, lower rank-1 and separation on the probes.
+DSR_SYMPTOMS: tuple[Symptom, ...] = (
+    ("pair-gap", "hr-dsr-rank1-gap"), ("norm-sanity", "norm-shift"), ("identification", "rank1-failed"),
+    ("identification", "rank1-low"), ("verification", "eer-failed"), ("verification", "eer-high"),
+)
+
+
+@rule("dsr-hurts", explains=DSR_SYMPTOMS)
+def _dsr_hurts(results, found):
+    if not _met(results, "dsr-vs-bicubic", "dsr-worse"):
+        return None
+    # A DSR is judged through the face model: broken weights cannot judge it.
+    if _has(found, "weights-not-loaded") or _met(results, "weights-integrity", "at-init", "nonfinite-weights"):
+        return None
+    res = results["dsr-vs-bicubic"]
+    m, name = res.metrics, res.data.get("dsr") or "the DSR"
+    evidence = [f"rank-1 {m['rank1_dsr']:.1%} through {name} against {m['rank1_bicubic']:.1%} through plain bicubic "
+                f"on the same {m['n_probes']} probes: {m['dsr_lost']} lost, {m['dsr_won']} won (exact McNemar "
+                f"p = {m['mcnemar_p']:.2g})",
+                f"genuine mean cosine {m['genuine_mean_dsr']:.3f} through the DSR against {m['genuine_mean_bicubic']:.3f}"]
+    if m.get("psnr_dsr") is not None:
+        evidence.append(f"against the probes' HR images: PSNR {m['psnr_dsr']:.2f} against {m['psnr_bicubic']:.2f} dB, "
+                        f"SSIM {m['ssim_dsr']:.3f} against {m['ssim_bicubic']:.3f} ({m['n_quality']} probes)")
+    if _met(results, "pair-gap", "hr-dsr-rank1-gap"):
+        hr1 = _m(results, "pair-gap", "hr_rank1")
+        evidence.append(f"the probes' own HR images reach rank-1 {hr1:.1%}: part of what is lost on the way is the "
+                        f"DSR's, not the face model's")
+    return Diagnosis("dsr-hurts", "failure",
+                     f"the DSR network {name} makes faces harder to recognise than plain bicubic upsampling",
+                     evidence,
+                     "Run with plain bicubic (leave out --dsr) until the DSR is retrained with an identity/feature "
+                     "loss: a term on the face model's embeddings of its outputs (e.g. 1 − cos(f(DSR(x)), f(HR)), the "
+                     "face model frozen) beside the pixel loss, and accept it only when rank-1 through it beats "
+                     "bicubic here (PSNR alone does not say a DSR keeps identities).", ["dsr-vs-bicubic"])
+
+
 @rule("untrained-weights")
 def _untrained(results, found):
     if _has(found, "weights-not-loaded"):
