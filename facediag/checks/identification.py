@@ -8,6 +8,7 @@ from facediag.checks._plotdata import r
 from facediag.metrics.identification import closed_set_from, open_set_from, threshold_for_far
 from facediag.protocols.gallery import threshold_accuracy_at
 from facediag.protocols.index import recall_metrics
+from facediag.protocols.label_noise import possible_mislabels
 from facediag.checks.base import Check, Condition, Finding, Severity, Status
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.checks.registry import register
@@ -18,7 +19,8 @@ class Identification(Check):
     name = "identification"
     title = "Closed-set rank-k / CMC, accuracy and false accepts at the threshold, open set"
     params = {"threshold": DEFAULT_THRESHOLD, "ranks": [1, 5, 10], "max_far": 0.01, "fail_far": 0.5,
-              "min_rank1": 0.5, "fail_rank1": 0.2, "target_fars": [0.01, 0.001], "max_open_set_false_alarm": 0.5}
+              "min_rank1": 0.5, "fail_rank1": 0.2, "target_fars": [0.01, 0.001], "max_open_set_false_alarm": 0.5,
+              "mislabel_min_drop": 0.3, "mislabel_rival_within": 0.15}
     conditions = (
         Condition("far-meaningless", Severity.FAILURE,
                   "at cosine ≥ {threshold} {far_at_threshold:.1%} of impostor pairs are accepted: "
@@ -36,6 +38,14 @@ class Identification(Check):
                   "open set: {open_set_false_alarm_rate:.1%} of probes of unenrolled people are accepted as "
                   "someone (only {open_set_correct_rejection_rate:.1%} correctly rejected)",
                   [("open_set_false_alarm_rate", ">", "max_open_set_false_alarm")]),
+        Condition("possible-mislabelled-probes", Severity.INFO,
+                  "{possible_mislabelled_probes} probe(s) look like another enrolled person's photo filed under the "
+                  "wrong name (own score more than {mislabel_min_drop} below their person's typical genuine score, the "
+                  "other person's within {mislabel_rival_within} of that person's typical, judged {mislabel_view}): "
+                  "possible mislabels, counted apart from model errors; rank-1 with them left out "
+                  "{rank1_without_possible_mislabels:.1%} (all probes {rank1:.1%}): {mislabel_examples}",
+                  [("possible_mislabelled_probes", ">", 0)],
+                  evidence=("possible_mislabelled_probes", "rank1_without_possible_mislabels")),
     )
 
     def run(self, ctx, params):
@@ -94,9 +104,76 @@ class Identification(Check):
         if (~ev.mated).any():
             data["open_set"] = open_set_curve  # the 1:N DET curve: FNIR against FPIR
         data["faces"] = _face_strips(ctx, ev)
+        mislabels, view = _possible_mislabels(ctx, ev, params)
+        correct = cs.correct_rank1.astype(bool)
+        kept = ~np.isin(ev.probe_rows[ev.mated], [m["row"] for m in mislabels])
+        metrics["possible_mislabelled_probes"] = len(mislabels)
+        metrics["rank1_without_possible_mislabels"] = r(correct[kept].mean()) if kept.any() else None
+        data["possible_mislabels"] = mislabels[:MAX_LISTED]
+        if mislabels:
+            data["faces"].append(_mislabel_strip(ctx, mislabels[:SHOWN]))
         return self.conclude(metrics, params, summary=summary, findings=findings, data=data,
                              context={"suggestion": f"; use {suggest}" if suggest else "",
-                                      "chance": 1 / cs.n_gallery})
+                                      "chance": 1 / cs.n_gallery, "mislabel_view": view,
+                                      "mislabel_examples": _mislabel_examples(mislabels)})
+
+
+MAX_LISTED = 1000  # possible mislabels kept in the result's data
+
+
+def _possible_mislabels(ctx, ev, params) -> tuple[list[dict], str]:
+    """Mated probes that read as another enrolled person's photo (protocols.label_noise), judged on
+    the probes' own HR images when they have them (a label belongs to the image, and at 16 px the
+    model's own errors look like mislabels), clearest first; and the view they were judged on."""
+    judged = ev.hr_probes() if ev.has_pairs.any() else ev
+    view = "on the probes' HR images" if judged is not ev else "on the probes as matched"
+    mt = judged.matching
+    m = np.flatnonzero(mt.mated & (mt.rival >= 0))
+    if not len(m):
+        return [], view
+    subjects, rivals = judged.probe_subjects[m], judged.template_subjects[mt.rival[m]]
+    genuine, rival = mt.genuine[m], mt.rival_score[m]
+    # The person's typical genuine score is read over every mated probe of the judged view.
+    all_mated = np.flatnonzero(mt.mated)
+    flag, typical = possible_mislabels(judged.probe_subjects[all_mated], mt.genuine[all_mated], subjects, genuine,
+                                       rivals, rival, min_drop=params["mislabel_min_drop"],
+                                       rival_within=params["mislabel_rival_within"])
+    hits = np.flatnonzero(flag)
+    hits = hits[np.argsort(genuine[hits] - rival[hits], kind="stable")]
+    probes = ctx.protocol.probes
+    out = []
+    for i in hits:
+        row = int(judged.probe_rows[m[i]])
+        out.append({"row": row, "path": str(probes[row].source.path), "subject": str(subjects[i]),
+                    "resembles": str(rivals[i]), "own_score": r(genuine[i]), "own_typical": r(typical(subjects[i:i + 1])[0]),
+                    "other_score": r(rival[i]), "other_typical": r(typical(rivals[i:i + 1])[0])})
+    return out, view
+
+
+def _mislabel_examples(mislabels: list[dict], shown: int = 5) -> str:
+    words = "; ".join(f"{_name(m['path'])} filed as {m['subject']} looks like {m['resembles']} ({m['other_score']:.2f}, "
+                      f"typical {m['other_typical']:.2f}) vs own {m['own_score']:.2f} (typical {m['own_typical']:.2f})"
+                      for m in mislabels[:shown])
+    return words + (f"; and {len(mislabels) - shown} more" if len(mislabels) > shown else "")
+
+
+def _name(path: str) -> str:
+    return "/".join(str(path).replace("\\", "/").split("/")[-2:])
+
+
+def _mislabel_strip(ctx, mislabels: list[dict]) -> dict:
+    """Each possible mislabel (its HR image) beside the gallery of the person it is filed under and of the one it resembles."""
+    first = {}
+    for i, rec in enumerate(ctx.protocol.gallery):
+        first.setdefault(rec.subject, i)
+    return strip("Possibly mislabelled probes", "probes that look like another enrolled person's photo, not a model "
+                 "error: the probe at full resolution, its own person's gallery image, the person it resembles", [
+                     (f"{_name(m['path'])}: {m['subject']} or {m['resembles']}?", [
+                         tile(ctx.thumbnail("probe_hr", m["row"]), f"filed as {m['subject']}"),
+                         tile(ctx.thumbnail("gallery", first[m["subject"]]), f"{m['subject']} · {m['own_score']:.2f}"),
+                         tile(ctx.thumbnail("gallery", first[m["resembles"]]),
+                              f"{m['resembles']} · {m['other_score']:.2f}")])
+                     for m in mislabels])
 
 
 def _index_note(index: dict) -> str:

@@ -39,6 +39,9 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("identification.open_set_dir", HIGHER, "open-set detection and identification rate"),
     MetricInfo("identification.open_set_correct_rejection_rate", HIGHER, "open-set correct rejections"),
     MetricInfo("identification.open_set_false_alarm_rate", LOWER, "open-set false alarms"),
+    MetricInfo("identification.possible_mislabelled_probes", LOWER, "probes that look like another person's photo",
+               "count"),
+    MetricInfo("identification.rank1_without_possible_mislabels", HIGHER, "rank-1 with possible mislabels left out"),
     MetricInfo("verification.auc", HIGHER, "ROC AUC", "auc", short="auc"),
     MetricInfo("verification.eer", LOWER, "equal error rate", short="eer", resample="pairs"),
     MetricInfo("verification.tar_at_far_*", HIGHER, "TAR at FAR", resample="pairs"),
@@ -85,6 +88,14 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("alignment.sample_images", None, "faces sampled", "count"),
     MetricInfo("alignment.faces_found", None, "sampled faces found", "count"),
     MetricInfo("alignment.several_faces", None, "sampled images holding several faces", "count"),
+    MetricInfo("gallery-enrollment.label_noise_suspects", LOWER, "enrolled images that look like another person",
+               "count"),
+    MetricInfo("gallery-enrollment.label_noise_share", LOWER, "share of enrolled images that look like another person"),
+    MetricInfo("gallery-enrollment.label_noise_scored", None, "enrolled images with a leave-one-out template", "count"),
+    MetricInfo("gallery-enrollment.label_noise_margin_max", LOWER,
+               "largest lead of another person's template over the own one (left out)", "cosine"),
+    MetricInfo("gallery-enrollment.rank1_without_label_suspects", HIGHER,
+               "rank-1 with the suspect gallery images left out"),
 )
 
 

@@ -35,6 +35,7 @@ class Evaluation:
     index: str = "exact"  # where its candidate search (rank-k, best score) comes from: protocols.index
     _matching: Matching | None = field(default=None, repr=False)
     _extra_false_accepts: dict = field(default_factory=dict, repr=False)
+    _hr: "Evaluation | None" = field(default=None, repr=False)
 
     @property
     def mated(self) -> np.ndarray:
@@ -117,11 +118,15 @@ class Evaluation:
                           self.thresholds, self.device, self.index)
 
     def hr_probes(self) -> "Evaluation":
-        """The same probes at full resolution (their own HR images): what DSR costs, by difference."""
-        m = self.has_pairs
-        emb = self.probe_hr_emb[m]
-        return Evaluation(self.template_subjects, self.templates, self.gallery_counts, self.probe_subjects[m],
-                          self.probe_rows[m], emb, emb, emb, self.thresholds, self.device, self.index)
+        """The same probes at full resolution (their own HR images): what DSR costs, by difference.
+        Built once: the checks that ask (weights-integrity, pair-gap, identification) share its
+        matching pass."""
+        if self._hr is None:
+            m = self.has_pairs
+            emb = self.probe_hr_emb[m]
+            self._hr = Evaluation(self.template_subjects, self.templates, self.gallery_counts, self.probe_subjects[m],
+                                  self.probe_rows[m], emb, emb, emb, self.thresholds, self.device, self.index)
+        return self._hr
 
 
 def build_evaluation(gallery_raw: np.ndarray, gallery_subjects, probe_raw: np.ndarray, probe_subjects,
