@@ -220,6 +220,58 @@ def _dsr_hurts(results, found):
                      "bicubic here (PSNR alone does not say a DSR keeps identities).", ["dsr-vs-bicubic"])
 
 
+LISTED = 20  # suspect images a diagnosis names one by one (the check's data lists up to 1,000)
+
+
+def _limit(results: Results, check: str, condition: str, metric: str):
+    """The limit a check held ``metric`` to in ``condition`` on this run (the suite's, not a copy)."""
+    res = results.get(check)
+    outcome = next((o for o in res.conditions if o.id == condition), None) if res is not None else None
+    return None if outcome is None else outcome.limits.get(metric)
+
+
+@rule("gallery-label-noise")
+def _label_noise(results, found):
+    if not _met(results, "gallery-enrollment", "label-noise", "label-noise-heavy"):
+        return None
+    # The model is the judge of whom an image resembles: weights broken by their own evidence, a
+    # collapsed space or one that barely separates people cannot judge a label.
+    if (_has(found, "weights-not-loaded")
+            or _met(results, "weights-integrity", "at-init", "nonfinite-weights", "no-separation")
+            or _met(results, "pair-gap", "collapsed") or _met(results, "norm-sanity", "impostors-match")):
+        return None
+    res = results["gallery-enrollment"]
+    m, noise = res.metrics, res.data.get("label_noise") or {}
+    suspects = noise.get("suspects") or []
+    n = m.get("label_noise_suspects") or len(suspects)
+    evidence = [f"{s['path']} is filed as {s['subject']} but looks like {s['resembles']}: cosine {s['other_score']:.2f} "
+                f"to {s['resembles']}'s template against {s['own_score']:.2f} to {s['subject']}'s without it"
+                for s in suspects[:LISTED]]
+    if n > LISTED:
+        evidence.append(f"and {n - LISTED} more (gallery-enrollment's result lists "
+                        f"{'them all' if n <= len(suspects) else f'the clearest {len(suspects)}'})")
+    explains = []
+    without, rank1 = m.get("rank1_without_label_suspects"), _m(results, "identification", "rank1")
+    if without is not None and rank1 is not None:
+        evidence.append(f"with them left out of their templates rank-1 would be {without:.1%} (now {rank1:.1%})")
+        # Rank-1 is explained only where leaving the suspects out would lift it past the check's limit.
+        explains = [_symptom("identification", c) for c in ("rank1-failed", "rank1-low")
+                    if _met(results, "identification", c)
+                    and (limit := _limit(results, "identification", c, "rank1")) is not None and without >= limit]
+    probes = _m(results, "identification", "possible_mislabelled_probes")
+    if probes:
+        evidence.append(f"{probes} probe(s) also look like another enrolled person's photo (identification lists "
+                        f"them); rank-1 without them {_m(results, 'identification', 'rank1_without_possible_mislabels'):.1%}")
+    return Diagnosis("gallery-label-noise", "failure" if _met(results, "gallery-enrollment", "label-noise-heavy")
+                     else "warning",
+                     f"{n} enrolled image(s) look like another person's photo: mislabelled gallery images (a swapped "
+                     f"file, a wrong folder) corrupt their people's templates, and the model takes the blame",
+                     evidence,
+                     "Check those files' labels: move each to the folder of the person it shows, or drop it, then run "
+                     "again. The HTML report shows each beside both people's gallery images; probes listed as possible "
+                     "mislabels by identification need the same.", ["gallery-enrollment"], explains=explains)
+
+
 @rule("untrained-weights")
 def _untrained(results, found):
     if _has(found, "weights-not-loaded"):
