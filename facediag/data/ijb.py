@@ -15,6 +15,7 @@ metadata only, so a bad file is refused before any model is loaded.
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -106,7 +107,7 @@ def read_ijb(root: str | Path, target: str) -> IJBMeta:
     missing = [n for n in dict.fromkeys(names) if not (crops / n).is_file()]
     if missing:
         raise DataError(f"{crops}: {len(missing)} image(s) named by {tid_mid_path.name} are missing "
-                        f"(first: {', '.join(missing[:3])})")
+                        f"(first: {', '.join(repr(m[:60])[1:-1] for m in missing[:3])})")
     known = set(np.unique(templates).tolist())
     galleries, probes = [], None
     sources = {"face_tid_mid": str(tid_mid_path), "name_5pts_score": str(lmk_path), "template_pair_label": str(pair_path)}
@@ -146,11 +147,17 @@ def _lines(path: Path):
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
+# Ids as the release writes them: ASCII digits (int() would also take '١', '1_0' or ' 1'), within
+# the int64 the reader stores them in.
+_ASCII_INT = re.compile(r"[+-]?[0-9]{1,19}")
+_INT64 = (-2**63, 2**63 - 1)
+
+
 def _int(path: Path, no: int, value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise DataError(f"{path}:{no}: {what} {value[:30]!r} is not a whole number") from None
+    n = int(value) if _ASCII_INT.fullmatch(value) else None
+    if n is None or not _INT64[0] <= n <= _INT64[1]:
+        raise DataError(f"{path}:{no}: {what} {value[:30]!r} is not a whole number (ASCII digits, within 64 bits)")
+    return n
 
 
 def _float(path: Path, no: int, value: str, what: str) -> float:
@@ -165,7 +172,8 @@ def _float(path: Path, no: int, value: str, what: str) -> float:
 
 def _image_name(path: Path, no: int, name: str) -> str:
     p = PurePosixPath(name.replace("\\", "/"))
-    if p.is_absolute() or ".." in p.parts or not p.parts:
+    if (p.is_absolute() or ".." in p.parts or not p.parts or "\0" in name
+            or any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in p.parts)):
         raise DataError(f"{path}:{no}: image name {name[:60]!r} must be a path inside loose_crop/")
     return str(p)
 

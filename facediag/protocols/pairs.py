@@ -41,6 +41,14 @@ from facediag.models.safe_load import clip, display_name, is_gadget, scan_pickle
 # AgeDB-30, XQLFW) are under 200 MB.
 MAX_BIN_BYTES = 2 * 2**30
 MAX_PAIRS = 5_000_000
+# A file or folder name (a person in pairs.txt, each part of a CSV path): the bytes most file
+# systems allow (NAME_MAX).
+MAX_NAME_BYTES = 255
+_INT64 = 2**63 - 1
+# Whole numbers as the formats write them: ASCII digits only (str.isdigit() also admits '²' and
+# other Unicode digits that int() refuses or reads differently).
+_ASCII_COUNT = re.compile(r"[0-9]{1,18}")
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
 
 try:
     from numpy._core import multiarray as _multiarray
@@ -232,7 +240,10 @@ def _person_files(root: Path, person: str, cache: dict) -> dict[str, Path]:
 
 
 def _lfw_image(root: Path, person: str, number: str, cache: dict) -> Path | None:
-    files = _person_files(root, person, cache)
+    try:
+        files = _person_files(root, person, cache)
+    except OSError as exc:
+        raise DataError(f"{root / clip(person, 40)}: cannot be listed ({exc.strerror or exc})") from None
     n = int(number)
     return files.get(f"{person}_{n:04d}") or files.get(str(n)) or files.get(number)
 
@@ -246,7 +257,11 @@ def read_pairs_txt(path: str | Path, images_root: str | Path) -> PairSet:
     lines = [(i + 1, line.split()) for i, line in enumerate(text.splitlines()) if line.strip()]
     header = None
     if lines and len(lines[0][1]) in (1, 2) and all(t.isdigit() for t in lines[0][1]):
-        header = [int(t) for t in lines.pop(0)[1]]
+        line_no, fields = lines.pop(0)
+        if not all(_ASCII_COUNT.fullmatch(t) for t in fields):
+            raise DataError(f"{name}: line {line_no}: the header {clip(' '.join(fields), 40)!r} is not whole "
+                            "numbers in ASCII digits (folds and pairs per fold, or the pair count)")
+        header = [int(t) for t in fields]
     pairs, listing, missing = [], {}, []
     for line_no, fields in lines:
         if len(fields) == 3:
@@ -258,12 +273,12 @@ def read_pairs_txt(path: str | Path, images_root: str | Path) -> PairSet:
                             "4: name1 n1 name2 n2, different people)")
         paths = []
         for person, number in zip(people, numbers):
-            if not number.isdigit() or person in (".", "..") or "/" in person or "\\" in person:
+            if not _person_name(person) or not _ASCII_COUNT.fullmatch(number):
                 raise DataError(f"{name}: line {line_no}: {clip(person, 40)} {clip(number, 12)} is not "
-                                "a person's name and image number")
+                                "a person's name and image number (ASCII digits)")
             found = _lfw_image(root, person, number, listing)
             if found is None:
-                missing.append(f"{person} {number}")
+                missing.append(f"{clip(person, 40)} {number}")
             paths.append(found)
         pairs.append((paths, same))
     if missing:
@@ -281,6 +296,12 @@ def read_pairs_txt(path: str | Path, images_root: str | Path) -> PairSet:
     return _file_pair_set(path, "pairs.txt", root, [p for p, _ in pairs], [s for _, s in pairs], fold_ids)
 
 
+def _person_name(person: str) -> bool:
+    """A folder name under --images: one path part, no NUL, within the bytes a name may have."""
+    return (person not in (".", "..") and not any(c in person for c in "/\\\0")
+            and len(person.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES)
+
+
 # ------------------------------------------------------------------------------ CSV
 _TRUE, _FALSE = {"1", "true", "yes", "same", "y", "t"}, {"0", "false", "no", "different", "n", "f"}
 
@@ -292,7 +313,10 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
     root = Path(images_root) if images_root is not None else path.parent
     if not root.is_dir():
         raise DataError(f"{root}: --images must be a folder")
-    rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
+    try:
+        rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
+    except csv.Error as exc:  # a field over the csv module's limit, a NUL in a quoted field
+        raise DataError(f"{name}: not a pairs CSV ({clip(exc, 80)})") from None
     rows = [(i + 1, [f.strip() for f in r]) for i, r in enumerate(rows) if any(f.strip() for f in r)]
     first = [c.lower() for c in rows[0][1]] if rows else []
     if first[:3] == ["path1", "path2", "same"] or (first[2:3] and first[2] not in _TRUE | _FALSE):
@@ -308,18 +332,28 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
         if value not in _TRUE | _FALSE:
             raise DataError(f"{name}: line {line_no}: same is {clip(fields[2], 20)!r}, not 1/0, true/false, "
                             "yes/no or same/different")
-        if len(fields) == 4 and not re.fullmatch(r"-?\d+", fields[3]):
-            raise DataError(f"{name}: line {line_no}: fold {clip(fields[3], 20)!r} is not a whole number")
+        if len(fields) == 4 and not (_ASCII_INT.fullmatch(fields[3]) and len(fields[3]) <= 20
+                                     and abs(int(fields[3])) <= _INT64):
+            raise DataError(f"{name}: line {line_no}: fold {clip(fields[3], 20)!r} is not a whole number "
+                            "(ASCII digits, within 64 bits)")
         if folds and (len(fields) == 4) != (folds[-1] is not None):
             raise DataError(f"{name}: line {line_no}: give a fold on every line or on none")
         paths = []
         for raw in fields[:2]:
-            full = (root / raw).resolve()
-            if not allow_outside_root and not full.is_relative_to(base):
-                raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is outside {root}; allow it with "
-                                "--allow-outside-root")
-            if not full.is_file():
-                missing.append(raw)
+            parts = raw.replace("\\", "/").split("/")
+            if "\0" in raw or any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
+                raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is not a path (a NUL byte, or a "
+                                f"name over {MAX_NAME_BYTES} bytes)")
+            try:
+                full = (root / raw).resolve()
+                if not allow_outside_root and not full.is_relative_to(base):
+                    raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is outside {root}; allow it "
+                                    "with --allow-outside-root")
+                if not full.is_file():
+                    missing.append(raw)
+            except OSError as exc:  # a path too long for the system, a loop of links
+                raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} cannot be looked up "
+                                f"({exc.strerror or clip(exc, 60)})") from None
             paths.append(full)
         pairs.append(paths)
         flags.append(value in _TRUE)
@@ -328,6 +362,9 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
         raise DataError(f"{name}: {len(missing)} image(s) not found under {root} (first: "
                         f"{', '.join(clip(m, 60) for m in missing[:3])})")
     fold_ids = np.array(folds, dtype=np.int64) if folds and folds[0] is not None else None
+    if fold_ids is not None and len(named := np.unique(fold_ids)) < 2:
+        raise DataError(f"{name}: the fold column names {len(named)} fold ({named[0]}); the protocol needs at "
+                        "least 2 (or leave the column out for consecutive folds)")
     return _file_pair_set(path, "csv", root, pairs, flags, fold_ids)
 
 
@@ -351,7 +388,12 @@ def _file_pair_set(path: Path, kind: str, root: Path, pairs: list, flags: list, 
         for p in two:
             if p not in index:
                 index[p] = len(images)
-                images.append(PairImage(f"hr:{file_digest(p)}", _relative(p, root), _face_loader(p)))
+                try:
+                    key = f"hr:{file_digest(p)}"
+                except OSError as exc:
+                    raise DataError(f"{clip(_relative(p, root), 60)}: cannot be read "
+                                    f"({exc.strerror or clip(exc, 60)})") from None
+                images.append(PairImage(key, _relative(p, root), _face_loader(p)))
             ends.append(index[p])
     ends = np.array(ends).reshape(-1, 2)
     return PairSet(set_name(path), path, kind, images, ends[:, 0], ends[:, 1], np.array(flags, dtype=bool),

@@ -1,0 +1,232 @@
+"""Hostile, careless and faulty inputs (issue 32): every reader and writer refuses what it cannot
+use in one line with the project's bad-input error (exit 2), writes nothing half-way and runs
+nothing. Property tests throw random bytes, Unicode digits and huge integers at the pairs.txt,
+CSV and IJB readers."""
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from facediag.cli import cli
+from facediag.data.ijb import read_ijb
+from facediag.errors import DataError
+from facediag.protocols.pairs import load_pair_set
+
+PROPERTIES = settings(max_examples=50, deadline=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# Digits that str.isdigit() admits and int() refuses ('²') or reads ('٣'), and plain ones.
+UNICODE_DIGITS = "²³¹⁰⁴٣۴७০௫๒၃០᠑０𝟗" + string.digits
+HUGE = [2**63, 2**64 + 5, -(2**63) - 1, 10**30, int("9" * 400)]
+
+
+def one_line(message: str) -> bool:
+    return "\n" not in message and len(message) < 600
+
+
+def one_line_exit_2(res, *needles):
+    assert res.exit_code == 2, (res.exit_code, res.output)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.output and "internal error" not in res.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------ pairs readers
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory) -> Path:
+    """ROOT/s1/1.png, s1/2.png, s2/1.png, s2/2.png: LFW-style person folders (ORL-style names)."""
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    for person in ("s1", "s2"):
+        (root / person).mkdir()
+        for n in (1, 2):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / person / f"{n}.png")
+    return root
+
+
+def _pairs_file(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
+    return path
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("s1 1 ²\n", "line 1: s1 ² is not a person's name and image number"),
+    ("s1 ² 2\n", "line 1: s1 ² is not"),
+    ("s1 1 s2 ٣\n", "line 1: s2 ٣ is not"),
+    ("² 1\ns1 1 2\n", "line 1: the header '² 1' is not whole numbers in ASCII digits"),
+    ("1 ²\ns1 1 2\n", "the header '1 ²'"),
+    ("²\ns1 1 2\n", "the header '²'"),
+    ("s1 1 " + "9" * 5000 + "\n", "is not a person's name and image number"),
+    ("s\x001 1 2\n", "s\\x001 1 is not"),
+])
+def test_pairs_txt_non_ascii_digits_and_odd_names_are_one_line(faces, tmp_path, text, needle):
+    path = _pairs_file(tmp_path, "pairs.txt", text)
+    with pytest.raises(DataError) as e:
+        load_pair_set(path, faces)
+    assert needle in str(e.value) and one_line(str(e.value)), str(e.value)
+
+
+def test_pairs_txt_name_of_100000_characters_is_clipped_in_the_message(faces, tmp_path):
+    for text in ("a" * 100_000 + " 1 2\n", "s1 1 " + "b" * 100_000 + " 2\n"):
+        path = _pairs_file(tmp_path, "pairs.txt", text)
+        with pytest.raises(DataError) as e:
+            load_pair_set(path, faces)
+        assert "is not a person's name" in str(e.value) and len(str(e.value)) < 300, len(str(e.value))
+
+
+def test_pairs_txt_cli_exit_2_one_line(faces, tmp_path):
+    path = _pairs_file(tmp_path, "pairs.txt", "² 1\ns1 1 2\n")
+    res = CliRunner().invoke(cli, ["bench", "verification", "-w", str(tmp_path / "none.pt"), "--pairs", str(path),
+                                   "--images", str(faces)])
+    one_line_exit_2(res, "ASCII digits")
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("s1/1.png,s1/2.png,1,0\ns1/1.png,s2/1.png,0,0\n", "the fold column names 1 fold (0)"),
+    ("path1,path2,same,fold\ns1/1.png,s1/2.png,1,7\ns2/1.png,s2/2.png,1,7\n", "names 1 fold (7)"),
+    (f"s1/1.png,s1/2.png,1,0\ns1/1.png,s2/1.png,0,{2**63}\n", "line 2: fold '9223372036854775808' is not a whole"),
+    (f"s1/1.png,s1/2.png,1,0\ns1/1.png,s2/1.png,0,{-2**64}\n", "line 2: fold '-1844674407370955...' is not"),
+    (f"s1/1.png,s1/2.png,1,0\ns1/1.png,s2/1.png,0,{'9' * 5000}\n", "line 2: fold '99999999999999999...' is not"),
+    ("s1/1.png,s1/2.png,1,0\ns1/1.png,s2/1.png,0,²\n", "fold '²' is not a whole number"),
+    ("s1/1.png,s1/\x002.png,1\n", "line 1: 's1/\\\\x002.png' is not a path"),
+    ("s1/1.png," + "a" * 100_000 + ",1\n", "is not a path"),
+    ("s1/1.png," + "a/" * 10_000 + "b.png,1\n", "line 1:"),
+    ("s1/1.png," + "a" * 200_000 + ",1\n", "field larger than field limit"),
+    ('s1/1.png,"' + "a" * 200_000 + '",1\n', "field larger than field limit"),
+])
+def test_pairs_csv_folds_huge_numbers_nul_and_long_fields_are_one_line(faces, tmp_path, text, needle):
+    path = _pairs_file(tmp_path, "pairs.csv", text)
+    with pytest.raises(DataError) as e:
+        load_pair_set(path, faces)
+    assert needle in str(e.value) and one_line(str(e.value)), str(e.value)
+
+
+def test_pairs_csv_two_folds_still_read(faces, tmp_path):
+    path = _pairs_file(tmp_path, "pairs.csv", "s1/1.png,s1/2.png,1,-3\ns1/1.png,s2/1.png,0,9223372036854775807\n")
+    assert load_pair_set(path, faces).fold_ids.tolist() == [-3, 2**63 - 1]
+
+
+def test_pairs_csv_cli_exit_2_one_line(faces, tmp_path):
+    path = _pairs_file(tmp_path, "pairs.csv", f"s1/1.png,s1/2.png,1,0\ns1/1.png,s2/1.png,0,{2**70}\n")
+    res = CliRunner().invoke(cli, ["bench", "verification", "-w", str(tmp_path / "none.pt"), "--pairs", str(path),
+                                   "--images", str(faces)])
+    one_line_exit_2(res, "within 64 bits")
+
+
+def _valid_or_refused(call):
+    """The reader's contract: a result, or DataError in one line; never anything else."""
+    try:
+        return call()
+    except DataError as exc:
+        assert one_line(str(exc)), str(exc)
+        return None
+
+
+_token = st.one_of(st.sampled_from(["s1", "s2", "1", "2", "0", "..", "", "s1/1.png", "s2/2.png", "fold", "same"]),
+                   st.text(alphabet=UNICODE_DIGITS, min_size=1, max_size=6),
+                   st.sampled_from(HUGE).map(str),
+                   st.text(max_size=8))
+
+
+@PROPERTIES
+@given(data=st.one_of(st.binary(max_size=300),
+                      st.lists(st.lists(_token, min_size=1, max_size=5).map(" ".join), max_size=6).map("\n".join)))
+def test_property_pairs_txt_valid_or_one_line(faces, tmp_path_factory, data):
+    path = _pairs_file(tmp_path_factory.mktemp("ptxt"), "pairs.txt", data)
+    ps = _valid_or_refused(lambda: load_pair_set(path, faces))
+    if ps is not None:
+        assert ps.n_pairs >= 1 and all(img.name.startswith(("s1/", "s2/")) for img in ps.images)
+
+
+@PROPERTIES
+@given(data=st.one_of(st.binary(max_size=300),
+                      st.lists(st.lists(_token, min_size=1, max_size=5).map(",".join), max_size=6).map("\n".join)))
+def test_property_pairs_csv_valid_or_one_line(faces, tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("pcsv")
+    path = _pairs_file(folder, "pairs.csv", data)
+    ps = _valid_or_refused(lambda: load_pair_set(path, faces))
+    if ps is not None:
+        assert ps.n_pairs >= 1
+        assert ps.fold_ids is None or (ps.fold_ids.dtype == np.int64 and len(np.unique(ps.fold_ids)) >= 2)
+
+
+# ------------------------------------------------------------------------------ IJB meta
+def _ijb_tree(root: Path, tid_mid: str | None = None, pairs: str | None = None, gallery: str | None = None) -> Path:
+    """A minimal IJB-C release: two crops (bytes only: the reader decodes nothing), one pair."""
+    (root / "meta").mkdir(parents=True)
+    (root / "loose_crop").mkdir()
+    for n in ("a.jpg", "b.jpg"):
+        (root / "loose_crop" / n).write_bytes(b"x")
+    meta = root / "meta"
+    (meta / "ijbc_face_tid_mid.txt").write_text(tid_mid or "a.jpg 1 10\nb.jpg 2 20\n", "utf-8", "surrogatepass")
+    (meta / "ijbc_name_5pts_score.txt").write_text("".join(f"{n} " + "1 " * 10 + "0.9\n" for n in ("a.jpg", "b.jpg")))
+    (meta / "ijbc_template_pair_label.txt").write_text(pairs or "1 2 0\n", "utf-8", "surrogatepass")
+    if gallery is not None:
+        (meta / "ijbc_1N_gallery_G1.csv").write_text(gallery, "utf-8", "surrogatepass")
+        (meta / "ijbc_1N_gallery_G2.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n2,2\n")
+        (meta / "ijbc_1N_probe_mixed.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n2,2\n")
+    return root
+
+
+@pytest.mark.parametrize("where,text,needle", [
+    ("tid_mid", f"a.jpg {2**63} 10\nb.jpg 2 20\n", ":1: template id '9223372036854775808' is not a whole number"),
+    ("tid_mid", f"a.jpg 1 {2**64}\nb.jpg 2 20\n", ":1: media id '18446744073709551616'"),
+    ("tid_mid", f"a.jpg 1 {-2**63 - 1}\nb.jpg 2 20\n", ":1: media id '-9223372036854775809'"),
+    ("tid_mid", "a.jpg ² 10\nb.jpg 2 20\n", ":1: template id '²'"),
+    ("tid_mid", "a.jpg 1_0 10\nb.jpg 2 20\n", ":1: template id '1_0'"),
+    ("tid_mid", "a.jpg 1 " + "9" * 5000 + "\nb.jpg 2 20\n", ":1: media id '999999999999999999999999999999'"),
+    ("tid_mid", "a" * 1000 + ".jpg 1 10\nb.jpg 2 20\n", "must be a path inside loose_crop/"),
+    ("pairs", f"1 {2**63} 0\n", ":1: template id '9223372036854775808'"),
+    ("gallery", f"TEMPLATE_ID,SUBJECT_ID\n1,{2**64}\n", ":2: subject id '18446744073709551616'"),
+    ("gallery", f"TEMPLATE_ID,SUBJECT_ID\n{2**64},1\n", ":2: template id '18446744073709551616'"),
+])
+def test_ijb_meta_ids_beyond_int64_are_one_line(tmp_path, where, text, needle):
+    root = _ijb_tree(tmp_path / "IJBC", **{where: text})
+    with pytest.raises(DataError) as e:
+        read_ijb(root, "IJBC")
+    assert needle in str(e.value) and one_line(str(e.value)), str(e.value)
+
+
+def test_ijb_meta_largest_int64_ids_still_read(tmp_path):
+    big = 2**63 - 1
+    root = _ijb_tree(tmp_path / "IJBC", tid_mid=f"a.jpg {big} -{big}\nb.jpg 2 20\n", pairs=f"{big} 2 0\n")
+    meta = read_ijb(root, "IJBC")
+    assert meta.templates.tolist() == [big, 2] and meta.medias.tolist() == [-big, 20]
+
+
+def test_ijb_cli_exit_2_one_line(tmp_path):
+    root = _ijb_tree(tmp_path / "IJBC", tid_mid=f"a.jpg {2**70} 10\nb.jpg 2 20\n")
+    res = CliRunner().invoke(cli, ["bench", "ijb", "-w", str(tmp_path / "none.pt"), "--root", str(root)])
+    one_line_exit_2(res, "within 64 bits")
+
+
+_ijb_field = st.one_of(st.sampled_from(["1", "2", "10", "20", "0", "-1", "a.jpg", "b.jpg"]),
+                       st.text(alphabet=UNICODE_DIGITS, min_size=1, max_size=5),
+                       st.sampled_from(HUGE).map(str), st.text(max_size=6))
+
+
+@PROPERTIES
+@given(tid_mid=st.one_of(st.binary(max_size=200),
+                         st.lists(st.lists(_ijb_field, min_size=1, max_size=4).map(" ".join),
+                                  max_size=3).map("\n".join)),
+       pairs=st.lists(st.lists(_ijb_field, min_size=1, max_size=4).map(" ".join), max_size=3).map("\n".join),
+       gallery=st.none() | st.lists(st.lists(_ijb_field, min_size=1, max_size=3).map(",".join),
+                                     max_size=3).map("\n".join))
+def test_property_ijb_meta_valid_or_one_line(tmp_path_factory, tid_mid, pairs, gallery):
+    root = tmp_path_factory.mktemp("ijb") / "IJBC"
+    _ijb_tree(root, pairs=pairs or None, gallery=gallery)
+    (root / "meta" / "ijbc_face_tid_mid.txt").write_bytes(
+        tid_mid if isinstance(tid_mid, bytes) else tid_mid.encode("utf-8", "surrogatepass"))
+    meta = _valid_or_refused(lambda: read_ijb(root, "IJBC"))
+    if meta is not None:
+        assert meta.templates.dtype == np.int64 and len(meta.names) == 2
