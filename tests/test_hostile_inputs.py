@@ -230,3 +230,34 @@ def test_property_ijb_meta_valid_or_one_line(tmp_path_factory, tid_mid, pairs, g
     meta = _valid_or_refused(lambda: read_ijb(root, "IJBC"))
     if meta is not None:
         assert meta.templates.dtype == np.int64 and len(meta.names) == 2
+
+
+# ------------------------------------------------------------------------------ ONNX output
+def _scalar_onnx(path: Path) -> Path:
+    """A graph that declares [N, 512] and returns a 0-d scalar (the sum of its input)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("ReduceSum", ["x"], ["y"], keepdims=0)], "scalar",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 112, 112])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 512])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_onnx_graph_returning_a_scalar_is_one_line_exit_2(faces, tmp_path):
+    import torch
+
+    from facediag.errors import CheckpointError
+    from facediag.models.checkpoint import load_checkpoint
+
+    model = _scalar_onnx(tmp_path / "scalar.onnx")
+    with pytest.raises(CheckpointError, match=r"the graph returns \[\] for a \[2, 3, 112, 112\] input"):
+        load_checkpoint(model).model(torch.zeros(2, 3, 112, 112))
+    pairs = _pairs_file(tmp_path, "pairs.csv", "s1/1.png,s1/2.png,1\ns1/1.png,s2/1.png,0\n")
+    res = CliRunner().invoke(cli, ["bench", "verification", "-w", str(model), "--pairs", str(pairs), "--images",
+                                   str(faces), "--no-cache", "--quiet", "--device", "cpu"])
+    one_line_exit_2(res, "scalar.onnx: the graph returns []")

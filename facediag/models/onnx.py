@@ -264,7 +264,10 @@ class OnnxEmbedder(nn.Module):
             n = len(chunk)
             if n < step:  # a fixed-batch graph: pad, then drop the padding
                 chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), chunk.dtype)])
-            out = session.run([self.output_name], {self.input_name: chunk})[0]
+            out = np.asarray(session.run([self.output_name], {self.input_name: chunk})[0])
+            if out.ndim != 2 or out.shape[0] != len(chunk):  # a 0-d scalar, a vector, one row per batch ...
+                raise CheckpointError(f"{self.name}: the graph returns {list(out.shape)} for a "
+                                      f"{list(chunk.shape)} input, expected [{len(chunk)}, dim]")
             outs.append(out[:n])
         out = np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
         if out.ndim != 2 or out.shape[0] != len(arr):
