@@ -261,3 +261,37 @@ def test_onnx_graph_returning_a_scalar_is_one_line_exit_2(faces, tmp_path):
     res = CliRunner().invoke(cli, ["bench", "verification", "-w", str(model), "--pairs", str(pairs), "--images",
                                    str(faces), "--no-cache", "--quiet", "--device", "cpu"])
     one_line_exit_2(res, "scalar.onnx: the graph returns []")
+
+
+# ------------------------------------------------------------------------------ TOML depth
+DEEP_TOML = {
+    "inline tables": "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n",
+    "arrays": "x = " + "[" * 3000 + "]" * 3000 + "\n",
+    "table headers": "[" + ".".join(["a"] * 3000) + "]\nb = 1\n",
+    "dotted keys": ".".join(["a"] * 3000) + " = 1\n",
+    "just over the bound": "[" + ".".join(["a"] * 101) + "]\nb = 1\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEEP_TOML))
+def test_a_card_or_suite_nested_thousands_deep_is_one_line(tmp_path, case):
+    from facediag.errors import FacediagError
+    from facediag.models.card import read_card
+    from facediag.suites import load_suite
+
+    path = tmp_path / "deep.toml"
+    path.write_text(DEEP_TOML[case])
+    for read, what in ((read_card, "model card"), (load_suite, "suite")):
+        with pytest.raises(FacediagError) as e:
+            read(path)
+        assert str(e.value).startswith(f"{path}: refused, the {what} nests deeper than"), str(e.value)
+        assert one_line(str(e.value))
+
+
+def test_deep_card_and_suite_on_the_command_line_exit_2(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text(DEEP_TOML["table headers"])
+    missing = tmp_path / "missing.onnx"
+    for args in (("inspect", missing, "--card", path), ("run-all", "-w", missing, "--card", path, "--data", tmp_path),
+                 ("run-all", "-w", missing, "--suite", path, "--data", tmp_path)):
+        one_line_exit_2(CliRunner().invoke(cli, [str(a) for a in args]), "deep.toml", "nests deeper than")

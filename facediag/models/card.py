@@ -20,12 +20,10 @@ line naming the file and the field, before any work.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 
 from facediag.errors import FacediagError
-from facediag.io import read_user_text
 from facediag.models.presets import EDGEFACE, ModelPreset
 
 CARD_SUFFIX = ".toml"
@@ -55,11 +53,9 @@ def resolve_card(model_path, card=None) -> tuple[ModelPreset, Path | None]:
 def read_card(path) -> ModelPreset:
     """A card's ModelPreset, validated; FacediagError (one line naming the file and field) otherwise."""
     path = Path(path)
-    text = read_user_text(path, "model card")
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FacediagError(f"{path}: not valid TOML ({exc})") from None
+    from facediag.models.safe_load import read_toml  # torch: imported when a model card is read
+
+    doc = read_toml(path, "model card")
     unknown = [k for k in doc if k not in FIELDS]
     if unknown:
         raise FacediagError(f"{path}: unknown field {unknown[0]!r} (a card takes {', '.join(FIELDS)})")

@@ -522,10 +522,11 @@ def _is_gadget(path: str) -> bool:
 _END = object()
 
 
-def check_structure(root, name: str = "checkpoint") -> None:
+def check_structure(root, name: str = "checkpoint", what: str = "the pickled data") -> None:
     """Refuse a loaded object nested deeper than ``MAX_DEPTH``, holding a reference cycle,
     expanding to more than ``MAX_OBJECTS`` objects (shared references counted each time
-    they are reached, as a recursive reader would), or a tensor carrying hooks.
+    they are reached, as a recursive reader would), or a tensor carrying hooks. ``what``
+    names the data in the message ("the pickled data", "the TOML").
 
     Iterative: a hostile structure cannot exhaust the Python stack here, and once it
     passes, recursive readers of it stay within ``MAX_DEPTH`` frames."""
@@ -544,32 +545,56 @@ def check_structure(root, name: str = "checkpoint") -> None:
             sizes[id(frame[0])] = (frame[0], frame[2])
             if frames:
                 frames[-1][2] += frame[2]
-                _check_count(frames[-1][2], name)
+                _check_count(frames[-1][2], name, what)
             continue
         cid = id(child)
         if cid in sizes:
             frame[2] += sizes[cid][1]
         elif cid in on_path:
-            raise CheckpointError(f"{name}: refused, the pickled data refers to itself "
-                                  "(a reference cycle)")
+            raise CheckpointError(f"{name}: refused, {what} refers to itself (a reference cycle)")
         else:
             grand = _children(child, name)
             if grand is None:
                 frame[2] += 1
             else:
                 if len(frames) >= MAX_DEPTH:
-                    raise CheckpointError(f"{name}: refused, the pickled data nests deeper "
-                                          f"than {MAX_DEPTH} levels")
+                    raise CheckpointError(f"{name}: refused, {what} nests deeper than {MAX_DEPTH} levels")
                 on_path.add(cid)
                 frames.append([child, iter(grand), 1])
                 continue
-        _check_count(frame[2], name)
+        _check_count(frame[2], name, what)
 
 
-def _check_count(count: int, name: str) -> None:
+def _check_count(count: int, name: str, what: str = "the pickled data") -> None:
     if count > MAX_OBJECTS:
-        raise CheckpointError(f"{name}: refused, the pickled data expands to more than "
-                              f"{MAX_OBJECTS:,} objects")
+        raise CheckpointError(f"{name}: refused, {what} expands to more than {MAX_OBJECTS:,} objects")
+
+
+def read_toml(path, what: str) -> dict:
+    """A TOML file the user named as ``what`` ("model card", "suite"), parsed: FacediagError, one
+    line, when it cannot be read, is not TOML, or nests deeper than ``MAX_DEPTH`` (the bound
+    :func:`check_structure` puts on a checkpoint's data; tomllib itself recurses, so a file
+    nested thousands of tables deep would otherwise end in RecursionError, as would any
+    recursive reader of what it returned). Every TOML facediag reads comes through here."""
+    import tomllib
+
+    from facediag.errors import FacediagError
+    from facediag.io import read_user_text
+
+    path = Path(path)
+    text = read_user_text(path, what)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FacediagError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise FacediagError(f"{path}: refused, the {what} nests deeper than Python can parse "
+                            f"(a {what} nests a few levels; at most {MAX_DEPTH})") from None
+    try:
+        check_structure(doc, str(path), f"the {what}")
+    except CheckpointError as exc:
+        raise FacediagError(str(exc)) from None
+    return doc
 
 
 def _children(obj, name: str):
@@ -737,6 +762,6 @@ def _mib(n: int) -> str:
 
 
 __all__ = ["MAX_DEPTH", "MAX_INFLATION", "MAX_OBJECTS", "MAX_PICKLE_BYTES", "MAX_PICKLE_OPS",
-           "MAX_ZIP_MEMBERS", "RawCheckpoint", "StandIn", "check_structure",
+           "MAX_ZIP_MEMBERS", "RawCheckpoint", "StandIn", "check_structure", "read_toml",
            "check_torchscript_archive", "check_zip_archive", "clip", "display_name", "is_gadget", "load_pickled",
            "quiet_torch_deprecations", "read_weights_file", "scan_pickle_globals", "sniff_format", "to_plain"]

@@ -22,13 +22,11 @@ are refused (a typo must not silently turn a threshold off).
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from facediag.errors import FacediagError
-from facediag.io import read_user_text
 from facediag.checks.registry import all_checks
 
 SUITES_DIR = Path(__file__).resolve().parent  # the built-in suites: package data
@@ -126,11 +124,9 @@ def load_suite(spec: str | Path | None = None) -> Suite:
             if str(spec) == "default":
                 return builtin_suite()
             raise FacediagError(f"no suite named {spec!r} (looked for {path})")
-    text = read_user_text(path, "suite")
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise FacediagError(f"{path}: not valid TOML ({exc})") from None
+    from facediag.models.safe_load import read_toml  # torch: imported when a suite is read
+
+    doc = read_toml(path, "suite")
     known = all_checks()
     checks: dict[str, dict[str, Any]] = {}
     for name, params in _table(doc, "checks", path).items():
