@@ -17,7 +17,7 @@ class GalleryEnrollment(Check):
     name = "gallery-enrollment"
     title = "HR gallery templates, DSR probes, no classifier head in the embedding"
     params = {"min_images_per_subject": 2, "min_cohesion": 0.3, "embedding_dim": EDGEFACE.embedding_dim,
-              "label_noise_margin": 0.35, "fail_label_noise_share": 0.1}
+              "label_noise_margin": 0.35, "fail_label_noise_share": 0.1, "min_label_loo_rank1": 0.8}
     conditions = (
         Condition("wrong-dimension", Severity.FAILURE,
                   "the model outputs {embedding_dim}-d vectors, not {expected_dim}-d embeddings: a classifier head may "
@@ -31,13 +31,21 @@ class GalleryEnrollment(Check):
         Condition("label-noise-heavy", Severity.FAILURE,
                   "{label_noise_share:.1%} of the enrolled images ({label_noise_suspects} of {label_noise_scored}) "
                   "look more like another person than their own: the gallery's labels cannot be trusted "
-                  "({suspect_examples})", [("label_noise_share", ">", "fail_label_noise_share")],
+                  "({suspect_examples})", [("label_noise_share", ">", "fail_label_noise_share"),
+                                           ("label_noise_loo_rank1", ">=", "min_label_loo_rank1")],
                   evidence=("label_noise_suspects", "label_noise_share")),
         Condition("label-noise", Severity.WARNING,
                   "{label_noise_suspects} enrolled image(s) look more like another person than their own (best other "
                   "template beats their own, built without them, by more than {label_noise_margin}): possibly "
-                  "mislabelled ({suspect_examples})", [("label_noise_suspects", ">", 0)],
+                  "mislabelled ({suspect_examples})", [("label_noise_suspects", ">", 0),
+                                                       ("label_noise_loo_rank1", ">=", "min_label_loo_rank1")],
                   unless=("label-noise-heavy",), evidence=("label_noise_suspects", "label_noise_share")),
+        # A model that confuses many people cannot tell a mislabel from its own error: it judges no label.
+        Condition("labels-unjudged", Severity.INFO,
+                  "labels not judged: the model identifies only {label_noise_loo_rank1:.0%} of the enrolled images by "
+                  "their person's other images (below {min_label_loo_rank1:.0%}), so the {label_noise_suspects} that "
+                  "look more like another person may be its own errors", [("label_noise_suspects", ">", 0),
+                                                                          ("label_noise_loo_rank1", "<", "min_label_loo_rank1")]),
     )
 
     def run(self, ctx, params):
@@ -70,16 +78,23 @@ class GalleryEnrollment(Check):
         sus = scores.suspects(params["label_noise_margin"])
         scored = int(np.isfinite(scores.margin).sum())
         margins = scores.margin[np.isfinite(scores.margin)]
+        clean = np.delete(scores.margin, sus)
+        clean = clean[np.isfinite(clean)]
+        # How well the model knows these people: images its leave-one-out templates identify (the
+        # suspects left out). Labels are judged only where this is high (min_label_loo_rank1).
+        loo_rank1 = float(np.mean(clean < 0)) if len(clean) else None
+        judged = loo_rank1 is not None and loo_rank1 >= params["min_label_loo_rank1"]
         metrics.update({"label_noise_scored": scored, "label_noise_suspects": int(len(sus)),
                         "label_noise_share": r(len(sus) / scored) if scored else None,
-                        "label_noise_margin_max": r(margins.max()) if len(margins) else None})
+                        "label_noise_margin_max": r(margins.max()) if len(margins) else None,
+                        "label_noise_loo_rank1": r(loo_rank1)})
         suspects = [{"row": int(rows[i]), "path": str(proto.gallery[rows[i]].path), "subject": str(gallery.subjects[rows[i]]),
                      "resembles": str(scores.template_subjects[scores.other_col[i]]), "own_score": r(scores.own_loo[i]),
                      "other_score": r(scores.other[i]), "margin": r(scores.margin[i])} for i in sus[:MAX_LISTED]]
         data = {"headline": ["gallery_subjects", "gallery_images", "template_cohesion_mean"],
-                "label_noise": {"margin": params["label_noise_margin"], "suspects": suspects,
+                "label_noise": {"margin": params["label_noise_margin"], "judged": judged, "suspects": suspects,
                                 "not_listed": max(0, len(sus) - MAX_LISTED)}}
-        if len(sus):
+        if len(sus) and judged:
             mated = ev.matching.mated
             rank1 = float(np.mean(ev.matching.ranks[mated] == 1)) if mated.any() else None
             without = rank1_without(ev, scores, g_norm, sus, device=ev.device)

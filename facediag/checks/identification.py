@@ -20,7 +20,7 @@ class Identification(Check):
     title = "Closed-set rank-k / CMC, accuracy and false accepts at the threshold, open set"
     params = {"threshold": DEFAULT_THRESHOLD, "ranks": [1, 5, 10], "max_far": 0.01, "fail_far": 0.5,
               "min_rank1": 0.5, "fail_rank1": 0.2, "target_fars": [0.01, 0.001], "max_open_set_false_alarm": 0.5,
-              "mislabel_min_drop": 0.3, "mislabel_rival_within": 0.15}
+              "mislabel_min_drop": 0.3, "mislabel_rival_within": 0.15, "min_mislabel_rank1": 0.8}
     conditions = (
         Condition("far-meaningless", Severity.FAILURE,
                   "at cosine ≥ {threshold} {far_at_threshold:.1%} of impostor pairs are accepted: "
@@ -104,11 +104,19 @@ class Identification(Check):
         if (~ev.mated).any():
             data["open_set"] = open_set_curve  # the 1:N DET curve: FNIR against FPIR
         data["faces"] = _face_strips(ctx, ev)
-        mislabels, view = _possible_mislabels(ctx, ev, params)
+        mislabels, view, judge_rank1 = _possible_mislabels(ctx, ev, params)
+        metrics["mislabel_judge_rank1"] = r(judge_rank1)
+        if judge_rank1 is not None and judge_rank1 < params["min_mislabel_rank1"]:
+            # A model that misses many people cannot tell a mislabel from its own error: no probe is judged.
+            findings.append(Finding(Severity.INFO, (
+                f"probe labels not judged: rank-1 {view} is {judge_rank1:.1%} (below {params['min_mislabel_rank1']:.0%}), "
+                f"so a probe that looks like another person may be the model's own error")))
+            mislabels = []
         correct = cs.correct_rank1.astype(bool)
         kept = ~np.isin(ev.probe_rows[ev.mated], [m["row"] for m in mislabels])
-        metrics["possible_mislabelled_probes"] = len(mislabels)
-        metrics["rank1_without_possible_mislabels"] = r(correct[kept].mean()) if kept.any() else None
+        judged = judge_rank1 is not None and judge_rank1 >= params["min_mislabel_rank1"]
+        metrics["possible_mislabelled_probes"] = len(mislabels) if judged else None
+        metrics["rank1_without_possible_mislabels"] = r(correct[kept].mean()) if judged and kept.any() else None
         data["possible_mislabels"] = mislabels[:MAX_LISTED]
         if mislabels:
             data["faces"].append(_mislabel_strip(ctx, mislabels[:SHOWN]))
@@ -121,16 +129,17 @@ class Identification(Check):
 MAX_LISTED = 1000  # possible mislabels kept in the result's data
 
 
-def _possible_mislabels(ctx, ev, params) -> tuple[list[dict], str]:
+def _possible_mislabels(ctx, ev, params) -> tuple[list[dict], str, float | None]:
     """Mated probes that read as another enrolled person's photo (protocols.label_noise), judged on
     the probes' own HR images when they have them (a label belongs to the image, and at 16 px the
-    model's own errors look like mislabels), clearest first; and the view they were judged on."""
+    model's own errors look like mislabels), clearest first; the view they were judged on; and the
+    rank-1 of that view over the other probes (how well the judge knows these people)."""
     judged = ev.hr_probes() if ev.has_pairs.any() else ev
     view = "on the probes' HR images" if judged is not ev else "on the probes as matched"
     mt = judged.matching
     m = np.flatnonzero(mt.mated & (mt.rival >= 0))
     if not len(m):
-        return [], view
+        return [], view, None
     subjects, rivals = judged.probe_subjects[m], judged.template_subjects[mt.rival[m]]
     genuine, rival = mt.genuine[m], mt.rival_score[m]
     # The person's typical genuine score is read over every mated probe of the judged view.
@@ -140,6 +149,8 @@ def _possible_mislabels(ctx, ev, params) -> tuple[list[dict], str]:
                                        rival_within=params["mislabel_rival_within"])
     hits = np.flatnonzero(flag)
     hits = hits[np.argsort(genuine[hits] - rival[hits], kind="stable")]
+    others = np.setdiff1d(all_mated, m[hits])
+    judge_rank1 = float(np.mean(mt.ranks[others] == 1)) if len(others) else None
     probes = ctx.protocol.probes
     out = []
     for i in hits:
@@ -147,7 +158,7 @@ def _possible_mislabels(ctx, ev, params) -> tuple[list[dict], str]:
         out.append({"row": row, "path": str(probes[row].source.path), "subject": str(subjects[i]),
                     "resembles": str(rivals[i]), "own_score": r(genuine[i]), "own_typical": r(typical(subjects[i:i + 1])[0]),
                     "other_score": r(rival[i]), "other_typical": r(typical(rivals[i:i + 1])[0])})
-    return out, view
+    return out, view, judge_rank1
 
 
 def _mislabel_examples(mislabels: list[dict], shown: int = 5) -> str:

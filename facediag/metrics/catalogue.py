@@ -42,6 +42,7 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("identification.possible_mislabelled_probes", LOWER, "probes that look like another person's photo",
                "count"),
     MetricInfo("identification.rank1_without_possible_mislabels", HIGHER, "rank-1 with possible mislabels left out"),
+    MetricInfo("identification.mislabel_judge_rank1", HIGHER, "rank-1 of the view probe labels are judged on"),
     MetricInfo("verification.auc", HIGHER, "ROC AUC", "auc", short="auc"),
     MetricInfo("verification.eer", LOWER, "equal error rate", short="eer", resample="pairs"),
     MetricInfo("verification.tar_at_far_*", HIGHER, "TAR at FAR", resample="pairs"),
@@ -94,6 +95,8 @@ CATALOGUE: tuple[MetricInfo, ...] = (
     MetricInfo("gallery-enrollment.label_noise_scored", None, "enrolled images with a leave-one-out template", "count"),
     MetricInfo("gallery-enrollment.label_noise_margin_max", LOWER,
                "largest lead of another person's template over the own one (left out)", "cosine"),
+    MetricInfo("gallery-enrollment.label_noise_loo_rank1", HIGHER,
+               "enrolled images their person's other images identify (suspects left out)"),
     MetricInfo("gallery-enrollment.rank1_without_label_suspects", HIGHER,
                "rank-1 with the suspect gallery images left out"),
 )

@@ -68,7 +68,7 @@ def gallery_label_scores(emb: np.ndarray, subjects, *, device: str | torch.devic
     templates = l2_normalize(sums).astype(np.float32)
     own = np.searchsorted(uniq, subjects)
     n, s = len(g), len(uniq)
-    sq = np.einsum("ij,ij->i", sums.astype(np.float64), sums.astype(np.float64))  # ‖S_c‖²
+    norm = np.linalg.norm(sums.astype(np.float64), axis=1)  # ‖S_c‖
     own_loo = np.full(n, np.nan)
     other = np.full(n, np.nan)
     other_col = np.full(n, -1, np.int64)
@@ -78,14 +78,16 @@ def gallery_label_scores(emb: np.ndarray, subjects, *, device: str | torch.devic
     for a in range(0, n, step):
         b = min(a + step, n)
         oc = own[a:b]
-        # g·(S_c − g) / ‖S_c − g‖ with ‖g‖ = 1: no template rebuilt per image.
-        dot = np.einsum("ij,ij->i", g[a:b].astype(np.float64), sums[oc].astype(np.float64))
-        rest = np.sqrt(np.maximum(sq[oc] - 2 * dot + 1, 0))
-        own_loo[a:b] = np.where((counts[oc] >= 2) & (rest > 1e-9), (dot - 1) / np.maximum(rest, 1e-9), np.nan)
+        rows, cols = torch.arange(b - a, device=dev), torch.as_tensor(oc, device=dev)
+        scores = torch.as_tensor(g[a:b], device=dev) @ tmpl.T
+        # The own template's score, read before it is masked, gives g·S_c = (g·T_c)‖S_c‖ and so the
+        # leave-one-out score g·(S_c − g)/‖S_c − g‖ (‖g‖ = 1): no template rebuilt per image.
+        dot = scores[rows, cols].double().cpu().numpy() * norm[oc]
+        rest = np.sqrt(np.maximum(norm[oc] ** 2 - 2 * dot + 1, 0))
+        own_loo[a:b] = np.where((counts[oc] >= 2) & (rest > 1e-6), (dot - 1) / np.maximum(rest, 1e-6), np.nan)
         if s < 2:
             continue
-        scores = torch.as_tensor(g[a:b], device=dev) @ tmpl.T
-        scores[torch.arange(b - a, device=dev), torch.as_tensor(oc, device=dev)] = -torch.inf
+        scores[rows, cols] = -torch.inf
         best, col = scores.max(dim=1)
         other[a:b] = best.double().cpu().numpy()
         other_col[a:b] = col.cpu().numpy()
