@@ -15,3 +15,12 @@ class CheckpointError(FacediagError):
 
 class DataError(FacediagError):
     """A dataset that cannot be indexed or split as asked."""
+
+
+class WriteError(FacediagError, OSError):
+    """An output the environment will not take (a full disk, a quota, a read-only file system):
+    one line, exit 2, with nothing half-written left behind. Still an OSError for code that
+    handles those."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)

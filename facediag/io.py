@@ -2,6 +2,7 @@
 text file (a report, a suite) with one clear line for every way it can be wrong."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -55,15 +56,40 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+# A write that fails for one of these is the environment's fault, not facediag's: one line, exit 2.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def _environment_fault(exc: BaseException, folder: Path) -> int | None:
+    """The errno of a write the environment refused, else None. torch.save's C++ writer says only
+    "file write failed" (a RuntimeError): that is a full disk when the folder has no room left."""
+    if isinstance(exc, OSError):
+        return exc.errno if exc.errno in _NO_ROOM else None
+    if isinstance(exc, RuntimeError) and "write failed" in str(exc):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return None
+        return errno.ENOSPC if st.f_bavail * st.f_frsize < 2**20 else None
+    return None
+
+
 def atomic_save(path: str | Path, write_fn, durable: bool = True) -> Path:
     """Call ``write_fn(tmp_path)`` (e.g. torch.save) then move the result into place.
 
     ``durable`` syncs the file to disk before the rename, so a crash leaves the old file or
     the whole new one. ``durable=False`` skips it: for caches, whose entries are validated
-    on read and recomputed when bad, the sync costs more than it saves."""
+    on read and recomputed when bad, the sync costs more than it saves.
+
+    A disk that is full, over quota or read-only is WriteError (bad input's one line, exit 2):
+    the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        _raise_if_environment(exc, path)
+        raise
     os.close(fd)
     try:
         write_fn(tmp)
@@ -75,10 +101,20 @@ def atomic_save(path: str | Path, write_fn, durable: bool = True) -> Path:
                 os.close(fd)
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        _raise_if_environment(exc, path)
         raise
     return path
+
+
+def _raise_if_environment(exc: BaseException, path: Path) -> None:
+    code = _environment_fault(exc, path.parent)
+    if code is not None:
+        from facediag.errors import WriteError
+
+        raise WriteError(code, f"{path}: cannot be written ({os.strerror(code).lower()}); nothing was left "
+                               "half-written") from None
 
 
 def remove_stale_temps(target: str | Path) -> list[Path]:

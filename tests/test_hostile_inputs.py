@@ -295,3 +295,110 @@ def test_deep_card_and_suite_on_the_command_line_exit_2(tmp_path):
     for args in (("inspect", missing, "--card", path), ("run-all", "-w", missing, "--card", path, "--data", tmp_path),
                  ("run-all", "-w", missing, "--suite", path, "--data", tmp_path)):
         one_line_exit_2(CliRunner().invoke(cli, [str(a) for a in args]), "deep.toml", "nests deeper than")
+
+
+# ------------------------------------------------------------------------------ a full disk
+def _no_room(monkeypatch, code=None, where="write"):
+    """Make durable writes fail as a full disk does: ``write``: the temp file gets half its bytes,
+    then ENOSPC (or ``code``); ``fsync``: the whole temp file is written, the sync fails."""
+    import errno
+    import os
+
+    code = code or errno.ENOSPC
+    if where == "write":
+        real = Path.write_bytes
+
+        def write_bytes(self, data):
+            real(self, data[: len(data) // 2])
+            raise OSError(code, os.strerror(code), str(self))
+
+        monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    else:
+        def fsync(fd):
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(os, "fsync", fsync)
+
+
+def _report_json(path: Path) -> Path:
+    from facediag.checks.base import CheckResult, Status
+    from facediag.results import Report
+
+    Report(command="facediag run-all", checkpoints={}, dataset={}, suite={"name": "t", "checks": {}},
+           results=[CheckResult("identification", Status.PASS, "rank-1 1.0")]).save(path)
+    return path
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT", "EROFS"])
+def test_a_full_disk_is_write_error_and_leaves_the_old_file(tmp_path, monkeypatch, code, where):
+    import errno
+
+    from facediag.errors import FacediagError, WriteError
+    from facediag.io import atomic_write_text
+
+    target = tmp_path / "report.md"
+    target.write_text("the old report")
+    _no_room(monkeypatch, getattr(errno, code), where)
+    with pytest.raises(WriteError) as e:
+        atomic_write_text(target, "a new report " * 1000)
+    assert isinstance(e.value, FacediagError) and isinstance(e.value, OSError)
+    assert str(e.value).startswith(f"{target}: cannot be written (") and one_line(str(e.value)), str(e.value)
+    assert target.read_text() == "the old report" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_other_write_errors_stay_what_they_are(tmp_path, monkeypatch):
+    import errno
+    import os
+    from types import SimpleNamespace
+
+    from facediag.errors import WriteError
+    from facediag.io import atomic_save
+
+    def torch_save_on_a_full_disk(tmp):  # torch.save's C++ writer says only this
+        Path(tmp).write_bytes(b"PK half")
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+
+    target = tmp_path / "ft.pt"
+    monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_bavail=3, f_frsize=4096))
+    with pytest.raises(WriteError, match="no space left on device"):
+        atomic_save(target, torch_save_on_a_full_disk)
+    monkeypatch.setattr(os, "statvfs", lambda p: SimpleNamespace(f_bavail=10**9, f_frsize=4096))
+    with pytest.raises(RuntimeError, match="file write failed"):  # room left: not the disk, a bug to see
+        atomic_save(target, torch_save_on_a_full_disk)
+    _no_room(monkeypatch, errno.EIO)
+    with pytest.raises(OSError) as e:
+        atomic_save(target, lambda tmp: Path(tmp).write_bytes(b"x" * 10))
+    assert not isinstance(e.value, WriteError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_onto_a_full_disk_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch):
+    report = _report_json(tmp_path / "report.json")
+    _no_room(monkeypatch)
+    res = CliRunner().invoke(cli, ["render", str(report), "--format", "md", "-o", str(tmp_path / "out.md")])
+    one_line_exit_2(res, "out.md: cannot be written (no space left on device)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_run_and_export_onto_a_full_disk_are_one_line_exit_2(float_weights, orl_root, tmp_path, monkeypatch):
+    import shutil
+
+    data = tmp_path / "faces"
+    for s in range(1, 5):
+        (data / f"s{s}").mkdir(parents=True)
+        for i in range(1, 5):
+            shutil.copy(orl_root / f"s{s}" / f"{i}.pgm", data / f"s{s}" / f"{i}.pgm")
+    out = tmp_path / "reports"
+    _no_room(monkeypatch, where="fsync")
+    res = CliRunner().invoke(cli, ["run", "identification", "-w", str(float_weights), "--data", str(data), "-q",
+                                   "--no-cache", "--device", "cpu", "--out", str(out)])
+    one_line_exit_2(res, "cannot be written (no space left on device)")
+    assert not out.exists() or not any(p.name.endswith(".tmp") for p in out.iterdir())
+    res = CliRunner().invoke(cli, ["export", str(float_weights), "--data", str(data), "-q",
+                                   "-o", str(tmp_path / "m.onnx")])
+    if res.exit_code != 2 and "onnx" in res.output.lower() and "install" in res.output.lower():
+        pytest.skip("export needs the onnx extra")
+    one_line_exit_2(res, "m.onnx: cannot be written (no space left on device)")
+    assert not any(p.name.startswith(".m.onnx") or p.name == "m.onnx" for p in tmp_path.iterdir())
