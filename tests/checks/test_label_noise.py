@@ -245,3 +245,32 @@ def test_swapped_probes_are_listed_as_possible_mislabels(run, float_weights, orl
     assert "rank-1 with them left out" in finding.message
     assert report.result("gallery-enrollment").metrics["label_noise_suspects"] == 0  # the gallery is clean
     assert any(s["title"] == "Possibly mislabelled probes" for s in res.data["faces"])
+
+
+def test_the_diagnosis_explains_low_rank1_only_where_the_suspects_cost_it():
+    """gallery-label-noise claims identification's rank1-low only when rank-1 with the suspects left
+    out of their templates reaches the condition's own limit (the suite's min_rank1)."""
+    from facediag.checks.registry import get_check
+    from facediag.diagnosis import diagnose
+
+    def results(without):
+        gal = get_check("gallery-enrollment")()
+        suspect = {"row": 0, "path": "/d/s3/1.pgm", "subject": "s3", "resembles": "s7", "own_score": 0.05,
+                   "other_score": 0.85, "margin": 0.8}
+        g = gal.conclude({"embedding_dim": 512, "subjects_below_min": 0, "template_cohesion_mean": 0.6,
+                          "label_noise_scored": 100, "label_noise_suspects": 1, "label_noise_share": 0.01,
+                          "label_noise_loo_rank1": 0.95, "rank1_without_label_suspects": without},
+                         gal.params, summary="", data={"label_noise": {"suspects": [suspect]}},
+                         context={"expected_dim": 512, "suspect_examples": ""})
+        ident = get_check("identification")()
+        i = ident.conclude({"rank1": 0.45, "far_at_threshold": 0.001}, ident.params, summary="",
+                           context={"suggestion": "", "chance": 0.025, "mislabel_view": "", "mislabel_examples": ""})
+        assert i.met("rank1-low")
+        return [g, i]
+
+    lifted = diagnose(results(0.55))
+    assert [d.id for d in lifted] == ["gallery-label-noise"]
+    assert "identification: rank1-low" in lifted[0].explains
+    assert any("/d/s3/1.pgm is filed as s3 but looks like s7" in e for e in lifted[0].evidence)
+    still_low = diagnose(results(0.47))  # the suspects cost 2 points; rank-1 stays under 0.5 without them
+    assert "identification: rank1-low" not in still_low[0].explains
