@@ -402,3 +402,57 @@ def test_run_and_export_onto_a_full_disk_are_one_line_exit_2(float_weights, orl_
         pytest.skip("export needs the onnx extra")
     one_line_exit_2(res, "m.onnx: cannot be written (no space left on device)")
     assert not any(p.name.startswith(".m.onnx") or p.name == "m.onnx" for p in tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------ align: nothing to detect in
+def _odd_images(folder: Path) -> list[str]:
+    """An 8×8 icon, a 1×10,000 strip and its transpose: no MTCNN pyramid scale fits any of them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shapes = {"icon.png": (8, 8), "strip.png": (1, 10_000), "column.png": (10_000, 1)}
+    for name, shape in shapes.items():
+        Image.fromarray(np.full((*shape, 3), 128, np.uint8)).save(folder / name)
+    return sorted(shapes)
+
+
+def _align_extra():
+    from align_extra import WHY_NOT
+
+    if WHY_NOT is not None:
+        pytest.skip(f"the align extra is not usable here: {WHY_NOT}")
+
+
+def test_detector_finds_no_face_where_no_pyramid_scale_fits(orl_root):
+    _align_extra()
+    from facediag.data.detect import RETRY_MIN_FACE, Detector
+
+    odd = [np.zeros((8, 8, 3), np.uint8), np.zeros((1, 10_000, 3), np.uint8), np.zeros((10_000, 1, 3), np.uint8),
+           np.zeros((11, 11, 3), np.uint8), np.zeros((19, 40, 3), np.uint8)]
+    face = np.repeat(np.asarray(Image.open(orl_root / "s1" / "1.pgm"))[:, :, None], 3, axis=2)
+    found = Detector(retry_min_face=RETRY_MIN_FACE).detect([*odd, face])
+    assert [d.found for d in found] == [False] * len(odd) + [True]
+    assert all(d.faces == 0 for d in found[:-1])
+
+
+def test_align_on_a_folder_where_no_image_can_be_searched_flags_no_face(tmp_path):
+    _align_extra()
+    names = _odd_images(tmp_path / "src" / "s1")
+    res = CliRunner().invoke(cli, ["align", str(tmp_path / "src"), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    flagged = (tmp_path / "out" / "flagged.csv").read_text().splitlines()
+    assert flagged[1:] == [f"s1/{n},no face found" for n in names]
+
+
+def test_run_all_align_mtcnn_keeps_odd_images_as_no_face(float_weights, orl_root, tmp_path):
+    _align_extra()
+    import shutil
+
+    data = tmp_path / "faces"
+    for s in range(1, 4):
+        (data / f"s{s}").mkdir(parents=True)
+        for i in range(1, 5):
+            shutil.copy(orl_root / f"s{s}" / f"{i}.pgm", data / f"s{s}" / f"{i}.pgm")
+    _odd_images(data / "s1")
+    res = CliRunner().invoke(cli, ["run", "identification", "-w", str(float_weights), "--data", str(data), "-q",
+                                   "--align", "mtcnn", "--no-cache", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "ERROR" not in res.output and "3 with no face found" in " ".join(res.output.split()), res.output

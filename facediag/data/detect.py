@@ -125,7 +125,11 @@ class Detector:
         out: list[Detection] = [NO_FACE] * len(images)
         by_shape: dict[tuple, list[int]] = {}
         for i, img in enumerate(images):
-            by_shape.setdefault(tuple(img.shape), []).append(i)
+            # MTCNN's pyramid starts where a face of min_face_size becomes P-net's 12 px window: an
+            # image whose shorter side is below min_face_size (an 8×8 icon, a 1×10,000 strip) has no
+            # scale to search at all, so no face, rather than the empty torch.cat MTCNN ends in.
+            if min(img.shape[:2]) * (12.0 / mtcnn.min_face_size) >= 12:  # the test MTCNN's pyramid loop makes
+                by_shape.setdefault(tuple(img.shape), []).append(i)
         for shape, rows in by_shape.items():
             for s in range(0, len(rows), self.batch_size):
                 chunk = rows[s:s + self.batch_size]
