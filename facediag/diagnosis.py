@@ -5,10 +5,10 @@ Rules decide by the conditions the checks report (``_met``), never by copies of 
 thresholds, so a suite that moves a threshold moves the check and its diagnosis together;
 metric values appear only as evidence.
 
-Causes come before the symptoms they explain. Each rule declares the symptoms (check
-conditions) its cause accounts for; a diagnosis lists those that were met (``explains``), and a
-later rule asks ``_unexplained`` so that a symptom already explained is not diagnosed again as a
-cause of its own. Hence the order: faults the weights themselves show (unmatched keys), then
+Causes come before the symptoms they explain. A diagnosis lists the symptoms (check conditions
+met) it explains: those its rule found met while deciding, and those the rule declares its cause
+accounts for. A later rule asks ``_unexplained``, so that a symptom already explained is not
+diagnosed again as a cause of its own. Hence the order: faults the weights themselves show (unmatched keys), then
 faults of the data the model is given (misaligned faces, wrong colours or range, a DSR that
 hurts, mislabelled images), then what the model learned (untrained, collapse, memorisation).
 Poor separation alone never names the weights while a data fault is diagnosed: it cannot be
@@ -16,6 +16,7 @@ judged until that fault is fixed.
 """
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -56,8 +57,8 @@ TRAIN_FIX = ("Fine-tune with `facediag train-contrastive`: supervised contrastiv
 
 
 def rule(diag_id: str, explains: tuple[Symptom, ...] = ()):
-    """Register a rule; ``explains`` are the symptoms its cause accounts for, beyond the
-    conditions it fires on (those are found from the checks it names)."""
+    """Register a rule; ``explains`` are the symptoms its cause accounts for beyond the conditions
+    it finds met while deciding (``diagnose`` records those)."""
     def deco(fn: Rule) -> Rule:
         RULES.append((diag_id, fn, tuple(explains)))
         return fn
@@ -71,10 +72,18 @@ def _m(results: Results, check: str, metric: str):
     return res.metrics.get(metric)
 
 
+# The conditions a rule found met while it decided: the symptoms its diagnosis explains.
+_CONSULTED: ContextVar[list[Symptom] | None] = ContextVar("consulted", default=None)
+
+
 def _met(results: Results, check: str, *conditions: str) -> bool:
     """Whether the check ran and reported any of the named conditions as met."""
     res = results.get(check)
-    return res is not None and any(res.met(c) for c in conditions)
+    hits = [c for c in conditions if res is not None and res.met(c)]
+    consulted = _CONSULTED.get()
+    if consulted is not None:
+        consulted.extend((check, c) for c in hits)
+    return bool(hits)
 
 
 def _has(found: list[Diagnosis], *ids: str) -> bool:
@@ -91,9 +100,10 @@ def _unexplained(results: Results, found: list[Diagnosis], check: str, *conditio
     return any(_met(results, check, c) and _symptom(check, c) not in explained for c in conditions)
 
 
-# Symptoms a fault in the data (or in what the model is fed) produces in any model: people
-# separate poorly and rank-1 drops. They say nothing about the weights until the fault is fixed.
-DATA_FAULT_SYMPTOMS: tuple[Symptom, ...] = (
+# Symptoms of poor separation: people separate poorly and rank-1 drops. Broken weights produce
+# them, and so does a fault in the data (or in what the model is fed) in any model: then they say
+# nothing about the weights until the fault is fixed.
+SEPARATION_SYMPTOMS: tuple[Symptom, ...] = (
     ("weights-integrity", "no-separation"), ("identification", "rank1-failed"), ("identification", "rank1-low"),
     ("identification", "threshold-does-not-hold"), ("verification", "eer-failed"), ("verification", "eer-high"),
 )
@@ -117,7 +127,7 @@ def _weights_unjudged(results: Results, fault: str) -> list[str]:
             f"faces: fix the {fault} first, then run again"]
 
 
-@rule("weights-not-loaded")
+@rule("weights-not-loaded", explains=(("weights-integrity", "at-init"), *SEPARATION_SYMPTOMS, *LIKENESS_SYMPTOMS))
 def _weights_not_loaded(results, found):
     if not _met(results, "weights-integrity", "not-loaded", "keys-mismatch"):
         return None
@@ -156,10 +166,10 @@ def _misaligned(results, found):
                      "Align the images to the ArcFace 5-point template before evaluating or training: "
                      "`facediag align SRC DST` writes aligned 112×112 crops in the same layout (or run with "
                      "`--align mtcnn`); use the same detector and template in the application.", ["alignment"],
-                     explains=_met_symptoms(results, DATA_FAULT_SYMPTOMS + LIKENESS_SYMPTOMS) if is_grave else [])
+                     explains=_met_symptoms(results, SEPARATION_SYMPTOMS + LIKENESS_SYMPTOMS) if is_grave else [])
 
 
-@rule("preprocessing-mismatch", explains=DATA_FAULT_SYMPTOMS)
+@rule("preprocessing-mismatch", explains=SEPARATION_SYMPTOMS)
 def _preprocessing(results, found):
     by_pixels = _met(results, "preprocessing", "pixels-bgr")
     by_model = _met(results, "preprocessing", "prefers-range-0-1", "prefers-bgr", "prefers-bgr-strongly")
@@ -272,7 +282,7 @@ def _label_noise(results, found):
                      "mislabels by identification need the same.", ["gallery-enrollment"], explains=explains)
 
 
-@rule("untrained-weights")
+@rule("untrained-weights", explains=SEPARATION_SYMPTOMS)
 def _untrained(results, found):
     if _has(found, "weights-not-loaded"):
         return None
@@ -300,7 +310,7 @@ def _untrained(results, found):
                      "training run saved the backbone after loading them).", ["weights-integrity", "pair-gap"])
 
 
-@rule("embedding-collapse")
+@rule("embedding-collapse", explains=(*LIKENESS_SYMPTOMS, *SEPARATION_SYMPTOMS, ("norm-sanity", "low-rank")))
 def _collapse(results, found):
     if _has(found, "weights-not-loaded", "untrained-weights"):
         return None
@@ -426,17 +436,24 @@ def _mismatch(results, found):
                      "and enrol every person you probe.", ["subject-overlap", "arcface-head"])
 
 
+def _severity(result: CheckResult, condition: str) -> Severity | None:
+    return next((o.severity for o in result.conditions if o.id == condition), None)
+
+
 def diagnose(results: list[CheckResult]) -> list[Diagnosis]:
     """Every diagnosis the rules find, failures first."""
     by_name = {r.name: r for r in results}
     found: list[Diagnosis] = []
     for _, fn, explains in RULES:
-        d = fn(by_name, found)
+        token = _CONSULTED.set(consulted := [])
+        try:
+            d = fn(by_name, found)
+        finally:
+            _CONSULTED.reset(token)
         if d is None:
             continue
-        # The conditions (not mere facts) met in the checks it read, then the symptoms it declares.
-        fired = [_symptom(name, o.id) for name in d.checks if name in by_name
-                 for o in by_name[name].conditions if o.met and o.severity != Severity.INFO]
+        # The conditions (not mere facts) it found met while deciding, then the symptoms it declares.
+        fired = [_symptom(c, cond) for c, cond in consulted if _severity(by_name[c], cond) != Severity.INFO]
         declared = [_symptom(*s) for s in explains if _met(by_name, *s)]
         d.explains = list(dict.fromkeys([*fired, *d.explains, *declared]))
         found.append(d)

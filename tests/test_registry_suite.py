@@ -128,7 +128,8 @@ def test_a_collapsed_model_has_no_preferred_input():
     # Collapsed: AUC 0.64 with [0, 1] input vs 0.62 as trained is noise, not a mismatch.
     results = [result("pair-gap", "FAIL", paired_mean=1.0, genuine_mean=0.997, impostor_mean=0.995, gap=0.003,
                       collapsed=True),
-               result("preprocessing", "FAIL", auc_expected=0.62, auc_range_0_1=0.64)]
+               result("preprocessing", "FAIL", auc_expected=0.62, auc_range_0_1=0.64,
+                      auc_range_0_1_gain_low=0.004)]
     assert [d.id for d in diagnose(results)] == ["embedding-collapse"]
     assert [d.id for d in diagnose(results[1:])] == ["preprocessing-mismatch"]
 

@@ -1,4 +1,10 @@
-"""weights-integrity: did the weights load completely, are they finite, were they ever trained?"""
+"""weights-integrity: did the weights load completely, are they finite, were they ever trained?
+
+Two parts that run apart. The weights' own evidence (keys matched, NaN, parameters still at
+EdgeFace's init constants) needs an EdgeFace state_dict; separation (d′ of genuine against
+impostor scores at full resolution) needs only embeddings, so an ONNX graph or a carded model of
+another family is judged by it alone, and the finding says which part did not run.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +45,6 @@ def nonfinite_parameters(module: torch.nn.Module) -> list[str]:
 class WeightsIntegrity(Check):
     name = "weights-integrity"
     title = "Weights loaded completely, finite, and trained"
-    # Key matching and init constants read an EdgeFace state_dict: not another family, not an ONNX graph.
-    requires = ("state_dict",)
     params = {"max_init_fraction": 0.5, "min_dprime": 1.0}
     conditions = (
         Condition("not-loaded", Severity.FAILURE,
@@ -63,10 +67,28 @@ class WeightsIntegrity(Check):
 
     def run(self, ctx, params):
         loaded = ctx.model("model")
-        matched = float(loaded.matched_fraction)
-        missing, unexpected = list(loaded.missing_keys), list(loaded.unexpected_keys)
-        init_frac, n_init_tensors = init_signature(loaded.model)
-        bad = nonfinite_parameters(loaded.model)
+        # Key matching and init constants read an EdgeFace state_dict: not another family, not an ONNX graph.
+        no_state_dict = ctx.available("state_dict")
+        findings = []
+        if no_state_dict is None:
+            missing, unexpected = list(loaded.missing_keys), list(loaded.unexpected_keys)
+            init_frac, n_init_tensors = init_signature(loaded.model)
+            bad = nonfinite_parameters(loaded.model)
+            metrics = {"matched_fraction": float(loaded.matched_fraction), "missing_keys": len(missing),
+                       "unexpected_keys": len(unexpected), "parameters": int(loaded.parameters),
+                       "nonfinite_tensors": len(bad), "init_fraction": r(init_frac)}
+            if missing or unexpected:
+                findings.append(Finding(Severity.INFO, "keys the checkpoint and the model disagree on",
+                                        {"missing": missing[:10], "unexpected": unexpected[:10]}))
+            if bad:
+                findings.append(Finding(Severity.INFO, "tensors with NaN or Inf", {"tensors": bad[:10]}))
+        else:
+            bad, n_init_tensors = [], 0
+            metrics = {"matched_fraction": None, "missing_keys": None, "unexpected_keys": None,
+                       "parameters": getattr(loaded, "parameters", None), "nonfinite_tensors": None,
+                       "init_fraction": None}
+            findings.append(Finding(Severity.INFO, f"the weights' own evidence (keys, NaN, init constants) was not "
+                                    f"read: {no_state_dict}; judged by separation alone"))
         genuine, impostor = np.zeros(0), None
         if not bad:  # NaN weights give NaN embeddings: nothing to score
             ev = ctx.evaluation("model")
@@ -76,23 +98,16 @@ class WeightsIntegrity(Check):
             genuine, impostor = ev.genuine_scores(), ev.impostors
         scored = len(genuine) and impostor is not None and impostor.n
         dp = dprime_from_moments(genuine.mean(), genuine.var(), impostor.mean, impostor.var) if scored else None
-        metrics = {
-            "matched_fraction": matched, "missing_keys": len(missing), "unexpected_keys": len(unexpected),
-            "parameters": int(loaded.parameters),
-            "nonfinite_tensors": len(bad), "init_fraction": r(init_frac), "dprime": r(dp),
-        }
-        findings = []
-        if missing or unexpected:
-            findings.append(Finding(Severity.INFO, "keys the checkpoint and the model disagree on",
-                                    {"missing": missing[:10], "unexpected": unexpected[:10]}))
-        if bad:
-            findings.append(Finding(Severity.INFO, "tensors with NaN or Inf", {"tensors": bad[:10]}))
+        metrics["dprime"] = r(dp)
         if dp is not None:
             findings.append(Finding(Severity.INFO, "mean scores at full resolution",
                                     {"genuine_mean": r(np.mean(genuine)), "impostor_mean": r(impostor.mean)}))
         variant = loaded.variant
-        sha = (loaded.sha256 or "")[:12]
-        summary = f"{variant}, {matched:.0%} of parameters loaded, sha256 {sha or 'n/a'}…"
+        if no_state_dict is None:
+            sha = (loaded.sha256 or "")[:12]
+            summary = f"{variant}, {metrics['matched_fraction']:.0%} of parameters loaded, sha256 {sha or 'n/a'}…"
+        else:
+            summary = f"{no_state_dict}; separation d′ " + ("n/a" if dp is None else f"{dp:.2f}")
         return self.conclude(metrics, params, summary=summary, findings=findings,
                              data={"headline": ["matched_fraction", "init_fraction", "dprime"], "variant": variant,
                                    "sha256": loaded.sha256},
