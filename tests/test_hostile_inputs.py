@@ -456,3 +456,88 @@ def test_run_all_align_mtcnn_keeps_odd_images_as_no_face(float_weights, orl_root
                                    "--align", "mtcnn", "--no-cache", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "ERROR" not in res.output and "3 with no face found" in " ".join(res.output.split()), res.output
+
+
+# ------------------------------------------------------------------------------ train-contrastive --resume
+def _train_args(data: Path, out: Path, epochs: int) -> list[str]:
+    return ["train-contrastive", "--arch", "xxs", "--data", str(data), "--out", str(out), "--val-split", "images",
+            "--val-fraction", "0.4", "-k", "2", "-P", "3", "-K", "2", "--epochs", str(epochs),
+            "--steps-per-epoch", "1", "--lr", "1e-4", "--device", "cpu", "--align", "none", "-q"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One epoch from scratch on synthetic faces: the run folder, its .resume.pt beside ft.pth."""
+    root = tmp_path_factory.mktemp("resume")
+    rng = np.random.default_rng(0)
+    for s in range(4):
+        base = rng.integers(0, 256, (112, 112, 3))
+        (root / "d" / f"p{s}").mkdir(parents=True)
+        for j in range(5):
+            img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / "d" / f"p{s}" / f"{j}.png")
+    res = CliRunner().invoke(cli, _train_args(root / "d", root / "run" / "ft.pth", 1))
+    assert res.exit_code == 0, res.output
+    return root
+
+
+def _first_param_key(state):
+    return next(iter(state["optimizer"]["state"]))
+
+
+RESUME_MISFITS = {
+    "identity as a list": (lambda s: s.update(identity=list(s["identity"].items())), "identity is [("),
+    "no identity": (lambda s: s.pop("identity"), "has no identity"),
+    "another variant": (lambda s: s.update(variant="edgeface_base"), "is a state of 'edgeface_base'"),
+    "another variant's weights": (lambda s: s["model"].update({k: torch_zeros(7) for k in list(s["model"])[:1]}),
+                                  "the saved weight"),
+    "weights missing": (lambda s: s["model"].pop(next(iter(s["model"]))), "the saved weights lack"),
+    "garbage RNG state": (lambda s: s["rng"].update(torch=torch_zeros(3, "uint8")), "rng is"),
+    "garbage python RNG": (lambda s: s["rng"].update(python=(3, (1, 2), None)), "rng is"),
+    "RNG a string": (lambda s: s.update(rng="seed"), "rng is 'seed'"),
+    "history as an int": (lambda s: s.update(history=5), "history is 5, not a list of epoch rows"),
+    "history rows of text": (lambda s: s["history"][0].update(val_rank1="high"), "history is"),
+    "epoch as a string": (lambda s: s.update(epoch="1"), "epoch is '1', not a whole number"),
+    "partial garbage": (lambda s: s.update(partial={"epoch": 2}), "partial is"),
+    "optimizer state of another shape": (
+        lambda s: s["optimizer"]["state"][_first_param_key(s)].update(exp_avg=torch_zeros(7)),
+        "the optimiser's 'exp_avg' of parameter"),
+    "optimizer groups": (lambda s: s["optimizer"].update(param_groups=[]), "0 parameter groups"),
+    "schedule garbage": (lambda s: s["scheduler"].update(last_epoch="x"), "the schedule's 'last_epoch'"),
+}
+
+
+def torch_zeros(n, dtype="float32"):
+    import torch
+
+    return torch.zeros(n, dtype=getattr(torch, dtype))
+
+
+@pytest.mark.parametrize("case", sorted(RESUME_MISFITS))
+def test_resume_from_a_state_that_does_not_fit_is_one_line_and_leaves_the_output(trained, tmp_path, case):
+    import hashlib
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    state = torch.load(run / "ft.resume.pt", weights_only=True)
+    change, needle = RESUME_MISFITS[case]
+    change(state)
+    torch.save(state, run / "ft.resume.pt")
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.iterdir()}
+    res = CliRunner().invoke(cli, [*_train_args(trained / "d", run / "ft.pth", 2), "--resume"])
+    line = one_line_exit_2(res, "--resume: ", needle)
+    assert len(line) < 400
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.iterdir()} == before
+
+
+def test_resume_from_the_state_as_saved_still_runs(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    res = CliRunner().invoke(cli, [*_train_args(trained / "d", run / "ft.pth", 2), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "resuming from the end of epoch 1" in res.output

@@ -339,7 +339,7 @@ class TrainingRun:
     def load_state(self) -> tuple[int, dict | None]:
         path = self.paths["resume"]
         state = load_resume_state(path, self.identity, self.paths["out"])
-        restore_training(state, self.model, self.optimizer, self.scheduler)
+        restore_training(state, self.model, self.optimizer, self.scheduler, variant=self.variant, name=path.name)
         self.history = list(state["history"])
         self.best_epoch, self.best_rank1 = state["best_epoch"], state["best_rank1"]
         self.best_sha = state["best_sha256"]
