@@ -304,7 +304,8 @@ def _weighted_auc(scores: np.ndarray, same: np.ndarray, weights: np.ndarray) -> 
     within = cum[:, ends] - below
     credit = below[:, group] + 0.5 * within[:, group]  # negative weight beaten by each pair
     positive = w * pos
-    return (positive * credit).sum(axis=1) / (positive.sum(axis=1) * negative.sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a draw with no same- or no different-person pair: NaN
+        return (positive * credit).sum(axis=1) / (positive.sum(axis=1) * negative.sum(axis=1))
 
 
 def paired_auc_gain(scores_a, scores_b, same, subjects_i, subjects_j, n_boot: int = 400, alpha: float = 0.05,
