@@ -13,14 +13,20 @@ An output is refused when it
 - lies inside (or is) a data root: reports, plots or checkpoints written into the data
   change its fingerprint and may be indexed as faces next time;
 - is a folder where a file is needed, or a file where a folder is needed (the output
-  itself or any folder above it);
+  itself or any folder above it), or exists and is not a regular file (a device, a FIFO,
+  a socket: a file output is a regular file or a new path);
 - cannot be written: its nearest existing folder refuses a new file (probed for real,
   so read-only mounts and missing permissions both show), or it is an existing read-only
   file.
+
+The embedding cache (``--cache-dir``) is an output too (:func:`out_cache`): never an input,
+never inside a data root; it is not probed, since a cache that cannot be written turns
+itself off.
 """
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +34,7 @@ from pathlib import Path
 
 from facediag.errors import FacediagError
 
-__all__ = ["Output", "check_outputs", "inside", "out_dir", "out_file", "same_file"]
+__all__ = ["Output", "check_outputs", "inside", "out_cache", "out_dir", "out_file", "same_file"]
 
 PathLike = str | os.PathLike
 
@@ -41,6 +47,7 @@ class Output:
     path: Path
     is_dir: bool = False
     names: tuple[str, ...] = field(default=())  # files written inside a folder output
+    placement_only: bool = False     # only "never an input, never in the data" (the embedding cache)
 
     def files(self) -> list[Path]:
         return [self.path / n for n in self.names] if self.is_dir else [self.path]
@@ -54,6 +61,14 @@ def out_file(flag: str, path: PathLike | None) -> list[Output]:
 def out_dir(flag: str, path: PathLike | None, names: Iterable[str] = ()) -> list[Output]:
     """A folder output and the files written in it, or nothing when ``path`` is None."""
     return [] if path is None else [Output(flag, Path(path).expanduser(), True, tuple(names))]
+
+
+def out_cache(path: PathLike | None, use_cache: bool = True) -> list[Output]:
+    """The embedding cache folder a user named (``--cache-dir``), or nothing when not given or
+    not used (``--no-cache``): held to the input and data-root rules, like every output."""
+    if path is None or not use_cache or str(path) == "":
+        return []
+    return [Output("--cache-dir", Path(path).expanduser(), True, placement_only=True)]
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,8 @@ def _check_one(out: Output, files: list[_Known], folders: list[_Known]) -> None:
             raise FacediagError(f"{shown} {where} the data root {known.path} ({known.flag}): writing there "
                                 "would change the data; choose an output outside it")
     # 3. the right kind of thing, and writable, before the run rather than after it
+    if out.placement_only:
+        return
     if out.is_dir:
         if out.path.exists() and not out.path.is_dir():
             raise FacediagError(f"{shown} is a file, not a folder; give a folder for the reports")
@@ -112,13 +129,28 @@ def _check_one(out: Output, files: list[_Known], folders: list[_Known]) -> None:
             if f.is_dir():
                 raise FacediagError(f"{shown}: {f} is a folder where the report file goes; move it away "
                                     "or choose another --out")
+            _refuse_special(f"{shown}: {f}", f)
             _refuse_read_only(shown, f)
         _refuse_unwritable(shown, out.path if out.path.is_dir() else out.path.parent)
     else:
         if out.path.is_dir():
             raise FacediagError(f"{shown} is a folder, not a file; give a file name")
+        _refuse_special(shown, out.path)
         _refuse_read_only(shown, out.path)
         _refuse_unwritable(shown, out.path.parent)
+
+
+def _refuse_special(shown: str, f: Path) -> None:
+    """An existing output that is not a regular file (a device node, a FIFO, a socket) would be
+    replaced by one, or block a write: refused."""
+    try:
+        mode = os.stat(f).st_mode
+    except (OSError, ValueError):  # not there (or a dangling link): a new path
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                else "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise FacediagError(f"{shown} is {kind}, not a regular file; give a new file name or a regular file")
 
 
 def _refuse_read_only(shown: str, f: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from facediag.distributed import Distributed
 from facediag.errors import FacediagError
 from facediag.gate import BaselineGate
-from facediag.outputs import check_outputs, data_paths, out_dir, out_file
+from facediag.outputs import check_outputs, data_paths, out_cache, out_dir, out_file
 from facediag.render import FILENAMES, write_all
 from facediag.results import Report
 from facediag.runner import exit_code, run_suite, settle_alignment
@@ -87,7 +87,8 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     if checks:
         suite_obj = suite_obj.only(list(checks))
-    check_outputs(run_outputs(out, save_baseline), **run_inputs(config, suite_obj, baseline_report))
+    check_outputs([*run_outputs(out, save_baseline), *out_cache(config.cache_dir, config.use_cache)],
+                  **run_inputs(config, suite_obj, baseline_report))
     session = Session(config, dist=dist)
     session.check_card("model")  # a bad checkpoint (or model card) is bad input: fail before any work
     if config.baseline_weights:

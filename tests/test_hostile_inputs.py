@@ -541,3 +541,88 @@ def test_resume_from_the_state_as_saved_still_runs(trained, tmp_path):
     res = CliRunner().invoke(cli, [*_train_args(trained / "d", run / "ft.pth", 2), "--resume"])
     assert res.exit_code == 0, res.output
     assert "resuming from the end of epoch 1" in res.output
+
+
+# ------------------------------------------------------------------------------ writes that touch what they should not
+def _listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_cache_dir_inside_a_data_root_is_refused_like_out(faces, tmp_path):
+    before = _listing(faces)
+    w = tmp_path / "m.pt"
+    pairs = _pairs_file(tmp_path, "pairs.csv", "s1/1.png,s1/2.png,1\ns1/1.png,s2/1.png,0\n")
+    for args in (["run-all", "-w", w, "--data", faces, "--cache-dir", faces / "cache"],
+                 ["run", "identification", "-w", w, "--data", faces, "--cache-dir", faces / "s1"],
+                 ["compare", w, w, "--data", faces, "--cache-dir", faces / "cache"],
+                 ["bench", "accuracy", "-w", w, "--data", faces, "--cache-dir", faces],
+                 ["bench", "verification", "-w", w, "--pairs", pairs, "--images", faces, "--cache-dir",
+                  faces / "c"]):
+        res = CliRunner().invoke(cli, [str(a) for a in args])
+        one_line_exit_2(res, "--cache-dir", "the data root", "choose an output outside it")
+    assert _listing(faces) == before
+
+
+def test_cache_dir_is_held_to_the_data_root_rule_only(tmp_path):
+    from facediag.errors import FacediagError
+    from facediag.outputs import check_outputs, out_cache
+
+    data = tmp_path / "data"
+    data.mkdir()
+    check_outputs(out_cache(tmp_path / "cache"), roots=[("--data", data)])
+    check_outputs(out_cache(data / "cache", use_cache=False), roots=[("--data", data)])  # --no-cache: not written
+    check_outputs(out_cache("/proc/facediag-cache"), roots=[("--data", data)])  # unwritable: the cache turns off
+    with pytest.raises(FacediagError, match="--cache-dir .* is inside the data root"):
+        check_outputs(out_cache(data / "cache"), roots=[("--data", data)])
+
+
+def test_bench_verification_out_in_the_csvs_own_folder_is_refused(faces, tmp_path):
+    import shutil
+
+    data = tmp_path / "set"
+    shutil.copytree(faces, data)
+    pairs = _pairs_file(data, "pairs.csv", "s1/1.png,s1/2.png,1\ns1/1.png,s2/1.png,0\n")
+    before = _listing(data)
+    for out in (data, data / "reports"):
+        res = CliRunner().invoke(cli, ["bench", "verification", "-w", str(tmp_path / "m.pt"), "--pairs", str(pairs),
+                                       "--out", str(out)])
+        one_line_exit_2(res, "--out", "the data root", "the CSV's image root")
+    assert _listing(data) == before
+
+
+@pytest.mark.parametrize("where", ["render", "run-all"])
+def test_an_output_that_is_a_fifo_is_refused(tmp_path, where):
+    import os
+    import stat
+
+    fifo = tmp_path / ("out.md" if where == "render" else "reports/report.html")
+    fifo.parent.mkdir(exist_ok=True)
+    os.mkfifo(fifo)
+    if where == "render":
+        report = _report_json(tmp_path / "report.json")
+        res = CliRunner().invoke(cli, ["render", str(report), "--format", "md", "-o", str(fifo)])
+    else:
+        (tmp_path / "d").mkdir()
+        res = CliRunner().invoke(cli, ["run-all", "-w", str(tmp_path / "m.pt"), "--data", str(tmp_path / "d"),
+                                       "--out", str(fifo.parent)])
+    one_line_exit_2(res, "is a FIFO, not a regular file")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_character_device_output_is_refused(tmp_path):
+    from facediag.errors import FacediagError
+    from facediag.outputs import check_outputs, out_file
+
+    import os
+    import stat
+
+    device = next((d for d in ("/dev/full", "/dev/zero", "/dev/null", "/dev/urandom")
+                   if os.path.exists(d) and stat.S_ISCHR(os.stat(d).st_mode)), None)
+    if device is None:
+        pytest.skip("no character device to point at here")
+    with pytest.raises(FacediagError, match="is a character device, not a regular file"):
+        check_outputs(out_file("-o", device))
+    (tmp_path / "full").symlink_to(device)  # a link to the always-full device, as a new user might make
+    with pytest.raises(FacediagError, match="is a character device"):
+        check_outputs(out_file("-o", tmp_path / "full"))
+    assert stat.S_ISCHR(os.stat(device).st_mode)

@@ -115,12 +115,12 @@ def bench_accuracy_cmd(weights, labels, arch, cards, resolutions, threshold, n_b
     """
     from facediag.bench import bench_accuracy
     from facediag.distributed import launched
-    from facediag.outputs import check_outputs, data_paths
+    from facediag.outputs import check_outputs, data_paths, out_cache
 
     _one_each(weights, labels=labels, cards=cards)
     inputs, roots = data_paths(kw)
-    check_outputs(_bench_outputs("accuracy", out), inputs=[("--weights", list(weights)), ("--card", list(cards)),
-                                                           *inputs], roots=roots)
+    check_outputs([*_bench_outputs("accuracy", out), *out_cache(kw["cache_dir"], not kw["no_cache"])],
+                  inputs=[("--weights", list(weights)), ("--card", list(cards)), *inputs], roots=roots)
     with launched(kw["device"]) as dist:  # under torchrun: every rank embeds its shard, rank 0 reports
         report = bench_accuracy(
             list(weights), kw.pop("data"), resolutions=resolutions, dsr=kw.pop("dsr"),
@@ -225,15 +225,17 @@ def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip,
     """
     from facediag.bench.accuracy import parse_resolutions
     from facediag.bench.verification import bench_verification
-    from facediag.outputs import check_outputs
+    from facediag.outputs import check_outputs, out_cache
 
     _one_each(weights, labels=labels, cards=cards)
     parse_resolutions(resolutions)  # a bad size is refused before any output is checked or file read
     dsr_files = [Path(p) for p in (dsr, dsr_weights) if p is not None and Path(p).is_file()]
-    check_outputs(_bench_outputs("verification", out),
+    # Without --images, a CSV's images are found from its own folder: that folder is data too.
+    csv_roots = [Path(p).parent for p in pairs if images is None and Path(p).suffix.lower() == ".csv"]
+    check_outputs([*_bench_outputs("verification", out), *out_cache(cache_dir, not no_cache)],
                   inputs=[("--weights", list(weights)), ("--card", list(cards)), ("--pairs", list(pairs)),
                           ("--dsr", dsr_files)],
-                  roots=[("--images", images)])
+                  roots=[("--images", images), ("--pairs' folder, the CSV's image root", csv_roots)])
     report = bench_verification(list(weights), list(pairs), images_root=images, flip=False if no_flip else None,
                                 resolutions=resolutions, degrade=degrade, dsr=dsr, dsr_weights=dsr_weights,
                                 labels=list(labels) or None, arch=arch, cards=list(cards) or None, device=device,
@@ -282,10 +284,11 @@ def bench_ijb_cmd(weights, labels, arch, cards, root, target, no_flip, no_norm, 
       facediag bench ijb -w edgeface_xxs.pt -w arcface.onnx --card edgeface.toml --card arcface.toml --root IJBC
     """
     from facediag.bench.ijb import bench_ijb
-    from facediag.outputs import check_outputs
+    from facediag.outputs import check_outputs, out_cache
 
     _one_each(weights, labels=labels, cards=cards)
-    check_outputs(_bench_outputs("ijb", out), inputs=[("--weights", list(weights)), ("--card", list(cards))],
+    check_outputs([*_bench_outputs("ijb", out), *out_cache(cache_dir, not no_cache)],
+                  inputs=[("--weights", list(weights)), ("--card", list(cards))],
                   roots=[("--root", root)])
     report = bench_ijb(list(weights), root, target.upper(), flip=not no_flip, norm_score=not no_norm,
                        detector_score=not no_detector_score, labels=list(labels) or None, arch=arch,

@@ -78,7 +78,7 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
     from facediag.compare import check_parity_options, compare_session, exit_code
     from facediag.distributed import launched
     from facediag.gate import parity_bounds, tolerances
-    from facediag.outputs import check_outputs, data_paths, out_dir
+    from facediag.outputs import check_outputs, data_paths, out_cache, out_dir
     from facediag.render import FILENAMES, render_terminal, write_all
     from facediag.runner import settle_alignment
     from facediag.session import Session
@@ -89,7 +89,8 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
     bounds = parity_bounds(suite_obj, parity_min_cosine, parity_max_rank1_changed)
     check_parity_options(parity, bounds)
     inputs, roots = data_paths(kw)
-    check_outputs(out_dir("--out", out, FILENAMES.values()),
+    check_outputs([*out_dir("--out", out, FILENAMES.values()),
+                   *out_cache(kw["cache_dir"], not kw["no_cache"])],
                   inputs=[("WEIGHTS_A", weights_a), ("WEIGHTS_B", weights_b), ("--card-a", card_a),
                           ("--card-b", card_b), ("--suite", suite_obj.path), *inputs],
                   roots=roots)
