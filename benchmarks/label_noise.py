@@ -27,6 +27,7 @@ import argparse
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,18 +38,8 @@ import torch
 from facediag.protocols.label_noise import gallery_label_scores
 from facediag.runner import run_all
 
-CYCLE = [3, 7, 12, 18, 22, 29, 33, 38]
-PROBE_SWAPS = [(5, 9, 6), (14, 27, 7), (31, 36, 8), (2, 20, 9), (11, 25, 4), (16, 39, 10)]
-
-
-def copy_swaps(orl: Path, dest: Path) -> dict[str, str]:
-    shutil.copytree(orl, dest)
-    planted = {}
-    for k, s in enumerate(CYCLE):
-        t, img = CYCLE[(k + 1) % len(CYCLE)], f"{k % 3 + 1}.pgm"
-        shutil.copy(orl / f"s{t}" / img, dest / f"s{s}" / img)
-        planted[f"s{s}/{img}"] = f"s{t}"
-    return planted
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the planted failures the tests use
+from helpers import CYCLE, plant_gallery_swaps as copy_swaps, plant_probe_swaps as probe_swaps  # noqa: E402
 
 
 def exchange_swaps(orl: Path, dest: Path) -> dict[str, str]:
@@ -70,16 +61,6 @@ def moved_swaps(orl: Path, dest: Path) -> dict[str, str]:
         shutil.copy(orl / f"s{t}" / src, dest / f"s{s}" / img)
         (dest / f"s{t}" / src).unlink()
         planted[f"s{s}/{img}"] = f"s{t}"
-    return planted
-
-
-def probe_swaps(orl: Path, dest: Path) -> dict[str, str]:
-    shutil.copytree(orl, dest)
-    planted = {}
-    for a, b, i in PROBE_SWAPS:
-        shutil.copy(orl / f"s{a}" / f"{i}.pgm", dest / f"s{b}" / f"{i}.pgm")
-        shutil.copy(orl / f"s{b}" / f"{i}.pgm", dest / f"s{a}" / f"{i}.pgm")
-        planted[f"s{b}/{i}.pgm"], planted[f"s{a}/{i}.pgm"] = f"s{a}", f"s{b}"
     return planted
 
 

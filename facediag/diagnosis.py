@@ -76,14 +76,27 @@ def _m(results: Results, check: str, metric: str):
 _CONSULTED: ContextVar[list[Symptom] | None] = ContextVar("consulted", default=None)
 
 
-def _met(results: Results, check: str, *conditions: str) -> bool:
-    """Whether the check ran and reported any of the named conditions as met."""
+def _hits(results: Results, check: str, conditions) -> list[str]:
     res = results.get(check)
-    hits = [c for c in conditions if res is not None and res.met(c)]
+    return [c for c in conditions if res is not None and res.met(c)]
+
+
+def _claim(check: str, hits: list[str]) -> bool:
     consulted = _CONSULTED.get()
     if consulted is not None:
         consulted.extend((check, c) for c in hits)
     return bool(hits)
+
+
+def _met(results: Results, check: str, *conditions: str) -> bool:
+    """Whether the check ran and reported any of the named conditions as met; those met become
+    symptoms the rule's diagnosis explains (if it makes one)."""
+    return _claim(check, _hits(results, check, conditions))
+
+
+def _met_unclaimed(results: Results, check: str, *conditions: str) -> bool:
+    """``_met`` for a rule that only asks, deciding elsewhere whether it explains the symptom."""
+    return bool(_hits(results, check, conditions))
 
 
 def _has(found: list[Diagnosis], *ids: str) -> bool:
@@ -97,7 +110,7 @@ def _symptom(check: str, condition: str) -> str:
 def _unexplained(results: Results, found: list[Diagnosis], check: str, *conditions: str) -> bool:
     """Whether any named condition was met and no diagnosis found so far explains it."""
     explained = {s for d in found for s in d.explains}
-    return any(_met(results, check, c) and _symptom(check, c) not in explained for c in conditions)
+    return _claim(check, [c for c in _hits(results, check, conditions) if _symptom(check, c) not in explained])
 
 
 # Symptoms of poor separation: people separate poorly and rank-1 drops. Broken weights produce
@@ -266,7 +279,7 @@ def _label_noise(results, found):
         evidence.append(f"with them left out of their templates rank-1 would be {without:.1%} (now {rank1:.1%})")
         # Rank-1 is explained only where leaving the suspects out would lift it past the check's limit.
         explains = [_symptom("identification", c) for c in ("rank1-failed", "rank1-low")
-                    if _met(results, "identification", c)
+                    if _met_unclaimed(results, "identification", c)
                     and (limit := _limit(results, "identification", c, "rank1")) is not None and without >= limit]
     probes = _m(results, "identification", "possible_mislabelled_probes")
     if probes:

@@ -1,10 +1,15 @@
 """Small data builders shared by tests (the fixtures live in conftest.py)."""
 from __future__ import annotations
 
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 
 def face_like(seed: int, size=(112, 112)) -> np.ndarray:
@@ -282,4 +287,64 @@ def traced_tiny_net(path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch's deprecation notice for jit.trace
         torch.jit.trace(tiny_net(), torch.zeros(1, 3, 96, 96)).save(str(path))
+    return path
+
+
+# ------------------------------------------- planted failures shared by tests and benchmarks
+# Mislabelled ORL images: 8 people each have one gallery image (1-3) that is the next person's photo.
+CYCLE = [3, 7, 12, 18, 22, 29, 33, 38]
+# Probe files exchanged between two people: (a, b, image), images 4-10 are probes.
+PROBE_SWAPS = [(5, 9, 6), (14, 27, 7), (31, 36, 8), (2, 20, 9), (11, 25, 4), (16, 39, 10)]
+
+
+def plant_gallery_swaps(orl, dest):
+    """ORL copied, with CYCLE's gallery images replaced; returns {"s3/1.pgm": "s7", ...}."""
+    shutil.copytree(orl, dest)
+    planted = {}
+    for k, s in enumerate(CYCLE):
+        t, img = CYCLE[(k + 1) % len(CYCLE)], f"{k % 3 + 1}.pgm"
+        shutil.copy(orl / f"s{t}" / img, dest / f"s{s}" / img)
+        planted[f"s{s}/{img}"] = f"s{t}"
+    return planted
+
+
+def plant_probe_swaps(orl, dest):
+    """ORL copied, with PROBE_SWAPS' probe files exchanged; returns {"s9/6.pgm": "s5", ...}."""
+    shutil.copytree(orl, dest)
+    planted = {}
+    for a, b, i in PROBE_SWAPS:
+        shutil.copy(orl / f"s{a}" / f"{i}.pgm", dest / f"s{b}" / f"{i}.pgm")
+        shutil.copy(orl / f"s{b}" / f"{i}.pgm", dest / f"s{a}" / f"{i}.pgm")
+        planted[f"s{b}/{i}.pgm"], planted[f"s{a}/{i}.pgm"] = f"s{a}", f"s{b}"
+    return planted
+
+
+class BlurDSR(nn.Module):
+    """A "super-resolution" network worse than bicubic: bicubic, then a 9×9 Gaussian blur (σ 2.5)."""
+
+    def __init__(self, sigma: float = 2.5, size: int = 9):
+        super().__init__()
+        x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+        g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+        g = g / g.sum()
+        self.register_buffer("kernel", torch.outer(g, g).expand(3, 1, size, size).contiguous())
+        self.pad = size // 2
+
+    def forward(self, x):
+        x = F.interpolate(x, size=(112, 112), mode="bicubic", align_corners=False)
+        x = F.pad(x, (self.pad, self.pad, self.pad, self.pad), mode="replicate")
+        return F.conv2d(x, self.kernel, groups=3)
+
+
+class BicubicNet(nn.Module):
+    """A DSR network exactly as good as bicubic: it is bicubic."""
+
+    def forward(self, x):
+        return F.interpolate(x, size=(112, 112), mode="bicubic", align_corners=False)
+
+
+def script_dsr(module, path):
+    with warnings.catch_warnings():  # torch.jit's deprecation notice; users' DSRs ship as TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(module).save(str(path))
     return path

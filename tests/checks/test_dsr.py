@@ -2,12 +2,10 @@
 named (planted: bicubic then a 9×9 Gaussian blur, σ 2.5, as TorchScript), one as good as bicubic
 passes, a run without --dsr skips; the bicubic view is cached and decodes nothing again."""
 import uuid
-import warnings
 from collections import Counter
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import facediag.data.images as images
@@ -17,48 +15,17 @@ from facediag.checks.registry import run_check
 from facediag.diagnosis import diagnose
 from facediag.models.dsr import ModuleDSR
 from facediag.session import Session, SessionConfig
-from helpers import loaded_model
-
-
-class BlurDSR(nn.Module):
-    """A "super-resolution" network worse than bicubic: bicubic, then a 9×9 Gaussian blur (σ 2.5)."""
-
-    def __init__(self, sigma: float = 2.5, size: int = 9):
-        super().__init__()
-        x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-        g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-        g = g / g.sum()
-        self.register_buffer("kernel", torch.outer(g, g).expand(3, 1, size, size).contiguous())
-        self.pad = size // 2
-
-    def forward(self, x):
-        x = F.interpolate(x, size=(112, 112), mode="bicubic", align_corners=False)
-        x = F.pad(x, (self.pad, self.pad, self.pad, self.pad), mode="replicate")
-        return F.conv2d(x, self.kernel, groups=3)
-
-
-class BicubicNet(nn.Module):
-    """A DSR network exactly as good as bicubic: it is bicubic."""
-
-    def forward(self, x):
-        return F.interpolate(x, size=(112, 112), mode="bicubic", align_corners=False)
-
-
-def _script(module, path):
-    with warnings.catch_warnings():  # torch.jit's deprecation notice; users' DSRs ship as TorchScript
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.script(module).save(str(path))
-    return path
+from helpers import BicubicNet, BlurDSR, loaded_model, script_dsr
 
 
 @pytest.fixture(scope="module")
 def blur_dsr(tmp_path_factory):
-    return _script(BlurDSR(), tmp_path_factory.mktemp("dsr") / "blur_dsr.pt")
+    return script_dsr(BlurDSR(), tmp_path_factory.mktemp("dsr") / "blur_dsr.pt")
 
 
 @pytest.fixture(scope="module")
 def bicubic_dsr(tmp_path_factory):
-    return _script(BicubicNet(), tmp_path_factory.mktemp("dsr") / "bicubic_net.pt")
+    return script_dsr(BicubicNet(), tmp_path_factory.mktemp("dsr") / "bicubic_net.pt")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 gallery-label-noise diagnosis, the HTML report's faces) and probes that look like another
 person's photo (identification). Known answers on small synthetic embeddings, planted swaps on
 ORL with the official float weights, and the clean set (nothing flagged)."""
-import shutil
 
 import numpy as np
 import pytest
@@ -12,36 +11,10 @@ from facediag.metrics.identification import build_templates, l2_normalize
 from facediag.protocols.gallery import build_evaluation
 from facediag.protocols.label_noise import gallery_label_scores, possible_mislabels, rank1_without, typical_scores
 from facediag.render.html import render_run_html
+from helpers import plant_gallery_swaps, plant_probe_swaps
 
 # Eight people, each with one enrolled image (1-3 are the gallery) replaced by a copy of the next
 # person's photo: s3's image 1 is s7's image 1, s7's image 2 is s12's image 2, ... s38's is s3's.
-CYCLE = [3, 7, 12, 18, 22, 29, 33, 38]
-# Probe files exchanged between two people: (a, b, image), images 4-10 are probes.
-PROBE_SWAPS = [(5, 9, 6), (14, 27, 7), (31, 36, 8), (2, 20, 9), (11, 25, 4), (16, 39, 10)]
-
-
-def plant_gallery_swaps(orl, dest):
-    """ORL copied, with CYCLE's gallery images replaced; returns {"s3/1.pgm": "s7", ...}."""
-    shutil.copytree(orl, dest)
-    planted = {}
-    for k, s in enumerate(CYCLE):
-        t, img = CYCLE[(k + 1) % len(CYCLE)], f"{k % 3 + 1}.pgm"
-        shutil.copy(orl / f"s{t}" / img, dest / f"s{s}" / img)
-        planted[f"s{s}/{img}"] = f"s{t}"
-    return planted
-
-
-def plant_probe_swaps(orl, dest):
-    """ORL copied, with PROBE_SWAPS' probe files exchanged; returns {"s9/6.pgm": "s5", ...}."""
-    shutil.copytree(orl, dest)
-    planted = {}
-    for a, b, i in PROBE_SWAPS:
-        shutil.copy(orl / f"s{a}" / f"{i}.pgm", dest / f"s{b}" / f"{i}.pgm")
-        shutil.copy(orl / f"s{b}" / f"{i}.pgm", dest / f"s{a}" / f"{i}.pgm")
-        planted[f"s{b}/{i}.pgm"], planted[f"s{a}/{i}.pgm"] = f"s{a}", f"s{b}"
-    return planted
-
-
 def _name(path):
     return "/".join(str(path).replace("\\", "/").split("/")[-2:])
 
