@@ -52,6 +52,24 @@ def run_outputs(out: str | Path | None, save_baseline: str | Path | None) -> lis
     return [*out_dir("--out", out, FILENAMES.values()), *out_file("--save-baseline", save_baseline)]
 
 
+def check_dsr(session: Session) -> None:
+    """A --dsr model runs once on a blank probe of the probes' size before any check: a DSR that
+    fails there or returns the wrong shape is one line (exit 2), as bench refuses it, not an
+    ERROR in every check that uses it. Nothing to do without a DSR or at full resolution."""
+    from facediag.data.images import header_size
+    from facediag.models.dsr import probe_dsr
+
+    if session.config.dsr in (None, "bicubic") or not session.probes_need_dsr:
+        return
+    size = session.protocol.vlr_size
+    if size is None:  # real VLR files only: the first one's size
+        first = next((p.vlr for p in session.protocol.probes if p.vlr is not None), None)
+        found = header_size(first.path) if first is not None else None
+        size = (found[1], found[0]) if found else None
+    if size is not None:
+        probe_dsr(session.dsr, size)
+
+
 def run_inputs(config: SessionConfig, suite: Suite | None = None,
                baseline_report: str | Path | None = None) -> dict[str, list]:
     """Every file and data root a run reads, as check_outputs takes them."""
@@ -94,6 +112,7 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
     if config.baseline_weights:
         session.check_card("baseline")
     settle_alignment(session, suite_obj)  # --align auto decides before the data's fingerprint is read
+    check_dsr(session)  # a DSR that cannot serve the probes is bad input: fail before any check
     gate = None
     if baseline_report:
         gate = BaselineGate.load(baseline_report, suite_obj, max_drop, session.dataset_info(), force=force_baseline)

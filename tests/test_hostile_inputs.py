@@ -626,3 +626,145 @@ def test_a_character_device_output_is_refused(tmp_path):
     with pytest.raises(FacediagError, match="is a character device"):
         check_outputs(out_file("-o", tmp_path / "full"))
     assert stat.S_ISCHR(os.stat(device).st_mode)
+
+
+# ------------------------------------------------------------------------------ the trust boundary of --dsr
+MARKER = "FACEDIAG_DSR_CODE_RAN"
+
+
+def _scripted_dsr(path: Path, *, hook: bool = False, size: int = 112, prints: bool = False) -> Path:
+    """A TorchScript DSR: bilinear to ``size``; ``hook``: its __setstate__ (run by torch.jit.load)
+    prints MARKER; ``prints``: its forward does."""
+    import torch
+    import torch.nn.functional as F
+
+    class Plain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.size = size
+
+        def forward(self, x):
+            return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    class Printing(Plain):
+        def forward(self, x):
+            print("FACEDIAG_DSR_CODE_RAN")
+            return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    class Hooked(Plain):
+        @torch.jit.export
+        def __getstate__(self):
+            return (self.size, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state: tuple[int, bool]):
+            print("FACEDIAG_DSR_CODE_RAN")
+            self.size = state[0]
+            self.training = state[1]
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(Hooked() if hook else Printing() if prints else Plain()).save(str(path))
+    return path
+
+
+@pytest.fixture
+def small_orl(orl_root, tmp_path):
+    import shutil
+
+    data = tmp_path / "faces"
+    for s in range(1, 4):
+        (data / f"s{s}").mkdir(parents=True)
+        for i in range(1, 5):
+            shutil.copy(orl_root / f"s{s}" / f"{i}.pgm", data / f"s{s}" / f"{i}.pgm")
+    return data
+
+
+def test_a_torchscript_dsr_that_runs_code_on_load_is_refused_everywhere(faces, small_orl, float_weights,
+                                                                       tmp_path, capfd):
+    from facediag.errors import CheckpointError
+    from facediag.models.dsr import load_dsr
+
+    dsr = _scripted_dsr(tmp_path / "hook_dsr.pt", hook=True)
+    with pytest.raises(CheckpointError, match="defines __setstate__, which loading would run; .*--trust-dsr-code"):
+        load_dsr(str(dsr))
+    pairs = _pairs_file(tmp_path, "pairs.csv", "s1/1.png,s1/2.png,1\ns1/1.png,s2/1.png,0\n")
+    w, d = str(float_weights), str(small_orl)
+    for args in (["run", "identification", "-w", w, "--data", d],
+                 ["compare", w, w, "--data", d, "--suite", "ci"],
+                 ["bench", "accuracy", "-w", w, "--data", d, "--resolutions", "16"],
+                 ["bench", "verification", "-w", w, "--pairs", str(pairs), "--images", str(faces),
+                  "--resolutions", "16"],
+                 ["train-contrastive", "--arch", "xxs", "--data", d, "--out", str(tmp_path / "ft.pth"),
+                  "--val-split", "images", "--epochs", "1", "--steps-per-epoch", "1", "--align", "none"]):
+        res = CliRunner().invoke(cli, [*args, "--dsr", str(dsr), "--device", "cpu", "-q", "--no-cache"]
+                                 if args[0] != "train-contrastive" else [*args, "--dsr", str(dsr), "--device", "cpu",
+                                                                          "-q"])
+        one_line_exit_2(res, "hook_dsr.pt", "__setstate__", "--trust-dsr-code")
+    assert MARKER not in capfd.readouterr().out
+    assert not (tmp_path / "ft.pth").exists()
+    # the user's word: it loads, and its hook runs as their own code
+    assert load_dsr(str(dsr), trust_code=True).name == "hook_dsr.pt"
+    assert MARKER in capfd.readouterr().out
+
+
+def test_a_module_factory_dsr_is_never_imported_without_trust(faces, tmp_path, monkeypatch):
+    import importlib
+    import subprocess
+    import sys
+
+    from facediag.errors import CheckpointError
+    from facediag.models.dsr import load_dsr
+
+    def no_import(name, *a, **k):
+        raise AssertionError(f"imported {name}")
+
+    with monkeypatch.context() as m:
+        m.setattr(importlib, "import_module", no_import)
+        for spec in ("os:abort", "shutil:rmtree", "tiny_dsr:build"):
+            with pytest.raises(CheckpointError, match="your own code .*pass --trust-dsr-code"):
+                load_dsr(spec)
+    pairs = _pairs_file(tmp_path, "pairs.csv", "s1/1.png,s1/2.png,1\ns1/1.png,s2/1.png,0\n")
+    # a separate process: were os.abort called, it would die of SIGABRT (exit -6) rather than fail a test
+    proc = subprocess.run([sys.executable, "-m", "facediag", "bench", "verification", "-w", str(tmp_path / "m.pt"),
+                           "--pairs", str(pairs), "--images", str(faces), "--resolutions", "16", "--dsr", "os:abort"],
+                          capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and "warnings.warn" not in ln]
+    assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr)
+    assert lines[0].startswith("error: DSR 'os:abort': a module:factory is Python code") and "--trust-dsr-code" in lines[0]
+
+
+def test_trust_dsr_code_holds_for_one_command_only(faces, tmp_path):
+    from facediag.models import dsr as dsr_mod
+
+    pairs = _pairs_file(tmp_path, "pairs.csv", "s1/1.png,s1/2.png,1\ns1/1.png,s2/1.png,0\n")
+    res = CliRunner().invoke(cli, ["bench", "verification", "-w", str(tmp_path / "m.pt"), "--pairs", str(pairs),
+                                   "--images", str(faces), "--resolutions", "16", "--dsr", "no_such_dsr_pkg:build",
+                                   "--trust-dsr-code"])
+    one_line_exit_2(res, "DSR 'no_such_dsr_pkg:build': cannot import factory")  # trusted: it tried the import
+    assert dsr_mod._trust["code"] is False
+    with pytest.raises(Exception, match="pass --trust-dsr-code"):
+        dsr_mod.load_dsr("no_such_dsr_pkg:build")
+    assert "--trust-dsr-code" in CliRunner().invoke(cli, ["run-all", "--help"]).output
+
+
+def test_a_torchscript_dsr_of_the_wrong_shape_is_refused_before_the_checks(small_orl, float_weights, tmp_path):
+    dsr = _scripted_dsr(tmp_path / "small_dsr.pt", size=64)
+    w, d = str(float_weights), str(small_orl)
+    for args in (["run", "identification", "-w", w, "--data", d], ["run-all", "-w", w, "--data", d, "--suite", "ci"],
+                 ["compare", w, w, "--data", d, "--suite", "ci"]):
+        res = CliRunner().invoke(cli, [*args, "--dsr", str(dsr), "--device", "cpu", "-q", "--no-cache"])
+        one_line_exit_2(res, "DSR 'small_dsr.pt' returned [1, 3, 64, 64], expected [1, 3, 112, 112]")
+    ok = _scripted_dsr(tmp_path / "ok_dsr.pt")  # the right shape runs
+    res = CliRunner().invoke(cli, ["run", "identification", "-w", w, "--data", d, "--dsr", str(ok), "--device", "cpu",
+                                   "-q", "--no-cache"])
+    assert res.exit_code == 0, res.output
+
+
+def test_inspect_never_runs_a_dsr(tmp_path, capfd):
+    for dsr in (_scripted_dsr(tmp_path / "hook.pt", hook=True), _scripted_dsr(tmp_path / "prints.pt", prints=True)):
+        res = CliRunner().invoke(cli, ["inspect", str(dsr)])
+        one_line_exit_2(res, dsr.name)
+    assert MARKER not in capfd.readouterr().out

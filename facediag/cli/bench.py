@@ -17,11 +17,13 @@ from facediag.cli.options import (
     DATA_OPTIONS,
     DEVICE,
     DSR,
+    DSR_CODE_HELP,
     DSR_WEIGHTS,
     ENGINE_OPTIONS,
     N_BOOT,
     OUT,
     PATH,
+    TRUST_DSR_CODE,
     command_line,
     console,
     handle_errors,
@@ -197,8 +199,9 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
 @click.option("--degrade", type=click.Choice(DEGRADE), default="second", show_default=True,
               help="Which image of each pair a low resolution applies to: the second (HR vs low resolution) or both.")
 @DSR(help="Also bring low resolutions back through this super-resolution model (TorchScript file, or "
-          "module:factory with --dsr-weights), compared with bicubic pair by pair (McNemar).")
+          f"module:factory with --dsr-weights), compared with bicubic pair by pair (McNemar). {DSR_CODE_HELP}")
 @DSR_WEIGHTS()
+@TRUST_DSR_CODE()
 @ALLOW_OUTSIDE_ROOT(help="Let a CSV of pairs name files outside its image root (absolute or ../ paths).")
 @options(ENGINE_OPTIONS)
 @OUT(help="Write bench-verification.json/.html/.md here.")

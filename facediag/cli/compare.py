@@ -83,6 +83,7 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
     from facediag.runner import settle_alignment
     from facediag.session import Session
     from facediag.suites import load_suite
+    from facediag.workflow import check_dsr
 
     suite_obj = load_suite(suite)
     max_drop = tolerances(suite_obj, max_drop)
@@ -100,6 +101,7 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
         session.check_card("model")  # bad checkpoints (or model cards) are bad input: fail before any work
         session.check_card("baseline")
         settle_alignment(session, suite_obj)  # --align auto: decided before anything is embedded
+        check_dsr(session)  # a DSR that cannot serve the probes: one line before any work
         session.prepare()
         code = 0
         if dist.main:

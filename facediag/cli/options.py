@@ -200,9 +200,28 @@ GALLERY_PER_SUBJECT = option("--gallery-per-subject", "-k", type=click.IntRange(
 VLR_SIZE = option("--vlr-size", default="16", show_default=True, callback=vlr_size,
                   help="Probes without a VLR file are area-downsampled to this many pixels, then DSR'd; "
                        "'hr' probes at full resolution.")
+DSR_CODE_HELP = ("A TorchScript DSR is run as a plain scripted module (one whose archive runs code on load is "
+                 "refused); a module:factory is your own Python, imported and called like any import, so it "
+                 "needs --trust-dsr-code.")
 DSR = option("--dsr", help="Super-resolution model: a TorchScript file, or module:factory with --dsr-weights. "
-                           "Default: bicubic.")
+                           f"Default: bicubic. {DSR_CODE_HELP}")
 DSR_WEIGHTS = option("--dsr-weights", type=PATH, help="state_dict for --dsr module:factory.")
+
+
+def trust_dsr_code(ctx, param, value):
+    """--trust-dsr-code: the DSR's own code may run for this command (and only this one)."""
+    if value:
+        from facediag.models.dsr import trust_dsr_code as set_trust
+
+        previous = set_trust(True)
+        ctx.call_on_close(lambda: set_trust(previous))
+    return value
+
+
+TRUST_DSR_CODE = option("--trust-dsr-code", is_flag=True, expose_value=False, callback=trust_dsr_code,
+                        help="Run the --dsr model's own code: a module:factory (Python, imported and called) "
+                             "or a TorchScript archive whose code runs on load (__setstate__). Only for DSR "
+                             "code you trust as you would a Python import.")
 BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 CACHE_DIR = option("--cache-dir", type=PATH,
                    help="Embedding cache folder (default $FACEDIAG_CACHE, else ~/.cache/facediag/embeddings; "
@@ -295,7 +314,8 @@ DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
     ("distractors", DISTRACTORS()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
-    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("align", ALIGN()), ("index", INDEX()),
+    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("trust_dsr_code", TRUST_DSR_CODE()),
+    ("align", ALIGN()), ("index", INDEX()),
     *ENGINE_OPTIONS,
     ("allow_outside_root", ALLOW_OUTSIDE_ROOT()),
 ]

@@ -10,6 +10,7 @@ from facediag.cli.options import (
     ARCH,
     DEVICE,
     DSR,
+    DSR_CODE_HELP,
     DSR_WEIGHTS,
     GALLERY_PER_SUBJECT,
     LAYOUT,
@@ -18,6 +19,7 @@ from facediag.cli.options import (
     QUIET,
     SEED,
     SUBJECT_REGEX,
+    TRUST_DSR_CODE,
     console,
     handle_errors,
 )
@@ -39,8 +41,9 @@ from facediag.cli.options import (
 @LAYOUT(help=None)
 @SUBJECT_REGEX(help="Subject id from a paired-layout filename.")
 @GALLERY_PER_SUBJECT(type=int, help="HR images per validation subject that enrol.")
-@DSR(help="Super-resolution model (TorchScript file or module:factory). Default: bicubic.")
+@DSR(help=f"Super-resolution model (TorchScript file or module:factory). Default: bicubic. {DSR_CODE_HELP}")
 @DSR_WEIGHTS()
+@TRUST_DSR_CODE()
 @click.option("--vlr-size", type=int, default=16, show_default=True, help="Images without a VLR file are downsampled to this size, then DSR'd.")
 @ALIGN(help="mtcnn: detect each HR face (training and validation) and warp it to the ArcFace 112 template "
             "before degradation and DSR (landmarks cached by image content; no face: used as given); auto: "

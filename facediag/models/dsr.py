@@ -1,4 +1,12 @@
-"""The super-resolution (DSR) stage: very-low-resolution RGB [0,1] -> 112x112 RGB [0,1]."""
+"""The super-resolution (DSR) stage: very-low-resolution RGB [0,1] -> 112x112 RGB [0,1].
+
+The trust boundary: facediag runs no code from a file the user names, unless told to. A
+TorchScript DSR is code, but a plain scripted module runs only its forward (TorchScript ops,
+as a checkpoint's layers do) when called; an archive whose code defines ``__setstate__``, which
+``torch.jit.load`` runs on load, is refused (the checkpoint loader's archive check) unless the
+user passes ``--trust-dsr-code``. ``package.module:factory`` is the user's own Python, imported
+and called, so it too needs ``--trust-dsr-code`` (library callers: ``trust_code=True``): without
+it nothing is imported. Nothing here runs during ``inspect``, which takes no DSR."""
 from __future__ import annotations
 
 import importlib
@@ -11,6 +19,7 @@ from torch import nn
 from facediag.errors import CheckpointError
 from facediag.models.checkpoint import WEIGHT_KEYS, fingerprint_state_dict, sha256_file
 from facediag.models.safe_load import (
+    check_torchscript_archive,
     check_zip_archive,
     quiet_torch_deprecations,
     read_weights_file,
@@ -21,6 +30,16 @@ SIZE = 112
 # Outputs a little outside [0,1] are ordinary overshoot and get clamped; beyond this the
 # model speaks another convention ([-1,1] or [0,255]) and its output would be misread.
 _RANGE_SLACK = 0.25
+TRUST_FLAG = "--trust-dsr-code"
+# The process default of load_dsr's trust_code: False; --trust-dsr-code sets it for one command.
+_trust = {"code": False}
+
+
+def trust_dsr_code(trust: bool) -> bool:
+    """Set whether load_dsr may run a DSR's own code by default (a TorchScript archive's load-time
+    hooks, a module:factory); returns the previous setting, to put back."""
+    previous, _trust["code"] = _trust["code"], bool(trust)
+    return previous
 
 
 class DSR:
@@ -62,9 +81,14 @@ class ModuleDSR(DSR):
         return self.module(lr.to(self.device, torch.float32))
 
 
-def load_dsr(spec: str | None, weights: str | None = None, device="cpu") -> DSR:
+def load_dsr(spec: str | None, weights: str | None = None, device="cpu", trust_code: bool | None = None) -> DSR:
     """None or "bicubic" -> BicubicDSR; a file path -> TorchScript DSR;
-    "package.module:factory" (+ ``weights``) -> factory() with weights loaded strictly."""
+    "package.module:factory" (+ ``weights``) -> factory() with weights loaded strictly.
+
+    ``trust_code`` (default: the process setting, off unless --trust-dsr-code): whether the DSR's
+    own code may run beyond a plain module's forward; without it a TorchScript archive with
+    load-time hooks and any module:factory are refused before anything of theirs runs."""
+    trust = _trust["code"] if trust_code is None else bool(trust_code)
     if spec is None or spec == "bicubic":
         if weights is not None:
             raise CheckpointError("DSR weights given without a DSR model "
@@ -74,18 +98,26 @@ def load_dsr(spec: str | None, weights: str | None = None, device="cpu") -> DSR:
         if weights is not None:
             raise CheckpointError(f"DSR {Path(spec).name}: a TorchScript DSR carries its own "
                                   "weights; separate DSR weights only go with a factory")
-        return _load_scripted(Path(spec), device)
+        return _load_scripted(Path(spec), device, trust)
     if ":" in spec:
+        if not trust:
+            raise CheckpointError(f"DSR '{spec}': a module:factory is Python code that facediag would import "
+                                  f"and call, your own code run as such; pass {TRUST_FLAG} to run it")
         return _load_factory(spec, weights, device)
     raise CheckpointError(f"DSR '{spec}': no such file, and not 'package.module:factory'")
 
 
-def _load_scripted(path: Path, device) -> ModuleDSR:
+def _load_scripted(path: Path, device, trust: bool = False) -> ModuleDSR:
     kind = sniff_format(path)
     if kind != "torchscript":
         raise CheckpointError(f"DSR {path.name}: is a {kind.replace('_', ' ')} file, not "
                               "TorchScript; give 'package.module:factory' with its weights")
-    check_zip_archive(path)  # a zip bomb is refused before torch reads it
+    if trust:
+        check_zip_archive(path)  # a zip bomb is refused before torch reads it
+    else:  # the checkpoint loader's check: zip bounds, and no code torch.jit.load would run
+        check_torchscript_archive(path, name=f"DSR {path.name}",
+                                  advice=f"facediag runs no code from a file unless you pass {TRUST_FLAG} "
+                                         "(then it runs as your own code)")
     try:
         with quiet_torch_deprecations():
             module = torch.jit.load(str(path), map_location="cpu")
@@ -126,6 +158,20 @@ def _load_factory(spec: str, weights: str | None, device) -> ModuleDSR:
     # Hash the weights as loaded, so a factory that fetches its own weights is covered too.
     return ModuleDSR(module, name, f"{spec}:{fingerprint_state_dict(module.state_dict())}",
                      device)
+
+
+def probe_dsr(dsr: DSR, size: int | tuple[int, int]) -> None:
+    """Run ``dsr`` once on a blank (mid-grey) probe of ``size`` pixels, before any work: a DSR
+    that fails on the probes' size or returns other than [1, 3, 112, 112] RGB is CheckpointError
+    (one line), not an error in every check that uses it."""
+    h, w = (size, size) if isinstance(size, int) else size
+    try:
+        dsr(torch.full((1, 3, h, w), 0.5))
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever the DSR's own code raises on its input
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise CheckpointError(f"DSR '{dsr.name}' fails on a blank {h}x{w} probe ({detail})") from None
 
 
 def _check_input(lr) -> None:

@@ -263,10 +263,12 @@ def check_zip_archive(path, zf: zipfile.ZipFile | None = None) -> list[zipfile.Z
     return infos
 
 
-def check_torchscript_archive(path) -> None:
-    """Zip bounds, then refuse code that ``torch.jit.load`` itself would run."""
+def check_torchscript_archive(path, advice: str = "facediag runs no code from a weights file (save the "
+                                                  "model's state_dict instead)", name: str | None = None) -> None:
+    """Zip bounds, then refuse code that ``torch.jit.load`` itself would run. ``advice`` ends the
+    refusal (what the user can do instead); ``name`` names the file in it."""
     path = Path(path)
-    name = display_name(path)
+    name = name or display_name(path)
     with zipfile.ZipFile(path) as zf:
         infos = check_zip_archive(path, zf)
         for info in infos:
@@ -278,8 +280,7 @@ def check_torchscript_archive(path) -> None:
             if b"__setstate__" in text:
                 raise CheckpointError(
                     f"{name}: TorchScript code in '{clip(info.filename)}' defines "
-                    "__setstate__, which loading would run; facediag runs no code from a "
-                    "weights file (save the model's state_dict instead)")
+                    f"__setstate__, which loading would run; {advice}")
 
 
 # --- pickles -------------------------------------------------------------------------

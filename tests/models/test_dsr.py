@@ -121,15 +121,15 @@ def test_factory_with_weights_loads_strictly(tmp_path, monkeypatch, lr):
     torch.manual_seed(3)
     net = tiny_dsr_pkg.build()
     torch.save({"state_dict": net.state_dict(), "epoch": 4}, tmp_path / "a.pth")
-    dsr = load_dsr("tiny_dsr_pkg:build", str(tmp_path / "a.pth"))
+    dsr = load_dsr("tiny_dsr_pkg:build", str(tmp_path / "a.pth"), trust_code=True)  # the user's own code
     with torch.no_grad():
         assert torch.allclose(dsr(lr), net(lr))
     other = tiny_dsr_pkg.build()
     torch.save(other.state_dict(), tmp_path / "b.pth")
-    assert load_dsr("tiny_dsr_pkg:build", str(tmp_path / "b.pth")).fingerprint != dsr.fingerprint
+    assert load_dsr("tiny_dsr_pkg:build", str(tmp_path / "b.pth"), trust_code=True).fingerprint != dsr.fingerprint
 
     torch.save({"mix.weight": net.mix.weight}, tmp_path / "partial.pth")
     with pytest.raises(CheckpointError, match="do not fit 'tiny_dsr_pkg:build'.*mix.bias"):
-        load_dsr("tiny_dsr_pkg:build", str(tmp_path / "partial.pth"))
+        load_dsr("tiny_dsr_pkg:build", str(tmp_path / "partial.pth"), trust_code=True)
     with pytest.raises(CheckpointError, match="cannot import factory"):
-        load_dsr("tiny_dsr_pkg:nope")
+        load_dsr("tiny_dsr_pkg:nope", trust_code=True)
