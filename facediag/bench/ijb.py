@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from facediag.errors import FacediagError
+from facediag.errors import DataError, FacediagError
 from facediag.models.protocol import embedding_fingerprint
 from facediag.results import BenchReport
 
@@ -49,6 +49,10 @@ def crop_loader(path: Path, landmarks: np.ndarray):
         if head is not None and (head[0], head[1]) != (rgb.shape[1], rgb.shape[0]):
             # the decoder shrinks large images: the landmarks are in the file's pixels
             points = points * np.array([rgb.shape[1] / head[0], rgb.shape[0] / head[1]])
+        inside = ((points[:, 0] >= 0) & (points[:, 0] <= rgb.shape[1])
+                  & (points[:, 1] >= 0) & (points[:, 1] <= rgb.shape[0]))
+        if not inside.any():  # the crop would be all black (or the landmarks are not this image's)
+            raise DecodeError("none of the five landmarks lies inside the image")
         try:
             return to_tensor01(align_to_template(rgb, points))
         except AlignmentError as exc:
@@ -112,6 +116,30 @@ def one_to_one_row(features, templates, meta, fars) -> dict[str, Any]:
     return row
 
 
+def dropped_reasons(meta, unreadable: dict[int, str], most: int = 3) -> str:
+    """"N × why" for the commonest reasons crops were dropped (the crop's own path left out)."""
+    from collections import Counter
+
+    counts = Counter()
+    for r, why in unreadable.items():
+        why = why.removeprefix("unreadable: ")
+        for name in (str(meta.crops / meta.names[r]), meta.names[r]):
+            why = why.replace(name, "<crop>")
+        counts[why] += 1
+    text = "; ".join(f"{n} × {why[:100]}" for why, n in counts.most_common(most))
+    return text + (f"; {len(counts) - most} other reason(s)" if len(counts) > most else "")
+
+
+def nothing_scored(meta, unreadable: dict[int, str]) -> str:
+    """The one line for a run where no template pair has a readable crop on both sides."""
+    n = len(meta.names)
+    dropped = (f"{len(unreadable)} of {n} crops dropped ({dropped_reasons(meta, unreadable)})" if unreadable
+               else f"none of the {n} crops was dropped")
+    return (f"{meta.root}: no template pair can be scored: {dropped}, so none of the "
+            f"{len(meta.pair_label)} pairs has a readable crop in both templates (check loose_crop/ and the "
+            "landmarks of _name_5pts_score.txt)")
+
+
 def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, flip: bool = True,
               norm_score: bool = True, detector_score: bool = True, labels: Sequence[str] | None = None,
               arch: str | None = None, cards: Sequence | None = None, device: str = "auto", batch_size: int = 64,
@@ -159,6 +187,8 @@ def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, 
         head = {"checkpoint": label, "variant": loaded.variant}
         one = {**head, **one_to_one_row(feats, templates, meta, fars)}
         one["n_unreadable"] = len(unreadable)
+        if not one["n_pairs"]:
+            raise DataError(nothing_scored(meta, unreadable))
         one["unreadable"] = [f"{meta.names[r]}: {why}" for r, why in sorted(unreadable.items())][:20]
         rows.append(one)
         if unreadable or one["dropped_pairs"]:
@@ -188,4 +218,5 @@ def _require_skimage() -> None:
                             "(or pip install scikit-image)") from None
 
 
-__all__ = ["DEFAULT_FARS", "bench_ijb", "crop_key", "crop_loader", "protocol_text", "template_features"]
+__all__ = ["DEFAULT_FARS", "bench_ijb", "crop_key", "crop_loader", "dropped_reasons", "nothing_scored", "protocol_text",
+           "template_features"]
