@@ -116,6 +116,19 @@ def one_to_one_row(features, templates, meta, fars) -> dict[str, Any]:
     return row
 
 
+def check_detector_scores(meta) -> None:
+    """Detector-score weighting (D1) multiplies each image feature by its score: a zero score
+    removes the image, a negative one turns it round, and the templates mean nothing. Refused in
+    one line (DataError) before any model loads; --no-detector-score (D0) runs on such files."""
+    bad = np.flatnonzero(~(meta.scores > 0))
+    if len(bad):
+        r = int(bad[0])
+        source = Path(meta.sources.get("name_5pts_score", "_name_5pts_score.txt")).name
+        raise DataError(f"{source}: {len(bad)} of {len(meta.scores)} detector scores are zero or negative (first: "
+                        f"{meta.names[r][:60]} in row {r + 1}, score {meta.scores[r]:g}); weighting by the detector "
+                        "score needs positive scores: give --no-detector-score (the reference's D0), or fix the scores")
+
+
 def dropped_reasons(meta, unreadable: dict[int, str], most: int = 3) -> str:
     """"N × why" for the commonest reasons crops were dropped (the crop's own path left out)."""
     from collections import Counter
@@ -168,6 +181,8 @@ def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, 
     names = _labels(checkpoints, labels)
     cards = card_per_checkpoint(checkpoints, cards)
     meta = read_ijb(root, target)  # every metadata file validated before any model is loaded
+    if detector_score:
+        check_detector_scores(meta)
     models = dict(zip(names, _load(checkpoints, arch, cards)))
     dev = resolve_device(device)
     cache = EmbeddingCache(cache_dir or default_cache_dir()) if use_cache else None
@@ -218,5 +233,5 @@ def _require_skimage() -> None:
                             "(or pip install scikit-image)") from None
 
 
-__all__ = ["DEFAULT_FARS", "bench_ijb", "crop_key", "crop_loader", "dropped_reasons", "nothing_scored", "protocol_text",
+__all__ = ["DEFAULT_FARS", "bench_ijb", "check_detector_scores", "crop_key", "crop_loader", "dropped_reasons", "nothing_scored", "protocol_text",
            "template_features"]

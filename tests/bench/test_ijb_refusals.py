@@ -69,3 +69,22 @@ def test_some_crops_dropped_still_runs(model, tree, tmp_path):
     (tree / "loose_crop" / "1_1.png").write_bytes(b"not an image")
     res = _bench(model, tree, tmp_path)
     assert res.exit_code == 0, res.output
+
+
+def _rewrite_scores(root, score_of):
+    pts = root / "meta" / "ijbc_name_5pts_score.txt"
+    lines = [line.split() for line in pts.read_text().splitlines()]
+    pts.write_text("".join(" ".join([*f[:11], score_of(i)]) + "\n" for i, f in enumerate(lines)))
+
+
+@pytest.mark.parametrize("score_of, count", [(lambda i: "0", 18), (lambda i: "0.9" if i % 2 else "-0.9", 9)],
+                         ids=["all-zero", "mixed-sign"])
+def test_non_positive_detector_scores_are_refused_naming_the_fix(model, tree, tmp_path, score_of, count):
+    """Weighting by a zero or negative detector score makes templates meaningless (AUC 0.5 or 0.12 where
+    proper scores give 1.0): refused before any model loads, naming --no-detector-score."""
+    _rewrite_scores(tree, score_of)
+    one_line_exit_2(invoke("bench", "ijb", "-w", tmp_path / "none.pt", "--root", tree),
+                    f"{count} of 18 detector scores are zero or negative", "in row 1,", "--no-detector-score")
+    res = invoke("bench", "ijb", "-w", model[0], "--card", model[1], "--root", tree, "--device", "cpu",
+                 "--cache-dir", tmp_path / "cache", "--quiet", "--json", "--no-detector-score")
+    assert res.exit_code == 0, res.output
