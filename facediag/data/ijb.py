@@ -120,9 +120,21 @@ def read_ijb(root: str | Path, target: str) -> IJBMeta:
     if present:
         galleries = [read_subject_list(p, name, known) for p, name in zip(gallery_paths, GALLERIES[target])]
         probes = read_subject_list(probe_path, "probe_mixed", known, one_template_per_subject=False)
+        for g in galleries:
+            _refuse_overlap(g, probes)
         sources.update({f"1N_{g.name}": str(g.source) for g in galleries}, **{"1N_probe_mixed": str(probe_path)})
     return IJBMeta(target, base, names, templates, medias, landmarks, scores, t1, t2, label, galleries, probes,
                    sources)
+
+
+def _refuse_overlap(gallery: Gallery, probes: Gallery) -> None:
+    """A probe template that is also a gallery template would be searched against itself (its own
+    template ranks first with a cosine of 1): the release's probe and gallery templates are apart."""
+    both = np.intersect1d(gallery.templates, probes.templates)
+    if len(both):
+        raise DataError(f"{probes.source.name}: {len(both)} probe template(s) are also templates of gallery "
+                        f"{gallery.name} ({gallery.source.name}; first: {', '.join(str(t) for t in both[:3].tolist())}); "
+                        "a probe would be searched against itself: the 1:N probe and gallery templates must differ")
 
 
 def _required(path: Path) -> Path:

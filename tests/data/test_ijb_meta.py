@@ -116,3 +116,15 @@ def test_alignment_undoes_the_known_transform_and_wrong_landmarks_do_not(orl_roo
         # the planted failure: the template points as if the crop were already aligned
         wrong = np.abs(align_to_template(crop, ARCFACE_TEMPLATE)[inner].astype(float) - face[inner]).mean()
         assert wrong > 5 * err, (wrong, err)
+
+
+def test_a_probe_template_that_is_also_a_gallery_template_is_refused(tree, tmp_path):
+    """Template 11 enrols person 1 in G1; probing with it would search it against itself (rank 1, cosine 1)."""
+    probes = tree / "meta" / "ijbc_1N_probe_mixed.csv"
+    probes.write_text(probes.read_text() + "11,1\n21,2\n")
+    with pytest.raises(DataError, match=r"ijbc_1N_probe_mixed.csv: 2 probe template\(s\) are also templates of "
+                                        r"gallery G1 \(ijbc_1N_gallery_G1.csv; first: 11, 21\)"):
+        read_ijb(tree, "IJBC")
+    res = CliRunner().invoke(cli, ["bench", "ijb", "-w", str(tmp_path / "none.pt"), "--root", str(tree)])
+    assert res.exit_code == 2 and "searched against itself" in res.stderr, res.output
+    assert len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1
