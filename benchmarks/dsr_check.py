@@ -2,7 +2,7 @@
 
     python3 benchmarks/dsr_check.py [--weights W] [--data ORL] [--device cpu] [--rounds 3]
 
-The DSR is the planted failure of tests/checks/test_dsr.py: bicubic, then a 9×9 Gaussian blur
+The DSR is the planted failure of tests/checks/test_dsr_vs_bicubic.py: bicubic, then a 9×9 Gaussian blur
 (σ 2.5), saved as TorchScript and given as --dsr. With the official float xxs and the default
 protocol (all 40 people; gallery images 1-3, probes 4-10 area-downsampled to 16 px) it prints
 rank-1 through the DSR and through bicubic, the probes each loses, the exact McNemar p, PSNR and

@@ -6,7 +6,7 @@ Builds each planted fault from ORL with the builders the tests use (tests/helper
 default suite on it and prints a Markdown table: what was planted, the diagnoses expected, the
 diagnoses given, and whether they are exactly the same set. The healthy rows (ORL as given at
 16 px and at full resolution, aligned with --align mtcnn when the align extra is installed,
-colour photos saved right) must get none. tests/checks/test_root_cause.py, test_dsr.py and
+colour photos saved right) must get none. tests/checks/test_root_cause.py, test_dsr_vs_bicubic.py and
 test_label_noise.py assert the same sets.
 
 Credit: the AT&T (Olivetti Research Laboratory) face database, Cambridge.
