@@ -14,6 +14,7 @@ itself). With two roots it is a probe without a paired score.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -163,10 +164,32 @@ def build_protocol(index: DatasetIndex, *, probe_index: DatasetIndex | None = No
     distractors = [Probe(DISTRACTOR_PREFIX + rec.subject, rec, None) for rec in distractor_index.hr]
     if not distractors:
         raise DataError(f"{distractor_index.root}: the distractor root has no HR images")
+    _refuse_enrolled_distractors(proto.gallery, {p.hr.subject for p in distractors}, distractor_index.root)
     note = (f"{len(distractors)} distractor probe(s) of {len(set(p.subject for p in distractors))} people from "
             f"{distractor_index.root}: in no gallery, they measure false positive identification (open set)")
     return Protocol(proto.gallery, [*proto.probes, *distractors], proto.vlr_size,
                     f"{proto.description}; {note}", [*proto.notes, note])
+
+
+def canonical_subject(subject: str) -> str:
+    """'007' ~ '7', 'Bob' ~ 'bob': ids that differ only like this are one person (as subject-overlap reads them)."""
+    return re.sub(r"\d+", lambda m: str(int(m.group())), subject.strip().lower())
+
+
+def _refuse_enrolled_distractors(gallery: Records, distractor_subjects: set[str], root) -> None:
+    """A distractor is someone in no gallery: one whose id is an enrolled person's (the gallery folder
+    itself, or that person's other photos) would count as a false alarm. Refused, naming them."""
+    table = gallery.table
+    enrolled = {canonical_subject(table.subjects[c]): table.subjects[c]
+                for c in np.unique(table.subject_code[gallery.rows]).tolist()}
+    clash = sorted(s for s in distractor_subjects if canonical_subject(s) in enrolled)
+    if clash:
+        shown = ", ".join(s if enrolled[canonical_subject(s)] == s else f"{s} (enrolled as {enrolled[canonical_subject(s)]})"
+                          for s in clash[:3])
+        raise DataError(f"{root}: {len(clash)} of {len(distractor_subjects)} distractor subject(s) are enrolled in the "
+                        f"gallery (first: {shown}); a distractor must be someone in no gallery, or every one of "
+                        "their images counts as a false alarm: give a folder of other people (rename the folders "
+                        "if they are other people with the same ids)")
 
 
 def _build_protocol(index: DatasetIndex, probe_index: DatasetIndex | None, gallery_per_subject: int,
