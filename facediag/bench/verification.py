@@ -173,12 +173,26 @@ def pair_embeddings(embedder, pset, flip: bool = True, *, indices: Sequence[int]
     at = f" at {degraded.size} px ({degraded.dsr.name})" if degraded is not None else ""
     raw, failures = embedder.embed(items, f"embedding {pset.name}{at} ({len(indices)} images × {views} views)")
     raw = raw.reshape(len(indices), views, -1).astype(np.float64)
+    check_finite(raw, failures, views, [pset.images[i].name for i in indices], pset.name)
     summed = np.full((len(pset.images), raw.shape[2]), np.nan)
     norms = np.full((len(pset.images), views), np.nan)
     summed[indices] = raw.sum(axis=1)  # embedding(img) + embedding(flip(img)), before normalising
     norms[indices] = np.linalg.norm(raw, axis=2)
     unreadable = {indices[j // views]: why for j, why in failures.items()}
     return summed, norms, unreadable
+
+
+def check_finite(raw: np.ndarray, failures: dict[int, str], views: int, names: Sequence[str], set_name: str) -> None:
+    """The model's fault, said as such: an image that was read but whose embedding holds NaN or Inf
+    (weights that overflow, a model card whose std is ~0) refuses the bench in one line, rather
+    than leaving its pairs out as if the image were unreadable."""
+    read = np.ones(len(raw), dtype=bool)
+    read[[j // views for j in failures]] = False
+    bad = np.flatnonzero(read & ~np.isfinite(raw).all(axis=(1, 2)))
+    if len(bad):
+        raise FacediagError(f"{set_name}: the model returned NaN or Inf for {len(bad)} of {int(read.sum())} readable "
+                            f"images (first: {names[int(bad[0])][:60]}): a fault of the model (its weights, or its "
+                            "card's mean/std), not of the images")
 
 
 def _unit(summed: np.ndarray) -> np.ndarray:
@@ -390,5 +404,5 @@ def _row(label: str, variant: str, res, path: str, upsampling: str, numbers: dic
     return row
 
 
-__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "bench_verification", "compare_paths", "pair_embeddings",
+__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "bench_verification", "check_finite", "compare_paths", "pair_embeddings",
            "protocol_text", "published_figure", "resolve_flip", "set_row"]
