@@ -200,11 +200,11 @@ GALLERY_PER_SUBJECT = option("--gallery-per-subject", "-k", type=click.IntRange(
 VLR_SIZE = option("--vlr-size", default="16", show_default=True, callback=vlr_size,
                   help="Probes without a VLR file are area-downsampled to this many pixels, then DSR'd; "
                        "'hr' probes at full resolution.")
-DSR_CODE_HELP = ("A TorchScript DSR is run as a plain scripted module (one whose archive runs code on load is "
-                 "refused); a module:factory is your own Python, imported and called like any import, so it "
-                 "needs --trust-dsr-code.")
-DSR = option("--dsr", help="Super-resolution model: a TorchScript file, or module:factory with --dsr-weights. "
-                           f"Default: bicubic. {DSR_CODE_HELP}")
+DSR_CODE_HELP = ("An ONNX DSR runs graph operators only (recommended). A TorchScript DSR is run as a plain "
+                 "scripted module (one whose archive runs code on load is refused); a module:factory is your own "
+                 "Python, imported and called like any import, so it needs --trust-dsr-code.")
+DSR = option("--dsr", help="Super-resolution model: an ONNX or TorchScript file, or module:factory with "
+                           f"--dsr-weights. Default: bicubic. {DSR_CODE_HELP}")
 DSR_WEIGHTS = option("--dsr-weights", type=PATH, help="state_dict for --dsr module:factory.")
 
 

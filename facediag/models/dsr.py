@@ -1,6 +1,7 @@
 """The super-resolution (DSR) stage: very-low-resolution RGB [0,1] -> 112x112 RGB [0,1].
 
-The trust boundary: facediag runs no code from a file the user names, unless told to. A
+The trust boundary: facediag runs no code from a file the user names, unless told to. An ONNX
+DSR is the recommended form: onnxruntime runs its graph's operators and nothing else. A
 TorchScript DSR is code, but a plain scripted module runs only its forward (TorchScript ops,
 as a checkpoint's layers do) when called; an archive whose code defines ``__setstate__``, which
 ``torch.jit.load`` runs on load, is refused (the checkpoint loader's archive check) unless the
@@ -18,6 +19,7 @@ from torch import nn
 
 from facediag.errors import CheckpointError
 from facediag.models.checkpoint import WEIGHT_KEYS, fingerprint_state_dict, sha256_file
+from facediag.models.onnx import is_onnx_file, load_onnx_image_module
 from facediag.models.safe_load import (
     check_torchscript_archive,
     check_zip_archive,
@@ -82,7 +84,8 @@ class ModuleDSR(DSR):
 
 
 def load_dsr(spec: str | None, weights: str | None = None, device="cpu", trust_code: bool | None = None) -> DSR:
-    """None or "bicubic" -> BicubicDSR; a file path -> TorchScript DSR;
+    """None or "bicubic" -> BicubicDSR; a file path -> an ONNX graph (run by onnxruntime) or a
+    TorchScript DSR;
     "package.module:factory" (+ ``weights``) -> factory() with weights loaded strictly.
 
     ``trust_code`` (default: the process setting, off unless --trust-dsr-code): whether the DSR's
@@ -96,8 +99,10 @@ def load_dsr(spec: str | None, weights: str | None = None, device="cpu", trust_c
         return BicubicDSR()
     if Path(spec).is_file():
         if weights is not None:
-            raise CheckpointError(f"DSR {Path(spec).name}: a TorchScript DSR carries its own "
+            raise CheckpointError(f"DSR {Path(spec).name}: an ONNX or TorchScript DSR carries its own "
                                   "weights; separate DSR weights only go with a factory")
+        if is_onnx_file(spec):  # graph operators only, run by onnxruntime: the recommended form
+            return ModuleDSR(load_onnx_image_module(spec), Path(spec).name, sha256_file(spec), "cpu")
         return _load_scripted(Path(spec), device, trust)
     if ":" in spec:
         if not trust:

@@ -219,6 +219,8 @@ class OnnxEmbedder(nn.Module):
     thread count so both runtimes are measured alike. A graph with a fixed batch size is fed in
     chunks of that size (the last one padded)."""
 
+    OUTPUT_NDIM, OUTPUT_DIMS = 2, "dim"  # what one image's output is: an embedding
+
     def __init__(self, path: Path, input_info: dict, output_name: str, layout: str, name: str):
         super().__init__()
         self.path = Path(path)
@@ -265,12 +267,40 @@ class OnnxEmbedder(nn.Module):
             if n < step:  # a fixed-batch graph: pad, then drop the padding
                 chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), chunk.dtype)])
             out = np.asarray(session.run([self.output_name], {self.input_name: chunk})[0])
-            if out.ndim != 2 or out.shape[0] != len(chunk):  # a 0-d scalar, a vector, one row per batch ...
+            if out.ndim != self.OUTPUT_NDIM or out.shape[0] != len(chunk):  # a 0-d scalar, a vector, ...
                 raise CheckpointError(f"{self.name}: the graph returns {list(out.shape)} for a "
-                                      f"{list(chunk.shape)} input, expected [{len(chunk)}, dim]")
+                                      f"{list(chunk.shape)} input, expected [{len(chunk)}, {self.OUTPUT_DIMS}]")
             outs.append(out[:n])
-        out = np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
-        if out.ndim != 2 or out.shape[0] != len(arr):
+        out = np.concatenate(outs) if outs else np.zeros((0,) * self.OUTPUT_NDIM, np.float32)
+        if out.ndim != self.OUTPUT_NDIM or out.shape[0] != len(arr):
             raise CheckpointError(f"{self.name}: the graph returns {list(out.shape)} for a "
-                                  f"{list(x.shape)} input, expected [{len(arr)}, dim]")
+                                  f"{list(x.shape)} input, expected [{len(arr)}, {self.OUTPUT_DIMS}]")
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
+
+
+class OnnxImageModule(OnnxEmbedder):
+    """An image-to-image graph (a super-resolution DSR): [B, 3, h, w] in, [B, 3, H, W] out, by
+    onnxruntime, which runs graph operators only: no code from the file."""
+
+    OUTPUT_NDIM, OUTPUT_DIMS = 4, "3, H, W"
+
+
+def load_onnx_image_module(path) -> OnnxImageModule:
+    """Read and validate an image-to-image ONNX graph (one float [batch, 3, h, w] input, NCHW; the
+    low-resolution size may be fixed or free), without running it."""
+    path = Path(path)
+    name = display_name(path)
+    require("onnx")
+    require("onnxruntime")
+    graph = _parse(path).graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [_value_info(v) for v in graph.input if v.name not in initializers]
+    if len(inputs) != 1 or not graph.output:
+        raise CheckpointError(f"{name}: the graph takes {len(inputs)} inputs and gives {len(graph.output)} "
+                              f"outputs; an image-to-image graph takes one image batch and gives one")
+    info = inputs[0]
+    channels = info["shape"][1] if len(info["shape"]) == 4 else None
+    if info["elem_type"] not in _NUMPY_INPUT or len(info["shape"]) != 4 or channels not in (3, None):
+        raise CheckpointError(f"{name}: input '{clip(info['name'])}' is {info['dtype']} {info['shape']}; an "
+                              f"image-to-image graph takes a float [batch, 3, h, w] batch")
+    return OnnxImageModule(path, info, graph.output[0].name, "NCHW", name)

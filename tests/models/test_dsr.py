@@ -133,3 +133,61 @@ def test_factory_with_weights_loads_strictly(tmp_path, monkeypatch, lr):
         load_dsr("tiny_dsr_pkg:build", str(tmp_path / "partial.pth"), trust_code=True)
     with pytest.raises(CheckpointError, match="cannot import factory"):
         load_dsr("tiny_dsr_pkg:nope", trust_code=True)
+
+
+# --- ONNX DSRs: graph operators only, run by onnxruntime; no trust needed ---------------------------
+
+def _onnx(tmp_path, module, name="dsr.onnx", dynamic_hw=True):
+    import warnings
+
+    path = tmp_path / name
+    axes = {"lr": {0: "batch", 2: "h", 3: "w"} if dynamic_hw else {0: "batch"}, "sr": {0: "batch"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
+        torch.onnx.export(module, (torch.rand(1, 3, 16, 16),), str(path), dynamo=False, opset_version=17,
+                          input_names=["lr"], output_names=["sr"], dynamic_axes=axes)
+    return path
+
+
+class _Bicubic(torch.nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, size=(112, 112), mode="bicubic", align_corners=False)
+
+
+def test_an_onnx_dsr_runs_without_trust_and_matches_its_torch_source(tmp_path, lr):
+    pytest.importorskip("onnxruntime", reason="ONNX DSRs need the onnx extra")
+    path = _onnx(tmp_path, _Bicubic())
+    dsr = load_dsr(str(path), trust_code=False)
+    assert dsr.name == "dsr.onnx" and dsr.fingerprint == hashlib.sha256(path.read_bytes()).hexdigest()
+    out = dsr(lr)
+    assert out.shape == (lr.shape[0], 3, 112, 112)
+    assert torch.allclose(out, BicubicDSR()(lr), atol=1e-4)
+
+
+@pytest.mark.parametrize("module, message", [
+    (torch.nn.Flatten(), "returns"),                              # [N, 768]: not an image batch
+    (torch.nn.Upsample(size=(64, 64), mode="bilinear"), "64"),     # the wrong size
+])
+def test_an_onnx_dsr_of_the_wrong_shape_is_one_line(tmp_path, lr, module, message):
+    pytest.importorskip("onnxruntime", reason="ONNX DSRs need the onnx extra")
+    dsr = load_dsr(str(_onnx(tmp_path, module)))
+    with pytest.raises(CheckpointError, match=message) as info:
+        dsr(lr)
+    assert "\n" not in str(info.value)
+
+
+def test_an_onnx_embedder_is_not_a_dsr(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX DSRs need the onnx extra")
+    path = tmp_path / "two_inputs.onnx"
+
+    class TwoInputs(torch.nn.Module):
+        def forward(self, a, b):
+            return a + b
+
+    import warnings
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TwoInputs(), (torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)), str(path),
+                          dynamo=False, opset_version=17)
+    with pytest.raises(CheckpointError, match="takes 2 inputs"):
+        load_dsr(str(path))
