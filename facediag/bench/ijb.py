@@ -12,6 +12,7 @@ TPIR@FPIR for each gallery (protocols.templates.search).
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence
@@ -89,7 +90,7 @@ def template_features(embedder_for, meta, *, flip: bool = True, norm_score: bool
                                     crop_loader(path, meta.landmarks[r])))
         embedder = embedder_for()
         chunk = SimpleNamespace(name=f"{meta.target} rows", images=images)
-        summed, _, bad = pair_embeddings(embedder, chunk, flip)
+        summed, _, bad = pair_embeddings(embedder, chunk, flip).expanded()
         calls += embedder.forward_calls
         unreadable.update({int(rows[i]): why for i, why in bad.items()})
         feats = image_features(summed, meta.scores[rows], norm_score=norm_score, detector_score=detector_score)
@@ -134,10 +135,9 @@ def dropped_reasons(meta, unreadable: dict[int, str], most: int = 3) -> str:
     from collections import Counter
 
     counts = Counter()
+    crop_path = re.compile(re.escape(str(meta.crops)) + r"""[/\\][^'"]*""")  # crops of one content share a reason
     for r, why in unreadable.items():
-        why = why.removeprefix("unreadable: ")
-        for name in (str(meta.crops / meta.names[r]), meta.names[r]):
-            why = why.replace(name, "<crop>")
+        why = crop_path.sub("<crop>", why.removeprefix("unreadable: ").replace(str(meta.crops / meta.names[r]), "<crop>"))
         counts[why] += 1
     text = "; ".join(f"{n} × {why[:100]}" for why, n in counts.most_common(most))
     return text + (f"; {len(counts) - most} other reason(s)" if len(counts) > most else "")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -111,7 +112,15 @@ class DegradedImages:
                  progress: bool):
         self.pset, self.size, self.dsr, self.device = pset, size, dsr, device
         self.indices = list(indices)
-        self._row = {i: j for j, i in enumerate(self.indices)}
+        # one degraded view per distinct content (a set may hold one image many times over)
+        slot: dict[str, int] = {}
+        self._row: dict[int, int] = {}
+        self._sources: list[int] = []
+        for i in self.indices:
+            j = slot.setdefault(pset.images[i].key, len(self._sources))
+            if j == len(self._sources):
+                self._sources.append(i)
+            self._row[i] = j
         self.batch_size, self.progress = batch_size, progress
         self._out: tuple[torch.Tensor, dict[int, str]] | None = None
         self._lock = threading.Lock()
@@ -123,7 +132,7 @@ class DegradedImages:
     def pixels(self, i: int) -> torch.Tensor:
         with self._lock:
             if self._out is None:
-                loaders = [partial(_downsampled, self.pset.images[k].load, self.size) for k in self.indices]
+                loaders = [partial(_downsampled, self.pset.images[k].load, self.size) for k in self._sources]
                 self._out = super_resolve(
                     loaders, self.dsr, self.device, batch_size=self.batch_size, progress=self.progress,
                     description=f"degrading {self.pset.name} to {self.size} px ({self.dsr.name})")
@@ -159,27 +168,59 @@ def _view(shared: _SharedDecode, index: int, load, mirrored: bool):
     return view
 
 
+@dataclass(frozen=True, eq=False)
+class Embedded:
+    """The images of a set as the protocol uses them, one row per distinct image (by content key):
+    memory grows with the distinct images, not with the pairs (100,000 pairs of one image are one row)."""
+
+    table: np.ndarray           # float64 [U, D] embedding(img) [+ embedding(flip(img))], before normalising
+    norms: np.ndarray           # float64 [U, views] raw norm of each view (NaN: unreadable)
+    row: np.ndarray             # int64 [M] table row of each image of the set; -1: not asked for
+    failed: dict[int, str]      # {table row: why unreadable}
+
+    def unreadable(self) -> dict[int, str]:
+        """{image index: why} of the set's images that could not be read."""
+        if not self.failed:
+            return {}
+        rows = np.fromiter(self.failed, dtype=np.int64)
+        return {int(i): self.failed[int(self.row[i])] for i in np.flatnonzero(np.isin(self.row, rows))}
+
+    def expanded(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """Per image of the set (summed [M, D], norms [M, views], {image: why}); NaN rows where
+        not asked for. For a few thousand images at a time (bench ijb's chunks), not for pair sets."""
+        summed = np.full((len(self.row), self.table.shape[1]), np.nan)
+        norms = np.full((len(self.row), self.norms.shape[1]), np.nan)
+        asked = self.row >= 0
+        summed[asked], norms[asked] = self.table[self.row[asked]], self.norms[self.row[asked]]
+        return summed, norms, self.unreadable()
+
+
 def pair_embeddings(embedder, pset, flip: bool = True, *, indices: Sequence[int] | None = None,
-                    degraded: DegradedImages | None = None):
+                    degraded: DegradedImages | None = None) -> Embedded:
     """The images of ``pset`` (``indices``, default all; ``degraded``: at its low resolution, else
-    HR) as the protocol uses them: (summed embedding [M, D] over every image of the set, NaN rows
-    for images not asked for or unreadable; raw norm of each view [M, views], NaN likewise;
-    {image index: why unreadable})."""
-    indices = list(range(len(pset.images)) if indices is None else indices)
+    HR) as the protocol uses them, each distinct content embedded once (:class:`Embedded`)."""
+    indices = np.arange(len(pset.images)) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
     views = 2 if flip else 1
-    sources = [(degraded.key(i), partial(degraded.pixels, i)) if degraded is not None
-               else (pset.images[i].key, pset.images[i].load) for i in indices]
+    slot: dict[str, int] = {}
+    inverse = np.empty(len(indices), dtype=np.int64)
+    sources, names = [], []
+    for j, i in enumerate(indices.tolist()):
+        key = degraded.key(i) if degraded is not None else pset.images[i].key
+        u = slot.setdefault(key, len(sources))
+        if u == len(sources):
+            sources.append((key, partial(degraded.pixels, i) if degraded is not None else pset.images[i].load))
+            names.append(pset.images[i].name)
+        inverse[j] = u
     items = _view_items(sources, flip, capacity=4 * embedder.batch_size)
     at = f" at {degraded.size} px ({degraded.dsr.name})" if degraded is not None else ""
-    raw, failures = embedder.embed(items, f"embedding {pset.name}{at} ({len(indices)} images × {views} views)")
-    raw = raw.reshape(len(indices), views, -1).astype(np.float64)
-    check_finite(raw, failures, views, [pset.images[i].name for i in indices], pset.name)
-    summed = np.full((len(pset.images), raw.shape[2]), np.nan)
-    norms = np.full((len(pset.images), views), np.nan)
-    summed[indices] = raw.sum(axis=1)  # embedding(img) + embedding(flip(img)), before normalising
-    norms[indices] = np.linalg.norm(raw, axis=2)
-    unreadable = {indices[j // views]: why for j, why in failures.items()}
-    return summed, norms, unreadable
+    raw, failures = embedder.embed(items, f"embedding {pset.name}{at} ({len(sources)} distinct images × {views} views)")
+    raw = raw.reshape(len(sources), views, -1).astype(np.float64)
+    check_finite(raw, failures, views, names, pset.name)
+    row = np.full(len(pset.images), -1, dtype=np.int64)
+    row[indices] = inverse
+    # embedding(img) + embedding(flip(img)), before normalising
+    return Embedded(raw.sum(axis=1), np.linalg.norm(raw, axis=2), row,
+                    {j // views: why for j, why in failures.items()})
 
 
 def check_finite(raw: np.ndarray, failures: dict[int, str], views: int, names: Sequence[str], set_name: str) -> None:
@@ -195,12 +236,44 @@ def check_finite(raw: np.ndarray, failures: dict[int, str], views: int, names: S
                             "card's mean/std), not of the images")
 
 
+PAIR_CHUNK = 8192  # pairs whose two rows are gathered at a time (two [chunk, D] float64 gathers)
+
+
+def pair_distances(first: Embedded, second: Embedded, a: np.ndarray, b: np.ndarray, *,
+                   chunk: int = PAIR_CHUNK) -> np.ndarray:
+    """Squared L2 distance [N] between the unit embeddings of image ``a[k]`` (in ``first``) and
+    ``b[k]`` (in ``second``), a chunk of pairs at a time; NaN where either is unreadable or not asked for."""
+    u1 = _unit(first.table)
+    u2 = u1 if second is first else _unit(second.table)
+    ra, rb = first.row[a], second.row[b]
+    ok = (ra >= 0) & (rb >= 0)
+    dist = np.full(len(ra), np.nan)
+    for s in range(0, len(ra), chunk):
+        m = ok[s:s + chunk]
+        diff = u1[ra[s:s + chunk][m]] - u2[rb[s:s + chunk][m]]
+        dist[s:s + chunk][m] = np.sum(diff * diff, axis=1)
+    return dist
+
+
+def _xnorm(parts) -> float | None:
+    """XNorm: the mean raw norm over every view of every (image index) asked, each distinct image
+    counted as often as the set holds it. ``parts``: (Embedded, image indices)."""
+    total, n = 0.0, 0
+    for emb, images in parts:
+        rows = emb.row[images]
+        counts = np.bincount(rows[rows >= 0], minlength=len(emb.table))
+        ok = np.isfinite(emb.norms).all(axis=1) & (counts > 0)
+        total += float(np.dot(emb.norms[ok].sum(axis=1), counts[ok]))
+        n += int(counts[ok].sum()) * emb.norms.shape[1]
+    return total / n if n else None
+
+
 def _unit(summed: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):  # NaN rows (unreadable) stay NaN
         return summed / np.linalg.norm(summed, axis=1, keepdims=True)
 
 
-def set_row(pset, first: tuple, second: tuple | None = None,
+def set_row(pset, first: Embedded, second: Embedded | None = None,
             fars: Sequence[float] = DEFAULT_FARS) -> tuple[dict[str, Any], np.ndarray]:
     """The protocol's numbers for one (set, checkpoint, resolution, path), and each pair's
     decision at its test fold's threshold ([N] float: 1 right, 0 wrong, NaN left out).
@@ -208,9 +281,7 @@ def set_row(pset, first: tuple, second: tuple | None = None,
     ``first`` and ``second``: :func:`pair_embeddings` results for the first and the second
     image of each pair (``second`` None: the same as ``first``)."""
     second = first if second is None else second
-    (emb1, norms1, bad1), (emb2, norms2, bad2) = first, second
-    diff = _unit(emb1)[pset.first] - _unit(emb2)[pset.second]
-    dist = np.sum(diff * diff, axis=1)
+    dist = pair_distances(first, second, pset.first, pset.second)
     keep = np.isfinite(dist)
     if keep.sum() < DEFAULT_FOLDS:
         raise FacediagError(f"{pset.source.name}: only {int(keep.sum())} pairs with readable images")
@@ -218,18 +289,17 @@ def set_row(pset, first: tuple, second: tuple | None = None,
     folds = None if pset.fold_ids is None else pset.fold_ids[keep]
     kf = reference_kfold(dist[keep], issame, fold_ids=folds, far_target=DEFAULT_FAR_TARGET)
     if second is first:  # every image and view of the set
-        used = norms1[np.isfinite(norms1)]
+        xnorm = _xnorm([(first, np.arange(len(first.row)))])
     else:
-        used = np.concatenate([norms1[np.unique(pset.first)].ravel(), norms2[np.unique(pset.second)].ravel()])
-        used = used[np.isfinite(used)]
-    unreadable = {**bad1, **bad2}
+        xnorm = _xnorm([(first, np.unique(pset.first)), (second, np.unique(pset.second))])
+    unreadable = {**first.unreadable(), **second.unreadable()}
     row: dict[str, Any] = {
         "set": pset.name, "accuracy": kf.accuracy_mean, "accuracy_std": kf.accuracy_std,
         "fold_accuracies": kf.fold_accuracies.tolist(), "fold_thresholds": kf.fold_thresholds.tolist(),
         "folds": kf.folds, "val_at_far": _finite(kf.val_mean), "val_std": _finite(kf.val_std),
         "val_far_achieved": _finite(kf.far_mean), "val_far_target": kf.far_target,
         "n_pairs": int(keep.sum()), "n_genuine": kf.n_genuine, "n_impostor": kf.n_impostor,
-        "xnorm": float(used.mean()) if used.size else None,
+        "xnorm": xnorm,
         "dropped_pairs": int((~keep).sum()),
         "unreadable": [f"{pset.images[i].name}: {why}" for i, why in sorted(unreadable.items())][:20],
         "n_unreadable": len(unreadable),
@@ -404,5 +474,5 @@ def _row(label: str, variant: str, res, path: str, upsampling: str, numbers: dic
     return row
 
 
-__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "bench_verification", "check_finite", "compare_paths", "pair_embeddings",
+__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "Embedded", "bench_verification", "pair_distances", "check_finite", "compare_paths", "pair_embeddings",
            "protocol_text", "published_figure", "resolve_flip", "set_row"]

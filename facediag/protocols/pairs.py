@@ -141,11 +141,18 @@ def load_pair_set(path: str | Path, images_root: str | Path | None = None, *,
 
 
 # ------------------------------------------------------------------------------ .bin
-def _bin_image(data: bytes, name: str) -> PairImage:
-    def load() -> torch.Tensor:
-        return fit_canvas(to_tensor01(read_rgb(io.BytesIO(data))))
+def _bin_image(data: bytes, name: str, seen: dict | None = None) -> PairImage:
+    """``seen``: {id(bytes): (key, loader)} of this .bin's images so far; a pickle names one bytes
+    object once however many pairs hold it, and it is hashed once (the list keeps it alive)."""
+    known = seen.get(id(data)) if seen is not None else None
+    if known is None:
+        def load() -> torch.Tensor:
+            return fit_canvas(to_tensor01(read_rgb(io.BytesIO(data))))
 
-    return PairImage(f"hr:{hashlib.sha256(data).hexdigest()}", name, load)
+        known = (f"hr:{hashlib.sha256(data).hexdigest()}", load)
+        if seen is not None:
+            seen[id(data)] = known
+    return PairImage(known[0], name, known[1])
 
 
 def read_bin(path: str | Path) -> PairSet:
@@ -171,7 +178,8 @@ def read_bin(path: str | Path) -> PairSet:
                         ".bin verification set never holds (only images and booleans); nothing was run")
     obj = _unpickle_bin(data, name)
     bins, issame = _bin_contents(obj, name)
-    images = [_bin_image(b, f"{name}#{i}") for i, b in enumerate(bins)]
+    seen: dict = {}
+    images = [_bin_image(b, f"{name}#{i}", seen) for i, b in enumerate(bins)]
     first = np.arange(0, len(images), 2)
     return PairSet(set_name(path), path, "bin", images, first, first + 1, issame)
 
@@ -325,6 +333,7 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
             raise DataError(f"{name}: the header must be path1,path2,same[,fold] (found {','.join(columns)})")
     base = root.resolve()
     pairs, flags, folds, missing = [], [], [], []
+    looked_up: dict[str, tuple[Path, bool]] = {}
     for line_no, fields in rows:
         if len(fields) not in (3, 4):
             raise DataError(f"{name}: line {line_no} has {len(fields)} fields (path1,path2,same[,fold])")
@@ -340,6 +349,12 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
             raise DataError(f"{name}: line {line_no}: give a fold on every line or on none")
         paths = []
         for raw in fields[:2]:
+            if raw in looked_up:  # a path named by many pairs is checked once
+                full, is_missing = looked_up[raw]
+                if is_missing:
+                    missing.append(raw)
+                paths.append(full)
+                continue
             parts = raw.replace("\\", "/").split("/")
             if "\0" in raw or any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
                 raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is not a path (a NUL byte, or a "
@@ -349,11 +364,13 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
                 if not allow_outside_root and not full.is_relative_to(base):
                     raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is outside {root}; allow it "
                                     "with --allow-outside-root")
-                if not full.is_file():
+                is_missing = not full.is_file()
+                if is_missing:
                     missing.append(raw)
             except OSError as exc:  # a path too long for the system, a loop of links
                 raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} cannot be looked up "
                                 f"({exc.strerror or clip(exc, 60)})") from None
+            looked_up[raw] = (full, is_missing)
             paths.append(full)
         pairs.append(paths)
         flags.append(value in _TRUE)
