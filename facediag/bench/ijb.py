@@ -130,15 +130,18 @@ def check_detector_scores(meta) -> None:
                         "score needs positive scores: give --no-detector-score (the reference's D0), or fix the scores")
 
 
+def crop_reason(meta, row: int, why: str) -> str:
+    """Why a crop was dropped, without file paths: crops of one content (bytes and landmarks) are
+    decoded once, so a decoder's message may name another crop of the same content."""
+    why = why.replace(str(meta.crops / meta.names[row]), "<crop>")
+    return re.sub(re.escape(str(meta.crops)) + r"""[/\\][^'"]*""", "<crop>", why)
+
+
 def dropped_reasons(meta, unreadable: dict[int, str], most: int = 3) -> str:
     """"N × why" for the commonest reasons crops were dropped (the crop's own path left out)."""
     from collections import Counter
 
-    counts = Counter()
-    crop_path = re.compile(re.escape(str(meta.crops)) + r"""[/\\][^'"]*""")  # crops of one content share a reason
-    for r, why in unreadable.items():
-        why = crop_path.sub("<crop>", why.removeprefix("unreadable: ").replace(str(meta.crops / meta.names[r]), "<crop>"))
-        counts[why] += 1
+    counts = Counter(crop_reason(meta, r, why).removeprefix("unreadable: ") for r, why in unreadable.items())
     text = "; ".join(f"{n} × {why[:100]}" for why, n in counts.most_common(most))
     return text + (f"; {len(counts) - most} other reason(s)" if len(counts) > most else "")
 
@@ -204,7 +207,7 @@ def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, 
         one["n_unreadable"] = len(unreadable)
         if not one["n_pairs"]:
             raise DataError(nothing_scored(meta, unreadable))
-        one["unreadable"] = [f"{meta.names[r]}: {why}" for r, why in sorted(unreadable.items())][:20]
+        one["unreadable"] = [f"{meta.names[r]}: {crop_reason(meta, r, why)}" for r, why in sorted(unreadable.items())][:20]
         rows.append(one)
         if unreadable or one["dropped_pairs"]:
             notes.append(f"[{label}] {len(unreadable)} image(s) unreadable (left out of their media; listed in the "

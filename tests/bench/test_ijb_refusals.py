@@ -88,3 +88,18 @@ def test_non_positive_detector_scores_are_refused_naming_the_fix(model, tree, tm
     res = invoke("bench", "ijb", "-w", model[0], "--card", model[1], "--root", tree, "--device", "cpu",
                  "--cache-dir", tmp_path / "cache", "--quiet", "--json", "--no-detector-score")
     assert res.exit_code == 0, res.output
+
+
+def test_the_report_lists_dropped_crops_without_another_crops_path(model, tree, tmp_path):
+    """Crops of one content are decoded once: the reason listed for each names no other crop's file."""
+    import json
+
+    for name in ("1_1.png", "2_1.png"):  # same bytes, same landmarks (image 1 of each person)
+        (tree / "loose_crop" / name).write_bytes(b"not an image")
+    res = _bench(model, tree, tmp_path)
+    assert res.exit_code == 0, res.output
+    one = next(r for r in json.loads(res.stdout)["rows"] if r["protocol"] == "1:1")
+    assert one["n_unreadable"] == 2 and len(one["unreadable"]) == 2
+    for line in one["unreadable"]:
+        name = line.split(":", 1)[0]
+        assert str(tree) not in line and "<crop>" in line and name in ("1_1.png", "2_1.png"), line
