@@ -173,7 +173,7 @@ def _ijb_tree(root: Path, tid_mid: str | None = None, pairs: str | None = None, 
     (meta / "ijbc_template_pair_label.txt").write_text(pairs or "1 2 0\n", "utf-8", "surrogatepass")
     if gallery is not None:
         (meta / "ijbc_1N_gallery_G1.csv").write_text(gallery, "utf-8", "surrogatepass")
-        (meta / "ijbc_1N_gallery_G2.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n2,2\n")
+        (meta / "ijbc_1N_gallery_G2.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n1,1\n")
         (meta / "ijbc_1N_probe_mixed.csv").write_text("TEMPLATE_ID,SUBJECT_ID\n2,2\n")
     return root
 
