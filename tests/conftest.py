@@ -80,3 +80,20 @@ def card_faces(tmp_path_factory):
 
     return generate_faces(tmp_path_factory.mktemp("faces") / "set", FaceSetSpec(1, 1, 6, 5, seed=3),
                           workers=1).root / "heldout"
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Every file decode, by path (load_face and load_lowres both read through read_rgb)."""
+    from collections import Counter
+
+    import facediag.data.images as images
+
+    counts = Counter()
+    real = images.read_rgb
+
+    def counting(path):
+        counts[str(path)] += 1
+        return real(path)
+    monkeypatch.setattr(images, "read_rgb", counting)
+    return counts

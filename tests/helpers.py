@@ -29,6 +29,17 @@ def write_folders_dataset(root: Path, subjects: int = 4, images: int = 5, size=(
     return root
 
 
+def write_demo_faces(root: Path, people: int, images: int = 5, seed: int = 5, prefix: str = "p") -> Path:
+    """The demo's synthetic colour faces, folders layout (``p00`` ...): small data every check reads."""
+    from facediag.demo.faces import draw_subject
+
+    for i in range(people):
+        (root / f"{prefix}{i:02d}").mkdir(parents=True)
+        for k, img in enumerate(draw_subject(seed, "train", i, images)):
+            img.save(root / f"{prefix}{i:02d}" / f"{k}.png")
+    return root
+
+
 def write_paired_dataset(root: Path, subjects: int = 3, images: int = 4, vlr: int = 16) -> Path:
     hr, lr = root / "hr_images", root / f"vlr_images_{vlr}x{vlr}"
     hr.mkdir(parents=True)

@@ -10,31 +10,13 @@ import torch
 import facediag.data.images as images
 from facediag.checks.registry import get_check, run_check
 from facediag.data.near_duplicates import candidate_pairs
-from facediag.demo.faces import draw_subject
 from facediag.session import Session, SessionConfig
-from helpers import loaded_model
+from helpers import loaded_model, write_demo_faces
 
 
 @pytest.fixture
 def faces(tmp_path):
-    for i in range(12):
-        (tmp_path / "data" / f"p{i:02d}").mkdir(parents=True)
-        for k, img in enumerate(draw_subject(5, "train", i, 5)):
-            img.save(tmp_path / "data" / f"p{i:02d}" / f"{k}.png")
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    """Every file decode, by path (load_face and load_lowres both read through read_rgb)."""
-    counts = Counter()
-    real = images.read_rgb
-
-    def counting(path):
-        counts[str(path)] += 1
-        return real(path)
-    monkeypatch.setattr(images, "read_rgb", counting)
-    return counts
+    return write_demo_faces(tmp_path / "data", 12)
 
 
 def _model():
@@ -103,11 +85,7 @@ def test_the_leakage_test_adds_no_decode_to_a_run_with_low_resolution_probes(fac
 def test_training_images_are_decoded_once_then_served_by_the_cache(faces, tmp_path, decodes):
     """--train-root: one streaming pass decodes each training image once (and the exact test its
     candidates); a second run with the same cache decodes only those candidates again."""
-    train = tmp_path / "train"
-    for i in range(6):
-        (train / f"t{i}").mkdir(parents=True)
-        for k, img in enumerate(draw_subject(7, "train", i, 4)):
-            img.save(train / f"t{i}" / f"{k}.png")
+    train = write_demo_faces(tmp_path / "train", 6, images=4, seed=7, prefix="t")
     train_files = {str(p) for p in train.rglob("*.png")}
 
     def run_once():

@@ -2,20 +2,18 @@
 named (planted: bicubic then a 9×9 Gaussian blur, σ 2.5, as TorchScript), one as good as bicubic
 passes, a run without --dsr skips; the bicubic view is cached and decodes nothing again."""
 import uuid
-from collections import Counter
 
 import pytest
 import torch
 from torch import nn
 
-import facediag.data.images as images
 from facediag.checks.base import CheckResult, ConditionOutcome, Severity, Status
 from facediag.checks.dsr import DsrVsBicubic
 from facediag.checks.registry import run_check
 from facediag.diagnosis import diagnose
 from facediag.models.dsr import ModuleDSR
 from facediag.session import Session, SessionConfig
-from helpers import BicubicNet, BlurDSR, loaded_model, script_dsr
+from helpers import BicubicNet, BlurDSR, loaded_model, script_dsr, write_demo_faces
 
 
 @pytest.fixture(scope="module")
@@ -95,25 +93,7 @@ def test_a_second_run_embeds_and_super_resolves_nothing(blur_report, fd_cache, f
 
 @pytest.fixture
 def faces(tmp_path):
-    from facediag.demo.faces import draw_subject
-
-    for i in range(8):
-        (tmp_path / "data" / f"p{i:02d}").mkdir(parents=True)
-        for k, img in enumerate(draw_subject(5, "train", i, 5)):
-            img.save(tmp_path / "data" / f"p{i:02d}" / f"{k}.png")
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def decodes(monkeypatch):
-    counts = Counter()
-    real = images.read_rgb
-
-    def counting(path):
-        counts[str(path)] += 1
-        return real(path)
-    monkeypatch.setattr(images, "read_rgb", counting)
-    return counts
+    return write_demo_faces(tmp_path / "data", 8)
 
 
 class Counting(nn.Module):
