@@ -59,6 +59,13 @@ def _pairs_file(folder: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
+def _pair_set_refusal(faces, folder: Path, name: str, text: str) -> str:
+    """The DataError message load_pair_set gives for a pairs file holding ``text``."""
+    with pytest.raises(DataError) as e:
+        load_pair_set(_pairs_file(folder, name, text), faces)
+    return str(e.value)
+
+
 @pytest.mark.parametrize("text,needle", [
     ("s1 1 ²\n", "line 1: s1 ² is not a person's name and image number"),
     ("s1 ² 2\n", "line 1: s1 ² is not"),
@@ -70,18 +77,14 @@ def _pairs_file(folder: Path, name: str, text: str | bytes) -> Path:
     ("s\x001 1 2\n", "s\\x001 1 is not"),
 ])
 def test_pairs_txt_non_ascii_digits_and_odd_names_are_one_line(faces, tmp_path, text, needle):
-    path = _pairs_file(tmp_path, "pairs.txt", text)
-    with pytest.raises(DataError) as e:
-        load_pair_set(path, faces)
-    assert needle in str(e.value) and one_line(str(e.value)), str(e.value)
+    message = _pair_set_refusal(faces, tmp_path, "pairs.txt", text)
+    assert needle in message and one_line(message), message
 
 
 def test_pairs_txt_name_of_100000_characters_is_clipped_in_the_message(faces, tmp_path):
     for text in ("a" * 100_000 + " 1 2\n", "s1 1 " + "b" * 100_000 + " 2\n"):
-        path = _pairs_file(tmp_path, "pairs.txt", text)
-        with pytest.raises(DataError) as e:
-            load_pair_set(path, faces)
-        assert "is not a person's name" in str(e.value) and len(str(e.value)) < 300, len(str(e.value))
+        message = _pair_set_refusal(faces, tmp_path, "pairs.txt", text)
+        assert "is not a person's name" in message and len(message) < 300, len(message)
 
 
 def test_pairs_txt_cli_exit_2_one_line(faces, tmp_path):
@@ -105,10 +108,8 @@ def test_pairs_txt_cli_exit_2_one_line(faces, tmp_path):
     ('s1/1.png,"' + "a" * 200_000 + '",1\n', "field larger than field limit"),
 ])
 def test_pairs_csv_folds_huge_numbers_nul_and_long_fields_are_one_line(faces, tmp_path, text, needle):
-    path = _pairs_file(tmp_path, "pairs.csv", text)
-    with pytest.raises(DataError) as e:
-        load_pair_set(path, faces)
-    assert needle in str(e.value) and one_line(str(e.value)), str(e.value)
+    message = _pair_set_refusal(faces, tmp_path, "pairs.csv", text)
+    assert needle in message and one_line(message), message
 
 
 def test_pairs_csv_two_folds_still_read(faces, tmp_path):
