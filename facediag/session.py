@@ -572,6 +572,12 @@ class Session:
         dsr_fp = self.dsr.fingerprint
         return [Item(self._degraded_key(p, dsr_fp), _loader(self._probe_pixels, i)) for i, p in enumerate(proto.probes)]
 
+    def _probe_view(self, view: str, what: str) -> str:
+        """``view`` of the super-resolved probes: probe_bicubic is probe_dsr where the DSR is bicubic."""
+        if view not in ("probe_dsr", "probe_bicubic"):
+            raise ValueError(f"no {what} of view {view!r}")
+        return view if self.compares_bicubic else "probe_dsr"
+
     def _degraded_key(self, probe, dsr_fingerprint: str) -> str:
         """A low-resolution probe's cache key: how it was degraded, the DSR that brought it back, its content."""
         degrade = "vlr-file" if probe.vlr is not None else f"area{self.protocol.vlr_size}"
@@ -622,10 +628,7 @@ class Session:
     def evaluation(self, role: str = "model", view: str = "probe_dsr") -> Evaluation:
         """Gallery matching for one model: HR templates vs DSR probes, plus each probe's own HR.
         ``view="probe_bicubic"``: the same probes through plain bicubic instead (the DSR's baseline)."""
-        if view not in ("probe_dsr", "probe_bicubic"):
-            raise ValueError(f"no evaluation of view {view!r}")
-        if view == "probe_bicubic" and not self.compares_bicubic:
-            view = "probe_dsr"  # the probes' DSR is bicubic
+        view = self._probe_view(view, "evaluation")
         memo = role if view == "probe_dsr" else (role, view)
         if memo not in self._evaluations:
             gallery = self.embeddings(role, "gallery")
@@ -747,10 +750,7 @@ class Session:
 
         if not image_quality.available():
             raise ImportError("scikit-image is not installed (pip install -e \".[dev]\" or scikit-image>=0.22)")
-        if view not in ("probe_dsr", "probe_bicubic"):
-            raise ValueError(f"no image quality of view {view!r}")
-        if view == "probe_bicubic" and not self.compares_bicubic:
-            view = "probe_dsr"
+        view = self._probe_view(view, "image quality")
         rows = np.array(sorted(self._quality_rows) if self.probes_need_dsr else [], dtype=int)
         if view not in self._quality:
             probes = self.protocol.probes
