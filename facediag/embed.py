@@ -24,6 +24,7 @@ from facediag.cache import EmbeddingCache
 from facediag.cache import default_cache_dir as default_cache_dir  # re-exported: the Session imports it from here
 from facediag.data.images import DecodeError, normalize
 from facediag.distributed import Distributed
+from facediag.models.loaded import LoadedModel, embedding_fingerprint, run_device
 from facediag.progress import progress_bar
 
 
@@ -182,3 +183,13 @@ class Embedder:
     def _compute(self, items: list[Item], description: str):
         return run_batched([it.load for it in items], self.forward, batch_size=self.batch_size,
                            description=description, progress=self.progress, workers=self.workers)
+
+
+def build_embedder(loaded: LoadedModel, device, *, cache: EmbeddingCache | None = None, batch_size: int = 64,
+                   amp: bool = False, progress: bool = True) -> Embedder:
+    """The engine for one loaded model: its module in eval mode on ``device`` (on CPU for dynamic
+    int8: models.loaded.run_device), its embeddings cached under its embedding fingerprint (none
+    for a model without a sha256: nothing cached)."""
+    device = run_device(loaded.variant, device)
+    return Embedder(loaded.model.to(device).eval(), device, fingerprint=embedding_fingerprint(loaded), cache=cache,
+                    batch_size=batch_size, amp=amp, progress=progress)

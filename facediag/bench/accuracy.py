@@ -75,9 +75,10 @@ def card_per_checkpoint(checkpoints: Sequence, cards: Sequence | None) -> list:
 
 def _load(checkpoints: Sequence, arch: str | None, cards: Sequence | None = None) -> list:
     """Each checkpoint loaded (paths) or as given; ``cards``: a model card per checkpoint (None: each one's own)."""
-    from facediag.models.checkpoint import LoadedCheckpoint, load_checkpoint
+    from facediag.models.checkpoint import load_checkpoint
+    from facediag.models.loaded import LoadedModel
 
-    return [c if isinstance(c, LoadedCheckpoint) else load_checkpoint(c, arch=arch, card=card)
+    return [c if isinstance(c, LoadedModel) else load_checkpoint(c, arch=arch, card=card)
             for c, card in zip(checkpoints, card_per_checkpoint(checkpoints, cards))]
 
 

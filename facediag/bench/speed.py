@@ -258,7 +258,8 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
         report = bench_speed(variants=["edgeface_xxs", "edgeface_base"], device="cpu", batch_sizes=[1, 32])
         report.rows[0]["flops"] / 1e6   # ≈ 94.6 MFLOPs
     """
-    from facediag.models.checkpoint import LoadedCheckpoint, load_checkpoint, resolve_variant
+    from facediag.models.checkpoint import load_checkpoint, resolve_variant
+    from facediag.models.loaded import LoadedModel
     from facediag.models.edgeface import VARIANTS, build_edgeface, count_parameters
     from facediag.models.onnx import ONNX_FORMAT
     from facediag.runner import checkpoint_info
@@ -276,7 +277,7 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
     entries = []  # (label, module, variant, checkpoint info, the LoadedOnnx of an ONNX graph or None)
     for c in checkpoints:
         # Always load on CPU: loading a _q file for CUDA would dequantise it, timing another model.
-        loaded = c if isinstance(c, LoadedCheckpoint) or hasattr(c, "model") else \
+        loaded = c if isinstance(c, LoadedModel) or hasattr(c, "model") else \
             load_checkpoint(c, arch=arch, device="cpu")
         onnx = loaded if loaded.format == ONNX_FORMAT else None
         entries.append((_label(loaded.path, entries), loaded.model, loaded.variant, checkpoint_info(loaded), onnx))

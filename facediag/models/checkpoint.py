@@ -23,6 +23,7 @@ from facediag.io import atomic_save
 from facediag.models.adapter import with_preset
 from facediag.models.card import resolve_card
 from facediag.models.edgeface import (
+    CUSTOM,
     EMBEDDING_DIM,
     VARIANTS,
     build_edgeface,
@@ -30,7 +31,8 @@ from facediag.models.edgeface import (
     describe_entry,
     expected_layout,
 )
-from facediag.models.presets import EDGEFACE, ModelPreset
+from facediag.models.loaded import LoadedModel
+from facediag.models.presets import ModelPreset
 from facediag.models.safe_load import (
     StandIn,
     clip,
@@ -53,31 +55,6 @@ INVERSE_LABEL_KEYS = ("id_to_subject", "idx_to_class", "id_to_label")
 # Wrapper names a backbone's keys may sit under (DataParallel, torch.compile, trainers).
 PREFIX_TOKENS = frozenset({"module", "model", "backbone", "_orig_mod"})
 _ANCHOR = "stem.0.weight"  # first key of every EdgeNeXt
-
-# ``arch=CUSTOM``: a TorchScript model that is not EdgeFace, run as it is (its own code),
-# on the caller's explicit word only.
-CUSTOM = "custom"
-
-
-@dataclass
-class LoadedCheckpoint:
-    model: nn.Module            # EdgeFace in eval mode (or a TorchScript wrapper)
-    variant: str                # a VARIANTS name; "torchscript" for a foreign scripted model
-                                # sized like one; "custom" for one accepted on arch="custom"
-    format: str                 # one of FORMATS
-    parameters: int
-    matched_fraction: float     # parameters/buffers of the model that were loaded: 1.0
-    missing_keys: list[str]
-    unexpected_keys: list[str]
-    head: torch.Tensor | None   # [C, 512] class centres of an ArcFace-style head
-    label_map: dict[str, int] | None
-    meta: dict                  # other top-level fields as JSON-friendly values
-    sha256: str
-    path: str
-    key_prefix: str             # prefix stripped from the file's keys ("" if none)
-    dequantized: bool = False   # int8 weights turned to float to run off CPU
-    preset: ModelPreset = EDGEFACE  # what the model expects (its card's, else EdgeFace's)
-    card: str | None = None     # the model card the preset came from
 
 
 @dataclass
@@ -148,7 +125,7 @@ def _load(path: Path, arch: str | None, device: torch.device, runtime: bool, pre
     match = detect_variant(state_dict, arch=arch, name=name, raw_keys=list(parts.state_dict))
     head = _validate_head(parts.head, name)
     model, dequantized = _instantiate(match.variant, state_dict, device, name)
-    return LoadedCheckpoint(
+    return LoadedModel(
         model=model, variant=match.variant, format=parts.format,
         parameters=count_parameters(model), matched_fraction=match.matched / match.expected,
         missing_keys=[], unexpected_keys=[],
@@ -544,7 +521,7 @@ def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.devi
               "unexpected_keys": [], "matched_fraction": 1.0}
     parameters = sum(p.numel() for p in scripted.parameters())
     if arch == CUSTOM:
-        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name, dim).to(device).eval(),
+        return LoadedModel(model=ScriptedEmbedder(scripted, name, dim).to(device).eval(),
                                 variant=CUSTOM, parameters=parameters, key_prefix="",
                                 meta={"arch": "custom TorchScript model, run as it is"},
                                 **common)
@@ -555,11 +532,11 @@ def _load_torchscript(path: Path, scripted, arch: str | None, device: torch.devi
         if arch is not None:
             raise
         like = _sized_like_edgeface(state_dict, parameters, name)
-        return LoadedCheckpoint(model=ScriptedEmbedder(scripted, name).to(device).eval(),
+        return LoadedModel(model=ScriptedEmbedder(scripted, name).to(device).eval(),
                                 variant="torchscript", parameters=parameters, key_prefix="",
                                 meta={"parameter_count_of": like}, **common)
     model, dequantized = _instantiate(match.variant, normalised, device, name)
-    return LoadedCheckpoint(model=model, variant=match.variant,
+    return LoadedModel(model=model, variant=match.variant,
                             parameters=count_parameters(model), key_prefix=prefix,
                             dequantized=dequantized, meta={}, **common)
 

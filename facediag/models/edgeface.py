@@ -13,6 +13,10 @@ from facediag.errors import CheckpointError
 
 EMBEDDING_DIM = 512
 
+# The variant of a model that is not EdgeFace, run as it is (its own code or graph): a TorchScript
+# model on ``arch="custom"``, an ONNX graph whose weights match no variant, a module wrapped from memory.
+CUSTOM = "custom"
+
 
 @dataclass(frozen=True)
 class VariantSpec:

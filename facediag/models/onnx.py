@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from torch import nn
 from facediag.errors import CheckpointError, FacediagError
 from facediag.models.checkpoint import CUSTOM, normalise_keys, sha256_file
 from facediag.models.edgeface import VARIANTS, expected_layout
+from facediag.models.loaded import LoadedModel
 from facediag.models.presets import EDGEFACE, ModelPreset
 from facediag.models.safe_load import clip, display_name
 
@@ -56,30 +57,17 @@ def is_onnx_file(path) -> bool:
     return True
 
 
-@dataclass
-class LoadedOnnx:
-    """An ONNX graph implementing the LoadedModel protocol (models/protocol.py)."""
+@dataclass(kw_only=True)
+class LoadedOnnx(LoadedModel):
+    """An ONNX graph as a LoadedModel, with what the graph says of itself. Its variant is the
+    EdgeFace variant its initializers match (CUSTOM if none), its parameters the elements of its
+    weight initializers; nothing is loaded into another model, so matched_fraction is 1."""
 
-    model: nn.Module
-    variant: str                  # an EdgeFace variant its initializers match, else "custom"
-    path: str
-    sha256: str
-    parameters: int               # elements of the graph's weight initializers
     inputs: list[dict]
     outputs: list[dict]
     opset: int | None
     int8: bool                    # the graph holds int8 weights (dynamic quantisation)
     format: str = ONNX_FORMAT
-    matched_fraction: float = 1.0  # the graph is the model: nothing is loaded into another one
-    missing_keys: list[str] = field(default_factory=list)
-    unexpected_keys: list[str] = field(default_factory=list)
-    head: torch.Tensor | None = None
-    label_map: dict[str, int] | None = None
-    meta: dict = field(default_factory=dict)
-    key_prefix: str = ""
-    dequantized: bool = False
-    preset: ModelPreset = EDGEFACE  # what the graph expects (its card's, else EdgeFace's)
-    card: str | None = None         # the model card the preset came from
 
     @property
     def embedding_dim(self) -> int | None:

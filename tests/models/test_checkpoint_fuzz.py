@@ -1,6 +1,6 @@
 """Property-based: whatever a file holds (random nested objects, tensors of any dtype and
 shape, configs, gadgets, random opcode streams, truncated or corrupted archives),
-load_checkpoint returns a LoadedCheckpoint or raises FacediagError in one line, runs
+load_checkpoint returns a LoadedModel or raises FacediagError in one line, runs
 nothing (no marker file appears) and leaves the file as it was."""
 import contextlib
 import functools
@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from facediag.errors import FacediagError
 from facediag.inspect import inspect_dict
 from facediag.models import build_edgeface
-from facediag.models.checkpoint import LoadedCheckpoint, load_checkpoint
+from facediag.models.checkpoint import load_checkpoint
+from facediag.models.loaded import LoadedModel
 
 pytestmark = [
     pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning"),
@@ -61,7 +62,7 @@ def assert_safe(path, **kwargs):
         assert "\n" not in str(e) and str(e).strip(), repr(str(e))
         loaded = None
     else:
-        assert isinstance(loaded, LoadedCheckpoint)
+        assert isinstance(loaded, LoadedModel)
         json.dumps(inspect_dict(loaded), default=str)  # what `inspect --json` prints
     assert not any(MARKERS.iterdir()), "a gadget ran"
     assert path.read_bytes() == before, "loading changed the file"
