@@ -85,9 +85,11 @@ class TrainingRun:
                                f"left behind ({', '.join(p.name for p in removed)})[/]", highlight=False)
 
     def setup(self):
+        """Everything a run needs, in order: seeds, device, DSR, data split, model, batch shape,
+        alignment, training pixels, optimiser, validators and the identity --resume checks."""
         from facediag.models.dsr import load_dsr
 
-        cfg, c = self.cfg, self.console
+        cfg = self.cfg
         seed_all(cfg.seed)
         self.device = self.dist.device(cfg.device)
         self.amp = bool(cfg.amp and self.device.type == "cuda")
@@ -98,27 +100,45 @@ class TrainingRun:
         self.model, self.variant, self.weights_sha, notes = load_model(cfg, self.device)
         self.notes += notes
         self.anchor = frozen_copy(self.model) if cfg.anchor_weight > 0 else None
-        train = split.train
-        self.labels = train.labels
+        self.labels = split.train.labels
+        self.plan_batches()
+        self.aligner = self.settle_alignment()
+        self.align_training_faces()
+        self.pixels = TrainPixels(split.train.items, cfg.vlr_size, self.dsr, self.device,
+                                  need_lr=cfg.views == "hr+lr", cache_images=cfg.cache_images,
+                                  **({"load": self.aligner.load} if self.aligner is not None else {}))
+        self.build_optimisation()
+        self.validators = self.build_validators()
+        self.identity = self.resume_identity()
+        self.announce()
+
+    def plan_batches(self) -> None:
+        """Batch shape (P subjects × K images), steps per epoch, total steps and warmup steps."""
+        cfg, train = self.cfg, self.split.train
         n_subjects = len(train.subjects)
         self.P = min(cfg.batch_subjects, n_subjects)
         if self.P < cfg.batch_subjects:
             self.notes.append(f"only {n_subjects} training subjects: batches of {self.P} subjects, "
                               f"not {cfg.batch_subjects}")
         self.K = cfg.images_per_subject
-        per_step = self.P * self.K * self.dist.world
-        self.steps = cfg.steps_per_epoch or max(1, len(train.items) // per_step)
+        images_per_step = self.P * self.K * self.dist.world
+        self.steps = cfg.steps_per_epoch or max(1, len(train.items) // images_per_step)
         self.total_steps = self.steps * cfg.epochs
         self.warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(0.05 * self.total_steps)
-        self.aligner = self.settle_alignment()
-        if self.aligner is not None:  # landmarks of every training face now, batched (cached by content)
-            self.aligner.prepare([it.hr.path for it in train.items], "detecting training faces")
-            counts = self.aligner.counts()
-            self.notes.append(f"training faces aligned on the fly to the ArcFace template ({self.aligner.id}): "
-                              f"{counts['aligned']} aligned, {counts['no_face']} with no face found used as given")
-        self.pixels = TrainPixels(train.items, cfg.vlr_size, self.dsr, self.device,
-                                  need_lr=cfg.views == "hr+lr", cache_images=cfg.cache_images,
-                                  **({"load": self.aligner.load} if self.aligner is not None else {}))
+
+    def align_training_faces(self) -> None:
+        """Landmarks of every training face now, batched (cached by content), when aligning."""
+        if self.aligner is None:
+            return
+        self.aligner.prepare([it.hr.path for it in self.split.train.items], "detecting training faces")
+        counts = self.aligner.counts()
+        self.notes.append(f"training faces aligned on the fly to the ArcFace template ({self.aligner.id}): "
+                          f"{counts['aligned']} aligned, {counts['no_face']} with no face found used as given")
+
+    def build_optimisation(self) -> None:
+        """Loss, optimiser, warmup-cosine schedule and the network steps run through (DDP when
+        more than one process)."""
+        cfg = self.cfg
         self.loss_fn = objective_for(cfg, self.device)
         self.optimizer = make_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -134,26 +154,39 @@ class TrainingRun:
 
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def build_validators(self) -> dict[str, Validator]:
+        """``val`` always; ``seen`` (held-out images of the training subjects) when the split has it."""
+        cfg, split = self.cfg, self.split
         vkw = {"dsr": self.dsr, "device": self.device, "threshold": cfg.threshold,
                "batch_size": cfg.batch_size, "amp": self.amp, "progress": cfg.progress,
                "layout": cfg.layout, "subject_regex": cfg.subject_regex,
                "gallery_per_subject": cfg.gallery_per_subject, "aligner": self.aligner}
-        self.validators = {"val": Validator(split.val, split.val_root, **vkw)}
+        validators = {"val": Validator(split.val, split.val_root, **vkw)}
         if split.seen is not None:
-            self.validators["seen"] = Validator(split.seen, split.train.root, **vkw)
-        self.identity = {
+            validators["seen"] = Validator(split.seen, split.train.root, **vkw)
+        return validators
+
+    def resume_identity(self) -> dict:
+        """What --resume requires unchanged: weights, data fingerprints and the identity options."""
+        cfg, split = self.cfg, self.split
+        align_id = self.aligner.id if self.aligner is not None else None
+        return {
             "weights_sha256": self.weights_sha,
-            "train_fingerprint": train.fingerprint(cfg.vlr_size, self.dsr.fingerprint,
-                                                   self.aligner.id if self.aligner is not None else None),
+            "train_fingerprint": split.train.fingerprint(cfg.vlr_size, self.dsr.fingerprint, align_id),
             "val_fingerprint": split.val.fingerprint(),
             "seen_fingerprint": split.seen.fingerprint() if split.seen else None,
             **{k: getattr(cfg, k) for k in RESUME_IDENTITY},
-            **({"align": self.aligner.id} if self.aligner is not None else {}),  # absent: older states resume
+            **({"align": align_id} if self.aligner is not None else {}),  # absent: older states resume
         }
+
+    def announce(self) -> None:
+        """The run's header: model, device, objective, data, batches, validation sets and notes."""
+        cfg, c, train = self.cfg, self.console, self.split.train
         c.print(f"[bold]train-contrastive[/] {self.variant} on {self.device}"
                 f"{' ×' + str(self.dist.world) + ' (DDP)' if self.dist.world > 1 else ''}"
                 f"{' bf16' if self.amp else ''}: objective {cfg.objective}, views {cfg.views}, "
-                f"{len(train.items)} images of {n_subjects} subjects, batches {self.P}×{self.K}, "
+                f"{len(train.items)} images of {len(train.subjects)} subjects, batches {self.P}×{self.K}, "
                 f"{self.steps} steps/epoch, lr {cfg.lr:g}", highlight=False)
         if cfg.objective != "supcon":
             c.print(f"[yellow]--objective {cfg.objective} reproduces a known failure on purpose "
@@ -161,7 +194,7 @@ class TrainingRun:
         for name, v in self.validators.items():
             c.print(f"  {name}: {len(v.protocol.gallery_subjects)} subjects, "
                     f"{len(v.protocol.probes)} probes at {cfg.vlr_size} px, {self.dsr.name} DSR "
-                    f"({_VAL_LABEL[name if name == 'seen' else split.val_kind]})", highlight=False)
+                    f"({_VAL_LABEL[name if name == 'seen' else self.split.val_kind]})", highlight=False)
         for note in self.notes:
             c.print(f"  [dim]note:[/] {note}", highlight=False)
 
