@@ -1,5 +1,6 @@
-"""What every saved result shares: the schema version, strict JSON, atomic saving, and one
-loader that reads any result back by its ``kind`` (run, compare, bench-accuracy, bench-speed).
+"""What every saved result shares: the schema version, strict JSON, atomic saving, and reading
+a saved result back as a dict. The loader that turns that dict into a result by its ``kind``
+lives in :mod:`facediag.results`, the package that imports every kind, so no kind imports it.
 """
 from __future__ import annotations
 
@@ -51,29 +52,3 @@ def load_result_dict(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FacediagError(f"{path}: not a facediag report (a JSON {type(data).__name__}, not an object)")
     return data
-
-
-def result_from_dict(data: dict[str, Any], source: str | Path = "report"):
-    """The Report, CompareReport or BenchReport that ``data`` holds, by its ``kind``."""
-    from facediag.results.bench import BenchReport
-    from facediag.results.compare import CompareReport
-    from facediag.results.run import Report
-
-    kind = str(data.get("kind", "run"))
-    cls = {"run": Report, "compare": CompareReport}.get(kind, BenchReport if kind.startswith("bench-") else None)
-    if cls is None:
-        raise FacediagError(f"{source}: unknown report kind {kind!r} (run, compare, bench-accuracy, bench-speed, bench-verification, bench-ijb)")
-    try:
-        return cls.from_dict(data)
-    except FacediagError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise FacediagError(f"{source}: a {kind} report of the wrong shape ({type(exc).__name__}: {exc})") from None
-
-
-def load_result(path: str | Path, expect: type | None = None):
-    """Any saved result, read back by its kind; with ``expect``, only a result of that class."""
-    result = result_from_dict(load_result_dict(path), path)
-    if expect is not None and not isinstance(result, expect):
-        raise FacediagError(f"{path}: a {type(result).__name__}, not a {expect.__name__}")
-    return result

@@ -5,7 +5,6 @@ Renderers read a Report and nothing else; a report.json read back is the same Re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from facediag.version import __version__
@@ -73,11 +72,3 @@ class Report(Result):
             facediag_version=d.get("facediag_version", ""),
             schema_version=d["schema_version"],
         )
-
-
-
-def load_report(path: str | Path) -> Report:
-    """A saved run report (what a baseline is); any other kind is refused with one line."""
-    from facediag.results.base import load_result
-
-    return load_result(path, expect=Report)
