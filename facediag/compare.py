@@ -37,7 +37,7 @@ from facediag.metrics.parity import deployment_parity
 from facediag.metrics.significance import mcnemar_exact
 from facediag.metrics.verdict import BETTER, WORSE, interval_verdict, verdict
 from facediag.models.edgeface import VARIANTS
-from facediag.models.protocol import LoadedModel, preset_of
+from facediag.models.loaded import LoadedModel, preset_of
 from facediag.protocols.gallery import Evaluation
 from facediag.protocols.resampling import Tested, bootstrap_tests
 from facediag.results import CompareReport, MetricRow, Report

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from facediag.models.card import missing_card_note
-from facediag.models.protocol import preset_of
+from facediag.models.loaded import preset_of
 
 
 def inspect_dict(loaded) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from facediag.diagnosis import diagnose
 from facediag.models.card import missing_card_note
 from facediag.models.presets import DEFAULT_THRESHOLD
-from facediag.models.protocol import preset_of
+from facediag.models.loaded import preset_of
 from facediag.errors import FacediagError
 from facediag.checks.base import Status
 from facediag.checks.registry import get_check, run_check

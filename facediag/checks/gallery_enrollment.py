@@ -7,7 +7,7 @@ from facediag.checks._faces import strip, tile
 from facediag.checks._plotdata import r
 from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.models.presets import EDGEFACE
-from facediag.models.protocol import preset_of
+from facediag.models.loaded import preset_of
 from facediag.protocols.label_noise import gallery_label_scores, rank1_without
 from facediag.checks.registry import register
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from facediag.errors import FacediagError
 from facediag.models.presets import EDGEFACE, ModelPreset
+from facediag.models.safe_load import read_toml
 
 CARD_SUFFIX = ".toml"
 CHANNEL_ORDERS = ("RGB", "BGR")
@@ -53,8 +54,6 @@ def resolve_card(model_path, card=None) -> tuple[ModelPreset, Path | None]:
 def read_card(path) -> ModelPreset:
     """A card's ModelPreset, validated; FacediagError (one line naming the file and field) otherwise."""
     path = Path(path)
-    from facediag.models.safe_load import read_toml  # torch: imported when a model card is read
-
     doc = read_toml(path, "model card")
     unknown = [k for k in doc if k not in FIELDS]
     if unknown:

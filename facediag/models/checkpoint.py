@@ -1,4 +1,4 @@
-"""Load EdgeFace checkpoints strictly, whatever wrapper they come in, and fingerprint them.
+"""Load EdgeFace checkpoints strictly, whatever wrapper or format they come in.
 
 A checkpoint either loads every parameter of one EdgeFace variant exactly (same keys,
 same shapes, nothing left over) or is refused with one line saying what was expected
@@ -8,7 +8,6 @@ silently stays random, which is the failure this module exists to prevent.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,8 +29,11 @@ from facediag.models.edgeface import (
     count_parameters,
     describe_entry,
     expected_layout,
+    normalise_keys,
 )
+from facediag.models.fingerprint import sha256_file
 from facediag.models.loaded import LoadedModel
+from facediag.models.onnx import is_onnx_file, load_onnx
 from facediag.models.presets import ModelPreset
 from facediag.models.safe_load import (
     StandIn,
@@ -52,9 +54,6 @@ HEAD_KEYS = ("arcface_state_dict", "head_state_dict", "margin_state_dict", "arcf
 LABEL_KEYS = ("subject_to_id", "label_map", "class_to_idx", "label_to_id", "subject_to_label")
 INVERSE_LABEL_KEYS = ("id_to_subject", "idx_to_class", "id_to_label")
 
-# Wrapper names a backbone's keys may sit under (DataParallel, torch.compile, trainers).
-PREFIX_TOKENS = frozenset({"module", "model", "backbone", "_orig_mod"})
-_ANCHOR = "stem.0.weight"  # first key of every EdgeNeXt
 
 
 @dataclass
@@ -99,13 +98,11 @@ def load_checkpoint(path, arch: str | None = None, device="cpu", runtime: bool =
 
 
 def _load(path: Path, arch: str | None, device: torch.device, runtime: bool, preset: ModelPreset):
-    from facediag.models import onnx as onnx_models  # imported here: it builds on this module
-
     name = display_name(path)
     if arch is not None and arch != CUSTOM:
         arch = resolve_variant(arch)
-    if path.is_file() and onnx_models.is_onnx_file(path):
-        return onnx_models.load_onnx(path, arch=arch, runtime=runtime, preset=preset)
+    if path.is_file() and is_onnx_file(path):
+        return load_onnx(path, arch=arch, runtime=runtime, preset=preset)
     raw = read_weights_file(path)
     if raw.kind == "torchscript":
         # A card naming another family is the user's word that the model is not EdgeFace.
@@ -142,25 +139,6 @@ def resolve_variant(name: str) -> str:
             return candidate
     raise CheckpointError(f"unknown EdgeFace variant '{clip(name)}' "
                           f"(known: {', '.join(VARIANTS)}; or '{CUSTOM}' for a TorchScript model)")
-
-
-def normalise_keys(state_dict: Mapping) -> tuple[str, OrderedDict]:
-    """Official ``model.``-prefixed keys, and the wrapper prefix that was stripped.
-
-    The prefix is whatever precedes the EdgeNeXt stem in the file, accepted only when
-    made of known wrapper names; otherwise the keys are returned unchanged (and will
-    match no variant).
-    """
-    anchor = next((k for k in state_dict if k.endswith(_ANCHOR)), None)
-    if anchor is None:
-        return "", OrderedDict(state_dict)
-    prefix = anchor[: -len(_ANCHOR)]
-    if prefix and (not prefix.endswith(".")
-                   or any(tok not in PREFIX_TOKENS for tok in prefix[:-1].split("."))):
-        return "", OrderedDict(state_dict)
-    return prefix, OrderedDict(
-        ("model." + k[len(prefix):] if k.startswith(prefix) else k, v)
-        for k, v in state_dict.items())
 
 
 def match_variant(state_dict: Mapping, variant: str) -> VariantMatch:
@@ -567,42 +545,6 @@ def _sized_like_edgeface(state_dict: Mapping, parameters: int, name: str) -> str
         raise CheckpointError(f"{name}: TorchScript model sized like {same[0]} but its last "
                               f"layer is {width} wide, not {EMBEDDING_DIM}; {advice}")
     return same[0]
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def fingerprint_state_dict(state_dict: Mapping) -> str:
-    """sha256 over sorted key names and each value's dtype, shape and bytes."""
-    h = hashlib.sha256()
-    for key in sorted(state_dict):
-        h.update(key.encode() + b"\0")
-        _hash_value(h, state_dict[key])
-    return h.hexdigest()
-
-
-def _hash_value(h, value) -> None:
-    if isinstance(value, torch.Tensor):
-        t = value.detach().cpu()
-        if t.is_quantized:
-            if t.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-                h.update(f"q{t.q_scale()}:{t.q_zero_point()}".encode())
-            else:
-                _hash_value(h, t.q_per_channel_scales())
-                _hash_value(h, t.q_per_channel_zero_points())
-            t = t.int_repr()
-        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            _hash_value(h, item)
-    else:
-        h.update(repr(value).encode())
 
 
 def save_state_dict(model: nn.Module, path) -> str:

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facediag.errors import CheckpointError
-from facediag.models.checkpoint import WEIGHT_KEYS, fingerprint_state_dict, sha256_file
+from facediag.models.checkpoint import WEIGHT_KEYS
+from facediag.models.fingerprint import fingerprint_state_dict, sha256_file
 from facediag.models.onnx import is_onnx_file, load_onnx_image_module
 from facediag.models.safe_load import (
     check_torchscript_archive,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -186,3 +188,27 @@ def count_parameters(model: nn.Module) -> int:
             bias = module.bias()
             total += module.weight().numel() + (bias.numel() if bias is not None else 0)
     return total
+
+
+# Wrapper names a backbone's keys may sit under (DataParallel, torch.compile, trainers).
+PREFIX_TOKENS = frozenset({"module", "model", "backbone", "_orig_mod"})
+_ANCHOR = "stem.0.weight"  # first key of every EdgeNeXt
+
+
+def normalise_keys(state_dict: Mapping) -> tuple[str, OrderedDict]:
+    """Official ``model.``-prefixed keys, and the wrapper prefix that was stripped.
+
+    The prefix is whatever precedes the EdgeNeXt stem in the file, accepted only when
+    made of known wrapper names; otherwise the keys are returned unchanged (and will
+    match no variant).
+    """
+    anchor = next((k for k in state_dict if k.endswith(_ANCHOR)), None)
+    if anchor is None:
+        return "", OrderedDict(state_dict)
+    prefix = anchor[: -len(_ANCHOR)]
+    if prefix and (not prefix.endswith(".")
+                   or any(tok not in PREFIX_TOKENS for tok in prefix[:-1].split("."))):
+        return "", OrderedDict(state_dict)
+    return prefix, OrderedDict(
+        ("model." + k[len(prefix):] if k.startswith(prefix) else k, v)
+        for k, v in state_dict.items())

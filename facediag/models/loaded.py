@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from facediag.models.adapter import with_preset
+from facediag.models.card import read_card
 from facediag.models.edgeface import CUSTOM
 from facediag.models.presets import EDGEFACE, ModelPreset
 
@@ -58,8 +59,6 @@ class LoadedModel:
         (a training loop calls ``module.train()`` again after a check).
         """
         if card is not None:
-            from facediag.models.card import read_card  # card reading pulls in the TOML reader
-
             preset, card = read_card(card), str(card)
         return cls(model=with_preset(module, preset, name), variant=variant, format=IN_MEMORY_FORMAT,
                    path=name, sha256=None, parameters=sum(p.numel() for p in module.parameters()),

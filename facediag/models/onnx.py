@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from facediag.errors import CheckpointError, FacediagError
-from facediag.models.checkpoint import CUSTOM, normalise_keys, sha256_file
-from facediag.models.edgeface import VARIANTS, expected_layout
+from facediag.models.edgeface import CUSTOM, VARIANTS, expected_layout, normalise_keys
+from facediag.models.fingerprint import sha256_file
 from facediag.models.loaded import LoadedModel
 from facediag.models.presets import EDGEFACE, ModelPreset
 from facediag.models.safe_load import clip, display_name
@@ -117,7 +117,7 @@ def load_onnx(path, arch: str | None = None, runtime: bool = True, preset: Model
 
 def _parse(path: Path):
     """The ModelProto, validated; CheckpointError (one line) for anything else."""
-    import onnx
+    import onnx  # optional (facediag[onnx]): its absence is said by require() before any parse
 
     name = display_name(path)
     try:
@@ -137,10 +137,10 @@ def _parse(path: Path):
 
 
 def _value_info(v) -> dict:
+    import onnx  # optional (facediag[onnx]): only ever called on a graph it parsed
+
     t = v.type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
-    import onnx
-
     dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else None
     return {"name": v.name, "shape": dims, "dtype": dtype, "elem_type": int(t.elem_type)}
 
@@ -222,7 +222,7 @@ class OnnxEmbedder(nn.Module):
         self._sessions: dict[str, object] = {}
 
     def session(self, cuda: bool = False):
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional (facediag[onnx]): load_onnx has required it
 
         available = ort.get_available_providers()
         kind = "cuda" if cuda and "CUDAExecutionProvider" in available else "cpu"

@@ -27,6 +27,7 @@ import functools
 import io
 import os
 import pickletools
+import tomllib
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -35,8 +36,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 
-from facediag.errors import CheckpointError
+from facediag.errors import CheckpointError, FacediagError
+from facediag.io import read_user_text
 
 # --- limits --------------------------------------------------------------------------
 # Real checkpoints keep tensor bytes in separate zip members; the pickle only describes
@@ -193,8 +197,6 @@ def _read(path: Path, kind: str, map_location) -> RawCheckpoint:
         check_torchscript_archive(path)
         return RawCheckpoint(kind, torch.jit.load(str(path), map_location=map_location), {})
     if kind == "safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
         with safe_open(str(path), "pt") as f:
             metadata = dict(f.metadata() or {})
         return RawCheckpoint(kind, load_file(str(path), device=str(map_location)), metadata)
@@ -577,11 +579,6 @@ def read_toml(path, what: str) -> dict:
     :func:`check_structure` puts on a checkpoint's data; tomllib itself recurses, so a file
     nested thousands of tables deep would otherwise end in RecursionError, as would any
     recursive reader of what it returned). Every TOML facediag reads comes through here."""
-    import tomllib
-
-    from facediag.errors import FacediagError
-    from facediag.io import read_user_text
-
     path = Path(path)
     text = read_user_text(path, what)
     try:

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from facediag.errors import CheckpointError
-from facediag.models.checkpoint import detect_variant, normalise_keys
+from facediag.models.checkpoint import detect_variant
 from facediag.models.edgeface import (
-    VARIANTS, LowRankLinear, build_edgeface, describe_state_dict, expected_layout,
+    VARIANTS, LowRankLinear, build_edgeface, describe_state_dict, expected_layout, normalise_keys,
 )
 
 
