@@ -32,6 +32,7 @@ from facediag.data.images import load_face, to_tensor01
 from facediag.data.index import index_dataset, natural_key
 from facediag.embed import Embedder
 from facediag.errors import FacediagError
+from facediag.formatting import display_name
 from facediag.io import atomic_save, atomic_write_bytes
 from facediag.metrics.parity import Parity, embedding_parity
 from facediag.models.adapter import PresetInput, with_preset
@@ -39,7 +40,6 @@ from facediag.models.card import card_path_for
 from facediag.models.checkpoint import ScriptedEmbedder, load_checkpoint
 from facediag.models.edgeface import VARIANTS
 from facediag.models.onnx import ONNX_FORMAT, load_onnx, require
-from facediag.models.safe_load import display_name
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17  # every op EdgeNeXt uses (LayerNormalization among them) is native from 17

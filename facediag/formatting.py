@@ -1,7 +1,9 @@
-"""How a number reads in every report, line and table: the one formatting of metric values."""
+"""How a value reads in every report, line and table: the one formatting of metric values, and
+of names and texts from outside (file names, error messages) quoted in a one-line message."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -37,3 +39,29 @@ def format_value(value: Any) -> str:
         shown = ", ".join(format_value(v) for v in value[:6])
         return f"[{shown}{', …' if len(value) > 6 else ''}]"
     return str(value)
+
+
+def clip(text, limit: int = 80) -> str:
+    """Any text as one printable line of at most ``limit`` characters."""
+    text = str(text)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def display_name(path) -> str:
+    """A file's name for a one-line message: control characters escaped."""
+    name = Path(path).name
+    return name if name.isprintable() else repr(name)[1:-1]
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one printable line of at most 300 characters, for a one-line error."""
+    try:
+        text = str(e).strip().splitlines()
+    except Exception:  # noqa: BLE001
+        text = []
+    line = text[0] if text else type(e).__name__
+    if isinstance(e, (KeyError, IndexError, EOFError)) and text:  # "24" says nothing alone
+        line = f"{type(e).__name__}: {line}"
+    return (line if line.isprintable() else repr(line)[1:-1])[:300]

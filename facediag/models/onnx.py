@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from facediag.errors import CheckpointError, FacediagError
+from facediag.formatting import clip, display_name
 from facediag.models.edgeface import CUSTOM, VARIANTS, expected_layout, normalise_keys
 from facediag.models.fingerprint import sha256_file
 from facediag.models.loaded import LoadedModel
 from facediag.models.presets import EDGEFACE, ModelPreset
-from facediag.models.safe_load import clip, display_name
 
 ONNX_FORMAT = "onnx"
 INSTALL_HINT = "pip install 'facediag[onnx]'"

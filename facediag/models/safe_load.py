@@ -40,6 +40,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from facediag.errors import CheckpointError, FacediagError
+from facediag.formatting import clip, display_name
+from facediag.formatting import one_line as _one_line
 from facediag.io import read_user_text
 
 # --- limits --------------------------------------------------------------------------
@@ -164,12 +166,6 @@ class RawCheckpoint:
     kind: str            # "pickle", "torchscript" or "safetensors"
     payload: Any         # unpickled object, ScriptModule, or dict of tensors
     metadata: dict       # safetensors header metadata; empty otherwise
-
-
-def display_name(path) -> str:
-    """A file's name for a one-line message: control characters escaped."""
-    name = Path(path).name
-    return name if name.isprintable() else repr(name)[1:-1]
 
 
 def read_weights_file(path, map_location="cpu") -> RawCheckpoint:
@@ -736,30 +732,11 @@ def _unpickler_reason(e: BaseException) -> str:
     return reason[:300]
 
 
-def _one_line(e: BaseException) -> str:
-    try:
-        text = str(e).strip().splitlines()
-    except Exception:  # noqa: BLE001
-        text = []
-    line = text[0] if text else type(e).__name__
-    if isinstance(e, (KeyError, IndexError, EOFError)) and text:  # "24" says nothing alone
-        line = f"{type(e).__name__}: {line}"
-    return (line if line.isprintable() else repr(line)[1:-1])[:300]
-
-
-def clip(text, limit: int = 80) -> str:
-    """Any text as one printable line of at most ``limit`` characters."""
-    text = str(text)
-    if not text.isprintable():
-        text = repr(text)[1:-1]
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _mib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 __all__ = ["MAX_DEPTH", "MAX_INFLATION", "MAX_OBJECTS", "MAX_PICKLE_BYTES", "MAX_PICKLE_OPS",
            "MAX_ZIP_MEMBERS", "RawCheckpoint", "StandIn", "check_structure", "read_toml",
-           "check_torchscript_archive", "check_zip_archive", "clip", "display_name", "is_gadget", "load_pickled",
+           "check_torchscript_archive", "check_zip_archive", "is_gadget", "load_pickled",
            "quiet_torch_deprecations", "read_weights_file", "scan_pickle_globals", "sniff_format", "to_plain"]

@@ -35,7 +35,8 @@ import torch
 from facediag.data.images import fit_canvas, load_face, read_rgb, to_tensor01
 from facediag.data.index import IMAGE_SUFFIXES, file_digest
 from facediag.errors import CheckpointError, DataError
-from facediag.models.safe_load import clip, display_name, is_gadget, scan_pickle_globals
+from facediag.formatting import clip, display_name
+from facediag.models.safe_load import is_gadget, scan_pickle_globals
 
 # A .bin is read into memory whole, as the reference does; the largest public ones (CFP-FP,
 # AgeDB-30, XQLFW) are under 200 MB.
