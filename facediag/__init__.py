@@ -2,7 +2,7 @@
 
 from facediag.version import __version__
 
-__all__ = ["__version__", "run_all"]
+__all__ = ["Monitor", "__version__", "run_all"]
 
 
 def run_all(*args, **kwargs):
@@ -10,3 +10,12 @@ def run_all(*args, **kwargs):
     from facediag.runner import run_all as _run_all
 
     return _run_all(*args, **kwargs)
+
+
+def __getattr__(name: str):
+    """``from facediag import Monitor`` imports the monitor (and torch) only when asked for."""
+    if name == "Monitor":
+        from facediag.monitor import Monitor
+
+        return Monitor
+    raise AttributeError(f"module 'facediag' has no attribute {name!r}")
