@@ -44,6 +44,11 @@ def bin_index(scores) -> np.ndarray:
     return np.clip(np.floor(s * SCALE).astype(np.int64) + SCALE, 0, BINS - 1)
 
 
+def bin_counts(scores) -> np.ndarray:
+    """The histogram of some scores: int64 counts per bin (bin_index), [BINS]."""
+    return np.bincount(bin_index(scores).ravel(), minlength=BINS)
+
+
 def bin_edge(i) -> np.ndarray:
     """Lower edge of bin i: every score in bins >= i is >= this edge, and no other is."""
     return (np.asarray(i, dtype=np.float64) - SCALE) / SCALE
@@ -167,30 +172,39 @@ class ImpostorStream:
             self._shrink_top()
 
     def _shrink_top(self) -> None:
-        s, p, t = (np.concatenate(x) for x in zip(*self._top))
-        if len(s) > self.top_limit:
-            keep = np.argpartition(-s, self.top_limit - 1)[:self.top_limit]
-            s, p, t = s[keep], p[keep], t[keep]
+        """Keep only the top_limit highest candidates; a score at or below the lowest of them can
+        no longer enter."""
+        s, p, t = _highest(self._top, self.top_limit)
+        if self._top_size > self.top_limit:
             self.floor = float(s.min())
         self._top, self._top_size = [(s, p, t)], len(s)
 
     def result(self) -> ImpostorScores:
+        """The summary of every score added so far; the stream is left as it was (more may be added)."""
         empty = (np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.int32))
         sample, sample_probe, sample_template = (tuple(np.concatenate(x) for x in zip(*self._sample))
                                                  if self._sample else empty)
         if self.exact:  # every pair kept: moments, histogram and top come from the pairs themselves
             s, p, t = sample, sample_probe, sample_template
-            self.total, self.total_sq = float(sample.sum()), float(np.dot(sample, sample))
-            self.histogram = np.bincount(bin_index(sample), minlength=BINS)
+            total, total_sq, histogram = float(sample.sum()), float(np.dot(sample, sample)), bin_counts(sample)
+            order = descending_stable(s)  # equal scores in pass order
         else:
-            if self._top:
-                self._shrink_top()
-            s, p, t = self._top[0] if self._top else empty
-        # Descending; equal scores in pass order when every pair is kept, else by probe then template
-        # (the kept top arrives in an order that depends on the pass's block shape).
-        order = descending_stable(s) if self.exact else np.lexsort((t, p, -s))
-        return ImpostorScores(self.n, self.total, self.total_sq, self.histogram, s[order], p[order], t[order],
+            s, p, t = _highest(self._top, self.top_limit) if self._top else empty
+            total, total_sq, histogram = self.total, self.total_sq, self.histogram.copy()
+            # Equal scores by probe then template: the kept top arrives in an order that depends on
+            # the pass's block shape.
+            order = np.lexsort((t, p, -s))
+        return ImpostorScores(self.n, total, total_sq, histogram, s[order], p[order], t[order],
                               sample, sample_probe, self.keep)
+
+
+def _highest(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], limit: int):
+    """The ``limit`` highest (score, probe, template) of some parts, unordered (all when fewer)."""
+    s, p, t = (np.concatenate(x) for x in zip(*parts))
+    if len(s) > limit:
+        keep = np.argpartition(-s, limit - 1)[:limit]
+        s, p, t = s[keep], p[keep], t[keep]
+    return s, p, t
 
 
 def _ids(x) -> np.ndarray:

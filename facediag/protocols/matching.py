@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from facediag.metrics.identification import MatchSummary
-from facediag.metrics.streaming import BINS, SCALE, ImpostorScores, ImpostorStream, bin_edge, bin_index
+from facediag.metrics.streaming import BINS, SCALE, ImpostorScores, ImpostorStream, bin_counts, bin_edge
 from facediag.protocols.index import MIN_BLOCK_PROBES, Candidates, merge_top, search
 
 RANK_LIMIT = 50          # the CMC is reported to rank 50; a rank above it is "beyond 50"
@@ -118,128 +118,225 @@ def with_candidates(mt: Matching, cand: Candidates) -> Matching:
     is_own = (cand.ids == mt.own[:, None]) & mated
     found = is_own.any(1)
     above = ((cand.scores >= mt.genuine[:, None]) & valid & ~is_own).sum(1)
-    beyond = RANK_LIMIT + 1 if n_t > RANK_LIMIT else n_t
-    ranks = np.where(found, np.minimum(above + 1, beyond), beyond)
-    ranks = np.where(mt.mated & np.isnan(mt.genuine), n_t, ranks)
-    ranks = np.where(mt.mated, ranks, 0)
+    beyond = RANK_LIMIT + 1 if n_t > RANK_LIMIT else n_t  # not in the candidates
+    ranks = _ranks(np.where(found, above + 1, beyond), mt.mated, mt.genuine, n_t)
     not_own = valid & ~is_own
     first = not_own.argmax(1)
     has_rival = not_own.any(1)
     rows = np.arange(len(first))
-    return replace(mt, ranks=ranks.astype(np.int64), top_score=cand.scores[:, 0].astype(np.float64),
+    return replace(mt, ranks=ranks, top_score=cand.scores[:, 0].astype(np.float64),
                    rival=np.where(has_rival, cand.ids[rows, first], -1).astype(np.int64),
                    rival_score=np.where(has_rival, cand.scores[rows, first], -np.inf).astype(np.float64),
                    index=cand.info())
 
 
+def _ranks(at_least: np.ndarray, mated: np.ndarray, genuine: np.ndarray, n_templates: int) -> np.ndarray:
+    """Each probe's rank from the templates scoring at least its genuine score (its own one
+    included): at most RANK_LIMIT + 1 ("beyond"), every template where the genuine score is NaN
+    (it matches nothing), 0 for a probe not enrolled."""
+    ranks = np.minimum(at_least, RANK_LIMIT + 1)
+    ranks = np.where(mated & np.isnan(genuine), n_templates, ranks)
+    return np.where(mated, ranks, 0).astype(np.int64)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """How the pass cuts the probes × templates scores: blocks of probes, tiles of templates."""
+
+    block: int         # probes per block
+    tile: int          # templates per tile
+    one_tile: bool     # every template in one tile: a block's genuine scores are known before counting
+    top_k: int         # best scores kept per row (merged across tiles)
+    sampled: int       # impostor columns sampled per probe; 0 when every pair is kept
+
+    @classmethod
+    def of(cls, n_templates: int, chunk_cells: int, stream: ImpostorStream) -> _Shape:
+        """Every pair kept: about chunk_cells pairs in all, so a block is one tile. Summarised: a
+        block re-reads every template, so it holds at least MIN_BLOCK_PROBES probes and the
+        templates come in tiles of about chunk_cells scores, of even width (none a sliver)."""
+        block = max(1, chunk_cells // max(n_templates, 1))
+        tile = n_templates
+        if not stream.exact:
+            block = max(block, min(MIN_BLOCK_PROBES, chunk_cells))
+            n_tiles = _ceil_div(n_templates, max(1, chunk_cells // block))
+            tile = _ceil_div(n_templates, n_tiles)
+        one_tile = tile >= n_templates
+        top_k = min(n_templates, TOP_K if one_tile else RANK_LIMIT + 1)
+        sampled = 0 if stream.exact else max(1, math.ceil(stream.keep * n_templates))
+        return cls(block, tile, one_tile, top_k, sampled)
+
+
+class _Block:
+    """One block of probes (rows a:b) and what its tiles add up to."""
+
+    def __init__(self, probes: np.ndarray, own: np.ndarray, probe_ids: np.ndarray, a: int, b: int,
+                 thresholds: tuple[float, ...], device: torch.device):
+        self.n = b - a
+        self.p = torch.as_tensor(np.ascontiguousarray(probes[a:b], dtype=np.float32), device=device)
+        self.rows = torch.arange(self.n, device=device)
+        self.own = torch.as_tensor(own[a:b], device=device)
+        self.mated = self.own >= 0
+        self.ids = probe_ids[a:b]
+        self.genuine = torch.full((self.n,), float("nan"), device=device)
+        self.accepts = {t: torch.zeros(self.n, dtype=torch.long, device=device) for t in thresholds}
+        self.at_least = None          # templates scoring >= the genuine score
+        self.vals = self.idx = None   # the merged top-k: scores, template columns
+        # Summarised only: the sampled columns and their scores, and the sum of squared scores.
+        self.sample_cols = self.sampled = self.squares = None
+
+    def start_sample(self, n_templates: int, n_sampled: int) -> None:
+        device = self.p.device
+        self.sample_cols = _sample_columns(self.ids, n_templates, n_sampled, device)
+        self.sampled = torch.empty(self.sample_cols.shape, device=device)
+        self.squares = torch.zeros(self.n, dtype=torch.float64, device=device)
+
+
+class _ExactPass:
+    """The chunked pass of :func:`match` over every probe × template score (module docstring)."""
+
+    def __init__(self, templates: np.ndarray, own: np.ndarray, probe_ids: np.ndarray, thresholds,
+                 device, chunk_cells: int, stream: ImpostorStream):
+        self.device = torch.device(device)
+        self.work = _Workspace(self.device)
+        self.templates = torch.as_tensor(np.ascontiguousarray(templates, dtype=np.float32), device=self.device)
+        self.n_templates = len(templates)
+        self.own, self.probe_ids, self.thresholds, self.stream = own, probe_ids, thresholds, stream
+        self.shape = _Shape.of(self.n_templates, chunk_cells, stream)
+        # Summarised: each probe's sum of scores without the scores, Σ_t p·t = p·Σ_t t.
+        self.template_sum = None if stream.exact else self.templates.sum(0)
+        self.out = {name: [] for name in ("genuine", "at_least", "top", "rival", "rival_score", "imp_sum",
+                                          *thresholds)}
+
+    def run(self, probes: np.ndarray) -> dict:
+        """Per-probe columns (numpy) of every block, by name."""
+        for a in range(0, len(probes), self.shape.block):
+            block = _Block(probes, self.own, self.probe_ids, a, min(a + self.shape.block, len(probes)),
+                           self.thresholds, self.device)
+            if not self.stream.exact:
+                block.start_sample(self.n_templates, self.shape.sampled)
+            for lo in range(0, self.n_templates, self.shape.tile):  # counts and sums add up, the top-k merges
+                self.tile(block, lo, min(lo + self.shape.tile, self.n_templates))
+            self.finish(block)
+        return {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in self.out.items()}
+
+    def tile(self, block: _Block, lo: int, hi: int) -> None:
+        """Scores of the block against templates lo:hi, reduced on the spot."""
+        k = self.shape.top_k
+        scores = torch.matmul(block.p, self.templates[lo:hi].T,
+                              out=self.work.take("scores", (block.n, hi - lo), torch.float32))
+        own_here = torch.where(block.mated & (block.own >= lo) & (block.own < hi), block.own - lo, -1)  # -1: elsewhere
+        block.genuine = torch.where(own_here >= 0, scores[block.rows, own_here.clamp(min=0)], block.genuine)
+        top_vals, top_idx = scores.topk(min(k, hi - lo), dim=1)  # sorted, descending
+        partial = top_vals.shape[1] < hi - lo  # the top-k is not the whole row
+        if self.shape.one_tile:  # the genuine score is known (+inf, so none counted, where there is none)
+            known = block.mated & ~torch.isnan(block.genuine)
+            genuine_or_inf = torch.where(known, block.genuine, np.inf)[:, None]
+            block.at_least = _count_at_least(scores, top_vals, genuine_or_inf, partial)
+        for t in self.thresholds:
+            block.accepts[t] += _count_at_least(scores, top_vals, t, partial)
+        if self.stream.exact:
+            self.keep_impostors(block, scores)
+        else:
+            self.summarise_impostors(block, scores, top_vals, top_idx, own_here, partial, lo)
+        block.vals, block.idx = merge_top(block.vals, block.idx, top_vals, top_idx + lo, k)
+
+    def keep_impostors(self, block: _Block, scores: torch.Tensor) -> None:
+        """Every impostor pair to the stream (every pair kept: one tile, so columns are templates)."""
+        impostor = torch.ones_like(scores, dtype=torch.bool)
+        impostor[block.rows[block.mated], block.own[block.mated]] = False
+        rows, cols = impostor.nonzero(as_tuple=True)
+        values = scores[impostor].double()
+        self.stream.add_exact(values.cpu().numpy(), block.ids[rows.cpu().numpy()], cols.cpu().numpy())
+        per_probe = torch.zeros(block.n, dtype=torch.float64, device=self.device).index_add_(0, rows, values)
+        self.out["imp_sum"].append(per_probe)
+
+    def summarise_impostors(self, block: _Block, scores, top_vals, top_idx, own_here, partial: bool,
+                            lo: int) -> None:
+        """A tile's share of the summary: sampled scores, squares, histogram (genuine cells
+        included, taken out in :meth:`finish`) and candidates for the kept top."""
+        stream, hi = self.stream, lo + scores.shape[1]
+        here = (block.sample_cols >= lo) & (block.sample_cols < hi)
+        picked = scores.gather(1, (block.sample_cols - lo).clamp(0, hi - lo - 1))
+        block.sampled = torch.where(here, picked, block.sampled)
+        block.squares += torch.linalg.vector_norm(scores, dim=1).double() ** 2
+        counts = _histogram(scores, self.work)
+        if stream.floor == -np.inf and partial:
+            stream.raise_floor(_provisional_floor(counts, int((own_here >= 0).sum()), stream.top_limit))
+        _offer_top(stream, scores, top_vals, top_idx, own_here, block.ids, partial, lo)
+        stream.add_histogram(counts)
+
+    def finish(self, block: _Block) -> None:
+        """The block's rows, once every tile is in."""
+        if not self.shape.one_tile:  # from the merged top RANK_LIMIT + 1: its last still >= genuine means beyond
+            block.at_least = (block.vals >= block.genuine[:, None]).sum(1)
+            if self.shape.top_k < self.n_templates:
+                beyond = torch.full_like(block.at_least, RANK_LIMIT + 1)
+                block.at_least = torch.where(block.vals[:, -1] >= block.genuine, beyond, block.at_least)
+        rival, rival_score = _rivals(block.vals, block.idx, block.own, self.n_templates)
+        out = self.out
+        out["rival"].append(rival)
+        out["rival_score"].append(rival_score)
+        out["genuine"].append(block.genuine)
+        out["at_least"].append(block.at_least)
+        out["top"].append(block.vals[:, 0])
+        for t in self.thresholds:
+            out[t].append(block.accepts[t] - (block.mated & (block.genuine >= t)).long())
+        if not self.stream.exact:
+            self.finish_summary(block)
+
+    def finish_summary(self, block: _Block) -> None:
+        """The block's impostor moments and sample; its genuine scores out of the histogram."""
+        genuine = torch.where(block.mated, block.genuine, torch.zeros_like(block.genuine)).double()  # 0: none
+        impostor_sum = (block.p @ self.template_sum).double() - genuine
+        impostor_squares = float(block.squares.sum() - (genuine ** 2).sum())
+        self.out["imp_sum"].append(impostor_sum)
+        n_impostors = int(block.n * self.n_templates - block.mated.sum())
+        self.stream.add_moments(n_impostors, float(impostor_sum.sum()), impostor_squares)
+        self.stream.add_histogram(-bin_counts(block.genuine[block.mated].cpu().numpy()))
+        keep = block.sample_cols != block.own[:, None]
+        rows = block.rows[:, None].expand_as(block.sample_cols)[keep]
+        self.stream.add_sample(block.sampled[keep].double().cpu().numpy(), block.ids[rows.cpu().numpy()],
+                               block.sample_cols[keep].cpu().numpy())
+
+
+def _rivals(vals, idx, own, n_templates: int):
+    """Each row's best template other than its own, from its top-k (``vals``, ``idx``: columns),
+    and that template's score; -1 and -inf where the top holds no other. Of the templates tied at
+    the rival's score, the lowest column: topk orders ties as it likes, so the rival is then the
+    same whatever the top-k's length and the tiles."""
+    rows = torch.arange(len(idx), device=idx.device)
+    not_own = idx != own[:, None]
+    first = not_own.to(torch.int8).argmax(1)  # own is in the top at most once
+    has_rival = not_own.any(1)
+    tied = not_own & (vals == vals[rows, first][:, None])
+    tied[rows, first] = True
+    rival = torch.where(tied, idx, n_templates).min(1).values
+    return (torch.where(has_rival, rival, torch.full_like(rival, -1)),
+            torch.where(has_rival, vals[rows, first], torch.full_like(vals[:, 0], -np.inf)))
+
+
 def _exact_pass(probes: np.ndarray, templates: np.ndarray, own: np.ndarray, probe_ids: np.ndarray, *,
                 thresholds, device, chunk_cells, exact_limit, top_limit, sample_size) -> Matching:
-    n_p, n_t = len(probes), len(templates)
+    n_templates = len(templates)
     own = np.asarray(own, np.int64)
     mated = own >= 0
-    n_imp = n_p * n_t - int(mated.sum())
     limits = {k: v for k, v in (("exact_limit", exact_limit), ("top_limit", top_limit), ("sample_size", sample_size))
               if v is not None}
-    stream = ImpostorStream(n_imp, **limits)
+    stream = ImpostorStream(len(probes) * n_templates - int(mated.sum()), **limits)
     thresholds = tuple(float(t) for t in dict.fromkeys(thresholds))
-    out = {name: [] for name in ("genuine", "ranks", "top", "rival", "rival_score", "imp_sum", *thresholds)}
-    dev = torch.device(device)
-    work = _Workspace(dev)
-    tmpl = torch.as_tensor(np.ascontiguousarray(templates, dtype=np.float32), device=dev)
-    n_sample = 0 if stream.exact else max(1, int(np.ceil(stream.keep * n_t)))  # sampled columns per probe
-    if not stream.exact:  # each probe's sum of scores without the scores: Σ_t p·t = p·Σt
-        t_sum = tmpl.sum(0)
-    step = max(1, chunk_cells // max(n_t, 1))
-    width = n_t  # exact: at most about chunk_cells pairs in all, one tile
-    if not stream.exact:  # a block re-reads every template: at least MIN_BLOCK_PROBES probes, templates in tiles
-        step = max(step, min(MIN_BLOCK_PROBES, chunk_cells))
-        width = -(-n_t // -(-n_t // max(1, chunk_cells // step)))  # tiles of even width, none a sliver
-    one_tile = width >= n_t
-    k = min(n_t, TOP_K if one_tile else RANK_LIMIT + 1)
-    for a in range(0, n_p, step):
-        b = min(a + step, n_p)
-        p = torch.as_tensor(np.ascontiguousarray(probes[a:b], dtype=np.float32), device=dev)
-        r = torch.arange(b - a, device=dev)
-        own_c = torch.as_tensor(own[a:b], device=dev)
-        mated_c = own_c >= 0
-        ids = probe_ids[a:b]
-        genuine = torch.full((b - a,), float("nan"), device=dev)
-        accepts = {t: torch.zeros(b - a, dtype=torch.long, device=dev) for t in thresholds}
-        vals = idx = above = None
-        if not stream.exact:
-            sample_cols = _sample_columns(ids, n_t, n_sample, dev)
-            sampled = torch.empty(sample_cols.shape, device=dev)
-            squares = torch.zeros(b - a, dtype=torch.float64, device=dev)
-        for lo in range(0, n_t, width):  # tile by tile; counts and sums add up, the top-k merges
-            hi = min(lo + width, n_t)
-            scores = torch.matmul(p, tmpl[lo:hi].T, out=work.take("scores", (b - a, hi - lo), torch.float32))
-            own_t = torch.where(mated_c & (own_c >= lo) & (own_c < hi), own_c - lo, -1)  # -1: not in this tile
-            genuine = torch.where(own_t >= 0, scores[r, own_t.clamp(min=0)], genuine)
-            tile_vals, tile_idx = scores.topk(min(k, hi - lo), dim=1)  # sorted, descending
-            partial = tile_vals.shape[1] < hi - lo
-            if one_tile:  # templates scoring >= the genuine score (+inf, so none, where there is none)
-                known = mated_c & ~torch.isnan(genuine)
-                above = _count_at_least(scores, tile_vals, torch.where(known, genuine, np.inf)[:, None], partial)
-            for t in thresholds:
-                accepts[t] += _count_at_least(scores, tile_vals, t, partial)
-            if stream.exact:
-                impostor = torch.ones_like(scores, dtype=torch.bool)
-                impostor[r[mated_c], own_c[mated_c]] = False
-                rows, cols = impostor.nonzero(as_tuple=True)
-                vals_imp = scores[impostor].double()
-                stream.add_exact(vals_imp.cpu().numpy(), ids[rows.cpu().numpy()], cols.cpu().numpy())
-                out["imp_sum"].append(torch.zeros(b - a, dtype=torch.float64, device=dev).index_add_(0, rows, vals_imp))
-            else:
-                here = (sample_cols >= lo) & (sample_cols < hi)
-                sampled = torch.where(here, scores.gather(1, (sample_cols - lo).clamp(0, hi - lo - 1)), sampled)
-                squares += torch.linalg.vector_norm(scores, dim=1).double() ** 2
-                counts = _histogram(scores, work)
-                if stream.floor == -np.inf and partial:
-                    stream.raise_floor(_provisional_floor(counts, int((own_t >= 0).sum()), stream.top_limit))
-                _offer_top(stream, scores, tile_vals, tile_idx, own_t, ids, partial, lo)
-                stream.add_histogram(counts)
-            vals, idx = merge_top(vals, idx, tile_vals, tile_idx + lo, k)
-        if not one_tile:  # from the merged top RANK_LIMIT + 1: its last still >= genuine means beyond
-            above = (vals >= genuine[:, None]).sum(1)
-            if k < n_t:
-                above = torch.where(vals[:, -1] >= genuine, torch.full_like(above, RANK_LIMIT + 1), above)
-        ranks = above.clamp(max=RANK_LIMIT + 1)
-        ranks = torch.where(mated_c & torch.isnan(genuine), torch.full_like(ranks, n_t), ranks)
-        ranks = torch.where(mated_c, ranks, torch.zeros_like(ranks))
-        not_own = idx != own_c[:, None]
-        first = not_own.to(torch.int8).argmax(1)                      # own is in the top at most once
-        has_rival = not_own.any(1)
-        # Of the templates tied at the rival's score, the lowest column: topk orders ties as it
-        # likes, so the rival is then the same whatever the top-k's length and the tiles.
-        tied = not_own & (vals == vals[r, first][:, None])
-        tied[r, first] = True
-        rival = torch.where(tied, idx, n_t).min(1).values
-        out["rival"].append(torch.where(has_rival, rival, torch.full_like(rival, -1)))
-        out["rival_score"].append(torch.where(has_rival, vals[r, first], torch.full_like(vals[:, 0], -np.inf)))
-        out["genuine"].append(genuine)
-        out["ranks"].append(ranks)
-        out["top"].append(vals[:, 0])
-        for t in thresholds:
-            out[t].append(accepts[t] - (mated_c & (genuine >= t)).long())
-        if not stream.exact:
-            g0 = torch.where(mated_c, genuine, torch.zeros_like(genuine)).double()
-            row_sum = (p @ t_sum).double() - g0
-            total_sq = float(squares.sum() - (g0 ** 2).sum())
-            out["imp_sum"].append(row_sum)
-            stream.add_moments(int((b - a) * n_t - mated_c.sum()), float(row_sum.sum()), total_sq)
-            stream.add_histogram(-np.bincount(bin_index(genuine[mated_c].cpu().numpy()), minlength=BINS))
-            keep = sample_cols != own_c[:, None]
-            rows = r[:, None].expand_as(sample_cols)[keep]
-            stream.add_sample(sampled[keep].double().cpu().numpy(), ids[rows.cpu().numpy()],
-                              sample_cols[keep].cpu().numpy())
-    cat = {name: torch.cat(v).cpu().numpy() if v else np.zeros(0) for name, v in out.items()}
-    imp_count = np.where(mated, n_t - 1, n_t).astype(np.int64)
-    return Matching(own=own, genuine=cat["genuine"].astype(np.float64), ranks=cat["ranks"].astype(np.int64),
-                    top_score=cat["top"].astype(np.float64), rival=cat["rival"].astype(np.int64),
-                    rival_score=cat["rival_score"].astype(np.float64), impostor_count=imp_count,
-                    impostor_sum=cat["imp_sum"].astype(np.float64),
-                    false_accepts={t: cat[t].astype(np.int64) for t in thresholds},
-                    impostors=stream.result(), n_templates=n_t)
+    cols = _ExactPass(templates, own, probe_ids, thresholds, device, chunk_cells, stream).run(probes)
+    genuine = cols["genuine"].astype(np.float64)
+    return Matching(own=own, genuine=genuine, ranks=_ranks(cols["at_least"], mated, genuine, n_templates),
+                    top_score=cols["top"].astype(np.float64), rival=cols["rival"].astype(np.int64),
+                    rival_score=cols["rival_score"].astype(np.float64),
+                    impostor_count=np.where(mated, n_templates - 1, n_templates).astype(np.int64),
+                    impostor_sum=cols["imp_sum"].astype(np.float64),
+                    false_accepts={t: cols[t].astype(np.int64) for t in thresholds},
+                    impostors=stream.result(), n_templates=n_templates)
 
 
 def _count_at_least(scores, vals, threshold, partial: bool):
@@ -273,7 +370,7 @@ def _row_counts(scores, threshold, rows=None):
 
 
 def _histogram(scores, work: _Workspace) -> np.ndarray:
-    """Counts per bin (metrics.streaming.bin_index) of a tile of scores. floor(s · 2**15) + 2**15
+    """metrics.streaming.bin_counts of a tile of scores, in torch. floor(s · 2**15) + 2**15
     is an exact integer in float32, so the bins are exactly bin_index's; torch counts int32 bins
     about 2.5x faster than int64 and than numpy. A slice of HIST_CELLS at a time: its five passes
     (scale, floor, shift, to int, clamp) then read a slice still in cache, not the 32 MB tile

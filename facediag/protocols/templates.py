@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facediag.metrics.identification import MIN_FALSE_ACCEPTS, closed_set_from, l2_normalize, open_set_from, threshold_for_far
-from facediag.metrics.streaming import BINS, EXACT_LIMIT, SAMPLE_SIZE, ImpostorScores, ImpostorStream, bin_index
+from facediag.metrics.streaming import EXACT_LIMIT, SAMPLE_SIZE, ImpostorScores, ImpostorStream, bin_counts
 
 PAIR_CHUNK = 1 << 16     # template pairs scored at a time (two 128 MB gathers of 512-d features)
 FPIRS = (1e-2, 1e-1)
@@ -146,7 +146,7 @@ def score_pairs(features: np.ndarray, templates: np.ndarray, t1, t2, label, *, c
             stream.add_exact(imp, imp_ids, np.zeros_like(imp_ids))
             continue
         stream.add_moments(len(imp), float(imp.sum()), float(np.dot(imp, imp)))
-        stream.add_histogram(np.bincount(bin_index(imp), minlength=BINS))
+        stream.add_histogram(bin_counts(imp))
         pick = imp_ids % every == 0
         stream.add_sample(imp[pick], imp_ids[pick], np.zeros(int(pick.sum()), np.int64))
         above = imp > stream.floor

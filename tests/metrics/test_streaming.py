@@ -8,7 +8,7 @@ import pytest
 
 from facediag.metrics.identification import (closed_set, closed_set_from, l2_normalize, open_set, open_set_from,
                                              summarize, threshold_accuracy, threshold_for_far)
-from facediag.metrics.streaming import BIN_WIDTH, bin_edge, bin_index
+from facediag.metrics.streaming import BIN_WIDTH, ImpostorStream, bin_counts, bin_edge, bin_index
 from facediag.metrics.verification import genuine_impostor_scores, verification_metrics
 from facediag.protocols import matching
 from facediag.protocols.matching import RANK_LIMIT, TOP_K, match
@@ -233,3 +233,46 @@ def test_false_accepts_and_histogram_equal_brute_force_when_rows_need_a_full_cou
         np.testing.assert_array_equal(m.false_accepts[t], expected)
     assert (kth >= -0.2).all() and (kth < 0.3).all()  # both ways of counting were taken
     np.testing.assert_array_equal(m.impostors.histogram, np.bincount(bin_index(scores[impostor]), minlength=1 << 16))
+
+
+def _feed(stream, chunks):
+    """Each chunk of (scores, probe ids, template ids) to the stream as the matching pass feeds it:
+    every pair when exact, else moments, histogram, a sample (every other pair) and top candidates."""
+    for s, p, t in chunks:
+        if stream.exact:
+            stream.add_exact(s, p, t)
+            continue
+        stream.add_moments(len(s), float(s.sum()), float(np.dot(s, s)))
+        stream.add_histogram(bin_counts(s))
+        stream.add_sample(s[::2], p[::2], t[::2])
+        above = s > stream.floor
+        stream.offer_top(s[above], p[above], t[above])
+
+
+def _summaries_equal(a, b):
+    assert (a.n, a.total, a.total_sq, a.sample_fraction) == (b.n, b.total, b.total_sq, b.sample_fraction)
+    for field in ("histogram", "top", "top_probe", "top_template", "sample", "sample_probe"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+@pytest.mark.parametrize("exact_limit", [None, 100])  # every pair kept; summarised (a top of 50 kept)
+def test_the_stream_result_changes_nothing_and_sees_later_additions(exact_limit):
+    rng = np.random.default_rng(7)
+    chunks = [(np.round(rng.uniform(-1, 1, 120), 3), rng.integers(0, 40, 120), rng.integers(0, 30, 120))
+              for _ in range(4)]
+    n = sum(len(c[0]) for c in chunks)
+    stream = ImpostorStream(n, top_limit=50, exact_limit=exact_limit, sample_size=60)
+    _feed(stream, chunks[:2])
+    first, again = stream.result(), stream.result()
+    _summaries_equal(first, again)
+    kept = first.histogram.copy()
+    _feed(stream, chunks[2:])
+    later = stream.result()
+    np.testing.assert_array_equal(first.histogram, kept)  # a result is not the stream's running state
+    whole = ImpostorStream(n, top_limit=50, exact_limit=exact_limit, sample_size=60)
+    _feed(whole, chunks)
+    _summaries_equal(later, whole.result())
+    assert later.n == n and later.exact == (exact_limit is None)
+    every = np.concatenate([c[0] for c in chunks])
+    np.testing.assert_array_equal(later.histogram, bin_counts(every))
+    np.testing.assert_array_equal(later.top[:50], np.sort(every)[::-1][:50])
