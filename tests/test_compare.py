@@ -79,7 +79,7 @@ def test_compare_embeds_each_image_once_per_model(tiny):
     compare_session(s, suite, max_drop={"identification.rank1": 0.0}, n_boot=200)
     assert s.embedder("model").images_embedded == one_pass
     assert s.embedder("baseline").images_embedded == one_pass
-    assert s._dsr_out is not None  # one set of DSR outputs, shared
+    assert s.pixels.dsr_out is not None  # one set of DSR outputs, shared
 
 
 def test_identical_models_show_no_change_anywhere(tiny):

@@ -48,7 +48,7 @@ def test_without_torchrun_nothing_is_started_or_precomputed(monkeypatch, tmp_pat
     assert dist.decide(3) == 3 and dist.all_gather_object("x") == ["x"]
     session = Session(SessionConfig(data=write_folders_dataset(tmp_path / "d"), device="cpu"), dist=dist)
     session.prepare()  # a no-op: embeddings stay lazy
-    assert session._embeddings == {} and session.rank_counts is None
+    assert session.runtime.embedded == {} and session.rank_counts is None
 
 
 # ------------------------------------------------------------------- two gloo processes (slow)

@@ -114,8 +114,7 @@ def test_dsr_outputs_are_computed_once_and_shared_between_models(data, tmp_path)
 
     cfg = SessionConfig(data=data, use_cache=False, progress=False, device="cpu", gallery_per_subject=2)
     s = Session(cfg, models={"model": fake_checkpoint(Projector(0), "a" * 64),
-                             "baseline": fake_checkpoint(Projector(1), "b" * 64)})
-    s.__dict__["dsr"] = CountingDSR()
+                             "baseline": fake_checkpoint(Projector(1), "b" * 64)}, dsr=CountingDSR())
     s.evaluation("model")
     s.evaluation("baseline")
     assert sum(calls) == 12  # every probe super-resolved once, for both models

@@ -68,7 +68,7 @@ def test_low_resolution_probes_decode_each_hr_file_once(faces, tmp_path, decodes
     session.embeddings("model", "probe_dsr")
     session.evaluation("model")
     assert dict(decodes) == {p: 1 for p in _all_files(faces)}
-    assert session._dsr_images == len(session.protocol.probes)  # every probe super-resolved
+    assert session.pixels.dsr_images == len(session.protocol.probes)  # every probe super-resolved
 
 
 def test_the_leakage_test_adds_no_decode_to_a_run_with_low_resolution_probes(faces, tmp_path, decodes):

@@ -1,9 +1,9 @@
 """Validation of a model in training by gallery matching, with the code run-all's checks use.
 
-Each call builds a fresh Session around the in-memory model (the Session memoises
-embeddings per run, and the weights have changed since the last call), over a protocol
-built once. The DSR outputs of the probes do not depend on the model, so they are
-computed by the first call and handed to the later Sessions.
+Each call builds a Session around the in-memory model (the Session memoises embeddings
+per run, and the weights have changed since the last call): the first over the protocol
+and DSR the trainer built, the later ones from it by ``Session.with_models``, so the DSR
+outputs of the probes, which do not depend on the model, are computed once.
 """
 from __future__ import annotations
 
@@ -47,29 +47,26 @@ class Validator:
                         "progress": progress}
         if subject_regex is not None:
             self._config["subject_regex"] = subject_regex
-        self._dsr_out = None
+        self._first: Session | None = None
         self._aligner = aligner  # --align mtcnn: the trainer's, so validation faces are detected once
         if aligner is not None:
             self._config["align"] = "mtcnn"
 
     def session(self, module: torch.nn.Module, variant: str) -> Session:
-        session = Session(SessionConfig(**self._config),
-                          models={"model": InMemoryModel(module, variant)}, aligner=self._aligner)
-        # The protocol (subject-filtered) and DSR were built by the trainer: hand them over
-        # rather than let the Session re-index the whole root.
-        session.protocol = self.protocol
-        session.dsr = self.dsr
-        if self._dsr_out is not None:
-            # Session has no public way to seed its DSR outputs; they are model-independent.
-            session._dsr_out = self._dsr_out
-        return session
+        models = {"model": InMemoryModel(module, variant)}
+        if self._first is not None:
+            return self._first.with_models(models)
+        # The protocol (subject-filtered) and DSR were built by the trainer: handed over rather
+        # than let the Session re-index the whole root.
+        self._first = Session(SessionConfig(**self._config), models=models, aligner=self._aligner,
+                              protocol=self.protocol, dsr=self.dsr)
+        return self._first
 
     def __call__(self, module: torch.nn.Module, variant: str) -> dict:
         was_training = module.training
         try:
             session = self.session(module, variant)
             ev = session.evaluation("model")
-            self._dsr_out = getattr(session, "_dsr_out", None)
         finally:
             module.train(was_training)  # the Embedder put it in eval mode
         metrics = headline_metrics(ev, self.threshold)

@@ -86,7 +86,7 @@ def test_a_second_run_embeds_and_super_resolves_nothing(blur_report, fd_cache, f
     res = run_check(DsrVsBicubic(), s, DsrVsBicubic.params, s.available)
     assert res.metrics == blur_report.result("dsr-vs-bicubic").metrics
     assert s.embedder("model").images_embedded == 0
-    assert s._dsr_out is None and s._bicubic_out is None and not s._quality_hr
+    assert s.pixels.dsr_out is None and s.pixels.bicubic_out is None and not s.pixels.quality_hr
 
 
 # --- each image decoded once, on synthetic faces with a small model --------------------------
@@ -108,8 +108,7 @@ class Counting(nn.Module):
 
 def _session(data, cache, model, dsr):
     s = Session(SessionConfig(data=data, vlr_size=16, cache_dir=cache, progress=False, device="cpu"),
-                models={"model": model})
-    s.__dict__["dsr"] = dsr
+                models={"model": model}, dsr=dsr)
     return s
 
 

@@ -1,0 +1,225 @@
+"""The data room of a Session: the roots, their indexes, the gallery/probe protocol, what
+could not be used, and how HR images are aligned (the one place that state is read).
+
+Nothing here decodes a pixel or runs a model: those are the pixel and runtime rooms.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facediag.cache import EmbeddingCache, default_cache_dir
+from facediag.data.aligner import ALIGN_CHOICES
+from facediag.data.detect import require_extra
+from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, find_split_roots, index_dataset
+from facediag.data.protocol import Protocol, build_protocol
+from facediag.distributed import Distributed
+from facediag.errors import FacediagError
+from facediag.models.presets import DEFAULT_THRESHOLD
+from facediag.protocols.index import require_extra as require_index
+
+
+@dataclass
+class SessionConfig:
+    weights: str | Path | None = None
+    data: str | Path | None = None  # one root, split per subject
+    gallery_root: str | Path | None = None  # or two roots
+    probe_root: str | Path | None = None
+    train_root: str | Path | None = None  # training data, for subject-overlap
+    distractors: str | Path | None = None  # probes of people in no gallery (open set, watch lists)
+    baseline_weights: str | Path | None = None
+    arch: str | None = None
+    baseline_arch: str | None = None
+    card: str | Path | None = None  # the model's card (default: <weights>.toml beside it, if any)
+    baseline_card: str | Path | None = None
+    layout: str = "auto"
+    subject_regex: str = DEFAULT_SUBJECT_REGEX
+    allow_outside_root: bool = False  # a manifest may name files outside its folder
+    gallery_per_subject: int = 3
+    vlr_size: int | None = 16  # None: probe at full resolution
+    dsr: str | None = None
+    dsr_weights: str | Path | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    amp: bool = False
+    cache_dir: str | Path | None = None
+    use_cache: bool = True
+    progress: bool = True
+    # HR images detected and warped to the ArcFace template as they are loaded ("mtcnn"), as given
+    # ("none"), or aligned only when the alignment check says they are not ("auto": settle_alignment).
+    align: str = "none"
+    # The matching pass's candidate search: torch ("exact") or a faiss index (protocols.index).
+    index: str = "exact"
+    # Acceptance thresholds the checks will ask about: their false accepts are counted in the one
+    # matching pass (another threshold costs one more pass). run_suite sets them from the suite.
+    thresholds: tuple = (DEFAULT_THRESHOLD,)
+
+
+class Data:
+    """Roots, indexes and protocol of one run, built lazily and once; the alignment method.
+
+    ``protocol``: one the caller built already (e.g. a trainer's subject-filtered split), used
+    instead of indexing the roots."""
+
+    def __init__(self, config: SessionConfig, dist: Distributed, protocol: Protocol | None = None):
+        if config.data is None and config.gallery_root is None:
+            raise FacediagError("no data: give --data ROOT, or --gallery-root and --probe-root")
+        if (config.gallery_root is None) != (config.probe_root is None):
+            raise FacediagError("--gallery-root and --probe-root go together")
+        if config.align not in ALIGN_CHOICES:
+            raise FacediagError(f"--align {config.align!r}: choose one of {', '.join(ALIGN_CHOICES)}")
+        if config.align != "none":
+            require_extra()  # the one-line install command, before any work
+        require_index(config.index)  # likewise for --index faiss*
+        self.config = config
+        self.dist = dist
+        if protocol is not None:
+            self.protocol = protocol  # in place of the cached property below
+        # The alignment used: None while "auto" is not settled yet (settle_alignment).
+        self._align: str | None = None if config.align == "auto" else config.align
+        self.align_note: str | None = None
+
+    @cached_property
+    def device(self) -> torch.device:
+        return self.dist.device(self.config.device)  # under torchrun, this rank's GPU
+
+    @property
+    def progress(self) -> bool:
+        return self.config.progress and self.dist.main  # other ranks print nothing
+
+    @cached_property
+    def store(self) -> EmbeddingCache | None:
+        """The on-disk store of what a run computes by content (embeddings, landmarks, leakage
+        thumbnails, probe quality); None without the cache. Every room reads it from here."""
+        c = self.config
+        return EmbeddingCache(c.cache_dir or default_cache_dir()) if c.use_cache else None
+
+    # ---------------------------------------------------------------- indexes
+    @cached_property
+    def roots(self) -> tuple:
+        """(gallery or only root, probe root): --data holding split folders (train/ + val/, ...)
+        counts as --gallery-root train/ --probe-root val/."""
+        c = self.config
+        split = find_split_roots(c.data) if c.gallery_root is None else None
+        return (split.gallery, split.probe) if split else (c.gallery_root or c.data, c.probe_root)
+
+    def _index(self, root: str | Path | None) -> DatasetIndex | None:
+        """The index of one root as the config says to read it (None for no root)."""
+        if not root:
+            return None
+        c = self.config
+        return index_dataset(root, c.layout, c.subject_regex, allow_outside_root=c.allow_outside_root,
+                             progress=c.progress)
+
+    @cached_property
+    def index(self) -> DatasetIndex:
+        return self._index(self.roots[0])
+
+    @cached_property
+    def probe_index(self) -> DatasetIndex | None:
+        return self._index(self.roots[1])
+
+    @cached_property
+    def train_index(self) -> DatasetIndex | None:
+        return self._index(self.config.train_root)
+
+    @cached_property
+    def distractor_index(self) -> DatasetIndex | None:
+        return self._index(self.config.distractors)
+
+    @cached_property
+    def protocol(self) -> Protocol:
+        c = self.config
+        return build_protocol(self.index, probe_index=self.probe_index, distractor_index=self.distractor_index,
+                              gallery_per_subject=c.gallery_per_subject, vlr_size=c.vlr_size)
+
+    @property
+    def probes_need_dsr(self) -> bool:
+        return self.protocol.vlr_size is not None or any(p.vlr is not None for p in self.protocol.probes)
+
+    def index_problems(self) -> list[tuple[str, str]]:
+        """Files the indexes could not use, with why (the training root's are not the run's data)."""
+        return [*self.index.problems, *(self.probe_index.problems if self.probe_index else []),
+                *(self.distractor_index.problems if self.distractor_index else [])]
+
+    def view_paths(self, view: str) -> list[str]:
+        """The file behind each row of a view ("" for a probe with no HR image in probe_hr)."""
+        if view == "gallery":
+            return [str(r.path) for r in self.protocol.gallery]
+        if view == "probe_hr":
+            return [str(p.hr.path) if p.hr else "" for p in self.protocol.probes]
+        return [str(p.source.path) for p in self.protocol.probes]
+
+    def dataset_info(self, *, dsr: str | None, problems: list[tuple[str, str]],
+                     alignment: dict[str, Any] | None) -> dict[str, Any]:
+        """What a report says of the data, given what the other rooms know of it: the DSR's name
+        (None at full resolution), every unusable file and the alignment (Session.dataset_info)."""
+        proto = self.protocol
+        info = {
+            "root": str(self.index.root),
+            "layout": self.index.layout,
+            "probe_root": str(self.probe_index.root) if self.probe_index else None,
+            "protocol": proto.description,
+            "notes": list(proto.notes),  # what the protocol means for the result (split folders, ...)
+            "vlr_size": proto.vlr_size,
+            "dsr": dsr,
+            "counts": {
+                **self.index.counts(),
+                "gallery_images": len(proto.gallery),
+                "gallery_subjects": len(proto.gallery_subjects),
+                "probes": len(proto.probes),
+                "probe_subjects": len(set(proto.probe_subjects)),
+            },
+            "fingerprint": proto.fingerprint(),
+            "problems": [{"path": p, "reason": r} for p, r in problems],
+        }
+        info["counts"]["problems"] = len(info["problems"])  # the list and its count always agree
+        if alignment is not None:
+            info["alignment"] = alignment
+            if alignment["method"] == "mtcnn":  # aligned crops are other data than the files as given
+                info["fingerprint"] = hashlib.sha256(f"{info['fingerprint']}|align={alignment['id']}".encode()
+                                                     ).hexdigest()
+            info["notes"] += alignment_notes(alignment)
+        if self.config.index != "exact":  # rank-k as that index answers: say so where the data is described
+            info["index"] = self.config.index
+            info["notes"].append(f"candidate search by --index {self.config.index}: rank-k, CMC and open set as "
+                                 "that index answers them (identification names its recall); verification exact")
+        return info
+
+    # -------------------------------------------------------------- alignment
+    @property
+    def alignment(self) -> str | None:
+        """"mtcnn" or "none": how HR images are brought to 112 (None: "auto", not settled yet)."""
+        return self._align
+
+    @property
+    def aligning(self) -> bool:
+        """Whether HR images are aligned with MTCNN; raises while "auto" is not settled (nothing may
+        be embedded before it is)."""
+        if self._align is None:
+            raise RuntimeError("--align auto is not settled: call settle_alignment before embedding")
+        return self._align == "mtcnn"
+
+    def settle_alignment(self, method: str, note: str) -> None:
+        if method not in ("none", "mtcnn"):
+            raise ValueError(f"unknown alignment {method!r}")
+        self._align, self.align_note = method, note
+
+
+def alignment_notes(align: dict | None) -> list[str]:
+    """The report's lines on alignment: how auto decided, and how many faces were aligned."""
+    if align is None:
+        return []
+    lines = [align["note"]] if align.get("note") else []
+    if align["method"] == "mtcnn":
+        line = (f"HR images aligned on the fly to the ArcFace template (MTCNN, {align['id']}): "
+                f"{align['aligned']} aligned")
+        if align["no_face"]:
+            line += f", {align['no_face']} with no face found kept as given"
+        lines.append(line)
+    return lines
