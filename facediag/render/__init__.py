@@ -1,5 +1,5 @@
 """Renderers: one module per format (terminal, html, markdown, junit; json is the result's own),
-each rendering every kind of result (run, compare, bench). Renderers read results, never models.
+each rendering every kind of result (run, compare, bench, monitor history). Renderers read results, never models.
 """
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from facediag.errors import FacediagError
 from facediag.io import atomic_write_text
 from facediag.results import BenchReport, CompareReport, Report
+from facediag.results.history import MonitorHistory
 
 FORMATS = ("json", "html", "md", "junit")
 FILENAMES = {"json": "report.json", "html": "report.html", "md": "report.md", "junit": "junit.xml"}
@@ -28,7 +29,7 @@ def filenames(result) -> dict[str, str]:
     return bench_filenames(result.kind) if isinstance(result, BenchReport) else FILENAMES
 
 
-def render(result: Report | CompareReport | BenchReport, fmt: str,
+def render(result: Report | CompareReport | BenchReport | MonitorHistory, fmt: str,
            extra_sections: list[tuple[str, str]] | None = None) -> str:
     """Any result as text in ``fmt``; ``extra_sections`` (title, HTML) only apply to html pages."""
     from facediag.render import html, junit, markdown
@@ -36,6 +37,9 @@ def render(result: Report | CompareReport | BenchReport, fmt: str,
     require_format(fmt)
     if fmt == "json":
         return result.to_json()
+    if isinstance(result, MonitorHistory):
+        return {"html": lambda: html.render_history_html(result), "md": lambda: markdown.render_history_markdown(result),
+                "junit": lambda: junit.render_history_junit(result)}[fmt]()
     if isinstance(result, CompareReport):
         return {"html": lambda: html.render_compare_html(result, extra_sections),
                 "md": lambda: markdown.render_compare_markdown(result),

@@ -140,7 +140,7 @@ def _diagnoses(report) -> str:
         if d.checks:
             links = ", ".join(f'<a href="#{_anchor(c)}">{_e(c)}</a>' for c in d.checks)
             body.append(f'<p class="from">from: {links}</p>')
-        cards.append(f'<article class="diagnosis sev-{_e(d.severity)}">{"".join(body)}</article>')
+        cards.append(f'<article class="diagnosis sev-{_e(d.severity.value)}">{"".join(body)}</article>')
     return '<section id="diagnoses"><h2>Diagnoses</h2>' + "\n".join(cards) + "</section>"
 
 
@@ -315,7 +315,7 @@ def _diagnoses_html(side) -> str:
     if not diagnoses:
         return '<p class="ok">No problems diagnosed</p>'
     return "".join(
-        f'<article class="diagnosis sev-{_e(d.severity)}"><h3><span class="sev">{_e(d.severity.upper())}</span>'
+        f'<article class="diagnosis sev-{_e(d.severity.value)}"><h3><span class="sev">{_e(d.severity.upper())}</span>'
         f"<code>{_e(d.id)}</code></h3><p><strong>{_e(d.summary)}</strong></p>"
         + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.evidence) + "</ul>" if d.evidence else "")
         + (f"<p><strong>What to do:</strong> {_e(d.remedy)}</p>" if d.remedy else "")
@@ -354,4 +354,44 @@ def render_bench_html(report: BenchReport) -> str:
                  + "</ul>")
     parts.append(f'<p class="meta">facediag {e(report.facediag_version)}, bench schema {e(report.schema_version)}</p>')
     parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------- monitor history
+def render_history_html(history) -> str:
+    """A monitor history as one page: the stop, where each diagnosis and trend began, each metric
+    over steps (plots and a table), every call."""
+    from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
+    from facediag.render.plots import history_plots
+
+    stop = history.stop
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             "<title>facediag monitor history</title>", f"<style>{_CSS}</style></head><body><main>",
+             f'<header><h1>facediag monitor history</h1><p class="verdict">{_e(headline(history))}</p></header>']
+    parts.append(f'<section id="stop"><div class="gate {"passed" if stop is None else "failed"}">'
+                 f"<strong>{_e(stop_line(history))}</strong></div></section>")
+    onsets = "".join(f'<li class="sev-{"failure" if o.kind == "diagnosis" else "warning"}">{_e(line)}</li>'
+                     for o, line in zip(history.onsets, onset_lines(history)))
+    parts.append('<section id="onsets"><h2>Diagnoses and trends, where they began</h2>'
+                 + (f"<ul>{onsets}</ul>" if onsets else '<p class="ok">No diagnosis or trend at any call</p>')
+                 + "</section>")
+    parts.append(f'<section id="plots"><h2>Metrics over steps</h2>{figures_html(history_plots(history))}')
+    rows = "".join(f"<tr><td><code>{_e(name)}</code> <span class=\"k\">{_e(metric_label(name))}</span></td>"
+                   f'<td class="num">{_e(first)}</td><td class="num">{_e(last)}</td>'
+                   f'<td class="num">{"<strong>" + _e(change) + "</strong>" if worse else _e(change)}</td></tr>'
+                   for name, first, last, change, worse, _ in metric_rows(history))
+    parts.append("<table><thead><tr><th>metric</th><th>first</th><th>last</th><th>change</th></tr></thead>"
+                 f"<tbody>{rows}</tbody></table></section>")
+    names = history.metric_names
+    head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    calls = "".join(f"<tr><td class=\"num\">{_e(format_value(p.step))}</td><td>{'stop' if p.should_stop else ''}</td>"
+                    f"<td>{_e(', '.join(p.diagnoses))}</td><td>{_e(', '.join(p.trends))}</td>"
+                    + "".join(f'<td class="num">{_e(format_value(p.metrics.get(n)))}</td>' for n in names) + "</tr>"
+                    for p in history.points)
+    parts.append('<section id="calls"><h2>Every call</h2><details><summary>one row per call</summary>'
+                 f"<table><thead><tr><th>step</th><th>stop</th><th>diagnoses</th><th>trends</th>{head}</tr></thead>"
+                 f"<tbody>{calls}</tbody></table></details></section>")
+    parts += [f"<footer>facediag {_e(history.facediag_version)} · history <code>{_e(history.source)}</code></footer>",
+              "</main></body></html>"]
     return "\n".join(parts) + "\n"

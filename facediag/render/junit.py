@@ -131,3 +131,22 @@ def render_bench_junit(report: BenchReport) -> str:
     ET.SubElement(suite, "system-out").text = _clean("\n".join([*report.notes, *context_lines(report)]))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+# ---------------------------------------------------------------------------- monitor history
+def render_history_junit(history) -> str:
+    """One testcase per monitor call, named by its step: a <failure> where the monitor said stop;
+    the call's diagnoses, trends and metrics in its <system-out>."""
+    attrs = {"tests": str(len(history.points)), "failures": str(sum(p.should_stop for p in history.points)),
+             "errors": "0", "skipped": "0"}
+    root = ET.Element("testsuites", name="facediag monitor history", **attrs)
+    suite = ET.SubElement(root, "testsuite", name="facediag.monitor", **attrs)
+    for p in history.points:
+        case = ET.SubElement(suite, "testcase", classname="facediag.monitor", name=f"step {p.step}", time="0")
+        if p.should_stop:
+            ET.SubElement(case, "failure", message=_clean(f"stop: {p.reason or ', '.join(p.diagnoses)}"), type="STOP")
+        out = [f"diagnoses: {', '.join(p.diagnoses) or 'none'}", f"trends: {', '.join(p.trends) or 'none'}"]
+        out += [f"{name} = {format_value(v)}" for name, v in p.metrics.items()]
+        ET.SubElement(case, "system-out").text = _clean("\n".join(out))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

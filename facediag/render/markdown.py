@@ -125,3 +125,28 @@ def render_bench_markdown(report: BenchReport) -> str:
     lines += [f"- {_md(x)}" for x in context_lines(report)]
     lines += ["", f"<sub>facediag {_md(report.facediag_version)} · `{_md(report.command)}`</sub>", ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- monitor history
+def render_history_markdown(history) -> str:
+    from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
+
+    lines = ["# facediag monitor history", "", f"**{_text(headline(history))}**", ""]
+    lines += [f"> **{_text(stop_line(history))}**", ""]
+    lines += ["## Diagnoses and trends, where they began", ""]
+    lines += [f"- {_text(x)}" for x in onset_lines(history)] or ["No diagnosis or trend at any call."]
+    lines += ["", "## Metrics", "", "| metric | first | last | change | over steps |", "|---|---:|---:|---:|---|"]
+    for name, first, last, change, worse, spark in metric_rows(history):
+        label = metric_label(name)
+        name_cell = _code(name) + (f" ({_text(label)})" if label else "")
+        lines.append(f"| {name_cell} | {first} | {last} | {'**' + change + '**' if worse else change} | {spark} |")
+    names = history.metric_names
+    lines += ["", "<details><summary>Every call</summary>", "",
+              "| step | stop | diagnoses | " + " | ".join(_text(n) for n in names) + " |",
+              "|---:|---|---|" + "---:|" * len(names)]
+    for p in history.points:
+        values = " | ".join(format_value(p.metrics.get(n)) for n in names)
+        lines.append(f"| {format_value(p.step)} | {'**stop**' if p.should_stop else ''} | "
+                     f"{_text(', '.join(p.diagnoses))} | {values} |")
+    lines += ["", "</details>", "", f"<sub>facediag {_text(history.facediag_version)} · {_code(history.source)}</sub>"]
+    return "\n".join(lines) + "\n"

@@ -366,3 +366,42 @@ def _speed_figure(report: BenchReport):
     ax.set_ylabel("images / s")
     ax.legend(fontsize=8)
     return fig
+
+
+# ---------------------------------------------------------------------------- monitor history
+def history_plots(history) -> list[Plot]:
+    """Each metric of a monitor history over steps, one plot per check and unit (so the pair-gap
+    cosines, paired against genuine, share axes), with a dotted line where each diagnosis began
+    and a dashed red line at the stop."""
+    from facediag.metrics.catalogue import info
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name in history.metric_names:
+        entry = info(name)
+        groups.setdefault((name.split(".", 1)[0], entry.unit if entry else "value"), []).append(name)
+    steps = np.asarray(history.steps, dtype=float)
+    diagnoses = [o for o in history.onsets if o.kind == "diagnosis"]
+    stop = history.stop
+    plots = []
+    for (check, unit), names in groups.items():
+        fig, ax = _new_axes(f"{check} ({unit}) over training steps")
+        drawn = False
+        for i, name in enumerate(names):
+            y = np.asarray([np.nan if v is None else v for v in history.series(name)], dtype=float)
+            if np.isfinite(y).any():
+                ax.plot(steps, y, marker="o", markersize=3, color=_CYCLE[i % len(_CYCLE)],
+                        label=name.split(".", 1)[-1])
+                drawn = True
+        if not drawn:
+            continue
+        for o in diagnoses:
+            ax.axvline(o.step, color="tab:gray", linestyle=":", linewidth=1.2)
+            ax.annotate(o.id, (o.step, 1), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                        va="top", ha="right", color="tab:gray")
+        if stop is not None:
+            ax.axvline(stop.step, color="tab:red", linestyle="--", linewidth=1.4, label="stop")
+        ax.set_xlabel("step")
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=8)
+        plots.append(Plot(check, f"history-{unit}", ax.get_title(), _png(fig)))
+    return plots

@@ -223,9 +223,31 @@ def _print_tables(report: BenchReport, console) -> None:
         console.print(f"[dim]{escape(line)}[/]", highlight=False)
 
 
+# ---------------------------------------------------------------------------- monitor history
+def render_history_terminal(history, console: Console) -> None:
+    from facediag.render.history_text import headline, metric_rows, onset_lines, stop_line
+
+    console.print(Text(f"facediag monitor history: {headline(history)}", style="bold"), highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table.add_column("metric", overflow="fold")
+    for col in ("first", "last", "change"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("over steps", no_wrap=True)
+    for name, first, last, change, worse, spark in metric_rows(history):
+        table.add_row(name, first, last, Text(change, style="red" if worse else ""), Text(spark, style="cyan"))
+    console.print(table)
+    for line in onset_lines(history) or ["no diagnosis or trend at any call"]:
+        console.print(f"  {escape(line)}", highlight=False)
+    console.print(Text(stop_line(history), style="bold green" if history.stop is None else "bold red"), highlight=False)
+
+
 def render_terminal(result, console: Console) -> None:
-    """Any result (run, compare, bench) in the terminal."""
-    if isinstance(result, CompareReport):
+    """Any result (run, compare, bench, monitor history) in the terminal."""
+    from facediag.results.history import MonitorHistory
+
+    if isinstance(result, MonitorHistory):
+        render_history_terminal(result, console)
+    elif isinstance(result, CompareReport):
         render_compare_terminal(result, console)
     elif isinstance(result, BenchReport):
         render_bench_terminal(result, console)
