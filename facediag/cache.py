@@ -60,7 +60,8 @@ _OVER_BUDGET = ("SELECT id FROM (SELECT id, SUM(size) OVER (ORDER BY last_used D
 
 # SQLite primary result codes (exc.sqlite_errorcode & 0xFF) that decide what a failure means.
 _BUSY, _LOCKED, _READONLY, _CORRUPT, _FULL, _NOTADB = 5, 6, 8, 11, 13, 26
-# The old layout: <root>/<32 hex namespace>/<2 hex>/<64 hex digest>.npy
+# The legacy layout, one .npy file per image: <root>/<32 hex namespace>/<2 hex>/<64 hex digest>.npy.
+# Never read; `cache info` counts it and `cache clear --legacy` frees its disk.
 _LEGACY_NAMESPACE, _LEGACY_SHARD = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{2}")
 _LEGACY_FILE = re.compile(r"[0-9a-f]{64}\.npy")
 
@@ -139,7 +140,7 @@ class CacheInfo:
     oldest_use: float | None = None
     newest_use: float | None = None
     namespaces: list[NamespaceInfo] = field(default_factory=list)
-    legacy_files: int = 0  # .npy files of the old one-file-per-image layout (no longer read)
+    legacy_files: int = 0  # .npy files of the legacy one-file-per-image layout (never read)
     legacy_bytes: int = 0
 
     def to_dict(self) -> dict:

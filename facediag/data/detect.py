@@ -18,12 +18,11 @@ from facediag.errors import FacediagError
 
 # One ordinary pip command installs (or repairs) the whole align extra, dependencies included.
 INSTALL_ALIGN = "pip install facenet-pytorch==2.5.3 scikit-image"
-# Faces on facediag's 112 canvas are 50–110 px wide; a smaller pyramid floor only costs time
-# (DESIGN.md: 12 / 8 / 6 ms per image batched at 20 / 40 / 60 px). 50 found 133 of 134 ORL faces.
+# Faces on facediag's 112 canvas are 50–110 px wide; a smaller pyramid floor only costs time, a
+# larger one (60 px) misses faces (benchmarks/README.md, alignment.py).
 CANVAS_MIN_FACE = 50
 # The pyramid's step on the canvas: 0.6 rather than MTCNN's 0.709 gives P-net two scales instead of
-# three (R-net and O-net refine the boxes). On the 400 ORL canvases both find 397 faces; the check's
-# 32-face sample takes 135-150 ms instead of 205 ms or more. A finer floor (60 px) missed faces.
+# three (R-net and O-net refine the boxes): as many ORL faces found, in less time.
 CANVAS_SCALE_STEP = 0.6
 MTCNN_SCALE_STEP = 0.709  # MTCNN's own, for photos
 # On decoded photos (up to 447 px long, as `facediag align` and --align mtcnn see them) faces may be small.

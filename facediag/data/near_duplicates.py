@@ -9,10 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Thumbnail correlation at or above which a pair is a candidate for the exact test. Measured on
-# ORL (see data.pixels): copies the exact test accepts score ≥ 0.921 (1-px shifted JPEG q90:
-# ≥ 0.95); 0.90 leaves a margin below the worst of them. Distinct photos of one person pass it
-# 23 % of the time, pairs of different people 0.035 %: the exact test sorts those out.
+# Thumbnail correlation at or above which a pair is a candidate for the exact test: a margin
+# below the lowest score of the copies the exact test accepts on ORL; the other photos that pass
+# it are few, and the exact test sorts them out (benchmarks/README.md, leakage_scale.py).
 CANDIDATE_CORRELATION = 0.90
 
 

@@ -21,15 +21,10 @@ from facediag.progress import progress_bar
 
 
 # The leakage fingerprint: an 8×8 grey thumbnail of the central 80×80 (the crop the exact
-# shift-tolerant test compares), zero mean, unit norm, float16 = 128 bytes an image.
-# Chosen by measurement on ORL (400 images, 1,800 same-person pairs; tests/data/
-# test_near_duplicates.py re-checks the recall on ORL):
-# of 1,200 planted copies (random ±2 px shifts, JPEG q50–95) the 819 that the exact test
-# calls the same picture (≥ 0.995) correlate ≥ 0.921 as 8×8 thumbnails, while only 16 % of
-# pairs of distinct photos of one person and 0.015 % of pairs of different people do; larger
-# thumbnails (16×16, 32×32) or the whole canvas let in more same-person pairs for the same
-# recall, and a 64-bit DCT perceptual hash does not separate at all (a 1-px shifted JPEG is
-# up to 12 bits away, distinct photos of one person as close as 2).
+# shift-tolerant test compares), zero mean, unit norm, float16 = 128 bytes an image. On ORL it
+# separated copies from other photos of the same person better than larger thumbnails, the whole
+# canvas or a perceptual hash (benchmarks/README.md, leakage_scale.py); tests/data/
+# test_near_duplicates.py re-checks the recall on ORL.
 THUMB_SIZE = 8
 THUMB_MARGIN = 16
 

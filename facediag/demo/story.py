@@ -63,16 +63,9 @@ class Scale:
     fix: Stage
 
 
-# Measured on a 2-core CPU. Training costs ~0.5 s per 64 images and dominates; at the same
-# number of images, smaller batches and more steps learn faster from scratch (P=8-16 x K=4
-# beat P=32). Held-out 16 px rank-1, pretrained -> paired-only -> fix:
-# FULL (`--full`; 9.5 min on an idle machine, seed 0): 0.446 -> 0.071 -> 0.560. With 300
-# pretraining and 200 fix steps (2 min less) the fix gained only 0.03, not significant.
-# STANDARD (the default; 2.1-2.7 min wall at seeds 0-2 on a 2-core machine shared with other
-# work, load average 1.5-2.5): seed 0 0.330 -> 0.092 -> 0.388 (+0.058, significant);
-# seed 1 0.247 -> 0.065 -> 0.295 (+0.048); seed 2 0.297 -> 0.072 -> 0.338 (+0.040), those
-# two not significant; all three verdicts held at each seed. With 50 fix steps the fix lost
-# 1 point at seeds 0 and 1, so 80 it is.
+# Training dominates the demo's time. At the same number of images, smaller batches and more
+# steps learn faster from scratch (P = 8-16 people x K = 4); with fewer steps than these the
+# fix's gain shrank or vanished (benchmarks/README.md, "facediag demo").
 FULL = Scale(
     "full", FaceSetSpec(1000, 12, 100, 10), val_subjects=50,
     pretrain=Stage(400, 16, 4, 2e-3),
@@ -85,7 +78,6 @@ STANDARD = Scale(
     broken=Stage(10, 16, 4, 3e-3, warmup_steps=2),
     fix=Stage(80, 8, 4, 1e-3),
 )
-QUICK = STANDARD  # `--quick` was its name when FULL was the default; old callers still get it
 
 MODELS = {  # key -> (checkpoint file, label, short label, how it was trained)
     "pretrained": ("pretrained.pt", "pretrained", "pretrained", "SupCon on HR views, from scratch"),
@@ -100,7 +92,6 @@ MODELS = {  # key -> (checkpoint file, label, short label, how it was trained)
 class DemoConfig:
     out: str | Path = "reports/demo"
     full: bool = False
-    quick: bool = False  # accepted for old callers: the default (STANDARD) already
     seed: int = 0
     device: str = "auto"
     workers: int | None = None  # face-drawing processes; None: up to 4
@@ -108,8 +99,6 @@ class DemoConfig:
     scale: Scale | None = None  # None: STANDARD, or FULL with full=True (tests pass a tiny one)
 
     def chosen_scale(self) -> Scale:
-        if self.full and self.quick:
-            raise ValueError("full and quick name two different scales: choose one")
         return self.scale or (FULL if self.full else STANDARD)
 
 

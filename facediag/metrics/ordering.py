@@ -11,8 +11,8 @@ def descending_stable(x) -> np.ndarray:
 
     Scores are float32 values (the matching pass computes them so, whatever array holds them):
     then each becomes one uint64, its order-preserving float32 bits above its position, and a
-    plain sort of those (numpy's SIMD sort) is the stable order (measured: 0.015 s against 0.12 s
-    for 1M scores, 0.21 s against 0.80 s for 4.2M). Other values (or more than 2**32 of them)
+    plain sort of those (numpy's SIMD sort) is the stable order, several times faster than the
+    stable argsort (benchmarks/README.md, scale.py). Other values (or more than 2**32 of them)
     take the stable argsort itself."""
     x = np.asarray(x)
     if len(x) >= 1 << 32 or x.ndim != 1 or not np.issubdtype(x.dtype, np.floating):
