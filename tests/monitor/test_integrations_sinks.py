@@ -8,15 +8,15 @@ from types import SimpleNamespace
 import pytest
 
 from facediag.errors import FacediagError
+from facediag.monitor import MonitorResult
 from facediag.monitor.sinks import MlflowSink, Sink, TensorBoardSink, WandbSink, resolve_sink, scalars
 
 
 def result(step, rank1, paired, diagnoses=(), should_stop=False):
-    """What a sink reads of a MonitorResult."""
-    return SimpleNamespace(step=step, metrics={"identification.rank1": rank1, "pair-gap.paired_mean": paired,
-                                               "norm-sanity.effective_rank": None},
-                           statuses={}, diagnoses=list(diagnoses), trends=[], should_stop=should_stop,
-                           reason="collapse" if should_stop else None)
+    return MonitorResult(step=step, metrics={"identification.rank1": rank1, "pair-gap.paired_mean": paired,
+                                             "norm-sanity.effective_rank": None},
+                         statuses={}, diagnoses=list(diagnoses), trends=[], should_stop=should_stop,
+                         reason="collapse" if should_stop else None)
 
 
 RESULTS = [result(0, 0.9, 0.7), result(50, 0.6, 0.9), result(100, 0.2, 0.99, ["embedding-collapse"], True)]
