@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
-from scipy.stats import binomtest
 
 from .identification import MIN_FALSE_ACCEPTS, as_labels
 from .ordering import descending_stable
@@ -32,6 +31,8 @@ def mcnemar_exact(correct_a, correct_b) -> dict:
     b = np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape:
         raise ValueError(f"paired arrays differ in shape: {a.shape} vs {b.shape}")
+    from scipy.stats import binomtest  # heavy: a third of the CLI start-up
+
     b01, b10 = int((~a & b).sum()), int((a & ~b).sum())
     p = binomtest(b01, b01 + b10, 0.5).pvalue if b01 + b10 else 1.0
     return {"b01": b01, "b10": b10, "n": int(a.size), "statistic": min(b01, b10),

@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import auc as area_under_curve, roc_curve
-from sklearn.model_selection import StratifiedKFold
 
 from .identification import MIN_FALSE_ACCEPTS, as_labels, similarity_matrix, threshold_for_far
 from .streaming import BINS, ImpostorScores, bin_edge
@@ -136,6 +134,8 @@ def verification_metrics(genuine, impostor, fars=(1e-1, 1e-2, 1e-3, 1e-4),
     if len(genuine) == 0 or len(impostor) == 0:
         raise ValueError(f"need genuine and impostor scores (have {len(genuine)} genuine, "
                          f"{len(impostor)} impostor)")
+    from sklearn.metrics import auc as area_under_curve, roc_curve  # heavy: a third of the CLI start-up
+
     labels = np.r_[np.ones(len(genuine)), np.zeros(len(impostor))]
     scores = np.r_[genuine, impostor]
     # All points kept: dropping "collinear" ones could drop real operating points.
@@ -239,6 +239,8 @@ def kfold_pair_accuracy(genuine, impostor, folds: int = 10, seed: int = 0,
         raise ValueError(f"{folds}-fold accuracy needs at least {folds} genuine and impostor pairs")
     scores = np.r_[genuine, impostor]
     labels = np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)]
+    from sklearn.model_selection import StratifiedKFold  # heavy: a third of the CLI start-up
+
     accs, thrs = [], []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for train, test in splitter.split(scores, labels):
