@@ -52,6 +52,13 @@ def dequantized_weights(quant_weights, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def cache(tmp_path_factory):
+    """One embedding cache for the whole run: a model is embedded once on a set of images, however
+    many tests run it there (as CI's $FACEDIAG_CACHE serves the runs that name no cache)."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
 def orl_root(assets):
     return assets / "orl_faces"
 
@@ -80,6 +87,14 @@ def card_faces(tmp_path_factory):
 
     return generate_faces(tmp_path_factory.mktemp("faces") / "set", FaceSetSpec(1, 1, 6, 5, seed=3),
                           workers=1).root / "heldout"
+
+
+@pytest.fixture
+def patterns(tmp_path):
+    """10 people × 7 colour-pattern images (helpers.write_pattern_faces): no assets needed."""
+    from helpers import write_pattern_faces
+
+    return write_pattern_faces(tmp_path / "faces")
 
 
 @pytest.fixture

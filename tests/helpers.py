@@ -167,6 +167,34 @@ def loaded_model(module, **fields):
     return SimpleNamespace(**{**base, **fields})
 
 
+def write_pattern_faces(root: Path, subjects: int = 10, images: int = 7, seed: int = 0) -> Path:
+    """Each subject a random 4×4 colour pattern, each image that pattern plus noise. Every
+    pattern has the same mean colour, so a model that sees only the mean cannot tell people apart."""
+    rng = np.random.default_rng(seed)
+    for s in range(subjects):
+        pattern = rng.uniform(-100, 100, (4, 4, 3))
+        pattern += 128 - pattern.mean(axis=(0, 1))
+        (root / f"p{s}").mkdir(parents=True)
+        for i in range(images):
+            img = np.clip(np.kron(pattern, np.ones((28, 28, 1))) + rng.normal(0, 25, (112, 112, 3)), 0, 255)
+            Image.fromarray(img.astype(np.uint8)).save(root / f"p{s}" / f"{i}.png")
+    return root
+
+
+def pooled(pool: int, **fields):
+    """A pixel embedder (average pooling): no weights to train, and B can be made to see less."""
+    return loaded_model(nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten()), variant="pixels", path=f"pool{pool}",
+                        **fields)
+
+
+def session_over(root: Path, a, b=None):
+    """A Session over models in memory: ``a`` as the model, ``b`` (if given) as the baseline."""
+    from facediag.session import Session, SessionConfig
+
+    models = {"model": a} if b is None else {"model": a, "baseline": b}
+    return Session(SessionConfig(data=root, use_cache=False, progress=False), models=models)
+
+
 def refused(path, **kwargs) -> str:
     """load_checkpoint(path) must refuse with one CheckpointError line naming the file."""
     import pytest

@@ -7,8 +7,6 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-from torch import nn
 
 from facediag.cli import cli
 from facediag.compare import compare, compare_session, exit_code
@@ -20,45 +18,13 @@ from facediag.errors import FacediagError
 from facediag.protocols.gallery import build_evaluation
 from facediag.render import render as render_compare, write_all as write_compare
 from facediag.runner import run_suite
-from facediag.session import Session, SessionConfig
 from facediag.suites import load_suite
+from helpers import session_over, pooled
 
 
 # ----------------------------------------------------------------- synthetic, no assets
-def _dataset(root, subjects=10, images=7, seed=0):
-    """Each subject a random 4×4 colour pattern, each image that pattern plus noise. Every
-    pattern has the same mean colour, so a model that sees only the mean cannot tell people apart."""
-    rng = np.random.default_rng(seed)
-    for s in range(subjects):
-        pattern = rng.uniform(-100, 100, (4, 4, 3))
-        pattern += 128 - pattern.mean(axis=(0, 1))
-        (root / f"p{s}").mkdir(parents=True)
-        for i in range(images):
-            img = np.clip(np.kron(pattern, np.ones((28, 28, 1))) + rng.normal(0, 25, (112, 112, 3)), 0, 255)
-            Image.fromarray(img.astype(np.uint8)).save(root / f"p{s}" / f"{i}.png")
-    return root
-
-
-def _model(pool: int, **fields):
-    """A pixel embedder (average pooling): no weights to train, and B can be made to see less."""
-    from helpers import loaded_model
-
-    return loaded_model(nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten()), variant="pixels", path=f"pool{pool}",
-                        **fields)
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    return _dataset(tmp_path / "faces")
-
-
-def _session(root, a, b=None):
-    models = {"model": a} if b is None else {"model": a, "baseline": b}
-    return Session(SessionConfig(data=root, use_cache=False, progress=False), models=models)
-
-
-def test_role_view_maps_model_to_the_chosen_role_and_hides_the_other(tiny):
-    s = _session(tiny, _model(4), _model(1))
+def test_role_view_maps_model_to_the_chosen_role_and_hides_the_other(patterns):
+    s = session_over(patterns, pooled(4), pooled(1))
     view = s.for_role("baseline")
     assert view.model() is s.model("baseline") and view.embedder("model") is s.embedder("baseline")
     assert view.evaluation("model") is s.evaluation("baseline")
@@ -69,21 +35,28 @@ def test_role_view_maps_model_to_the_chosen_role_and_hides_the_other(tiny):
         view.embeddings("baseline", "gallery")
 
 
-def test_compare_embeds_each_image_once_per_model(tiny):
-    """Compare costs two embedding passes: each role embeds exactly what one run-all embeds."""
+def test_compare_embeds_each_image_once_per_model(patterns, monkeypatch):
+    """Compare costs two embedding passes: each role embeds exactly what one run-all embeds, and
+    both read one set of DSR outputs (the probes are super-resolved as often as for one model)."""
+    from facediag.models.dsr import DSR
+
+    super_resolved = []
+    real_call = DSR.__call__
+    monkeypatch.setattr(DSR, "__call__", lambda self, lr: super_resolved.append(len(lr)) or real_call(self, lr))
     suite = load_suite("default")
-    single = _session(tiny, _model(4))
+    single = session_over(patterns, pooled(4))
     run_suite(single, suite, command="test")
-    one_pass = single.embedder("model").images_embedded
-    s = _session(tiny, _model(4), _model(4))
+    one_pass, one_dsr_pass = single.embedder("model").images_embedded, sum(super_resolved)
+    super_resolved.clear()
+    s = session_over(patterns, pooled(4), pooled(4))
     compare_session(s, suite, max_drop={"identification.rank1": 0.0}, n_boot=200)
     assert s.embedder("model").images_embedded == one_pass
     assert s.embedder("baseline").images_embedded == one_pass
-    assert s.pixels.dsr_out is not None  # one set of DSR outputs, shared
+    assert one_dsr_pass > 0 and sum(super_resolved) == one_dsr_pass
 
 
-def test_identical_models_show_no_change_anywhere(tiny):
-    rep = compare_session(_session(tiny, _model(4), _model(4)), load_suite("default"),
+def test_identical_models_show_no_change_anywhere(patterns):
+    rep = compare_session(session_over(patterns, pooled(4), pooled(4)), load_suite("default"),
                           max_drop={"identification.rank1": 0.0}, n_boot=200)
     assert rep.tested and all(r.verdict == NO_CHANGE for r in rep.tested)
     assert all(r.delta in (0, None) for r in rep.metrics)
@@ -91,8 +64,8 @@ def test_identical_models_show_no_change_anywhere(tiny):
     assert rep.shift["cka"]["gallery"] == pytest.approx(1.0)
 
 
-def test_a_model_that_sees_less_is_significantly_worse(tiny):
-    rep = compare_session(_session(tiny, _model(4), _model(1)), load_suite("default"),
+def test_a_model_that_sees_less_is_significantly_worse(patterns):
+    rep = compare_session(session_over(patterns, pooled(4), pooled(1)), load_suite("default"),
                           max_drop={"identification.rank1": 0.02}, n_boot=500)
     rank1 = rep.row("identification.rank1")
     assert rank1.b < rank1.a and rank1.verdict == WORSE and rank1.p_value < 0.05
@@ -105,8 +78,8 @@ def test_a_model_that_sees_less_is_significantly_worse(tiny):
         assert r.a_ci[0] <= r.a <= r.a_ci[1] + 1e-12
 
 
-def test_compare_report_round_trips_and_renders_every_format(tiny, tmp_path):
-    rep = compare_session(_session(tiny, _model(4), _model(1)), load_suite("default"),
+def test_compare_report_round_trips_and_renders_every_format(patterns, tmp_path):
+    rep = compare_session(session_over(patterns, pooled(4), pooled(1)), load_suite("default"),
                           max_drop={"identification.rank1": 0.02}, n_boot=200)
     back = CompareReport.from_dict(json.loads(rep.to_json()))
     assert back.to_json() == rep.to_json()
@@ -137,17 +110,17 @@ def test_compare_report_round_trips_and_renders_every_format(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_both_side_reports_say_whose_card_set_the_threshold(tiny):
+def test_both_side_reports_say_whose_card_set_the_threshold(patterns):
     from dataclasses import replace
 
     from facediag.models.presets import ModelPreset
 
     def carded(threshold):
-        return _model(4, preset=ModelPreset(family="pixels", name=f"card-{threshold:g}", threshold=threshold),
+        return pooled(4, preset=ModelPreset(family="pixels", name=f"card-{threshold:g}", threshold=threshold),
                       card=f"card-{threshold:g}.toml")
 
     suite = load_suite("default").only(["identification"])
-    rep = compare_session(_session(tiny, carded(0.3), carded(0.5)), suite, max_drop={}, n_boot=50)
+    rep = compare_session(session_over(patterns, carded(0.3), carded(0.5)), suite, max_drop={}, n_boot=50)
     assert rep.settings["threshold"] == 0.3
     for side in (rep.a, rep.b):
         notes = side.dataset["notes"]
@@ -155,14 +128,15 @@ def test_both_side_reports_say_whose_card_set_the_threshold(tiny):
         assert ("B's threshold is 0.5 (its model card's, card-0.5), A's 0.3 (its model card's, card-0.3): "
                 "compare judged both at A's") in notes, notes
     # B without a card: EdgeFace's preset names 0.35
-    notes = compare_session(_session(tiny, carded(0.3), _model(4)), suite, max_drop={}, n_boot=50).b.dataset["notes"]
+    notes = compare_session(session_over(patterns, carded(0.3), pooled(4)), suite, max_drop={},
+                            n_boot=50).b.dataset["notes"]
     assert any(n.startswith("B's threshold is 0.35 (EdgeFace's preset's)") for n in notes), notes
     # the same card on both sides: the card's note only; a suite that sets the threshold: no note at all
-    same = compare_session(_session(tiny, carded(0.3), carded(0.3)), suite, max_drop={}, n_boot=50)
+    same = compare_session(session_over(patterns, carded(0.3), carded(0.3)), suite, max_drop={}, n_boot=50)
     assert [n for n in same.b.dataset["notes"] if "threshold" in n] == [
         "threshold 0.3 is the model card's (card-0.3): the suite sets none"]
-    fixed = compare_session(_session(tiny, carded(0.3), carded(0.5)), replace(suite, threshold=0.4), max_drop={},
-                            n_boot=50)
+    fixed = compare_session(session_over(patterns, carded(0.3), carded(0.5)), replace(suite, threshold=0.4),
+                            max_drop={}, n_boot=50)
     assert fixed.settings["threshold"] == 0.4
     assert not [n for side in (fixed.a, fixed.b) for n in side.dataset["notes"] if "threshold" in n]
 
@@ -198,11 +172,6 @@ def test_bootstrap_tests_pair_a_and_b_on_the_same_subjects():
 
 
 # -------------------------------------------------------------- real assets (ORL, EdgeFace)
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("compare-cache")
-
-
 @pytest.fixture(scope="module")
 def finetune_vs_pretrained(float_weights, paired_only_weights, orl_root, cache):
     return compare(float_weights, paired_only_weights, orl_root, suite="ci", cache_dir=cache, progress=False)

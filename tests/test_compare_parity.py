@@ -19,8 +19,7 @@ from facediag.protocols.gallery import build_evaluation
 from facediag.render import render
 from facediag.results import CompareReport
 from facediag.suites import Suite, load_suite
-from helpers import loaded_model
-from test_compare import _dataset, _model, _session
+from helpers import loaded_model, session_over, pooled
 
 
 # ------------------------------------------------------------------- known answers
@@ -148,11 +147,6 @@ def test_an_int8_onnx_graph_is_another_form_of_its_float_variant():
 
 
 # ----------------------------------------------------- compare (synthetic faces)
-@pytest.fixture
-def tiny(tmp_path):
-    return _dataset(tmp_path / "faces")
-
-
 def _skewed(pool: int, strength: float):
     """The pixel embedder followed by a fixed mixing of its outputs: 'the same network, exported badly'."""
     from helpers import loaded_model as lm
@@ -164,18 +158,19 @@ def _skewed(pool: int, strength: float):
     return lm(nn.Sequential(nn.AdaptiveAvgPool2d(pool), nn.Flatten(), mix), variant="pixels", path="skewed")
 
 
-def test_two_models_get_no_parity_section_unless_asked(tiny):
+def test_two_models_get_no_parity_section_unless_asked(patterns):
     suite = load_suite("default")
-    rep = compare_session(_session(tiny, _model(4), _model(4)), suite, max_drop={}, n_boot=50)
+    rep = compare_session(session_over(patterns, pooled(4), pooled(4)), suite, max_drop={}, n_boot=50)
     assert rep.parity is None and "Parity" not in render(rep, "md")
 
 
-def test_parity_gate_fails_a_skewed_copy_and_passes_an_identical_one(tiny):
+def test_parity_gate_fails_a_skewed_copy_and_passes_an_identical_one(patterns):
     suite = load_suite("default")
     bounds = parity_bounds(suite, min_cosine=0.9999)
-    same = compare_session(_session(tiny, _model(4), _model(4)), suite, max_drop={}, n_boot=50, parity_gate=bounds)
+    same = compare_session(session_over(patterns, pooled(4), pooled(4)), suite, max_drop={}, n_boot=50,
+                           parity_gate=bounds)
     assert same.passed and same.parity["cosine"]["min"] == pytest.approx(1.0, abs=1e-9)
-    bad = compare_session(_session(tiny, _model(4), _skewed(4, 0.3)), suite, max_drop={}, n_boot=50,
+    bad = compare_session(session_over(patterns, pooled(4), _skewed(4, 0.3)), suite, max_drop={}, n_boot=50,
                           parity_gate=bounds)
     assert not bad.passed and exit_code(bad) == 1 and bad.gate["failed"] == ["parity"]
     assert bad.parity["cosine"]["min"] < 0.99
@@ -183,8 +178,8 @@ def test_parity_gate_fails_a_skewed_copy_and_passes_an_identical_one(tiny):
     assert line.startswith("FAIL parity") and f"{bad.parity['cosine']['min']:.7f}" in line
 
 
-def test_parity_round_trips_and_renders_in_every_format(tiny):
-    rep = compare_session(_session(tiny, _model(4), _skewed(4, 0.05)), load_suite("default"), max_drop={},
+def test_parity_round_trips_and_renders_in_every_format(patterns):
+    rep = compare_session(session_over(patterns, pooled(4), _skewed(4, 0.05)), load_suite("default"), max_drop={},
                           n_boot=50, parity=True)
     back = CompareReport.from_dict(json.loads(rep.to_json()))
     assert back.parity == rep.parity and back.parity["reason"].startswith("asked for")
@@ -196,8 +191,8 @@ def test_parity_round_trips_and_renders_in_every_format(tiny):
     assert CompareReport.from_dict(old).parity is None
 
 
-def test_no_parity_turns_off_the_automatic_section_and_refuses_a_parity_gate(tiny):
-    s = _session(tiny, _model(4), _model(4))
+def test_no_parity_turns_off_the_automatic_section_and_refuses_a_parity_gate(patterns):
+    s = session_over(patterns, pooled(4), pooled(4))
     with pytest.raises(FacediagError, match="--no-parity"):
         compare_session(s, load_suite("default"), max_drop={}, parity=False, parity_gate=ParityBounds(0.9999, 0))
 
@@ -207,9 +202,9 @@ def test_no_parity_turns_off_the_automatic_section_and_refuses_a_parity_gate(tin
     (["--parity-max-rank1-changed", "-2"], "integer >= 0"),
     (["--no-parity", "--parity-min-cosine", "0.9999"], "--no-parity"),
 ])
-def test_cli_bad_parity_options_are_one_line_exit_2_before_any_work(tmp_path, tiny, args, needle):
+def test_cli_bad_parity_options_are_one_line_exit_2_before_any_work(tmp_path, patterns, args, needle):
     # The checkpoints do not even exist: the options are refused first.
-    res = CliRunner().invoke(cli, ["compare", str(tmp_path / "a.pt"), str(tmp_path / "b.onnx"), "--data", str(tiny),
+    res = CliRunner().invoke(cli, ["compare", str(tmp_path / "a.pt"), str(tmp_path / "b.onnx"), "--data", str(patterns),
                                    "-q", *args])
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -217,11 +212,6 @@ def test_cli_bad_parity_options_are_one_line_exit_2_before_any_work(tmp_path, ti
 
 
 # ---------------------------------------------- real assets: float xxs vs its ONNX export
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("parity-cache")
-
-
 @pytest.fixture(scope="module")
 def onnx_export(float_weights, orl_root, tmp_path_factory):
     pytest.importorskip("onnx")

@@ -75,11 +75,6 @@ def said(result) -> str:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("gate-cache")
-
-
-@pytest.fixture(scope="module")
 def common(orl_root, cache):
     return ["--data", orl_root, "--cache-dir", cache, "-q"]
 

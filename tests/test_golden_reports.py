@@ -77,11 +77,6 @@ def _check(name: str, snap: dict):
     _same(json.loads(json.dumps(snap)), golden, name)
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("golden-cache")
-
-
 def test_run_all_report_unchanged(float_weights, dequantized_weights, orl_root, cache):
     import facediag
 

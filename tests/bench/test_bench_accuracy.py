@@ -1,52 +1,23 @@
 """bench accuracy: the ORL resolution table, the shared gallery, DSR vs bicubic, the CLI."""
 import json
-import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
-from torch import nn
 
 from facediag.bench import bench_accuracy, parse_resolutions
 from facediag.cli import cli
 from facediag.errors import FacediagError
-from tests.helpers import write_folders_dataset
+from helpers import BlurDSR, script_dsr, write_folders_dataset
 
 # Measured independently on ORL (float xxs; gallery = images 1-3 per person, the rest probe).
 ORL_RANK1 = {12: 0.45, 16: 0.79, 24: 0.90, 32: 0.94, "hr": 0.93}
 
 
-class BlurDSR(nn.Module):
-    """A "super-resolution" model that makes things worse: bicubic, then a strong Gaussian blur."""
-
-    def __init__(self, sigma: float = 4.0, radius: int = 12):
-        super().__init__()
-        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-        k = torch.outer(g, g) / g.sum() ** 2
-        self.register_buffer("kernel", k.expand(3, 1, -1, -1).contiguous())
-        self.radius = radius
-
-    def forward(self, x):
-        x = F.interpolate(x, size=(112, 112), mode="bicubic", align_corners=False)
-        r = self.radius
-        x = F.pad(x, (r, r, r, r), mode="replicate")
-        return F.conv2d(x, self.kernel, groups=3).clamp(0, 1)
-
-
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("bench-cache")
-
-
-@pytest.fixture(scope="module")
-def blur_dsr(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dsr") / "blur_dsr.torchscript"
-    with warnings.catch_warnings():  # torch.jit's deprecation notice; TorchScript is what users' DSRs ship as
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.script(BlurDSR()).save(str(path))
-    return path
+def heavy_blur_dsr(tmp_path_factory):
+    """Bicubic, then a 25×25 Gaussian blur (σ 4): far worse than bicubic."""
+    return script_dsr(BlurDSR(sigma=4.0, size=25), tmp_path_factory.mktemp("dsr") / "blur_dsr.torchscript")
 
 
 def test_parse_resolutions():
@@ -78,9 +49,9 @@ def test_orl_resolution_table(float_weights, orl_root):
     assert report.rows[0]["rank1_low"] <= report.rows[0]["rank1"] <= report.rows[0]["rank1_high"]
 
 
-def test_blurring_dsr_is_significantly_worse_than_bicubic(float_weights, orl_root, blur_dsr, cache_dir):
-    report = bench_accuracy([float_weights], orl_root, resolutions="16", dsr=str(blur_dsr),
-                            cache_dir=cache_dir, progress=False, n_boot=500)
+def test_blurring_dsr_is_significantly_worse_than_bicubic(float_weights, orl_root, heavy_blur_dsr, cache):
+    report = bench_accuracy([float_weights], orl_root, resolutions="16", dsr=str(heavy_blur_dsr),
+                            cache_dir=cache, progress=False, n_boot=500)
     assert [r["path"] for r in report.rows] == ["bicubic", "dsr"]
     assert report.rows[1]["upsampling"] == "blur_dsr.torchscript"
     (cmp,) = report.comparisons
@@ -92,12 +63,12 @@ def test_blurring_dsr_is_significantly_worse_than_bicubic(float_weights, orl_roo
     assert cmp["significant"] and cmp["verdict"] == "DSR hurts"
 
 
-def test_cli_bench_accuracy_writes_reports(float_weights, orl_root, blur_dsr, cache_dir, tmp_path):
+def test_cli_bench_accuracy_writes_reports(float_weights, orl_root, heavy_blur_dsr, cache, tmp_path):
     # Same probes and cache as the test above: served from the cache when it ran first.
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, [
         "bench", "accuracy", "-w", str(float_weights), "--label", "xxs", "--data", str(orl_root),
-        "--resolutions", "16,hr", "--dsr", str(blur_dsr), "--cache-dir", str(cache_dir), "-q",
+        "--resolutions", "16,hr", "--dsr", str(heavy_blur_dsr), "--cache-dir", str(cache), "-q",
         "--n-boot", "200", "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

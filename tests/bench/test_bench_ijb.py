@@ -2,19 +2,16 @@
 (20 people, 3 templates each of 2–4 crops in 1–2 media, every crop a known rotation/scale of the
 face; AT&T / ORL faces), through the CLI; every format renders and reads back."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 pytest.importorskip("skimage")
 
-from ijb_tree import orl_aligned, write_ijb_tree  # noqa: E402
+from ijb_tree import orl_aligned, write_ijb_tree
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_helpers import invoke, one_line_exit_2  # noqa: E402
-from helpers import CARD, face_like, traced_tiny_net  # noqa: E402
+from cli_helpers import invoke, one_line_exit_2
+from helpers import CARD, face_like, traced_tiny_net
 
 from facediag.cli import cli  # noqa: E402
 from facediag.render import render  # noqa: E402

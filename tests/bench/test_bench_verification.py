@@ -6,7 +6,7 @@ import pytest
 from facediag.bench.verification import PUBLISHED, bench_verification
 from facediag.render import write_all
 from facediag.results import BenchReport, load_result
-from tests.helpers import orl_pairs, write_orl_bin
+from helpers import orl_pairs, write_orl_bin
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from facediag.bench.verification import bench_verification, resolve_flip
 from facediag.cli import cli
 from facediag.models.presets import EDGEFACE
 from facediag.render import write_all
-from tests.helpers import orl_pairs, write_orl_bin
+from helpers import orl_pairs, write_orl_bin
 
 N_PAIRS = 200
 

@@ -1,17 +1,14 @@
 """bench ijb refuses what it cannot score honestly (one line, exit 2): every crop dropped (unreadable,
 landmarks outside the image or all at one point), with how many and why."""
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("skimage")
 
-from ijb_tree import write_ijb_tree  # noqa: E402
+from ijb_tree import write_ijb_tree
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_helpers import invoke, one_line_exit_2  # noqa: E402
-from helpers import CARD, face_like, traced_tiny_net  # noqa: E402
+from cli_helpers import invoke, one_line_exit_2
+from helpers import CARD, face_like, traced_tiny_net
 
 
 def _face(p, i):

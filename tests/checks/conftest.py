@@ -1,6 +1,6 @@
 """Planted failures and healthy runs on the real assets, shared by the check tests.
 
-Each report is built once per test session; embeddings are cached in one temporary folder,
+Each report is built once per test session; embeddings go to the session's one cache (`cache`),
 so a model is embedded once however many tests read its report."""
 
 import pytest
@@ -11,14 +11,9 @@ from helpers import copy_orl_subset, finetune
 
 
 @pytest.fixture(scope="session")
-def fd_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("embedding-cache")
-
-
-@pytest.fixture(scope="session")
-def run(fd_cache):
+def run(cache):
     def _run(weights=None, data=None, **kw):
-        kw.setdefault("cache_dir", fd_cache)
+        kw.setdefault("cache_dir", cache)
         kw.setdefault("progress", False)
         kw.setdefault("device", "cpu")
         return run_all(weights, data, **kw)

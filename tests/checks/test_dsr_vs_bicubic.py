@@ -78,11 +78,11 @@ def test_without_a_dsr_the_check_skips(pretrained_report, run, float_weights, or
     assert hr.status == Status.SKIP and "full resolution" in hr.summary
 
 
-def test_a_second_run_embeds_and_super_resolves_nothing(blur_report, fd_cache, float_weights, orl_root, blur_dsr):
+def test_a_second_run_embeds_and_super_resolves_nothing(blur_report, cache, float_weights, orl_root, blur_dsr):
     """The run above filled the cache: the check's bicubic view, its evaluation and PSNR/SSIM are
     all served from it; no DSR or bicubic pass runs, the model embeds nothing."""
     s = Session(SessionConfig(weights=float_weights, data=orl_root, vlr_size=16, dsr=str(blur_dsr),
-                              cache_dir=fd_cache, progress=False, device="cpu"))
+                              cache_dir=cache, progress=False, device="cpu"))
     res = run_check(DsrVsBicubic(), s, DsrVsBicubic.params, s.available)
     assert res.metrics == blur_report.result("dsr-vs-bicubic").metrics
     assert s.embedder("model").images_embedded == 0

@@ -1,4 +1,4 @@
-"""Fixtures of tests/cli: a tiny ORL subset, a shared embedding cache, a real checkpoint copy."""
+"""Fixtures of tests/cli: a small ORL subset (orl5), a real checkpoint copy, a suite that fails."""
 from __future__ import annotations
 
 import shutil
@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def tiny(orl_root, tmp_path_factory):
+def orl5(orl_root, tmp_path_factory):
     """ORL s1-s5, four images each."""
     root = tmp_path_factory.mktemp("tiny-orl")
     for s in range(1, 6):
@@ -15,11 +15,6 @@ def tiny(orl_root, tmp_path_factory):
         for i in range(1, 5):
             shutil.copy(orl_root / f"s{s}" / f"{i}.pgm", root / f"s{s}" / f"{i}.pgm")
     return root
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("guard-cache")
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ def test_info_reads_the_cache_dir_from_the_environment(filled, monkeypatch):
     monkeypatch.setenv("FACEDIAG_CACHE", str(filled))
     res = invoke("cache", "info")
     assert res.exit_code == 0 and str(filled / DB_NAME) in res.stdout and "400 embeddings" in res.stdout
-    assert "clear --legacy" in res.stdout  # says how to remove the old layout
+    assert "clear --legacy" in res.stdout  # says how to remove the legacy .npy files
 
 
 def test_prune_shrinks_the_file_and_dry_run_does_not(filled):
@@ -56,7 +56,7 @@ def test_prune_shrinks_the_file_and_dry_run_does_not(filled):
     assert res.exit_code == 0, res.output
     after = EmbeddingCache(filled).info()
     assert 0 < after.entries < 400 and after.file_bytes <= 500_000 < before.file_bytes
-    assert after.legacy_files == 3  # prune leaves the old layout to clear --legacy
+    assert after.legacy_files == 3  # prune leaves the legacy .npy files to clear --legacy
 
 
 @pytest.mark.parametrize("size", ["five", "5XB", "-1GB", "", "1e40", "GB"])

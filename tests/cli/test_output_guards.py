@@ -1,6 +1,6 @@
 """Outputs never destroy inputs, never land in the data, and are checked before the run.
 
-Each data-loss case runs the real command on a copy of a real checkpoint and a tiny ORL
+Each data-loss case runs the real command on a copy of a real checkpoint and a small ORL
 subset (5 people x 4 images; ORL faces, AT&T Laboratories Cambridge) and checks that the
 input's bytes are unchanged."""
 from __future__ import annotations
@@ -59,24 +59,24 @@ def test_bench_and_train_never_write_into_their_data(tmp_path):
     assert w.read_bytes() == side.read_bytes() == b"weights" and sorted(p.name for p in data.rglob("*")) == ["s1"]
 
 
-def test_save_baseline_never_destroys_the_checkpoint(ckpt, tiny, cache, tmp_path):
+def test_save_baseline_never_destroys_the_checkpoint(ckpt, orl5, cache, tmp_path):
     before = digest(ckpt)
     sym = tmp_path / "sym.pt"
     sym.symlink_to(ckpt)
     hard = tmp_path / "hard.pt"
     os.link(ckpt, hard)
     for target in (ckpt, sym, hard):
-        res = invoke("run-all", "-w", ckpt, "--data", tiny, "--cache-dir", cache, "-q", "--save-baseline", target)
+        res = invoke("run-all", "-w", ckpt, "--data", orl5, "--cache-dir", cache, "-q", "--save-baseline", target)
         one_line_exit_2(res, "--save-baseline", "would overwrite the input weights")
         assert digest(ckpt) == before
-    res = invoke("run", "identification", "-w", sym, "--data", tiny, "--cache-dir", cache, "-q",
+    res = invoke("run", "identification", "-w", sym, "--data", orl5, "--cache-dir", cache, "-q",
                  "--out", tmp_path / "o", "--save-baseline", tmp_path / "o" / "ok.json", "--baseline-weights", hard)
     assert res.exit_code == 0, res.output  # distinct outputs: fine, and the inputs are untouched
     assert digest(ckpt) == before and json.loads((tmp_path / "o" / "ok.json").read_text())["results"]
 
 
-def test_a_failing_run_does_not_become_the_baseline(ckpt, tiny, cache, failing_suite, tmp_path):
-    common = ["-w", ckpt, "--data", tiny, "--cache-dir", cache, "-q", "--suite", failing_suite]
+def test_a_failing_run_does_not_become_the_baseline(ckpt, orl5, cache, failing_suite, tmp_path):
+    common = ["-w", ckpt, "--data", orl5, "--cache-dir", cache, "-q", "--suite", failing_suite]
     ok = tmp_path / "ok.json"
     assert invoke("run-all", *common[:-2], "--suite", "ci", "--save-baseline", ok).exit_code == 0
     kept = ok.read_bytes()
@@ -100,20 +100,20 @@ def test_a_failing_run_does_not_become_the_baseline(ckpt, tiny, cache, failing_s
     assert forced.exit_code == 1 and json.loads(new.read_text())["status"] == "FAIL"
 
 
-def test_outputs_inside_the_data_are_refused(ckpt, tiny, cache):
-    before = sorted(p.relative_to(tiny) for p in tiny.rglob("*"))
+def test_outputs_inside_the_data_are_refused(ckpt, orl5, cache):
+    before = sorted(p.relative_to(orl5) for p in orl5.rglob("*"))
     for out in ("--out", "--save-baseline"):
-        target = tiny / "reports" if out == "--out" else tiny / "s1" / "baseline.json"
-        one_line_exit_2(invoke("run-all", "-w", ckpt, "--data", tiny, "--cache-dir", cache, "-q", out, target),
+        target = orl5 / "reports" if out == "--out" else orl5 / "s1" / "baseline.json"
+        one_line_exit_2(invoke("run-all", "-w", ckpt, "--data", orl5, "--cache-dir", cache, "-q", out, target),
                         "data root")
-    one_line_exit_2(invoke("compare", ckpt, ckpt, "--data", tiny, "-q", "--out", tiny), "is the data root")
-    assert sorted(p.relative_to(tiny) for p in tiny.rglob("*")) == before
+    one_line_exit_2(invoke("compare", ckpt, ckpt, "--data", orl5, "-q", "--out", orl5), "is the data root")
+    assert sorted(p.relative_to(orl5) for p in orl5.rglob("*")) == before
 
 
-def test_compare_never_writes_over_a_checkpoint(ckpt, tiny, tmp_path):
+def test_compare_never_writes_over_a_checkpoint(ckpt, orl5, tmp_path):
     before = digest(ckpt)
     (tmp_path / "cmp").mkdir()
     os.link(ckpt, tmp_path / "cmp" / "report.md")  # hard link: another name, the same bytes
-    one_line_exit_2(invoke("compare", ckpt, ckpt, "--data", tiny, "-q", "--out", tmp_path / "cmp"),
+    one_line_exit_2(invoke("compare", ckpt, ckpt, "--data", orl5, "-q", "--out", tmp_path / "cmp"),
                     "would overwrite the input")
     assert digest(ckpt) == before

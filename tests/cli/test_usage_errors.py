@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cli_helpers import invoke, one_line_exit_2
@@ -20,20 +21,24 @@ def test_a_usage_error_is_one_line_naming_the_help():
 
 
 def test_the_console_script_prints_one_line_too(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "facediag", "run-all", "--foo"], check=False, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    """The one CLI test in a process of its own: the installed ``facediag`` command starts and
+    prints one line; every other CLI test calls the same ``cli.main`` in-process."""
+    script = Path(sys.executable).with_name("facediag")  # pip installs the command beside python
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("FACEDIAG_DEBUG", None)
+    proc = subprocess.run([str(script), "run-all", "--foo"], check=False, capture_output=True, text=True, env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("error: no such option")
-    cli_main = subprocess.run([sys.executable, "-m", "facediag.cli", "--version"], check=False, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    cli_main = subprocess.run([sys.executable, "-m", "facediag.cli", "--version"], check=False, capture_output=True,
+                              text=True, env=env)
     assert cli_main.returncode == 0 and "facediag" in cli_main.stdout  # torchrun -m facediag.cli
 
 
 @pytest.mark.parametrize("args,needle", [
     (["--batch-size", "0"], "--batch-size"),
     (["--batch-size", "-4"], "--batch-size"),
-    (["--vlr-size", "0"], "--vlr-size"),  # was silently full resolution
+    (["--vlr-size", "0"], "--vlr-size"),  # not a size: full resolution is "hr"
     (["--vlr-size", "none"], "--vlr-size"),  # only 'hr' means full resolution
     (["--vlr-size", "2"], "--vlr-size"),
     (["--gallery-per-subject", "0"], "--gallery-per-subject"),
@@ -58,7 +63,7 @@ def test_missing_data_is_one_line(ckpt, cache):
     one_line_exit_2(invoke("run-all", "-w", ckpt, "--cache-dir", cache, "-q"), "no data")
 
 
-def test_a_missing_train_root_is_refused_before_the_run(ckpt, tiny, cache, tmp_path):
-    # before: the run went ahead and subject-overlap became an ERROR (exit 1) at its end
-    one_line_exit_2(invoke("run-all", "-w", ckpt, "--data", tiny, "--cache-dir", cache, "-q",
+def test_a_missing_train_root_is_refused_before_the_run(ckpt, orl5, cache, tmp_path):
+    # refused before the run, not found out at its end as an ERROR in subject-overlap (exit 1)
+    one_line_exit_2(invoke("run-all", "-w", ckpt, "--data", orl5, "--cache-dir", cache, "-q",
                            "--train-root", tmp_path / "nowhere"), "--train-root", "does not exist")

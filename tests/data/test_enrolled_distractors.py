@@ -41,7 +41,7 @@ def test_an_enrolled_persons_other_photos_are_refused(enrolled, tmp_path):
         _proto(enrolled, other)
     shutil.rmtree(other / "p1")
     shutil.rmtree(other / "P01")
-    proto = _proto(enrolled, other)  # people in no gallery: accepted, as before
+    proto = _proto(enrolled, other)  # people in no gallery: accepted
     assert [p.subject for p in proto.probes][-1] == "distractor:stranger"
 
 

@@ -4,7 +4,6 @@ run through run-all with its card honoured and the EdgeFace-only checks skipped.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ from facediag.models.card import card_beside, read_card, resolve_card
 from facediag.models.presets import EDGEFACE, ModelPreset
 from facediag.models.protocol import embedding_fingerprint
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_helpers import invoke, one_line_exit_2  # noqa: E402
-from helpers import CARD, IMAGENET_MEAN, IMAGENET_STD, card_pixels, tiny_net  # noqa: E402
+from cli_helpers import invoke, one_line_exit_2
+from helpers import CARD, IMAGENET_MEAN, IMAGENET_STD, card_pixels, tiny_net
 
 
 def write(path: Path, text: str) -> Path:

@@ -2,8 +2,6 @@
 model needs an EdgeFace's size and a 512-wide last layer, or the caller's arch="custom".
 Loading (and so `facediag inspect`) never runs a model, nor the archive's __setstate__."""
 import json
-import subprocess
-import sys
 import zipfile
 
 import pytest
@@ -13,6 +11,7 @@ from torch import nn
 from facediag.inspect import inspect_dict
 from facediag.models import build_edgeface, load_checkpoint
 from facediag.models.checkpoint import variant_parameter_counts
+from cli_helpers import invoke, one_line_exit_2
 from helpers import refused
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
@@ -140,11 +139,7 @@ def test_torchscript_zip_bomb_is_refused(tmp_path):
 
 def test_cli_inspect_refuses_or_accepts_on_custom(tmp_path):
     path = script(nn.Linear(3, 512), tmp_path / "linear.pt")
-    run = [sys.executable, "-m", "facediag", "inspect", str(path)]
-    proc = subprocess.run(run, capture_output=True, text=True, timeout=300, check=False)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and "--arch custom" in lines[0], proc.stderr
-    proc = subprocess.run(run + ["--arch", "custom", "--json"], capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["variant"] == "custom"
+    one_line_exit_2(invoke("inspect", path), "--arch custom")
+    res = invoke("inspect", path, "--arch", "custom", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["variant"] == "custom"

@@ -4,7 +4,6 @@ card travels beside it as <out>.toml, and run-all on the export runs under that 
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_helpers import invoke, one_line_exit_2  # noqa: E402
-from helpers import CARD, card_pixels, tiny_net, traced_tiny_net  # noqa: E402
+from cli_helpers import invoke, one_line_exit_2
+from helpers import CARD, card_pixels, tiny_net, traced_tiny_net
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +20,7 @@ from facediag.checks.base import Status  # noqa: E402
 from facediag.models.checkpoint import load_checkpoint, sha256_file  # noqa: E402
 from facediag.runner import run_all  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
-from cli_helpers import invoke, one_line_exit_2  # noqa: E402
+from cli_helpers import invoke, one_line_exit_2
 
 CHECKS = ["weights-integrity", "arcface-head", "norm-sanity", "identification", "verification"]
 

@@ -3,7 +3,6 @@ run, LFW pairs.txt and CSV parsing on small hand-written files."""
 import io
 import os
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ from facediag.data.images import load_face
 from facediag.errors import DataError
 from facediag.protocols.pairs import load_pair_set, read_bin, set_name
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-import hostile_pickles as hp  # noqa: E402  (tests/models/hostile_pickles.py: the gadgets)
+import hostile_pickles as hp
 
 
 def orl_on_canvas(path: Path, fmt: str = "PNG") -> bytes:
