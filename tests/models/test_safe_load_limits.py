@@ -2,13 +2,13 @@
 floods, deep or cyclic or exponentially shared structures and allocation requests are
 refused early, in one line, before torch (or anything recursive) sees them."""
 import struct
-import subprocess
 import sys
 import time
 import tracemalloc
 import zipfile
 
 import hostile_pickles as H
+from cli_helpers import invoke, one_line_exit_2
 import pytest
 import torch
 
@@ -203,9 +203,4 @@ def test_limits_leave_real_checkpoints_a_wide_margin(quant_weights, float_weight
 
 def test_cli_reports_a_hostile_file_in_one_line_with_exit_2(tmp_path, weights):
     deep = training_dict_with_config(tmp_path / "deep.pth", weights, memo_nested(5000))
-    proc = subprocess.run([sys.executable, "-m", "facediag", "inspect", str(deep)],
-                          capture_output=True, text=True, timeout=300, check=False)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and "nests deeper than 100 levels" in lines[0]
-    assert "Traceback" not in proc.stderr
+    one_line_exit_2(invoke("inspect", deep), "nests deeper than 100 levels")
