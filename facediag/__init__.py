@@ -7,6 +7,7 @@ __all__ = ["Monitor", "__version__", "run_all"]
 
 def run_all(*args, **kwargs):
     """Run a suite of checks on one checkpoint; see :func:`facediag.runner.run_all`."""
+    # imported on the first call: every import of a facediag module runs this file first, so it stays light
     from facediag.runner import run_all as _run_all
 
     return _run_all(*args, **kwargs)

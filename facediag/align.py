@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from facediag.data.detect import PHOTO_MIN_FACE, RETRY_MIN_FACE, Detector, require_extra
 from facediag.data.images import SIZE, DecodeError, header_size, read_rgb
@@ -78,8 +79,6 @@ def _csv_text(rows, columns) -> str:
 
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
-
     atomic_save(path, lambda tmp: Image.fromarray(rgb).save(tmp, format="PNG"), durable=False)
 
 

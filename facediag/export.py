@@ -30,6 +30,7 @@ from torch import nn
 
 from facediag.data.images import load_face, to_tensor01
 from facediag.data.index import index_dataset, natural_key
+from facediag.demo.faces import draw_subject, subject_name
 from facediag.embed import Embedder
 from facediag.errors import FacediagError
 from facediag.formatting import display_name
@@ -82,8 +83,6 @@ def sample_faces(data: Path | None, subjects: int = SAMPLE_SUBJECTS, per_subject
     """([N, 3, 112, 112] pixels in [0, 1], subject per face, where they came from): the first
     HR images of the first subjects of ``data`` (natural order), else the demo's synthetic faces."""
     if data is None:
-        from facediag.demo.faces import draw_subject, subject_name
-
         faces, names = [], []
         for i in range(subjects):
             for img in draw_subject(0, "heldout", i, per_subject):
@@ -203,6 +202,7 @@ def _export_onnx(model, tmp: Path, example: torch.Tensor, int8: bool) -> None:
                               input_names=["input"], output_names=["embedding"],
                               dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}})
         if int8:
+            # onnxruntime: the onnx extra, optional
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             root = logging.getLogger()

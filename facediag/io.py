@@ -8,12 +8,12 @@ import re
 import tempfile
 from pathlib import Path
 
+from facediag.errors import FacediagError, WriteError
+
 
 def read_user_text(path: str | Path, what: str) -> str:
     """The text of a file the user named as ``what`` ("report", "suite"): FacediagError, one
     line, when it is missing, a folder, unreadable or not UTF-8 text."""
-    from facediag.errors import FacediagError
-
     path = Path(path)
     try:
         return path.read_text()
@@ -111,8 +111,6 @@ def atomic_save(path: str | Path, write_fn, durable: bool = True) -> Path:
 def _raise_if_environment(exc: BaseException, path: Path) -> None:
     code = _environment_fault(exc, path.parent)
     if code is not None:
-        from facediag.errors import WriteError
-
         raise WriteError(code, f"{path}: cannot be written ({os.strerror(code).lower()}); nothing was left "
                                "half-written") from None
 

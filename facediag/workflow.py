@@ -10,9 +10,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facediag.data.images import header_size
 from facediag.distributed import Distributed
 from facediag.errors import FacediagError
 from facediag.gate import BaselineGate
+from facediag.models.dsr import probe_dsr
 from facediag.outputs import check_outputs, data_paths, out_cache, out_dir, out_file
 from facediag.render import FILENAMES, write_all
 from facediag.results import Report
@@ -56,9 +58,6 @@ def check_dsr(session: Session) -> None:
     """A --dsr model runs once on a blank probe of the probes' size before any check: a DSR that
     fails there or returns the wrong shape is one line (exit 2), as bench refuses it, not an
     ERROR in every check that uses it. Nothing to do without a DSR or at full resolution."""
-    from facediag.data.images import header_size
-    from facediag.models.dsr import probe_dsr
-
     if session.config.dsr in (None, "bicubic") or not session.probes_need_dsr:
         return
     size = session.protocol.vlr_size

@@ -45,6 +45,7 @@ WARP_ID = "arcface112-similarity-bilinear-u8/v1"
 
 def fit(points) -> Fit:
     """Least-squares similarity transform (Umeyama) from five (x, y) points to :data:`TEMPLATE`."""
+    # scikit-image: the align extra, optional
     from skimage.transform import SimilarityTransform
 
     src = np.asarray(points, dtype=np.float64).reshape(5, 2)
@@ -71,6 +72,7 @@ def align_to_template(rgb: np.ndarray, points) -> np.ndarray:
 
 def warp(rgb: np.ndarray, f: Fit, size: int = SIZE) -> np.ndarray:
     """HxWx3 uint8 -> the aligned size×size×3 uint8 crop (bilinear; outside the image is black)."""
+    # scikit-image: the align extra, optional
     from skimage.transform import SimilarityTransform, warp as sk_warp
 
     if size != SIZE:  # the template is defined on 112; other sizes scale it

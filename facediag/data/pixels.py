@@ -3,6 +3,8 @@
 bounded sample to score with altered inputs. Model-independent; the Session keeps them per run."""
 from __future__ import annotations
 
+import base64
+import io
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from facediag.data.images import DecodeError, fit_canvas, load_face, load_lowres
 from facediag.data.index import Record, file_digest
@@ -226,11 +229,6 @@ def _choose(gallery: Sequence[Record], max_subjects: int, per_subject: int, take
 def thumbnail_uri(img01: torch.Tensor, size: int = 56, quality: int = 80) -> str:
     """A small JPEG of a [3, H, W] image in [0, 1] as a data URI, for reports that show faces
     (a few kilobytes each, embedded so the page needs nothing beside it)."""
-    import base64
-    import io
-
-    from PIL import Image
-
     arr = (img01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     pil = Image.fromarray(arr).resize((size, size), Image.Resampling.BILINEAR)
     buf = io.BytesIO()

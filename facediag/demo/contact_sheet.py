@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from facediag.data.images import SIZE, downsample, load_face
 from facediag.data.index import index_dataset
+from facediag.models.dsr import BicubicDSR
 
 _PAD = 4
 _LABEL_W = 96
@@ -27,10 +30,6 @@ def contact_sheet(root: str | Path, *, subjects: int = 8, images: int = 2, vlr_s
     """Grid: one column per subject (the first ``subjects`` in folder order); for each of
     its first ``images`` pictures a full-resolution row, then the same pictures at
     ``vlr_size`` px through bicubic DSR."""
-    import torch
-
-    from facediag.models.dsr import BicubicDSR
-
     index = index_dataset(root, layout="folders")
     by_subject: dict[str, list] = {}
     for rec in index.hr:
@@ -59,8 +58,6 @@ def contact_sheet(root: str | Path, *, subjects: int = 8, images: int = 2, vlr_s
 
 
 def png_data(img: Image.Image) -> bytes:
-    import io
-
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return buf.getvalue()

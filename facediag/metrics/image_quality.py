@@ -22,6 +22,7 @@ def psnr_ssim(outputs, references) -> np.ndarray:
     """Per image ``[N, 2]``: PSNR (dB, capped at PSNR_CAP) and SSIM (scikit-image's defaults: a
     7×7 uniform window, averaged over the colour channels) of ``outputs`` against ``references``,
     both ``[N, 3, H, W]`` in [0, 1]."""
+    # scikit-image: optional (available() says whether it is there)
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     out = np.asarray(outputs, dtype=np.float64)

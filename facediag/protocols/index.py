@@ -16,6 +16,7 @@ built with several threads, so it (and its recall) may differ slightly from run 
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,11 +37,9 @@ IVF_TRAIN_PER_CELL = 64  # k-means trains on this many templates per cell (faiss
 
 def missing_extra(kind: str) -> str | None:
     """Why ``--index kind`` cannot run here (one line naming the install command), or None."""
-    from importlib.util import find_spec
-
     if kind not in INDEXES:
         return f"--index {kind!r}: choose one of {', '.join(INDEXES)}"
-    if kind != "exact" and find_spec("faiss") is None:
+    if kind != "exact" and importlib.util.find_spec("faiss") is None:
         return f"--index {kind} needs faiss, which is not installed: {INSTALL_FAISS}"
     return None
 
@@ -94,6 +93,7 @@ def search(kind: str, probes: np.ndarray, templates: np.ndarray, k: int) -> Cand
 def build_index(kind: str, templates: np.ndarray, k: int):
     """(a faiss index holding the templates, its parameters) for a search of the top k."""
     require_extra(kind)
+    # the faiss extra: optional, and only for --index faiss*
     import faiss
 
     tmpl = np.ascontiguousarray(templates, dtype=np.float32)

@@ -28,6 +28,7 @@ from typing import Any
 
 from facediag.errors import FacediagError
 from facediag.checks.registry import all_checks
+from facediag.models.safe_load import read_toml
 
 SUITES_DIR = Path(__file__).resolve().parent  # the built-in suites: package data
 
@@ -124,7 +125,6 @@ def load_suite(spec: str | Path | None = None) -> Suite:
             if str(spec) == "default":
                 return builtin_suite()
             raise FacediagError(f"no suite named {spec!r} (looked for {path})")
-    from facediag.models.safe_load import read_toml  # torch: imported when a suite is read
 
     doc = read_toml(path, "suite")
     known = all_checks()

@@ -199,6 +199,7 @@ def epoch_batches(labels: np.ndarray, subjects_per_batch: int, images_per_subjec
     The sampler draws from NumPy's global RNG; it is seeded from (seed, epoch) and restored
     afterwards, so every epoch's batches are reproducible (resume, and every DDP rank draws
     the same list and takes its own share) without disturbing anyone else's randomness."""
+    # pytorch-metric-learning: only a training run needs it, not every import of facediag.train
     from pytorch_metric_learning.samplers import MPerClassSampler
 
     batch = subjects_per_batch * images_per_subject

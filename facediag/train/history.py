@@ -120,6 +120,7 @@ def _jsonable(x):
 
 def write_curves(history: list[dict], path: Path, best_epoch: int | None, threshold: float) -> Path:
     """Training curves (matplotlib Agg) written atomically: identification, similarities, loss."""
+    # matplotlib: heavy, and only the curves need it
     import matplotlib
 
     matplotlib.use("Agg")

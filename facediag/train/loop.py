@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from torch.nn.parallel import DistributedDataParallel
 
+from facediag.cache import EmbeddingCache, default_cache_dir
+from facediag.data.aligner import Aligner
 from facediag.data.images import normalize
 from facediag.errors import FacediagError
 from facediag.io import remove_stale_temps
+from facediag.models.checkpoint import save_state_dict
+from facediag.models.dsr import load_dsr
 from facediag.progress import progress_bar
+from facediag.runner import settle_alignment
+from facediag.session import Session, SessionConfig
 from facediag.train.config import RESUME_IDENTITY, TrainConfig, output_paths
 from facediag.train.data import TrainPixels, epoch_batches, split_data
 from facediag.train.display import EpochTable
@@ -87,8 +95,6 @@ class TrainingRun:
     def setup(self):
         """Everything a run needs, in order: seeds, device, DSR, data split, model, batch shape,
         alignment, training pixels, optimiser, validators and the identity --resume checks."""
-        from facediag.models.dsr import load_dsr
-
         cfg = self.cfg
         seed_all(cfg.seed)
         self.device = self.dist.device(cfg.device)
@@ -145,10 +151,6 @@ class TrainingRun:
             self.optimizer, lambda s: warmup_cosine(s, self.warmup, self.total_steps))
         self.net = self.model
         if self.dist.world > 1:
-            import warnings
-
-            from torch.nn.parallel import DistributedDataParallel
-
             # Depthwise [C,1,3,3] weights: a size-1 dim's stride differs from the bucket's. Harmless.
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
@@ -201,11 +203,6 @@ class TrainingRun:
     def settle_alignment(self):
         """The Aligner under --align mtcnn (or auto, when the alignment check finds the training faces
         as given not aligned: measured on the sample run-all would take of --data), else None."""
-        from facediag.cache import EmbeddingCache, default_cache_dir
-        from facediag.data.aligner import Aligner
-        from facediag.runner import settle_alignment
-        from facediag.session import Session, SessionConfig
-
         cfg = self.cfg
         if cfg.align == "none":
             return None
@@ -252,8 +249,6 @@ class TrainingRun:
                 is_best = self.dist.main and row["val_rank1"] is not None and row["val_rank1"] > self.best_rank1
                 row["best"] = bool(is_best)
                 if is_best:
-                    from facediag.models.checkpoint import save_state_dict
-
                     self.best_epoch, self.best_rank1 = epoch, row["val_rank1"]
                     self.best_sha = save_state_dict(self.model, self.paths["out"])
                 self.history.append(row)

@@ -30,6 +30,7 @@ def supcon_loss(temperature: float = 0.07):
     """Supervised contrastive loss (Khosla et al. 2020), from pytorch-metric-learning: every other
     embedding with the same label is a positive, self excluded. Call it on [DSR; HR] with the
     labels repeated, so DSR outputs are pulled towards all of the person's HR images."""
+    # pytorch-metric-learning: only a training run needs it, not every import of facediag.train
     from pytorch_metric_learning.losses import SupConLoss
 
     return SupConLoss(temperature=temperature)

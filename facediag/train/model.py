@@ -8,18 +8,13 @@ import math
 import torch
 
 from facediag.errors import FacediagError
+from facediag.models.checkpoint import dequantize_state_dict, load_checkpoint, resolve_variant
+from facediag.models.edgeface import VARIANTS, build_edgeface
 from facediag.train.config import TrainConfig
 
 
 def load_model(cfg: TrainConfig, device: torch.device):
     """(float EdgeFace in train mode on device, variant, input sha256 or None, notes)."""
-    from facediag.models.checkpoint import (
-        dequantize_state_dict,
-        load_checkpoint,
-        resolve_variant,
-    )
-    from facediag.models.edgeface import VARIANTS, build_edgeface
-
     notes = []
     if cfg.weights is None:
         variant = resolve_variant(cfg.arch)
