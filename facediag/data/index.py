@@ -172,29 +172,41 @@ def _index_paired(root: Path, subject_regex: str, progress: bool = True) -> Data
 
     if not (root / "hr_images").is_dir():
         raise DataError(f"{root}: the paired layout needs an hr_images/ folder")
-    with os.scandir(root) as entries:
-        vlr_dirs = [(e.name, e.path, int(m.group(1)) if m.group(1) else None)
-                    for e in sorted(entries, key=lambda e: natural_key(e.name))
-                    if (m := _VLR_DIR.match(e.name)) and e.is_dir()]
-    table = TableBuilder()
+    vlr_dirs = _vlr_dirs(root)
     hr_dir = str(root / "hr_images")
     with progress_bar("indexing", 1 + len(vlr_dirs), progress) as advance:  # one step per folder listed
         hr = read(hr_dir)
         advance()
-        for name, subject in hr:
-            table.add(hr_dir, name, subject, "hr", _stem(name), None)
         vlr_folders = []
         for folder, path, size in vlr_dirs:
             names = read(path)
             advance()
             if names:
                 vlr_folders.append((folder, path, size, names))
-    if not hr:  # VLR files only (e.g. a probe root): nothing to pair them with, nothing to report
+    table = TableBuilder()
+    for name, subject in hr:
+        table.add(hr_dir, name, subject, "hr", _stem(name), None)
+    if hr:
+        _add_twins(table, problems, hr_dir, hr, vlr_folders)
+    else:  # VLR files only (e.g. a probe root): nothing to pair them with, nothing to report
         for _, path, size, names in vlr_folders:
             for name, subject in names:
                 table.add(path, name, subject, "vlr", _stem(name), size)
-        return DatasetIndex(root, "paired", table.build(names_in_natural_order=True), problems)
-    # Pairing is by identical filename: report the files that have no twin.
+    return DatasetIndex(root, "paired", table.build(names_in_natural_order=True), problems)
+
+
+def _vlr_dirs(root: Path) -> list[tuple[str, str, int | None]]:
+    """(name, path, size or None) of each vlr_images[_NxN] folder of a paired root, natural order."""
+    with os.scandir(root) as entries:
+        return [(e.name, e.path, int(m.group(1)) if m.group(1) else None)
+                for e in sorted(entries, key=lambda e: natural_key(e.name))
+                if (m := _VLR_DIR.match(e.name)) and e.is_dir()]
+
+
+def _add_twins(table: TableBuilder, problems: list, hr_dir: str, hr: list[tuple[str, str]],
+               vlr_folders: list) -> None:
+    """The VLR files with an HR twin of the same name into the table; the files of either side
+    without a twin reported (a VLR one not used, an HR one kept and probed from its HR image)."""
     hr_names = {name for name, _ in hr}
     lookalike = None  # built on the first name without a twin
     missing: dict[str, list[str]] = {}  # HR name -> VLR folders without it
@@ -217,7 +229,6 @@ def _index_paired(root: Path, subject_regex: str, progress: bool = True) -> Data
             why = (f"HR file without a VLR twin in {folders} (paired files need identical names): "
                    f"kept, probed from its HR image")
             problems.append((os.path.join(hr_dir, name), why))
-    return DatasetIndex(root, "paired", table.build(names_in_natural_order=True), problems)
 
 
 class _Lookalikes:
@@ -397,116 +408,167 @@ class _Resolver:
         return folder, name, os.path.isfile(path)
 
 
-def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool = True) -> DatasetIndex:
-    base = root.parent
-    text = _read_manifest_text(root)
-    n_lines = text.count("\n")
-    table, resolve = TableBuilder(), _Resolver(base)
-    problems = []
-    # Resolved (folder, name) -> its row, and the manifest line of each row: for the message about
-    # a repeat (while reading only). Rows gather in a batch of plain lists, appended in bulk.
-    seen: dict[tuple[str, str], int] = {}
-    row_line = array("q")
-    batch: tuple[list, ...] = ([], [], [], [], [])  # folders, names, subjects, role codes, captures
-    batch_landmarks: dict[int, tuple[float, ...]] = {}
-    role_codes = {r: ROLES.index(r) for r in ROLES}
+@dataclass(frozen=True)
+class _ManifestColumns:
+    """Where each field sits in a manifest row (a repeated column name: its last position)."""
 
-    def flush() -> None:
-        table.extend(*batch, batch_landmarks)
-        for column in batch:
+    names: list[str]
+    path: int
+    subject: int
+    role: int | None
+    capture: int | None
+    landmarks: list[int] | None  # lm0x..lm4y, when every one of them is a column
+
+    @classmethod
+    def from_header(cls, root: Path, header: list[str] | None) -> _ManifestColumns:
+        names = [c.strip().lower() for c in header or []]
+        missing = {"path", "subject"} - set(names)
+        if missing:
+            raise DataError(f"{root}: manifest lacks the column(s) {', '.join(sorted(missing))} "
+                            f"(found {', '.join(c for c in names if c) or 'none'})")
+        at = dict(zip(names, range(len(names))))
+        landmarks = [at[c] for c in LANDMARK_COLUMNS] if all(c in at for c in LANDMARK_COLUMNS) else None
+        return cls(names, at["path"], at["subject"], at.get("role"), at.get("capture"), landmarks)
+
+
+class _ManifestRows:
+    """The rows kept so far: gathered in a batch of plain lists and appended to the table in
+    bulk, with each row's manifest line and its resolved (folder, name), to report a repeat."""
+
+    def __init__(self):
+        self.table = TableBuilder()
+        self.batch: tuple[list, ...] = ([], [], [], [], [])  # folders, names, subjects, role codes, captures
+        self.batch_landmarks: dict[int, tuple[float, ...]] = {}
+        self.row_of: dict[tuple[str, str], int] = {}
+        self.line_of_row = array("q")
+
+    def flush(self) -> None:
+        self.table.extend(*self.batch, self.batch_landmarks)
+        for column in self.batch:
             column.clear()
-        batch_landmarks.clear()
+        self.batch_landmarks.clear()
 
-    def subject_of(row: int) -> str:
-        done = len(table)
-        return table.subject_of(row) if row < done else batch[2][row - done]
+    def pending(self) -> int:
+        return len(self.batch[1])
 
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    bar = progress_bar("reading the manifest", n_lines, progress and n_lines >= _BAR_FROM_ROWS)
-    try:
-        with bar as advance:
-            header = next(reader, None)
-            columns = [c.strip().lower() for c in header or []]
-            missing = {"path", "subject"} - set(columns)
-            if missing:
-                raise DataError(f"{root}: manifest lacks the column(s) {', '.join(sorted(missing))} "
-                                f"(found {', '.join(c for c in columns if c) or 'none'})")
-            # Columns by position (a repeated name: the last one, as before).
-            at = dict(zip(columns, range(len(columns))))
-            i_path, i_subject, i_role, i_capture = at["path"], at["subject"], at.get("role"), at.get("capture")
-            i_landmarks = [at[c] for c in LANDMARK_COLUMNS] if all(c in at for c in LANDMARK_COLUMNS) else None
-            width = len(columns)
-            folders, names, subjects, roles, captures = batch
-            for fields in reader:
-                line = reader.line_num
-                if not line % _BAR_STEP:
-                    advance(_BAR_STEP)
-                    if len(names) >= _BAR_STEP:
-                        flush()
-                if len(fields) != width:
-                    if not any(f.strip() for f in fields):
-                        continue  # a blank line
-                    raise DataError(f"{root}: line {line} has {len(fields)} field(s), the header has "
-                                    f"{width} ({','.join(columns)})")
-                raw = fields[i_path].strip()
-                if not raw:
-                    if any(f.strip() for f in fields):
-                        problems.append((f"{root}:{line}", f"line {line}: empty path"))
-                    continue  # else a line of empty fields
-                if not allow_outside_root and (raw[0] == "/" or ".." in raw) and _outside(raw):
-                    raise DataError(f"{root}: line {line}: path {raw!r} is outside the manifest's folder {base} "
-                                    f"(absolute or ../); allow it with --allow-outside-root")
-                role = (fields[i_role].strip().lower() or "hr") if i_role is not None else "hr"
-                name = raw[len(resolve.prefix):]
-                if resolve.names.get(name) == 0 and raw.startswith(resolve.prefix) and "/" not in name:
-                    folder, is_file = resolve.real, True  # a plain file in the previous row's folder: inline
-                else:
-                    try:
-                        folder, name, is_file = resolve(raw)
-                    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
-                        problems.append((str(base / raw), f"line {line}: cannot read the path: {exc}"))
-                        continue
-                role_code = role_codes.get(role)
-                if role_code is None:
-                    problems.append((os.path.join(folder, name), f"line {line}: role {role!r} is not hr or vlr"))
-                    continue
-                if not is_file:
-                    problems.append((os.path.join(folder, name), f"line {line}: no such file"))
-                    continue
-                subject = fields[i_subject].strip()
-                if not subject:
-                    problems.append((os.path.join(folder, name), f"line {line}: empty subject"))
-                    continue
-                key = (folder, name)
-                first = seen.get(key)
-                if first is not None:
-                    first_subject, first_line = subject_of(first), row_line[first]
-                    if first_subject != subject:
-                        raise DataError(f"{root}: line {line}: {raw!r} is listed under subject {subject!r} and, "
-                                        f"on line {first_line}, under {first_subject!r}: one file, one person")
-                    why = f"line {line}: listed again (first on line {first_line}); the repeat is ignored"
-                    problems.append((os.path.join(folder, name), why))
-                    continue
-                seen[key] = len(row_line)
-                row_line.append(line)
-                capture = fields[i_capture].strip() if i_capture is not None else ""
-                if i_landmarks is not None:
-                    landmarks = _landmarks([fields[i] for i in i_landmarks], line, os.path.join(folder, name),
-                                           problems)
-                    if landmarks is not None:
-                        batch_landmarks[len(names)] = landmarks
-                folders.append(folder)
-                names.append(name)
-                subjects.append(subject)
-                roles.append(role_code)
-                if not capture:  # the file's stem (_stem, inline)
-                    dot = name.rfind(".")
-                    capture = name[:dot] if 0 < dot < len(name) - 1 else name
-                captures.append(capture)
-            flush()
-    except csv.Error as exc:
-        raise DataError(f"{root}: line {reader.line_num}: not valid CSV ({exc})") from None
-    return DatasetIndex(root, "manifest", table.build(), problems)
+    def subject_of(self, row: int) -> str:
+        done = len(self.table)
+        return self.table.subject_of(row) if row < done else self.batch[2][row - done]
+
+    def add(self, folder: str, name: str, subject: str, role_code: int, capture: str,
+            landmarks: tuple[float, ...] | None, line: int) -> None:
+        folders, names, subjects, roles, captures = self.batch
+        self.row_of[folder, name] = len(self.line_of_row)
+        self.line_of_row.append(line)
+        if landmarks is not None:
+            self.batch_landmarks[len(names)] = landmarks
+        folders.append(folder)
+        names.append(name)
+        subjects.append(subject)
+        roles.append(role_code)
+        captures.append(capture or _stem(name))
+
+
+_ROLE_CODES = {r: ROLES.index(r) for r in ROLES}
+
+
+class _ManifestReader:
+    """Reads a manifest's rows into a DatasetIndex: a row that cannot be used is a problem (and
+    skipped), a path outside the manifest's folder or one file under two subjects is refused."""
+
+    def __init__(self, root: Path, allow_outside_root: bool):
+        self.root, self.base, self.allow_outside_root = root, root.parent, allow_outside_root
+        self.resolve = _Resolver(self.base)
+        self.rows = _ManifestRows()
+        self.problems: list[tuple[str, str]] = []
+
+    def read(self, text: str, progress: bool) -> DatasetIndex:
+        n_lines = text.count("\n")
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        bar = progress_bar("reading the manifest", n_lines, progress and n_lines >= _BAR_FROM_ROWS)
+        rows = self.rows
+        try:
+            with bar as advance:
+                columns = _ManifestColumns.from_header(self.root, next(reader, None))
+                for fields in reader:
+                    line = reader.line_num
+                    if not line % _BAR_STEP:
+                        advance(_BAR_STEP)
+                        if rows.pending() >= _BAR_STEP:
+                            rows.flush()
+                    self.row(fields, line, columns)
+                rows.flush()
+        except csv.Error as exc:
+            raise DataError(f"{self.root}: line {reader.line_num}: not valid CSV ({exc})") from None
+        return DatasetIndex(self.root, "manifest", rows.table.build(), self.problems)
+
+    def row(self, fields: list[str], line: int, columns: _ManifestColumns) -> None:
+        """Check one row and keep it, or note why not."""
+        if len(fields) != len(columns.names):
+            if not any(f.strip() for f in fields):
+                return  # a blank line
+            raise DataError(f"{self.root}: line {line} has {len(fields)} field(s), the header has "
+                            f"{len(columns.names)} ({','.join(columns.names)})")
+        raw = fields[columns.path].strip()
+        if not raw:
+            if any(f.strip() for f in fields):
+                self.problems.append((f"{self.root}:{line}", f"line {line}: empty path"))
+            return  # else a line of empty fields
+        if not self.allow_outside_root and (raw[0] == "/" or ".." in raw) and _outside(raw):
+            raise DataError(f"{self.root}: line {line}: path {raw!r} is outside the manifest's folder "
+                            f"{self.base} (absolute or ../); allow it with --allow-outside-root")
+        role = (fields[columns.role].strip().lower() or "hr") if columns.role is not None else "hr"
+        located = self.locate(raw, line)
+        if located is None:
+            return
+        folder, name, is_file = located
+        role_code = _ROLE_CODES.get(role)
+        subject = fields[columns.subject].strip()
+        if role_code is None:
+            why = f"role {role!r} is not hr or vlr"
+        elif not is_file:
+            why = "no such file"
+        elif not subject:
+            why = "empty subject"
+        elif (folder, name) in self.rows.row_of:
+            why = self.repeat(folder, name, subject, raw, line)
+        else:
+            why = None
+        if why:
+            self.problems.append((os.path.join(folder, name), f"line {line}: {why}"))
+            return
+        landmarks = None
+        if columns.landmarks is not None:
+            landmarks = _landmarks([fields[i] for i in columns.landmarks], line, os.path.join(folder, name),
+                                   self.problems)
+        capture = fields[columns.capture].strip() if columns.capture is not None else ""
+        self.rows.add(folder, name, subject, role_code, capture, landmarks, line)
+
+    def locate(self, raw: str, line: int) -> tuple[str, str, bool] | None:
+        """(resolved folder, name, is a file) of a manifest path, or None (a problem noted)."""
+        resolve = self.resolve
+        name = raw[len(resolve.prefix):]
+        if resolve.names.get(name) == 0 and raw.startswith(resolve.prefix) and "/" not in name:
+            return resolve.real, name, True  # a plain file in the previous row's folder
+        try:
+            return resolve(raw)
+        except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+            self.problems.append((str(self.base / raw), f"line {line}: cannot read the path: {exc}"))
+            return None
+
+    def repeat(self, folder: str, name: str, subject: str, raw: str, line: int) -> str:
+        """Why a row that lists a file already kept is skipped; the same file under another
+        subject is refused."""
+        first = self.rows.row_of[folder, name]
+        first_subject, first_line = self.rows.subject_of(first), self.rows.line_of_row[first]
+        if first_subject != subject:
+            raise DataError(f"{self.root}: line {line}: {raw!r} is listed under subject {subject!r} and, "
+                            f"on line {first_line}, under {first_subject!r}: one file, one person")
+        return f"listed again (first on line {first_line}); the repeat is ignored"
+
+
+def _index_manifest(root: Path, allow_outside_root: bool = False, progress: bool = True) -> DatasetIndex:
+    return _ManifestReader(root, allow_outside_root).read(_read_manifest_text(root), progress)
 
 
 @dataclass(frozen=True)

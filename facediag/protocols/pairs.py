@@ -322,6 +322,28 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
     root = Path(images_root) if images_root is not None else path.parent
     if not root.is_dir():
         raise DataError(f"{root}: --images must be a folder")
+    look_up = _PathLookup(name, root, allow_outside_root)
+    pairs, flags, folds = [], [], []
+    for line_no, fields in _csv_pair_rows(path, name):
+        same, fold = _csv_pair_fields(name, line_no, fields)
+        if folds and (fold is None) != (folds[-1] is None):
+            raise DataError(f"{name}: line {line_no}: give a fold on every line or on none")
+        pairs.append([look_up(raw, line_no) for raw in fields[:2]])
+        flags.append(same)
+        folds.append(fold)
+    if look_up.missing:
+        raise DataError(f"{name}: {len(look_up.missing)} image(s) not found under {root} (first: "
+                        f"{', '.join(clip(m, 60) for m in look_up.missing[:3])})")
+    fold_ids = np.array(folds, dtype=np.int64) if folds and folds[0] is not None else None
+    if fold_ids is not None and len(named := np.unique(fold_ids)) < 2:
+        raise DataError(f"{name}: the fold column names {len(named)} fold ({named[0]}); the protocol needs at "
+                        "least 2 (or leave the column out for consecutive folds)")
+    return _file_pair_set(path, "csv", root, pairs, flags, fold_ids)
+
+
+def _csv_pair_rows(path: Path, name: str) -> list[tuple[int, list[str]]]:
+    """(line number, stripped fields) of each non-blank row, without the header when there is one
+    (a first row naming path1,path2,same, or whose third field is no same/different value)."""
     try:
         rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     except csv.Error as exc:  # a field over the csv module's limit, a NUL in a quoted field
@@ -332,58 +354,59 @@ def read_pairs_csv(path: str | Path, images_root: str | Path | None = None, *,
         columns = [c.lower() for c in rows.pop(0)[1]]
         if columns[:3] != ["path1", "path2", "same"] or columns[3:] not in ([], ["fold"]):
             raise DataError(f"{name}: the header must be path1,path2,same[,fold] (found {','.join(columns)})")
-    base = root.resolve()
-    pairs, flags, folds, missing = [], [], [], []
-    looked_up: dict[str, tuple[Path, bool]] = {}
-    for line_no, fields in rows:
-        if len(fields) not in (3, 4):
-            raise DataError(f"{name}: line {line_no} has {len(fields)} fields (path1,path2,same[,fold])")
-        value = fields[2].lower()
-        if value not in _TRUE | _FALSE:
-            raise DataError(f"{name}: line {line_no}: same is {clip(fields[2], 20)!r}, not 1/0, true/false, "
-                            "yes/no or same/different")
-        if len(fields) == 4 and not (_ASCII_INT.fullmatch(fields[3]) and len(fields[3]) <= 20
-                                     and abs(int(fields[3])) <= _INT64):
-            raise DataError(f"{name}: line {line_no}: fold {clip(fields[3], 20)!r} is not a whole number "
-                            "(ASCII digits, within 64 bits)")
-        if folds and (len(fields) == 4) != (folds[-1] is not None):
-            raise DataError(f"{name}: line {line_no}: give a fold on every line or on none")
-        paths = []
-        for raw in fields[:2]:
-            if raw in looked_up:  # a path named by many pairs is checked once
-                full, is_missing = looked_up[raw]
-                if is_missing:
-                    missing.append(raw)
-                paths.append(full)
-                continue
-            parts = raw.replace("\\", "/").split("/")
-            if "\0" in raw or any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
-                raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is not a path (a NUL byte, or a "
-                                f"name over {MAX_NAME_BYTES} bytes)")
-            try:
-                full = (root / raw).resolve()
-                if not allow_outside_root and not full.is_relative_to(base):
-                    raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is outside {root}; allow it "
-                                    "with --allow-outside-root")
-                is_missing = not full.is_file()
-                if is_missing:
-                    missing.append(raw)
-            except OSError as exc:  # a path too long for the system, a loop of links
-                raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} cannot be looked up "
-                                f"({exc.strerror or clip(exc, 60)})") from None
-            looked_up[raw] = (full, is_missing)
-            paths.append(full)
-        pairs.append(paths)
-        flags.append(value in _TRUE)
-        folds.append(int(fields[3]) if len(fields) == 4 else None)
-    if missing:
-        raise DataError(f"{name}: {len(missing)} image(s) not found under {root} (first: "
-                        f"{', '.join(clip(m, 60) for m in missing[:3])})")
-    fold_ids = np.array(folds, dtype=np.int64) if folds and folds[0] is not None else None
-    if fold_ids is not None and len(named := np.unique(fold_ids)) < 2:
-        raise DataError(f"{name}: the fold column names {len(named)} fold ({named[0]}); the protocol needs at "
-                        "least 2 (or leave the column out for consecutive folds)")
-    return _file_pair_set(path, "csv", root, pairs, flags, fold_ids)
+    return rows
+
+
+def _csv_pair_fields(name: str, line_no: int, fields: list[str]) -> tuple[bool, int | None]:
+    """(same person, fold or None) of a CSV row, its field count and values checked."""
+    if len(fields) not in (3, 4):
+        raise DataError(f"{name}: line {line_no} has {len(fields)} fields (path1,path2,same[,fold])")
+    value = fields[2].lower()
+    if value not in _TRUE | _FALSE:
+        raise DataError(f"{name}: line {line_no}: same is {clip(fields[2], 20)!r}, not 1/0, true/false, "
+                        "yes/no or same/different")
+    if len(fields) == 3:
+        return value in _TRUE, None
+    if not (_ASCII_INT.fullmatch(fields[3]) and len(fields[3]) <= 20 and abs(int(fields[3])) <= _INT64):
+        raise DataError(f"{name}: line {line_no}: fold {clip(fields[3], 20)!r} is not a whole number "
+                        "(ASCII digits, within 64 bits)")
+    return value in _TRUE, int(fields[3])
+
+
+class _PathLookup:
+    """A pairs CSV's image paths, resolved under the images root: each path checked once however
+    many pairs name it, a missing one noted (every mention, for the count), one outside the root
+    or that is no path refused."""
+
+    def __init__(self, name: str, root: Path, allow_outside_root: bool):
+        self.name, self.root, self.base = name, root, root.resolve()
+        self.allow_outside_root = allow_outside_root
+        self.missing: list[str] = []
+        self.seen: dict[str, tuple[Path, bool]] = {}
+
+    def __call__(self, raw: str, line_no: int) -> Path:
+        if raw not in self.seen:
+            self.seen[raw] = self.resolve(raw, line_no)
+        full, is_missing = self.seen[raw]
+        if is_missing:
+            self.missing.append(raw)
+        return full
+
+    def resolve(self, raw: str, line_no: int) -> tuple[Path, bool]:
+        name = self.name
+        parts = raw.replace("\\", "/").split("/")
+        if "\0" in raw or any(len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for p in parts):
+            raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is not a path (a NUL byte, or a "
+                            f"name over {MAX_NAME_BYTES} bytes)")
+        try:
+            full = (self.root / raw).resolve()
+            if not self.allow_outside_root and not full.is_relative_to(self.base):
+                raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} is outside {self.root}; allow it "
+                                "with --allow-outside-root")
+            return full, not full.is_file()
+        except OSError as exc:  # a path too long for the system, a loop of links
+            raise DataError(f"{name}: line {line_no}: {clip(raw, 60)!r} cannot be looked up "
+                            f"({exc.strerror or clip(exc, 60)})") from None
 
 
 # ------------------------------------------------------------------------------ shared

@@ -82,15 +82,25 @@ class TrainConfig:
         for name in ("data", "out", "weights", "val_data", "dsr_weights"):
             if getattr(self, name) is not None:
                 setattr(self, name, Path(getattr(self, name)).expanduser())
-        out = self.out
-        if self.weights is not None:
-            w = self.weights
-            if not w.is_file():
-                raise FacediagError(f"--weights {w}: no such file")
-            # Every file the run writes, not only --out, must leave the input alone.
-            if any(same_file(p, w) for p in output_paths(out).values()):
-                raise FacediagError(f"--out {out} would overwrite the input weights {w}; "
-                                    "choose another output file")
+        self._check_weights()
+        self._check_choices()
+        self._check_numbers()
+        return self
+
+    def _check_weights(self) -> None:
+        """--weights exists, and no file the run writes is it."""
+        w, out = self.weights, self.out
+        if w is None:
+            return
+        if not w.is_file():
+            raise FacediagError(f"--weights {w}: no such file")
+        # Every file the run writes, not only --out, must leave the input alone.
+        if any(same_file(p, w) for p in output_paths(out).values()):
+            raise FacediagError(f"--out {out} would overwrite the input weights {w}; "
+                                "choose another output file")
+
+    def _check_choices(self) -> None:
+        """Each choice is one of its kind's, and the choices fit together."""
         _choice("objective", self.objective, OBJECTIVES)
         _choice("views", self.views, VIEWS)
         _choice("val-split", self.val_split, VAL_SPLITS)
@@ -105,6 +115,9 @@ class TrainConfig:
         if self.anchor_weight > 0 and self.weights is None:
             raise FacediagError("--anchor-weight keeps embeddings near the pretrained model's: "
                                 "it needs --weights")
+
+    def _check_numbers(self) -> None:
+        """Counts, sizes and rates within their ranges."""
         for name in ("batch_subjects", "epochs", "gallery_per_subject"):
             if getattr(self, name) < 1:
                 raise FacediagError(f"--{name.replace('_', '-')} must be at least 1")
@@ -124,7 +137,6 @@ class TrainConfig:
                 raise FacediagError(f"--{name.replace('_', '-')} must be positive")
         if self.seen_holdout < 0:
             raise FacediagError("--seen-holdout must be >= 0")
-        return self
 
     def to_dict(self) -> dict:
         """JSON-friendly copy (paths as strings)."""
