@@ -1,5 +1,5 @@
-"""The embedding store: one SQLite file (WAL mode) under the cache root instead of one .npy per
-image, keyed as before by (namespace = model fingerprint + preprocessing, item key).
+"""The embedding store: one SQLite file (WAL mode) under the cache root, keyed by
+(namespace = model fingerprint + preprocessing, item key).
 
 A row holds the float32 vector (little-endian bytes), its dim, a CRC32 of the bytes, the bytes
 the entry takes on disk (about) and when it was last used, so ``facediag cache prune`` can drop

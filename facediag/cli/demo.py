@@ -22,7 +22,7 @@ from facediag.cli.options import (
 @OUT("--out", default=Path("reports/demo"), show_default=True,
      help="Where the faces, checkpoints, reports and summary.md go.")
 @click.option("--full", is_flag=True,
-              help="The same story at the larger scale that was the default before: 1000 + 100 identities, "
+              help="The same story at a larger scale: 1000 + 100 identities, "
                    "more training (9½ min on an idle 2-core CPU, seed 0).")
 @click.option("--quick", is_flag=True,
               help="Accepted alias of the default scale (it changes nothing), so scripts and CI that "

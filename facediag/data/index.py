@@ -329,7 +329,7 @@ def _landmarks(values: list[str], line: int, path: str, problems: list) -> tuple
 class _Resolver:
     """``(base / raw).resolve()`` and ``is_file()`` for a million rows: each folder is resolved
     and listed once (a listing costs far less than a stat per file), a symlinked file is
-    resolved in full as before, and a name the listing lacks is looked up (case-insensitive
+    resolved in full, and a name the listing lacks is looked up (case-insensitive
     file systems)."""
 
     _KEEP = 1024  # folder listings kept: manifests list a folder's files together

@@ -46,11 +46,9 @@ from facediag.io import read_user_text
 
 # --- limits --------------------------------------------------------------------------
 # Real checkpoints keep tensor bytes in separate zip members; the pickle only describes
-# them. Measured: the official EdgeFace-xxs data.pkl is 18 KB / 5,000 opcodes (its int8
-# file 40 KB / 8,700); edgeface_base 24 KB / 6,400; a base training dict with Adam state,
-# a head and a 100,000-subject label map 2.1 MB / 326,000 opcodes (scanned in 0.2 s).
-# The byte, opcode and object limits leave 15x or more over that last, large case, and
-# are reached within seconds (5 M opcodes: ~3.5 s); nesting leaves 4x.
+# them. The byte, opcode and object limits leave 15x or more over a large real case (a base
+# training dict with Adam state, a head and a 100,000-subject label map) and are reached
+# within seconds; nesting leaves 4x (the figures: benchmarks/README.md, "Checkpoint loading limits").
 MAX_PICKLE_BYTES = 64 * 2**20     # one pickle member (data.pkl) as stored in the zip directory
 MAX_PICKLE_OPS = 5_000_000        # opcodes over all pickles of one file (~1.5 M label-map entries)
 MAX_OBJECTS = 5_000_000           # objects the loaded structure expands to, shared ones each time

@@ -46,10 +46,9 @@ HIST_CELLS = 1 << 19     # scores binned at a time (2 MB of float32): a slice th
 class _Workspace:
     """Buffers the pass reuses for every block and tile (the scores; the histogram's scaled scores and bins).
 
-    A fresh tensor per block costs the kernel's page faults each time it is touched
-    (measured: 660k faults, a third of a 20k x 5k pass), or, once glibc keeps such blocks on its
-    heap, a fragmented heap (resident memory grew by 3 GB over a 50k x 10k pass). One buffer of
-    each kind, sliced to the block's shape, costs neither."""
+    A fresh tensor per block costs the kernel's page faults each time it is touched, or, once
+    glibc keeps such blocks on its heap, a fragmented heap (benchmarks/README.md, scale.py). One
+    buffer of each kind, sliced to the block's shape, costs neither."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -355,10 +354,9 @@ def _count_at_least(scores, vals, threshold, partial: bool):
 
 def _row_counts(scores, threshold, rows=None):
     """Cells >= threshold in each row of a tile (or in its ``rows``), as int64, HIST_CELLS cells
-    at a time, so the comparison's mask is summed while in cache (measured: 3.5 ms against 5.9 ms
-    a 1,677 x 5,000 tile). The mask is summed as bytes into int32 (exact: a row has fewer than
-    2**31 cells): torch sums a bool tile into int64 about 10x slower (37 ms against 3 ms a
-    1,677 x 5,000 tile on 2 cores), as long as the matrix product."""
+    at a time, so the comparison's mask is summed while in cache. The mask is summed as bytes
+    into int32 (exact: a row has fewer than 2**31 cells): torch sums a bool tile into int64 about
+    10x slower, as long as the matrix product (benchmarks/README.md, scale.py)."""
     n = len(scores) if rows is None else len(rows)
     step = max(1, HIST_CELLS // max(scores.shape[1], 1))
     out = torch.empty(n, dtype=torch.int32, device=scores.device)
@@ -372,9 +370,9 @@ def _row_counts(scores, threshold, rows=None):
 def _histogram(scores, work: _Workspace) -> np.ndarray:
     """metrics.streaming.bin_counts of a tile of scores, in torch. floor(s · 2**15) + 2**15
     is an exact integer in float32, so the bins are exactly bin_index's; torch counts int32 bins
-    about 2.5x faster than int64 and than numpy. A slice of HIST_CELLS at a time: its five passes
-    (scale, floor, shift, to int, clamp) then read a slice still in cache, not the 32 MB tile
-    from memory each time (measured: 8.5 ms against 14 ms a 1,677 x 5,000 tile)."""
+    faster than int64 and than numpy. A slice of HIST_CELLS at a time: its five passes (scale,
+    floor, shift, to int, clamp) then read a slice still in cache, not the 32 MB tile from memory
+    each time (benchmarks/README.md, scale.py)."""
     flat = scores.reshape(-1)
     counts = torch.zeros(BINS, dtype=torch.int64, device=scores.device)
     for a in range(0, flat.numel(), HIST_CELLS):
@@ -382,8 +380,8 @@ def _histogram(scores, work: _Workspace) -> np.ndarray:
         n = part.numel()
         binned = torch.mul(part, SCALE, out=work.take("binned", (n,), part.dtype)).floor_().add_(SCALE)
         bins = work.take("bins", (n,), torch.int32).copy_(binned).clamp_(0, BINS - 1)
-        # One core: split over Python threads it counted 2x faster, but the pass grew by a fifth
-        # (torch's own threads then wait for a core in the matrix products that follow).
+        # One core: split over Python threads it counts faster, but torch's own threads then wait
+        # for a core in the matrix products that follow, and the whole pass is slower.
         counts += torch.bincount(bins, minlength=BINS)
     return counts.cpu().numpy()
 

@@ -83,7 +83,7 @@ def card(tmp_path_factory):
     return path
 
 
-@pytest.mark.slow  # 100,000 pairs under tracemalloc: 10–25 s on a 2-core CPU
+@pytest.mark.slow  # 100,000 pairs under tracemalloc
 @pytest.mark.parametrize("use_cache", [False, True], ids=["no-cache", "cache"])
 def test_a_pairs_txt_of_100000_pairs_over_3_images_embeds_3_in_bounded_memory(tiny_model, card, tmp_path, use_cache):
     """Memory is bounded by the distinct images: [pairs x 512] float64 gathers would be 400 MB each here."""
