@@ -185,6 +185,11 @@ class Embedder:
                            description=description, progress=self.progress, workers=self.workers)
 
 
+def open_cache(cache_dir=None, use_cache: bool = True) -> EmbeddingCache | None:
+    """The embedding cache a run uses: the one in ``cache_dir`` (default: default_cache_dir()); None when off."""
+    return EmbeddingCache(cache_dir or default_cache_dir()) if use_cache else None
+
+
 def build_embedder(loaded: LoadedModel, device, *, cache: EmbeddingCache | None = None, batch_size: int = 64,
                    amp: bool = False, progress: bool = True) -> Embedder:
     """The engine for one loaded model: its module in eval mode on ``device`` (on CPU for dynamic

@@ -10,76 +10,31 @@ measures and gets the report.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from facediag.bench.common import checkpoint_labels, environment, load_models, parse_resolutions
 from facediag.distributed import Distributed
 from facediag.results import BenchReport
 from facediag.errors import FacediagError
 from facediag.metrics.verdict import BETTER, WORSE, excludes_zero
 from facediag.metrics.verdict import verdict as change_verdict
 from facediag.models.presets import DEFAULT_THRESHOLD
-from facediag.models.protocol import preset_of
+from facediag.models.loaded import preset_of
 from facediag.protocols.gallery import Evaluation, headline_metrics
 from facediag.protocols.index import recall_metrics
 from facediag.metrics.distribution import dprime_from_moments
 from facediag.metrics.identification import open_set_from
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
 from facediag.metrics.verification import verification_metrics
+from facediag.runner import checkpoint_info, settle_alignment
+from facediag.session import Session, SessionConfig
 
 DEFAULT_RESOLUTIONS: tuple[int | None, ...] = (12, 16, 24, 32, None)  # None = HR (no degradation)
 DEFAULT_FARS = (1e-1, 1e-2, 1e-3, 1e-4)
-
-
-def parse_resolutions(text: str | Sequence) -> tuple[int | None, ...]:
-    """"12,16,hr" -> (12, 16, None): low resolutions ascending, HR last, duplicates dropped."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    sizes: set[int] = set()
-    hr = False
-    for item in items:
-        token = str(item).strip().lower() if item is not None else "hr"
-        if token in ("hr", "none", "full"):
-            hr = True
-            continue
-        try:
-            size = int(token)
-        except ValueError:
-            raise FacediagError(f"resolution {item!r} is neither a size in pixels nor 'hr'") from None
-        if not 4 <= size <= 112:
-            raise FacediagError(f"resolution {size}: must be between 4 and 112 pixels (or 'hr')")
-        sizes.add(size)
-    if not sizes and not hr:
-        raise FacediagError("no resolutions given (e.g. 12,16,24,32,hr)")
-    return tuple(sorted(sizes)) + ((None,) if hr else ())
-
-
-def _labels(checkpoints: Sequence, labels: Sequence[str] | None) -> list[str]:
-    if labels is not None:
-        if len(labels) != len(checkpoints) or len(set(labels)) != len(labels):
-            raise FacediagError("give one distinct label per checkpoint")
-        return list(labels)
-    names = [Path(str(getattr(c, "path", c) or f"model{i}")).stem for i, c in enumerate(checkpoints)]
-    # Two files with the same name from different folders still need two table rows.
-    return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
-
-
-def card_per_checkpoint(checkpoints: Sequence, cards: Sequence | None) -> list:
-    """``cards`` as one entry per checkpoint (None: the card beside it); FacediagError on a wrong count."""
-    cards = list(cards) if cards else [None] * len(checkpoints)
-    if len(cards) != len(checkpoints):
-        raise FacediagError(f"{len(cards)} --card for {len(checkpoints)} --weights: give one per checkpoint or none")
-    return cards
-
-
-def _load(checkpoints: Sequence, arch: str | None, cards: Sequence | None = None) -> list:
-    """Each checkpoint loaded (paths) or as given; ``cards``: a model card per checkpoint (None: each one's own)."""
-    from facediag.models.checkpoint import load_checkpoint
-    from facediag.models.loaded import LoadedModel
-
-    return [c if isinstance(c, LoadedModel) else load_checkpoint(c, arch=arch, card=card)
-            for c, card in zip(checkpoints, card_per_checkpoint(checkpoints, cards))]
 
 
 def resolve_threshold(threshold: float | None, presets: Sequence) -> float:
@@ -152,7 +107,8 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
                    **options) -> BenchReport | None:
     """Accuracy table per probe resolution × checkpoint (and DSR vs bicubic with ``dsr``).
 
-    ``checkpoints``: weights paths or already loaded checkpoints. ``resolutions``: sizes in
+    ``checkpoints``: weights paths or loaded models (LoadedModel: a checkpoint, an ONNX graph, or a
+    module wrapped with LoadedModel.from_module). ``resolutions``: sizes in
     pixels and/or None ("hr") or a string like "12,16,24,32,hr". ``threshold``: None takes the
     models' preset's; ``cards``: a model card per checkpoint (None: the card beside each). ``options``: other
     SessionConfig fields (gallery_root, probe_root, layout, gallery_per_subject, device,
@@ -164,9 +120,41 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
         report = bench_accuracy(["edgeface_xxs.pt"], "orl_faces", resolutions="12,16,hr")
         report.rows_where(resolution=16)[0]["rank1"]
     """
-    from facediag.runner import checkpoint_info, settle_alignment
-    from facediag.session import Session, SessionConfig
+    _check_arguments(checkpoints, dsr, dsr_weights, options)
+    resolutions = parse_resolutions(resolutions)
+    names = checkpoint_labels(checkpoints, labels)
+    models = dict(zip(names, load_models(checkpoints, arch, cards)))
+    threshold = resolve_threshold(threshold, [preset_of(m) for m in models.values()])
+    sessions = _Sessions(data, options, models, dist)
+    scoring = _Scoring(threshold, fars, n_boot, seed, alpha)
+    paths = {"bicubic": (None, None)}  # path name -> (DSR spec, weights): bicubic, and the DSR model when given
+    if dsr is not None and dsr != "bicubic":
+        paths["dsr"] = (dsr, dsr_weights)
+    rows, comparisons = [], []
+    for res in resolutions:
+        res_rows, res_comparisons = _resolution_rows(sessions, res, paths, names, scoring)
+        rows += res_rows
+        comparisons += res_comparisons
+    calls = sessions.forward_batches()  # a collective: before the other ranks leave
+    info = sessions.info
+    if not info.dist.main:
+        return None
+    settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
+                "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
+                "batch_size": info.config.batch_size, "device": str(info.device),
+                "model_forward_batches": calls}
+    notes = sessions.real_vlr_notes()
+    dataset = _dataset(info)  # after the rows: it counts the faces aligned
+    notes += info.alignment_notes() + _index_notes(info)
+    return BenchReport(
+        kind="accuracy",
+        command=command or "facediag.bench.bench_accuracy(...)",
+        checkpoints={label: checkpoint_info(m) for label, m in models.items()},
+        settings=settings, rows=rows, comparisons=comparisons, dataset=dataset, notes=notes,
+        environment=environment(info.device))
 
+
+def _check_arguments(checkpoints: Sequence, dsr: str | None, dsr_weights, options: dict) -> None:
     for key in ("weights", "baseline_weights", "vlr_size", "dsr", "dsr_weights"):
         if key in options:
             raise FacediagError(f"bench_accuracy sets {key} itself; do not pass it in options")
@@ -174,96 +162,102 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
         raise FacediagError("give at least one checkpoint")
     if dsr_weights is not None and dsr in (None, "bicubic"):
         raise FacediagError("DSR weights given without a DSR model (--dsr module:factory)")
-    resolutions = parse_resolutions(resolutions)
-    names = _labels(checkpoints, labels)
-    loaded = _load(checkpoints, arch, cards)
-    threshold = resolve_threshold(threshold, [preset_of(m) for m in loaded])
-    models = dict(zip(names, loaded))
-    embedders: dict = {}  # one Embedder per checkpoint, shared by every session below
 
-    def session(vlr_size, dsr_spec, dsr_w):
-        cfg = SessionConfig(data=data, vlr_size=vlr_size, dsr=dsr_spec, dsr_weights=dsr_w, **options)
-        sess = Session(cfg, models=models, embedders=embedders, dist=dist, aligner=aligner)
-        if note is not None:  # --align auto, decided once on the first session, holds for all
-            sess.settle_alignment(info_session.alignment, note)
+
+@dataclass(frozen=True)
+class _Scoring:
+    """How every row is measured: the operating threshold, the FARs, the bootstrap and the test level."""
+
+    threshold: float
+    fars: Sequence[float]
+    n_boot: int
+    seed: int
+    alpha: float
+
+
+class _Sessions:
+    """One Session per (resolution, upsampling path), all over the same models and one Embedder per
+    checkpoint (so the HR gallery is embedded once for every resolution). The first, ``info``,
+    checks each model's card and settles the alignment (``--align auto``) once for all."""
+
+    def __init__(self, data, options: dict, models: dict, dist: Distributed | None):
+        self.data, self.options, self.models, self.dist = data, options, models, dist
+        self.embedders: dict = {}
+        self.aligner = self.note = None
+        self.info = self.make(None, None, None)
+        for label in models:  # a model that cannot take its input is bad input: one line, before any work
+            self.info.check_card(label)
+        settle_alignment(self.info)
+        if self.info.config.align == "auto":  # decided once, on the first session, holds for all
+            self.note = self.info.alignment_info().get("note", "")
+        if self.info.alignment == "mtcnn":  # one set of landmarks for every resolution's session
+            self.aligner = self.info.aligner
+
+    def make(self, vlr_size: int | None, dsr: str | None, dsr_weights) -> Session:
+        cfg = SessionConfig(data=self.data, vlr_size=vlr_size, dsr=dsr, dsr_weights=dsr_weights, **self.options)
+        sess = Session(cfg, models=self.models, embedders=self.embedders, dist=self.dist, aligner=self.aligner)
+        if self.note is not None:
+            sess.settle_alignment(self.info.alignment, self.note)
         return sess
 
-    aligner = note = None
-    info_session = session(None, None, None)
-    for label in names:  # a model that cannot take its input is bad input: one line, before any work
-        info_session.check_card(label)
-    settle_alignment(info_session)
-    if info_session.config.align == "auto":
-        note = info_session.alignment_info().get("note", "")
-    if info_session.alignment == "mtcnn":  # one set of landmarks for every resolution's session
-        aligner = info_session.aligner
-    notes = []
-    if any(p.vlr is not None for p in info_session.protocol.probes):
-        notes.append("the data has real VLR files: probes with one use it at every resolution (only "
-                     "probes without one are area-downsampled), so rows may not be at the resolution named")
+    def real_vlr_notes(self) -> list[str]:
+        if not any(p.vlr is not None for p in self.info.protocol.probes):
+            return []
+        return ["the data has real VLR files: probes with one use it at every resolution (only "
+                "probes without one are area-downsampled), so rows may not be at the resolution named"]
 
-    # path name -> (DSR spec, weights). Bicubic always; the DSR model too when one is given.
-    paths = {"bicubic": (None, None)}
-    if dsr is not None and dsr != "bicubic":
-        paths["dsr"] = (dsr, dsr_weights)
-    rows, comparisons = [], []
-    for res in resolutions:
-        done: dict[tuple[str, str], tuple[Evaluation, dict]] = {}  # (path, checkpoint) -> (evaluation, row)
-        for path, (spec, weights) in (paths.items() if res is not None else [("hr", (None, None))]):
-            sess = session(res, spec, weights)
-            sess.prepare(names)  # under torchrun: every rank its shard, in the same order
-            if not sess.dist.main:
-                continue
-            upsampling = "none (HR)" if res is None else (sess.dsr.name if path == "dsr" else "bicubic")
-            for label in names:
-                ev = sess.evaluation(label)
-                row = {"resolution": "hr" if res is None else res, "checkpoint": label, "path": path,
-                       "upsampling": upsampling, **row_metrics(ev, threshold, fars, n_boot, seed),
-                       **recall_metrics(ev.matching.index)}  # --index faiss-ivf/hnsw: what it missed
-                rows.append(row)
-                done[path, label] = ev, row
+    def forward_batches(self) -> dict[str, int]:
+        """Batches that reached each model, over all ranks (shards are whole batches: as one process)."""
+        per_rank = self.info.dist.all_gather_object({label: e.forward_calls for label, e in self.embedders.items()})
+        return {label: sum(c[label] for c in per_rank) for label in self.embedders}
+
+
+def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: Sequence[str],
+                     scoring: _Scoring) -> tuple[list[dict], list[dict]]:
+    """One resolution's rows (each checkpoint through each upsampling path; HR: no path) and, with
+    a DSR model, each checkpoint's DSR-vs-bicubic comparison. Empty on ranks other than 0."""
+    rows, done = [], {}  # (path, checkpoint) -> (evaluation, row)
+    for path, (spec, weights) in (paths.items() if res is not None else [("hr", (None, None))]):
+        sess = sessions.make(res, spec, weights)
+        sess.prepare(names)  # under torchrun: every rank its shard, in the same order
+        if not sess.dist.main:
+            continue
+        upsampling = "none (HR)" if res is None else (sess.dsr.name if path == "dsr" else "bicubic")
         for label in names:
-            if ("dsr", label) in done:
-                (dsr_ev, dsr_row), (bic_ev, bic_row) = done["dsr", label], done["bicubic", label]
-                cmp = compare_paths(dsr_ev, bic_ev, n_boot=n_boot, seed=seed, alpha=alpha)
-                comparisons.append({"resolution": res, "checkpoint": label, "dsr": dsr_row["upsampling"], **cmp,
-                                    "accuracy_delta": _diff(dsr_row, bic_row, "accuracy_at_threshold"),
-                                    "eer_delta": _diff(dsr_row, bic_row, "eer")})
+            ev = sess.evaluation(label)
+            row = {"resolution": "hr" if res is None else res, "checkpoint": label, "path": path,
+                   "upsampling": upsampling,
+                   **row_metrics(ev, scoring.threshold, scoring.fars, scoring.n_boot, scoring.seed),
+                   **recall_metrics(ev.matching.index)}  # --index faiss-ivf/hnsw: what it missed
+            rows.append(row)
+            done[path, label] = ev, row
+    comparisons = []
+    for label in names:
+        if ("dsr", label) in done:
+            (dsr_ev, dsr_row), (bic_ev, bic_row) = done["dsr", label], done["bicubic", label]
+            cmp = compare_paths(dsr_ev, bic_ev, n_boot=scoring.n_boot, seed=scoring.seed, alpha=scoring.alpha)
+            comparisons.append({"resolution": res, "checkpoint": label, "dsr": dsr_row["upsampling"], **cmp,
+                                "accuracy_delta": _diff(dsr_row, bic_row, "accuracy_at_threshold"),
+                                "eer_delta": _diff(dsr_row, bic_row, "eer")})
+    return rows, comparisons
 
-    # batches that reached each model, over all ranks (shards are whole batches: as one process)
-    per_rank = info_session.dist.all_gather_object({label: e.forward_calls for label, e in embedders.items()})
-    if not info_session.dist.main:
-        return None
-    calls = {label: sum(c[label] for c in per_rank) for label in embedders}
-    dataset = info_session.dataset_info()  # after the rows: it counts the faces aligned
+
+def _dataset(info: Session) -> dict[str, Any]:
+    """The dataset as every resolution shares it: the per-resolution fields left to the rows."""
+    dataset = info.dataset_info()
     for key in ("vlr_size", "dsr", "fingerprint"):  # per-resolution; rows say how probes were made
         dataset.pop(key, None)
     dataset["protocol"] = (dataset["protocol"].rpartition("; ")[0]
                            + "; probes area-downsampled to each resolution, then upsampled to 112")
-    notes += info_session.alignment_notes()
-    if info_session.config.index != "exact":
-        notes.append(f"rank-k from --index {info_session.config.index}: as that index answers (rows give an "
-                     "approximate index's recall against exact search); verification metrics from the exact pass")
-    settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
-                "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
-                "batch_size": info_session.config.batch_size, "device": str(info_session.device),
-                "model_forward_batches": calls}
-    return BenchReport(
-        kind="accuracy",
-        command=command or "facediag.bench.bench_accuracy(...)",
-        checkpoints={label: checkpoint_info(m) for label, m in models.items()},
-        settings=settings, rows=rows, comparisons=comparisons, dataset=dataset, notes=notes,
-        environment=_environment(info_session.device))
+    return dataset
+
+
+def _index_notes(info: Session) -> list[str]:
+    if info.config.index == "exact":
+        return []
+    return [f"rank-k from --index {info.config.index}: as that index answers (rows give an "
+            "approximate index's recall against exact search); verification metrics from the exact pass"]
 
 
 def _diff(a: dict, b: dict, key: str):
     return None if a.get(key) is None or b.get(key) is None else a[key] - b[key]
-
-
-def _environment(device) -> dict[str, Any]:
-    import torch
-
-    env = {"torch": torch.__version__, "device": str(device)}
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence
@@ -20,17 +22,29 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from facediag.bench.common import card_per_checkpoint, checkpoint_labels, environment, load_models
+from facediag.bench.verification import pair_embeddings
+from facediag.data.ijb import read_ijb
+from facediag.data.images import DecodeError, header_size, read_rgb, to_tensor01
+from facediag.data.index import file_digest
+from facediag.data.landmarks import WARP_ID, AlignmentError, align_to_template
+from facediag.device import resolve_device
+from facediag.embed import build_embedder, open_cache
 from facediag.errors import DataError, FacediagError
-from facediag.models.protocol import embedding_fingerprint
+from facediag.metrics.verification import verification_metrics
+from facediag.models.loaded import run_device
+from facediag.protocols.pairs import PairImage
+from facediag.protocols.templates import (
+    FPIRS, TemplatePooler, image_features, score_pairs, search, switches_text, template_groups,
+)
 from facediag.results import BenchReport
+from facediag.runner import checkpoint_info
 
 DEFAULT_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 ROWS_PER_CHUNK = 8192    # image rows embedded and pooled at a time
 
 
 def protocol_text(flip: bool, norm_score: bool, detector_score: bool) -> str:
-    from facediag.protocols.templates import switches_text
-
     return ("IJB template protocol as insightface's ijb_11.py / ijb_1n.py: loose crops aligned by their five "
             "landmarks to the ArcFace 112×112 template (similarity transform); " + switches_text(flip, norm_score, detector_score)
             + "; media feature = mean of its images, template = sum of its media, L2-normalised; 1:1 cosine "
@@ -40,9 +54,6 @@ def protocol_text(flip: bool, norm_score: bool, detector_score: bool) -> str:
 
 def crop_loader(path: Path, landmarks: np.ndarray):
     """The aligned 3×112×112 [0, 1] crop of one loose crop (decoded when the engine asks)."""
-    from facediag.data.images import DecodeError, header_size, read_rgb, to_tensor01
-    from facediag.data.landmarks import AlignmentError, align_to_template
-
     def load() -> torch.Tensor:
         rgb = read_rgb(path)
         head = header_size(path)
@@ -64,8 +75,6 @@ def crop_loader(path: Path, landmarks: np.ndarray):
 
 def crop_key(digest: str, landmarks: np.ndarray) -> str:
     """Content key: the file's bytes, its landmarks and the warp (one crop, one key)."""
-    from facediag.data.landmarks import WARP_ID
-
     lmk = hashlib.sha256(np.ascontiguousarray(landmarks, np.float64).tobytes() + WARP_ID.encode()).hexdigest()[:16]
     return f"ijb112:{digest}+{lmk}"
 
@@ -75,11 +84,6 @@ def template_features(embedder_for, meta, *, flip: bool = True, norm_score: bool
     """(template ids [T], L2-normalised template features [T, D] (NaN: no readable image),
     {row: why unreadable}, model batches run). ``embedder_for()`` gives a fresh Embedder per
     chunk (sharing one cache), so no run-long memo of image embeddings builds up."""
-    from facediag.bench.verification import pair_embeddings
-    from facediag.data.index import file_digest
-    from facediag.protocols.pairs import PairImage
-    from facediag.protocols.templates import TemplatePooler, image_features, template_groups
-
     groups = template_groups(meta.templates, meta.medias)
     pooler, unreadable, calls = None, {}, 0
     for rows, local, group_template in groups.chunks(rows_per_chunk):
@@ -101,9 +105,6 @@ def template_features(embedder_for, meta, *, flip: bool = True, norm_score: bool
 
 
 def one_to_one_row(features, templates, meta, fars) -> dict[str, Any]:
-    from facediag.metrics.verification import verification_metrics
-    from facediag.protocols.templates import score_pairs
-
     pairs = score_pairs(features, templates, meta.pair_t1, meta.pair_t2, meta.pair_label)
     row: dict[str, Any] = {"protocol": "1:1", "n_pairs": int(len(pairs.genuine) + pairs.impostors.n),
                            "n_genuine": int(len(pairs.genuine)), "n_impostor": int(pairs.impostors.n),
@@ -139,8 +140,6 @@ def crop_reason(meta, row: int, why: str) -> str:
 
 def dropped_reasons(meta, unreadable: dict[int, str], most: int = 3) -> str:
     """"N × why" for the commonest reasons crops were dropped (the crop's own path left out)."""
-    from collections import Counter
-
     counts = Counter(crop_reason(meta, r, why).removeprefix("unreadable: ") for r, why in unreadable.items())
     text = "; ".join(f"{n} × {why[:100]}" for why, n in counts.most_common(most))
     return text + (f"; {len(counts) - most} other reason(s)" if len(counts) > most else "")
@@ -170,52 +169,35 @@ def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, 
         report = bench_ijb(["edgeface_xxs.pt"], "/data/IJB_release", "IJBC")
         report.rows_where(protocol="1:1")[0]["tar_at_far"]["0.0001"]
     """
-    from facediag.bench.accuracy import _environment, _labels, _load, card_per_checkpoint
-    from facediag.cache import EmbeddingCache, default_cache_dir
-    from facediag.data.ijb import read_ijb
-    from facediag.device import resolve_device
-    from facediag.embed import Embedder
-    from facediag.protocols.templates import FPIRS, search, switches_text
-    from facediag.runner import checkpoint_info
-
     if not checkpoints:
         raise FacediagError("give at least one checkpoint (--weights)")
     _require_skimage()
-    names = _labels(checkpoints, labels)
+    names = checkpoint_labels(checkpoints, labels)
     cards = card_per_checkpoint(checkpoints, cards)
     meta = read_ijb(root, target)  # every metadata file validated before any model is loaded
     if detector_score:
         check_detector_scores(meta)
-    models = dict(zip(names, _load(checkpoints, arch, cards)))
+    models = dict(zip(names, load_models(checkpoints, arch, cards)))
     dev = resolve_device(device)
-    cache = EmbeddingCache(cache_dir or default_cache_dir()) if use_cache else None
+    cache = open_cache(cache_dir, use_cache)
 
     rows, notes, calls = [], [], {}
     for label, loaded in models.items():
-        run_on = torch.device("cpu") if str(loaded.variant).endswith("_q") else dev  # int8 kernels: CPU only
-        model = loaded.model.to(run_on).eval()
-
-        def embedder_for(model=model, run_on=run_on, fingerprint=embedding_fingerprint(loaded)):
-            return Embedder(model, run_on, fingerprint=fingerprint, cache=cache, batch_size=batch_size,
-                            progress=progress)
-
+        # a fresh Embedder per chunk (template_features), all sharing one cache
+        embedder_for = partial(build_embedder, loaded, dev, cache=cache, batch_size=batch_size, progress=progress)
         templates, feats, unreadable, calls[label] = template_features(
             embedder_for, meta, flip=flip, norm_score=norm_score, detector_score=detector_score,
             rows_per_chunk=rows_per_chunk)
-        head = {"checkpoint": label, "variant": loaded.variant}
-        one = {**head, **one_to_one_row(feats, templates, meta, fars)}
-        one["n_unreadable"] = len(unreadable)
-        if not one["n_pairs"]:
-            raise DataError(nothing_scored(meta, unreadable))
-        one["unreadable"] = [f"{meta.names[r]}: {crop_reason(meta, r, why)}" for r, why in sorted(unreadable.items())][:20]
+        one = _one_to_one(label, loaded.variant, feats, templates, meta, fars, unreadable)
         rows.append(one)
         if unreadable or one["dropped_pairs"]:
             notes.append(f"[{label}] {len(unreadable)} image(s) unreadable (left out of their media; listed in the "
                          f"JSON), {one['dropped_pairs']} pair(s) left out (a template without a readable image): "
                          "not comparable with a published figure")
-        for gallery in meta.galleries:
-            rows.append({**head, "protocol": "1:N",
-                         **search(feats, templates, gallery, meta.probes, device=run_on, fpirs=FPIRS)})
+        for gallery in meta.galleries:  # searched where the model ran
+            rows.append({"checkpoint": label, "variant": loaded.variant, "protocol": "1:N",
+                         **search(feats, templates, gallery, meta.probes, device=run_device(loaded.variant, dev),
+                                  fpirs=FPIRS)})
     if not meta.galleries:
         notes.append(f"1:N not run: no {meta.target.lower()}_1N_gallery_*.csv / _1N_probe_mixed.csv in meta/")
     settings = {"target": meta.target, "flip": flip, "norm_score": norm_score, "detector_score": detector_score,
@@ -225,11 +207,21 @@ def bench_ijb(checkpoints: Sequence, root: str | Path, target: str = "IJBC", *, 
     dataset = {"protocol": protocol_text(flip, norm_score, detector_score), **meta.describe()}
     return BenchReport(kind="ijb", command=command or "facediag.bench.bench_ijb(...)",
                        checkpoints={label: checkpoint_info(m) for label, m in models.items()},
-                       settings=settings, rows=rows, dataset=dataset, notes=notes, environment=_environment(dev))
+                       settings=settings, rows=rows, dataset=dataset, notes=notes, environment=environment(dev))
+
+
+def _one_to_one(label: str, variant: str, feats, templates, meta, fars, unreadable: dict[int, str]) -> dict[str, Any]:
+    """A checkpoint's 1:1 row, with the crops it could not read; DataError when no pair could be scored."""
+    one = {"checkpoint": label, "variant": variant, **one_to_one_row(feats, templates, meta, fars)}
+    one["n_unreadable"] = len(unreadable)
+    if not one["n_pairs"]:
+        raise DataError(nothing_scored(meta, unreadable))
+    one["unreadable"] = [f"{meta.names[r]}: {crop_reason(meta, r, why)}" for r, why in sorted(unreadable.items())][:20]
+    return one
 
 
 def _require_skimage() -> None:
-    try:
+    try:  # scikit-image is an optional extra: asked for here, used by the landmark warp
         import skimage.transform  # noqa: F401
     except ImportError:
         raise FacediagError("bench ijb aligns crops with scikit-image: pip install 'facediag[ijb]' "

@@ -8,20 +8,30 @@ timed span is closed by ``torch.cuda.synchronize`` so queued kernels are counted
 from __future__ import annotations
 
 import os
+import platform
 import resource
 import statistics
 import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-from facediag.results import BenchReport
+from facediag.bench.common import is_loaded
 from facediag.device import resolve_device
 from facediag.errors import FacediagError
+from facediag.models.checkpoint import load_checkpoint, resolve_variant
+from facediag.models.edgeface import VARIANTS, build_edgeface, count_parameters
+from facediag.models.loaded import dynamic_int8, run_device
+from facediag.models.onnx import ONNX_FORMAT
+from facediag.results import BenchReport
+from facediag.runner import checkpoint_info
 
 # EdgeFace paper (George et al., 2024), Table: parameters (M) and MFLOPs at 112×112.
 PAPER = {
@@ -51,8 +61,6 @@ CPU_MEMORY_FALLBACK = ("CPU: ru_maxrss (the process's lifetime peak resident set
 
 def model_cost(model: torch.nn.Module, device="cpu") -> int:
     """FLOPs of one 3×112×112 face through ``model`` (see FLOPS_METHOD)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     counter = FlopCounterMode(display=False)
     x = torch.zeros(1, 3, 112, 112, device=device)
     with counter, torch.inference_mode():
@@ -61,8 +69,6 @@ def model_cost(model: torch.nn.Module, device="cpu") -> int:
 
 
 def _float_twin(variant: str) -> torch.nn.Module:
-    from facediag.models.edgeface import build_edgeface
-
     return build_edgeface(variant, quantized=False)
 
 
@@ -204,7 +210,7 @@ def _placement(variant: str, device: torch.device, dtype_name: str, notes: list[
     if onnx is not None:
         name = Path(onnx.path).name
         if device.type != "cpu":
-            import onnxruntime as ort
+            import onnxruntime as ort  # optional (facediag[onnx]): present whenever an ONNX graph was loaded
 
             why = (ONNX_INT8_REASON if onnx.int8 else "onnxruntime here has no CUDAExecutionProvider"
                    if "CUDAExecutionProvider" not in ort.get_available_providers() else None)
@@ -216,10 +222,11 @@ def _placement(variant: str, device: torch.device, dtype_name: str, notes: list[
                          "does not apply")
             dtype_name = "fp32"
         return device, dtype_name
-    if str(variant).endswith("_q"):
-        if device.type != "cpu":
+    if dynamic_int8(variant):
+        placed = run_device(variant, device)
+        if placed.type != device.type:
             notes.append(f"{variant}: {QUANT_REASON} although {device} was asked")
-            device = torch.device("cpu")
+            device = placed
         if dtype_name != "fp32":
             notes.append(f"{variant}: int8 weights with fp32 activations; --dtype {dtype_name} does not apply")
             dtype_name = "fp32"
@@ -236,7 +243,7 @@ def _prepare(model: torch.nn.Module, variant: str, device: torch.device, dtype_n
                          "onnxruntime runs the graph with its own optimisations")
         return model, device, dtype_name
     model = model.to(device).eval()
-    if not str(variant).endswith("_q"):
+    if not dynamic_int8(variant):
         model = model.to(DTYPES[dtype_name])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -250,7 +257,7 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
                 dtype: str = "fp32", compile: bool = False, channels_last: bool = False,
                 warmup: int = 10, iters: int = 50, min_seconds: float = 1.0, timing: bool = True,
                 arch: str | None = None, command: str | None = None) -> BenchReport:
-    """Size and speed of each checkpoint (weights path or loaded) and each named variant
+    """Size and speed of each checkpoint (weights path or loaded model) and each named variant
     (random weights: enough for speed and size). ``timing=False`` gives parameters and FLOPs only.
 
     Example::
@@ -258,12 +265,6 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
         report = bench_speed(variants=["edgeface_xxs", "edgeface_base"], device="cpu", batch_sizes=[1, 32])
         report.rows[0]["flops"] / 1e6   # ≈ 94.6 MFLOPs
     """
-    from facediag.models.checkpoint import load_checkpoint, resolve_variant
-    from facediag.models.loaded import LoadedModel
-    from facediag.models.edgeface import VARIANTS, build_edgeface, count_parameters
-    from facediag.models.onnx import ONNX_FORMAT
-    from facediag.runner import checkpoint_info
-
     if dtype not in DTYPES:
         raise FacediagError(f"--dtype {dtype!r}: choose from {', '.join(DTYPES)}")
     if not checkpoints and not variants:
@@ -273,67 +274,11 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
     if warmup < 0 or iters < 1:
         raise FacediagError("need warmup >= 0 and iters >= 1")
     want = resolve_device(device)
-
-    entries = []  # (label, module, variant, checkpoint info, the LoadedOnnx of an ONNX graph or None)
-    for c in checkpoints:
-        # Always load on CPU: loading a _q file for CUDA would dequantise it, timing another model.
-        loaded = c if isinstance(c, LoadedModel) or hasattr(c, "model") else \
-            load_checkpoint(c, arch=arch, device="cpu")
-        onnx = loaded if loaded.format == ONNX_FORMAT else None
-        entries.append((_label(loaded.path, entries), loaded.model, loaded.variant, checkpoint_info(loaded), onnx))
-    for v in variants:
-        v = resolve_variant(v)
-        # Size alone needs no weights: a float model on the meta device allocates nothing.
-        model = build_edgeface(v, device="cpu" if timing or v.endswith("_q") else "meta")
-        entries.append((_label(v, entries), model, v,
-                        {"path": None, "variant": v, "parameters": count_parameters(model),
-                         "weights": "random (speed and size do not depend on the values)"}, None))
-
-    rows = []
+    entries = _entries(checkpoints, variants, arch, timing)
+    timer = partial(measure, batch_sizes=batch_sizes, warmup=warmup, iters=iters,
+                    min_seconds=min_seconds) if timing else None
     with _threads(threads):
-        for label, model, variant, _, onnx in entries:
-            row_notes: list[str] = []
-            quantized = str(variant).endswith("_q") or bool(onnx is not None and onnx.int8)
-            params = onnx.parameters if onnx is not None else count_parameters(model)
-            if onnx is not None:  # torch's counter cannot see inside onnxruntime
-                flops = model_cost(_float_twin(variant)) if variant in VARIANTS else None
-                row_notes.append(f"{label}: FLOPs counted on the float {variant} torch builds (the graph's "
-                                 "arithmetic is the same; onnxruntime is invisible to torch's counter)"
-                                 if flops is not None else
-                                 f"{label}: no FLOPs (a graph of no EdgeFace variant; torch's counter cannot "
-                                 "see inside onnxruntime)")
-            elif quantized:
-                flops = model_cost(_float_twin(variant))
-                row_notes.append(f"{variant}: FLOPs counted on its float twin (torch's FLOP counter does not see "
-                                 "int8 dynamic linear kernels; the arithmetic is the same)")
-            else:
-                flops = model_cost(model, device=next(model.parameters()).device)
-            row = {"checkpoint": label, "variant": variant, "parameters": params, "flops": flops,
-                   "runtime": ONNXRUNTIME if onnx is not None else TORCH, "int8": quantized}
-            paper = PAPER.get(variant)
-            if paper:
-                row["paper"] = {"parameters_m": paper[0], "mflops": paper[1]}
-                row["paper_deviation_pct"] = max(
-                    (params / 1e6 - paper[0]) / paper[0] * 100, (flops / 1e6 - paper[1]) / paper[1] * 100,
-                    key=abs)
-            run_device, run_dtype = _placement(variant, want, dtype, [], onnx)
-            run_threads = torch.get_num_threads() if run_device.type == "cpu" else None
-            if timing:
-                run_model, run_device, run_dtype = _prepare(model, variant, want, dtype, compile, channels_last,
-                                                            row_notes, onnx)
-                row.update(measure(run_model, run_device, DTYPES[run_dtype], batch_sizes=batch_sizes,
-                                   channels_last=channels_last and onnx is None, warmup=warmup, iters=iters,
-                                   min_seconds=min_seconds))
-                if onnx is not None:  # what onnxruntime actually ran with, read back from its session
-                    session = model.session(run_device.type == "cuda")
-                    row["providers"] = list(session.get_providers())
-                    if run_device.type == "cpu":
-                        run_threads = session.get_session_options().intra_op_num_threads
-                elif not quantized:  # .to() is in place: give a caller's model back as it came, and free the device
-                    model.to("cpu", torch.float32).to(memory_format=torch.contiguous_format)
-            row.update(device=str(run_device), dtype=run_dtype, channels_last=channels_last and onnx is None,
-                       compile=compile and onnx is None, threads=run_threads, notes=row_notes)
-            rows.append(row)
+        rows = [_row(entry, want, dtype, compile, channels_last, timer) for entry in entries]
     _against_torch(rows)
 
     devices = {r["device"] for r in rows}
@@ -346,8 +291,99 @@ def bench_speed(checkpoints: Sequence = (), *, variants: Sequence[str] = (), dev
                 "memory_method": memory if timing else "not measured (timing off)"}
     return BenchReport(kind="speed",
                        command=command or "facediag.bench.bench_speed(...)",
-                       checkpoints={label: info for label, _, _, info, _ in entries}, settings=settings,
+                       checkpoints={e.label: e.info for e in entries}, settings=settings,
                        rows=rows, environment=_environment(want))
+
+
+@dataclass
+class _Entry:
+    """One model to measure: its table label, module, variant and checkpoint info, and its LoadedOnnx
+    when it is an ONNX graph (run by onnxruntime)."""
+
+    label: str
+    model: torch.nn.Module
+    variant: str
+    info: dict
+    onnx: Any = None
+
+    @property
+    def int8(self) -> bool:
+        return dynamic_int8(self.variant) or bool(self.onnx is not None and self.onnx.int8)
+
+
+def _entries(checkpoints: Sequence, variants: Sequence[str], arch: str | None, timing: bool) -> list[_Entry]:
+    """The checkpoints (paths loaded, loaded models as they are), then the variants with random weights."""
+    entries: list[_Entry] = []
+    for c in checkpoints:
+        # Always load on CPU: loading a _q file for CUDA would dequantise it, timing another model.
+        loaded = c if is_loaded(c) else load_checkpoint(c, arch=arch, device="cpu")
+        onnx = loaded if loaded.format == ONNX_FORMAT else None
+        entries.append(_Entry(_label(loaded.path, entries), loaded.model, loaded.variant, checkpoint_info(loaded),
+                              onnx))
+    for v in variants:
+        v = resolve_variant(v)
+        # Size alone needs no weights: a float model on the meta device allocates nothing.
+        model = build_edgeface(v, device=run_device(v, "cpu" if timing else "meta"))
+        entries.append(_Entry(_label(v, entries), model, v,
+                              {"path": None, "variant": v, "parameters": count_parameters(model),
+                               "weights": "random (speed and size do not depend on the values)"}))
+    return entries
+
+
+def _row(entry: _Entry, want: torch.device, dtype: str, compile: bool, channels_last: bool, timer) -> dict[str, Any]:
+    """One model's size, FLOPs, paper figures and (with ``timer``: measure's timing settings) its speed."""
+    notes: list[str] = []
+    params = entry.onnx.parameters if entry.onnx is not None else count_parameters(entry.model)
+    flops = _flops(entry, notes)
+    row = {"checkpoint": entry.label, "variant": entry.variant, "parameters": params, "flops": flops,
+           "runtime": ONNXRUNTIME if entry.onnx is not None else TORCH, "int8": entry.int8,
+           **_paper_figures(entry.variant, params, flops)}
+    placed, run_dtype = _placement(entry.variant, want, dtype, [], entry.onnx)
+    threads = torch.get_num_threads() if placed.type == "cpu" else None
+    if timer is not None:
+        run_model, placed, run_dtype = _prepare(entry.model, entry.variant, want, dtype, compile, channels_last,
+                                                notes, entry.onnx)
+        row.update(timer(run_model, placed, DTYPES[run_dtype], channels_last=channels_last and entry.onnx is None))
+        if entry.onnx is not None:  # what onnxruntime actually ran with, read back from its session
+            session = entry.model.session(placed.type == "cuda")
+            row["providers"] = list(session.get_providers())
+            if placed.type == "cpu":
+                threads = session.get_session_options().intra_op_num_threads
+        elif not entry.int8:  # .to() is in place: give a caller's model back as it came, and free the device
+            entry.model.to("cpu", torch.float32).to(memory_format=torch.contiguous_format)
+    row.update(device=str(placed), dtype=run_dtype, channels_last=channels_last and entry.onnx is None,
+               compile=compile and entry.onnx is None, threads=threads, notes=notes)
+    return row
+
+
+def _flops(entry: _Entry, notes: list[str]) -> int | None:
+    """FLOPs of one face, counted on the float twin where torch's counter cannot see (onnxruntime, int8)."""
+    if entry.onnx is not None:  # torch's counter cannot see inside onnxruntime
+        flops = model_cost(_float_twin(entry.variant)) if entry.variant in VARIANTS else None
+        notes.append(f"{entry.label}: FLOPs counted on the float {entry.variant} torch builds (the graph's "
+                     "arithmetic is the same; onnxruntime is invisible to torch's counter)"
+                     if flops is not None else
+                     f"{entry.label}: no FLOPs (a graph of no EdgeFace variant; torch's counter cannot "
+                     "see inside onnxruntime)")
+        return flops
+    if entry.int8:
+        notes.append(f"{entry.variant}: FLOPs counted on its float twin (torch's FLOP counter does not see "
+                     "int8 dynamic linear kernels; the arithmetic is the same)")
+        return model_cost(_float_twin(entry.variant))
+    return model_cost(entry.model, device=next(entry.model.parameters()).device)
+
+
+def _paper_figures(variant: str, params: int, flops: int | None) -> dict[str, Any]:
+    """The EdgeFace paper's parameters and MFLOPs for the variant, and the larger of our two
+    deviations from them (in %, signed); nothing for a variant the paper does not list."""
+    paper = PAPER.get(variant)
+    if not paper:
+        return {}
+    paper_millions, paper_mflops = paper
+    params_deviation = (params / 1e6 - paper_millions) / paper_millions * 100
+    flops_deviation = (flops / 1e6 - paper_mflops) / paper_mflops * 100
+    return {"paper": {"parameters_m": paper_millions, "mflops": paper_mflops},
+            "paper_deviation_pct": max(params_deviation, flops_deviation, key=abs)}
 
 
 def _against_torch(rows: list[dict]) -> None:
@@ -371,7 +407,7 @@ def _against_torch(rows: list[dict]) -> None:
 
 def _label(name, entries) -> str:
     base = Path(str(name)).stem
-    taken = {e[0] for e in entries}
+    taken = {e.label for e in entries}
     label, i = base, 2
     while label in taken:
         label, i = f"{base}#{i}", i + 1
@@ -379,8 +415,6 @@ def _label(name, entries) -> str:
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
-    import platform
-
     env = {"torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
            "cpu_count": os.cpu_count()}
     if device.type == "cuda":

@@ -28,17 +28,22 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from facediag.bench.common import checkpoint_labels, environment, load_models, parse_resolutions
 from facediag.data.images import DecodeError, downsample
-from facediag.embed import degraded_key, super_resolve
+from facediag.device import resolve_device
+from facediag.embed import Item, build_embedder, degraded_key, open_cache, super_resolve
 from facediag.errors import FacediagError
 from facediag.metrics.kfold import DEFAULT_FAR_TARGET, DEFAULT_FOLDS, reference_kfold
 from facediag.metrics.significance import mcnemar_exact
 from facediag.metrics.verdict import BETTER, WORSE
 from facediag.metrics.verdict import verdict as change_verdict
 from facediag.metrics.verification import verification_metrics
+from facediag.models.dsr import load_dsr
+from facediag.models.loaded import preset_of
 from facediag.models.presets import EDGEFACE
-from facediag.models.protocol import embedding_fingerprint, preset_of
+from facediag.protocols.pairs import load_pair_set
 from facediag.results import BenchReport
+from facediag.runner import checkpoint_info
 
 # EdgeFace's published 10-fold accuracies (%), from the EdgeFace README's table; the paper's
 # own tables differ from it by up to ~0.4 pp on some sets. No figures are published for _q.
@@ -149,8 +154,6 @@ def _downsampled(load, size: int) -> torch.Tensor:
 
 def _view_items(sources: Sequence[tuple[str, Any]], flip: bool, capacity: int):
     """(key, load) per image -> the engine's Items: the image, and its mirror image when ``flip``."""
-    from facediag.embed import Item
-
     shared = _SharedDecode(capacity)
     items = []
     for i, (key, load) in enumerate(sources):
@@ -351,7 +354,8 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
                        fars: Sequence[float] = DEFAULT_FARS, command: str | None = None) -> BenchReport:
     """Sets × resolutions × checkpoints under the reference 10-fold protocol.
 
-    ``pair_files``: .bin, pairs.txt or .csv paths (``images_root`` for pairs.txt and CSV).
+    ``checkpoints``: weights paths or loaded models (LoadedModel). ``pair_files``: .bin, pairs.txt
+    or .csv paths (``images_root`` for pairs.txt and CSV).
     ``flip``: None takes the model preset's (a model card's, else EdgeFace's); ``cards``: one model
     card per checkpoint (None: the card beside each, if any). ``resolutions``: sizes in pixels and/or "hr"
     ("hr,32,16"); a size degrades the second image of every pair (``degrade="both"``: both),
@@ -362,94 +366,39 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
         report = bench_verification(["edgeface_xxs.pt"], ["lfw.bin", "agedb_30.bin"], resolutions="hr,16")
         report.rows_where(set="lfw", resolution=16)[0]["accuracy"]
     """
-    from facediag.bench.accuracy import _environment, _labels, _load, parse_resolutions
-    from facediag.cache import EmbeddingCache, default_cache_dir
-    from facediag.device import resolve_device
-    from facediag.embed import Embedder
-    from facediag.models.dsr import load_dsr
-    from facediag.protocols.pairs import load_pair_set
-    from facediag.runner import checkpoint_info
-
     if not checkpoints:
         raise FacediagError("give at least one checkpoint (--weights)")
     if not pair_files:
         raise FacediagError("give at least one pair set (--pairs lfw.bin, pairs.txt or pairs.csv)")
     resolutions = sorted(parse_resolutions(resolutions), key=lambda r: -(r or 113))  # HR first, then down
-    if degrade not in DEGRADE:
-        raise FacediagError(f"degrade {degrade!r}: give one of {', '.join(DEGRADE)}")
     low = [r for r in resolutions if r is not None]
-    if dsr_weights is not None and dsr in (None, "bicubic"):
-        raise FacediagError("DSR weights given without a DSR model (--dsr module:factory)")
-    if dsr not in (None, "bicubic") and not low:
-        raise FacediagError("--dsr needs a low resolution to super-resolve (e.g. --resolutions hr,16)")
-    names = _labels(checkpoints, labels)
-    # Every set is read and validated before any model is loaded or any image embedded.
-    sets = [load_pair_set(p, images_root, allow_outside_root=allow_outside_root) for p in pair_files]
-    seen: dict[str, Path] = {}
-    for s in sets:
-        if s.name in seen:
-            raise FacediagError(f"two pair sets are named {s.name!r} ({seen[s.name]}, {s.source}); rename one")
-        seen[s.name] = s.source
+    _check_degradation(degrade, dsr, dsr_weights, low)
+    names = checkpoint_labels(checkpoints, labels)
+    sets = read_pair_sets(pair_files, images_root, allow_outside_root)  # before any model is loaded
     dev = resolve_device(device)
     paths = {"bicubic": load_dsr(None)}  # path -> the DSR stage that brings a low resolution back to 112
     if dsr not in (None, "bicubic"):
         paths["dsr"] = load_dsr(dsr, dsr_weights, device=dev)
-    models = dict(zip(names, _load(checkpoints, arch, cards)))
+    models = dict(zip(names, load_models(checkpoints, arch, cards)))
     flip = resolve_flip(flip, [preset_of(m) for m in models.values()])
-    cache = EmbeddingCache(cache_dir or default_cache_dir()) if use_cache else None
-    embedders = {}
-    for label, loaded in models.items():
-        run_on = torch.device("cpu") if str(loaded.variant).endswith("_q") else dev  # int8 kernels: CPU only
-        embedders[label] = Embedder(loaded.model.to(run_on).eval(), run_on,
-                                    fingerprint=embedding_fingerprint(loaded), cache=cache, batch_size=batch_size,
-                                    progress=progress)
-
-    rows, comparisons, notes = [], [], []
+    cache = open_cache(cache_dir, use_cache)
+    embedders = {label: build_embedder(loaded, dev, cache=cache, batch_size=batch_size, progress=progress)
+                 for label, loaded in models.items()}
+    run = _Run(embedders, {label: m.variant for label, m in models.items()}, paths, flip, degrade, fars, alpha, dev,
+               batch_size, progress)
+    rows, comparisons = [], []
     for pset in sets:
-        hr: dict[str, tuple] = {}  # checkpoint -> HR embeddings, shared by every resolution
-
-        def hr_of(label, pset=pset, hr=hr):
-            if label not in hr:
-                hr[label] = pair_embeddings(embedders[label], pset, flip)
-            return hr[label]
-
-        degraded_images = range(len(pset.images)) if degrade == "both" else np.unique(pset.second).tolist()
-        for res in resolutions:
-            if res is None:
-                for label in names:
-                    row, _ = set_row(pset, hr_of(label), fars=fars)
-                    rows.append(_row(label, models[label].variant, res, "hr", "none (HR)", row))
-                continue
-            correct: dict[tuple[str, str], np.ndarray] = {}
-            for path, stage in paths.items():
-                view = DegradedImages(pset, degraded_images, res, stage, dev, batch_size=batch_size,
-                                      progress=progress)  # dropped after this path: at most one set's worth held
-                for label in names:
-                    low_emb = pair_embeddings(embedders[label], pset, flip, indices=degraded_images, degraded=view)
-                    row, correct[path, label] = set_row(
-                        pset, low_emb if degrade == "both" else hr_of(label), low_emb, fars=fars)
-                    rows.append(_row(label, models[label].variant, res, path, stage.name, row))
-            for label in names:
-                if ("dsr", label) in correct:
-                    comparisons.append({"set": pset.name, "resolution": res, "checkpoint": label,
-                                        "dsr": paths["dsr"].name,
-                                        **compare_paths(correct["dsr", label], correct["bicubic", label], alpha)})
-    for row in rows:
-        if row["dropped_pairs"]:
-            notes.append(f"{row['set']} [{row['checkpoint']}, {_res_name(row['resolution'])}]: "
-                         f"{row['dropped_pairs']} pair(s) left out, {row['n_unreadable']} image(s) unreadable "
-                         "(listed in the JSON); the accuracy is not comparable with a published one")
-    order = {label: i for i, label in enumerate(names)}  # one checkpoint's rows together, as before
+        set_rows, set_comparisons = run.set_rows(pset, resolutions)
+        rows += set_rows
+        comparisons += set_comparisons
+    notes = _notes(rows)  # in the order measured: set by set
+    order = {label: i for i, label in enumerate(names)}  # one checkpoint's rows together
     rows.sort(key=lambda r: order[r["checkpoint"]])
-    matched = {(r["variant"], r["set"]) for r in rows if "published" in r}
-    if not matched:
-        notes.append("no published figure applies: EdgeFace's are filed under lfw, calfw, cplfw, cfp_fp and "
-                     "agedb_30 (the pair file's name) for edgeface_xxs, xs_gamma_06, s_gamma_05 and base")
-    calls = {label: e.forward_calls for label, e in embedders.items()}
     settings = {"flip": flip, "folds": DEFAULT_FOLDS, "fars": list(fars), "val_far_target": DEFAULT_FAR_TARGET,
                 "resolutions": [_res_name(r) for r in resolutions], "degrade": degrade if low else None,
                 "dsr": paths["dsr"].name if "dsr" in paths else None, "alpha": alpha,
-                "batch_size": batch_size, "device": str(dev), "model_forward_batches": calls,
+                "batch_size": batch_size, "device": str(dev),
+                "model_forward_batches": {label: e.forward_calls for label, e in embedders.items()},
                 "images_embedded": {label: e.images_embedded for label, e in embedders.items()},
                 "published_source": PUBLISHED_SOURCE}
     dataset = {"protocol": protocol_text(flip, any(s.fold_ids is not None for s in sets), degrade if low else None),
@@ -457,7 +406,94 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
     return BenchReport(kind="verification", command=command or "facediag.bench.bench_verification(...)",
                        checkpoints={label: checkpoint_info(m) for label, m in models.items()},
                        settings=settings, rows=rows, comparisons=comparisons, dataset=dataset, notes=notes,
-                       environment=_environment(dev))
+                       environment=environment(dev))
+
+
+def _check_degradation(degrade: str, dsr: str | None, dsr_weights, low: Sequence[int]) -> None:
+    if degrade not in DEGRADE:
+        raise FacediagError(f"degrade {degrade!r}: give one of {', '.join(DEGRADE)}")
+    if dsr_weights is not None and dsr in (None, "bicubic"):
+        raise FacediagError("DSR weights given without a DSR model (--dsr module:factory)")
+    if dsr not in (None, "bicubic") and not low:
+        raise FacediagError("--dsr needs a low resolution to super-resolve (e.g. --resolutions hr,16)")
+
+
+def read_pair_sets(pair_files: Sequence, images_root, allow_outside_root: bool) -> list:
+    """Every pair set read and validated (one line for a bad one); two sets may not share a name."""
+    sets = [load_pair_set(p, images_root, allow_outside_root=allow_outside_root) for p in pair_files]
+    seen: dict[str, Path] = {}
+    for s in sets:
+        if s.name in seen:
+            raise FacediagError(f"two pair sets are named {s.name!r} ({seen[s.name]}, {s.source}); rename one")
+        seen[s.name] = s.source
+    return sets
+
+
+@dataclass
+class _Run:
+    """What every set is measured with: one Embedder per checkpoint (label -> its variant), the
+    upsampling paths (name -> DSR stage), and the protocol's switches."""
+
+    embedders: dict
+    variants: dict[str, str]
+    paths: dict
+    flip: bool
+    degrade: str
+    fars: Sequence[float]
+    alpha: float
+    device: torch.device
+    batch_size: int
+    progress: bool
+
+    def set_rows(self, pset, resolutions: Sequence[int | None]) -> tuple[list[dict], list[dict]]:
+        """One set's rows at every resolution, and its DSR-vs-bicubic comparisons."""
+        hr: dict[str, Embedded] = {}  # checkpoint -> HR embeddings, shared by every resolution
+
+        def hr_of(label: str) -> Embedded:
+            if label not in hr:
+                hr[label] = pair_embeddings(self.embedders[label], pset, self.flip)
+            return hr[label]
+
+        rows, comparisons = [], []
+        for res in resolutions:
+            if res is None:
+                for label in self.embedders:
+                    row, _ = set_row(pset, hr_of(label), fars=self.fars)
+                    rows.append(_row(label, self.variants[label], res, "hr", "none (HR)", row))
+            else:
+                low_rows, low_comparisons = self._low_resolution_rows(pset, res, hr_of)
+                rows += low_rows
+                comparisons += low_comparisons
+        return rows, comparisons
+
+    def _low_resolution_rows(self, pset, res: int, hr_of) -> tuple[list[dict], list[dict]]:
+        """Each checkpoint through each upsampling path at ``res``, and DSR vs bicubic pair by pair."""
+        degraded = range(len(pset.images)) if self.degrade == "both" else np.unique(pset.second).tolist()
+        rows, correct = [], {}  # (path, checkpoint) -> each pair's decision
+        for path, stage in self.paths.items():
+            view = DegradedImages(pset, degraded, res, stage, self.device, batch_size=self.batch_size,
+                                  progress=self.progress)  # dropped after this path: at most one set's worth held
+            for label in self.embedders:
+                low_emb = pair_embeddings(self.embedders[label], pset, self.flip, indices=degraded, degraded=view)
+                first = low_emb if self.degrade == "both" else hr_of(label)
+                row, correct[path, label] = set_row(pset, first, low_emb, fars=self.fars)
+                rows.append(_row(label, self.variants[label], res, path, stage.name, row))
+        comparisons = [{"set": pset.name, "resolution": res, "checkpoint": label, "dsr": self.paths["dsr"].name,
+                        **compare_paths(correct["dsr", label], correct["bicubic", label], self.alpha)}
+                       for label in self.embedders if ("dsr", label) in correct]
+        return rows, comparisons
+
+
+def _notes(rows: list[dict]) -> list[str]:
+    """Rows that left pairs out, and a word when no published figure applies."""
+    notes = [f"{row['set']} [{row['checkpoint']}, {_res_name(row['resolution'])}]: "
+             f"{row['dropped_pairs']} pair(s) left out, {row['n_unreadable']} image(s) unreadable "
+             "(listed in the JSON); the accuracy is not comparable with a published one"
+             for row in rows if row["dropped_pairs"]]
+    if not any("published" in r for r in rows):
+        notes.append("no published figure applies: EdgeFace's are filed under lfw, calfw, cplfw, cfp_fp and "
+                     "agedb_30 (the pair file's name) for edgeface_xxs, xs_gamma_06, s_gamma_05 and base")
+    return notes
 
 
 def _res_name(res) -> str | int:
@@ -475,4 +511,4 @@ def _row(label: str, variant: str, res, path: str, upsampling: str, numbers: dic
 
 
 __all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "Embedded", "bench_verification", "pair_distances", "check_finite", "compare_paths", "pair_embeddings",
-           "protocol_text", "published_figure", "resolve_flip", "set_row"]
+           "protocol_text", "published_figure", "read_pair_sets", "resolve_flip", "set_row"]

@@ -32,7 +32,7 @@ from facediag.models.edgeface import (
     normalise_keys,
 )
 from facediag.models.fingerprint import sha256_file
-from facediag.models.loaded import LoadedModel
+from facediag.models.loaded import LoadedModel, run_device
 from facediag.models.onnx import is_onnx_file, load_onnx
 from facediag.models.presets import ModelPreset
 from facediag.models.safe_load import (
@@ -357,11 +357,11 @@ def _class_id(value) -> int:
 def _instantiate(variant: str, state_dict: Mapping, device: torch.device, name: str):
     """Build ``variant`` on ``device`` and load ``state_dict`` strictly.
 
-    int8 variants stay int8 on CPU; elsewhere their weights are dequantised into the
-    float twin, since PyTorch has no int8 dynamic kernels off CPU.
+    int8 variants stay int8 on CPU; elsewhere (where run_device would not run them) their
+    weights are dequantised into the float twin.
     """
     check_dtypes(state_dict, variant, name)
-    dequantize = VARIANTS[variant].quantized and device.type != "cpu"
+    dequantize = run_device(variant, device).type != device.type
     if dequantize:
         state_dict = dequantize_state_dict(state_dict)
     model = build_edgeface(variant, device=device, quantized=False if dequantize else None,
