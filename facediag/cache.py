@@ -286,7 +286,7 @@ class EmbeddingCache:
         return n
 
     def legacy_files(self) -> Iterable[Path]:
-        """The .npy files of the old layout (``<root>/<namespace>/<xx>/<digest>.npy``), which the store ignores."""
+        """The .npy files of the legacy layout (``<root>/<namespace>/<xx>/<digest>.npy``), which the store ignores."""
         for ns_dir in self._subdirs(self.root, _LEGACY_NAMESPACE):
             for shard in self._subdirs(ns_dir, _LEGACY_SHARD):
                 try:
@@ -298,7 +298,7 @@ class EmbeddingCache:
                         yield Path(entry.path)
 
     def remove_legacy(self) -> tuple[int, int]:
-        """Delete the old layout's files (only names it made) and its emptied folders: (files, bytes)."""
+        """Delete the legacy layout's files (only names it made) and its emptied folders: (files, bytes)."""
         files = size = 0
         for path in list(self.legacy_files()):
             try:
