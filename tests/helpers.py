@@ -156,7 +156,7 @@ def leaky_copy(orl_root: Path, dest: Path) -> Path:
 
 
 def loaded_model(module, **fields):
-    """An in-memory model with every field of facediag.models.protocol.LoadedModel."""
+    """An in-memory model with every field of facediag.models.loaded.LoadedModel."""
     from types import SimpleNamespace
 
     from facediag.models.presets import EDGEFACE

@@ -14,7 +14,7 @@ from facediag.errors import FacediagError
 from facediag.models.adapter import PresetInput, with_preset
 from facediag.models.card import card_beside, read_card, resolve_card
 from facediag.models.presets import EDGEFACE, ModelPreset
-from facediag.models.protocol import embedding_fingerprint
+from facediag.models.loaded import embedding_fingerprint
 
 from cli_helpers import invoke, one_line_exit_2
 from helpers import CARD, IMAGENET_MEAN, IMAGENET_STD, card_pixels, tiny_net
