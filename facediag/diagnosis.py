@@ -28,15 +28,18 @@ class Diagnosis:
     """A root cause named by reading several check results together."""
 
     id: str
-    severity: str  # "failure" | "warning" | "info"
+    severity: Severity
     summary: str
     evidence: list[str] = field(default_factory=list)
     remedy: str = ""
     checks: list[str] = field(default_factory=list)  # the checks whose results it read
     explains: list[str] = field(default_factory=list)  # the symptoms it accounts for, "check: condition"
 
+    def __post_init__(self):
+        self.severity = Severity(self.severity)  # a report read back (or a caller) gives the value
+
     def as_dict(self) -> dict:
-        return {"id": self.id, "severity": self.severity, "summary": self.summary,
+        return {"id": self.id, "severity": self.severity.value, "summary": self.summary,
                 "evidence": list(self.evidence), "remedy": self.remedy, "checks": list(self.checks),
                 "explains": list(self.explains)}
 
@@ -45,6 +48,8 @@ class Diagnosis:
         return cls(d["id"], d["severity"], d["summary"], list(d.get("evidence", [])),
                    d.get("remedy", ""), list(d.get("checks", [])), list(d.get("explains", [])))
 
+
+SEVERITY_ORDER = (Severity.FAILURE, Severity.WARNING, Severity.INFO)  # how diagnoses are listed
 
 Results = dict[str, CheckResult]
 Rule = Callable[[Results, list[Diagnosis]], Diagnosis | None]
@@ -148,7 +153,7 @@ def _weights_not_loaded(results, found):
     missing = _m(results, "weights-integrity", "missing_keys") or 0
     unexpected = _m(results, "weights-integrity", "unexpected_keys") or 0
     return Diagnosis(
-        "weights-not-loaded", "failure",
+        "weights-not-loaded", Severity.FAILURE,
         f"only {frac:.0%} of the backbone's parameters came from the checkpoint: the rest are random",
         [f"{missing} missing and {unexpected} unexpected keys"],
         "Load with strict=True and map the key prefix (module./backbone./model.) instead of strict=False; "
@@ -163,7 +168,7 @@ def _misaligned(results, found):
         return None
     res = results["alignment"]
     m = res.metrics
-    evidence = [f.message.split("; ")[0] for f in res.findings if f.severity.value != "info"]
+    evidence = [f.message.split("; ")[0] for f in res.findings if f.severity != Severity.INFO]
     if m.get("nme_median") is not None:
         evidence.append(f"median landmark error {m['nme_median']:.2f} inter-ocular distances, turn "
                         f"{m['rotation_median']:.1f}°, zoom {m['scale_median']:.2f}× to the ArcFace template; faces "
@@ -173,7 +178,7 @@ def _misaligned(results, found):
     is_grave = _met(results, "alignment", *grave)
     if is_grave:
         evidence += _weights_unjudged(results, "alignment")
-    return Diagnosis("misaligned-faces", "failure" if is_grave else "warning",
+    return Diagnosis("misaligned-faces", Severity.FAILURE if is_grave else Severity.WARNING,
                      "the faces are not aligned as the model expects: every score on them understates the model",
                      evidence,
                      "Align the images to the ArcFace 5-point template before evaluating or training: "
@@ -201,9 +206,9 @@ def _preprocessing(results, found):
     if by_pixels:
         remedy = ("Re-save the images as RGB (OpenCV arrays are BGR: cv2.cvtColor(img, cv2.COLOR_BGR2RGB) before "
                   "saving with PIL, or save with cv2.imwrite, which expects BGR). " + remedy)
-    evidence = [f.message for f in results["preprocessing"].findings if f.severity.value == "failure"]
+    evidence = [f.message for f in results["preprocessing"].findings if f.severity == Severity.FAILURE]
     evidence += _weights_unjudged(results, "input convention")
-    return Diagnosis("preprocessing-mismatch", "failure", summary, evidence, remedy, ["preprocessing"])
+    return Diagnosis("preprocessing-mismatch", Severity.FAILURE, summary, evidence, remedy, ["preprocessing"])
 
 
 # What a DSR that hurts does to the probes it makes (the HR gallery and the weights are untouched):
@@ -234,7 +239,7 @@ def _dsr_hurts(results, found):
         hr1 = _m(results, "pair-gap", "hr_rank1")
         evidence.append(f"the probes' own HR images reach rank-1 {hr1:.1%}: part of what is lost on the way is the "
                         f"DSR's, not the face model's")
-    return Diagnosis("dsr-hurts", "failure",
+    return Diagnosis("dsr-hurts", Severity.FAILURE,
                      f"the DSR network {name} makes faces harder to recognise than plain bicubic upsampling",
                      evidence,
                      "Run with plain bicubic (leave out --dsr) until the DSR is retrained with an identity/feature "
@@ -285,8 +290,8 @@ def _label_noise(results, found):
     if probes:
         evidence.append(f"{probes} probe(s) also look like another enrolled person's photo (identification lists "
                         f"them); rank-1 without them {_m(results, 'identification', 'rank1_without_possible_mislabels'):.1%}")
-    return Diagnosis("gallery-label-noise", "failure" if _met(results, "gallery-enrollment", "label-noise-heavy")
-                     else "warning",
+    return Diagnosis("gallery-label-noise",
+                     Severity.FAILURE if _met(results, "gallery-enrollment", "label-noise-heavy") else Severity.WARNING,
                      f"{n} enrolled image(s) look like another person's photo: mislabelled gallery images (a swapped "
                      f"file, a wrong folder) corrupt their people's templates, and the model takes the blame",
                      evidence,
@@ -317,7 +322,7 @@ def _untrained(results, found):
         paired = _m(results, "pair-gap", "paired_mean")
         evidence.append(f"paired similarity {paired:.2f} is high only because random features match near-identical "
                         f"pixels — this is not memorisation")
-    return Diagnosis("untrained-weights", "failure",
+    return Diagnosis("untrained-weights", Severity.FAILURE,
                      "the weights behave as untrained: the backbone never learned faces",
                      evidence, "Start from the official pretrained EdgeFace weights (check the path and that the "
                      "training run saved the backbone after loading them).", ["weights-integrity", "pair-gap"])
@@ -348,7 +353,7 @@ def _collapse(results, found):
         evidence.append(f"at cosine ≥ {t:g}: accuracy {acc:.1%} but false-accept rate {far:.1%}")
     if erank is not None:
         evidence.append(f"effective rank of the embeddings {erank:.1f}")
-    return Diagnosis("embedding-collapse", "failure",
+    return Diagnosis("embedding-collapse", Severity.FAILURE,
                      "embedding collapse: every face maps to nearly the same point, so everything matches everything",
                      evidence, "The training objective had no negatives (e.g. 1 − cos(f(DSR_i), f(HR_i)) alone). "
                      + TRAIN_FIX, ["pair-gap", "norm-sanity", "identification"])
@@ -362,7 +367,7 @@ def _memorization(results, found):
         return None
     paired, gen, gap, rank1 = (results["pair-gap"].metrics.get(k) for k in ("paired_mean", "genuine_mean", "gap", "rank1"))
     return Diagnosis(
-        "pair-memorization", "failure",
+        "pair-memorization", Severity.FAILURE,
         "pair memorisation: each DSR output matches its own HR image, not the person",
         [f"paired similarity {paired:.3f} vs cross-image genuine {gen:.3f} (gap {gap:.3f})",
          f"gallery rank-1 {rank1:.1%}",
@@ -384,7 +389,7 @@ def _domain_gap(results, found):
         evidence.append(f"DSR embeddings have {ratio:.2f}× the norm of HR embeddings")
     if not evidence:
         return None
-    return Diagnosis("hr-dsr-domain-gap", "warning",
+    return Diagnosis("hr-dsr-domain-gap", Severity.WARNING,
                      "the model works on HR faces but loses people after super-resolution",
                      evidence, "Some loss at very low resolution is expected. To recover it, fine-tune on DSR "
                      "outputs paired with HR images of the same person: " + TRAIN_FIX,
@@ -396,7 +401,7 @@ def _regression(results, found):
     res = results.get("pretrained-baseline")
     if res is None or res.status != Status.FAIL:
         return None
-    return Diagnosis("regression-vs-pretrained", "failure",
+    return Diagnosis("regression-vs-pretrained", Severity.FAILURE,
                      "the checkpoint is worse than the pretrained model it started from",
                      [f.message for f in res.findings],
                      "Keep the pretrained model until a fine-tune beats it on gallery rank-1; add an anchor "
@@ -421,7 +426,8 @@ def _leakage(results, found):
         evidence.append(f"{_m(results, 'subject-overlap', 'train_eval_identical') or 0} identical and "
                         f"{_m(results, 'subject-overlap', 'train_eval_near_duplicate') or 0} near-duplicate "
                         f"training × evaluation image pairs")
-    return Diagnosis("data-leakage", "failure", f"the same pictures are {' and '.join(where)}: scores are inflated",
+    return Diagnosis("data-leakage", Severity.FAILURE,
+                     f"the same pictures are {' and '.join(where)}: scores are inflated",
                      evidence,
                      "Split by capture session (all variants of one shot on one side), de-duplicate by content hash "
                      "and by pixel similarity before splitting.", ["subject-overlap"])
@@ -429,10 +435,10 @@ def _leakage(results, found):
 
 @rule("gallery-probe-mismatch")
 def _mismatch(results, found):
-    evidence, severity = [], "warning"
+    evidence, severity = [], Severity.WARNING
     if _met(results, "subject-overlap", "no-shared-subjects"):
         evidence.append("no probe subject is enrolled in the gallery")
-        severity = "failure"
+        severity = Severity.FAILURE
     elif _met(results, "subject-overlap", "open-set-share"):
         evidence.append(f"{_m(results, 'subject-overlap', 'open_set_share'):.0%} of probes have no gallery subject")
     if _met(results, "subject-overlap", "id-clashes"):
@@ -470,4 +476,4 @@ def diagnose(results: list[CheckResult]) -> list[Diagnosis]:
         declared = [_symptom(*s) for s in explains if _met(by_name, *s)]
         d.explains = list(dict.fromkeys([*fired, *d.explains, *declared]))
         found.append(d)
-    return sorted(found, key=lambda d: {"failure": 0, "warning": 1}.get(d.severity, 2))
+    return sorted(found, key=lambda d: SEVERITY_ORDER.index(d.severity))

@@ -5,6 +5,7 @@ import click
 
 from facediag.cli.options import DEVICE, LAYOUT, PATH, QUIET, console, handle_errors
 from facediag.data.detect import PHOTO_MIN_FACE
+from facediag.device import resolve_device
 
 
 @click.command()
@@ -28,8 +29,8 @@ def align(src, dst, layout, min_face_size, device, quiet):
     Example:
       facediag align raw_photos/ aligned/
     """
+    # loaded when the command runs, not at every start of the CLI
     from facediag.align import align_dataset
-    from facediag.device import resolve_device
 
     summary = align_dataset(src, dst, layout=layout, min_face_size=min_face_size,
                             device=str(resolve_device(device)), progress=not quiet)

@@ -5,7 +5,12 @@ from pathlib import Path
 
 import click
 
-from facediag.bench.verification import DEGRADE
+from facediag.bench import bench_accuracy, bench_speed
+from facediag.bench.accuracy import parse_resolutions
+from facediag.bench.verification import DEGRADE, bench_verification
+from facediag.distributed import launched
+from facediag.outputs import check_outputs, data_paths, out_cache, out_dir
+from facediag.render import bench_filenames, render_terminal, write_all
 
 from facediag.cli.options import (
     ALLOW_OUTSIDE_ROOT,
@@ -60,15 +65,10 @@ CARDS = CARD("--card", "cards", multiple=True,
 
 
 def _bench_outputs(kind: str, out) -> list:
-    from facediag.outputs import out_dir
-    from facediag.render import bench_filenames
-
     return out_dir("--out", out, bench_filenames(kind).values())
 
 
 def _bench_output(report, out, as_json):
-    from facediag.render import render_terminal, write_all
-
     if as_json:
         click.echo(report.to_json())
     else:
@@ -115,10 +115,6 @@ def bench_accuracy_cmd(weights, labels, arch, cards, resolutions, threshold, n_b
       facediag bench accuracy -w pretrained.pt -w finetuned.pt --data faces/ --resolutions 16,hr --out reports/bench
       facediag bench accuracy -w edgeface_xxs.pt --data faces/ --dsr dsr.torchscript --resolutions 12,16,24
     """
-    from facediag.bench import bench_accuracy
-    from facediag.distributed import launched
-    from facediag.outputs import check_outputs, data_paths, out_cache
-
     _one_each(weights, labels=labels, cards=cards)
     inputs, roots = data_paths(kw)
     check_outputs([*_bench_outputs("accuracy", out), *out_cache(kw["cache_dir"], not kw["no_cache"])],
@@ -170,9 +166,6 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
       facediag bench speed --variant xxs --variant xs_gamma_06 --variant s_gamma_05 --variant base --no-timing
       facediag bench speed -w edgeface_xxs_q.pt --threads 1 --out reports/speed
     """
-    from facediag.bench import bench_speed
-    from facediag.outputs import check_outputs
-
     check_outputs(_bench_outputs("speed", out), inputs=[("--weights", list(weights))])
     report = bench_speed(list(weights), variants=list(variants), device=device, batch_sizes=batch_sizes,
                          threads=threads, dtype=dtype, compile=compile_, channels_last=channels_last,
@@ -226,10 +219,6 @@ def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip,
       facediag bench verification -w ft.pt --pairs my_pairs.csv --no-flip --json
       facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --resolutions hr,32,24,16,12 --dsr dsr.pt
     """
-    from facediag.bench.accuracy import parse_resolutions
-    from facediag.bench.verification import bench_verification
-    from facediag.outputs import check_outputs, out_cache
-
     _one_each(weights, labels=labels, cards=cards)
     parse_resolutions(resolutions)  # a bad size is refused before any output is checked or file read
     dsr_files = [Path(p) for p in (dsr, dsr_weights) if p is not None and Path(p).is_file()]
@@ -286,8 +275,8 @@ def bench_ijb_cmd(weights, labels, arch, cards, root, target, no_flip, no_norm, 
       facediag bench ijb -w ft.pt --root IJBC --no-norm --no-detector-score --json
       facediag bench ijb -w edgeface_xxs.pt -w arcface.onnx --card edgeface.toml --card arcface.toml --root IJBC
     """
+    # loaded when the command runs, not at every start of the CLI
     from facediag.bench.ijb import bench_ijb
-    from facediag.outputs import check_outputs, out_cache
 
     _one_each(weights, labels=labels, cards=cards)
     check_outputs([*_bench_outputs("ijb", out), *out_cache(cache_dir, not no_cache)],

@@ -6,14 +6,13 @@ from datetime import datetime, timezone
 
 import click
 
+from facediag.cache import EmbeddingCache, default_cache_dir
 from facediag.cli.options import AS_JSON, CACHE_DIR, byte_size, console, handle_errors
 
 CACHE_DIR_HELP = "The cache folder (default $FACEDIAG_CACHE, else ~/.cache/facediag/embeddings)."
 
 
 def _store(cache_dir):
-    from facediag.cache import EmbeddingCache, default_cache_dir
-
     return EmbeddingCache(cache_dir or default_cache_dir())
 
 

@@ -20,6 +20,12 @@ from facediag.cli.options import (
     save_rank_counts,
     session_config,
 )
+from facediag.distributed import launched
+from facediag.outputs import check_outputs, data_paths, out_cache, out_dir
+from facediag.render import FILENAMES, render_terminal, write_all
+from facediag.runner import settle_alignment
+from facediag.session import Session
+from facediag.suites import load_suite
 
 
 @click.command("compare")
@@ -75,14 +81,9 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
           --parity-max-rank1-changed 0
       facediag compare edgeface_xxs.pt arcface.onnx --card-b arcface.toml --data faces/
     """
+    # the comparison's own modules load when the command runs, not at every start of the CLI
     from facediag.compare import check_parity_options, compare_session, exit_code
-    from facediag.distributed import launched
     from facediag.gate import parity_bounds, tolerances
-    from facediag.outputs import check_outputs, data_paths, out_cache, out_dir
-    from facediag.render import FILENAMES, render_terminal, write_all
-    from facediag.runner import settle_alignment
-    from facediag.session import Session
-    from facediag.suites import load_suite
     from facediag.workflow import check_dsr
 
     suite_obj = load_suite(suite)

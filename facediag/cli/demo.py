@@ -16,6 +16,7 @@ from facediag.cli.options import (
     console,
     handle_errors,
 )
+from facediag.outputs import check_outputs, out_dir
 
 
 @click.command()
@@ -55,8 +56,8 @@ def demo(out, full, quick, seed, device, workers, quiet):
     """
     if full and quick:
         raise click.UsageError("--full and --quick name two different scales: choose one.")
+    # loaded when the command runs, not at every start of the CLI
     from facediag.demo.story import DemoConfig, run_demo
-    from facediag.outputs import check_outputs, out_dir
 
     check_outputs(out_dir("--out", out))
     result = run_demo(DemoConfig(out=out, full=full, seed=seed, device=device, workers=workers,

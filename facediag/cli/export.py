@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from facediag.errors import FacediagError
+from facediag.models.card import card_beside, card_path_for
+from facediag.outputs import check_outputs, out_file
 from facediag.cli.options import ARCH, AS_JSON, CARD, EXIT_FAIL, EXIT_OK, PATH, QUIET, console, handle_errors
 
 
@@ -48,9 +50,8 @@ def export_cmd(weights, fmt, int8, out, data, min_cosine, arch, card, as_json, q
       facediag export edgeface_xxs.pt --int8 --out edgeface_xxs_int8.onnx
       facediag export arcface.pt --card arcface.toml --out arcface.onnx   # writes arcface.onnx.toml too
     """
+    # loaded when the command runs, not at every start of the CLI
     from facediag.export import export, validate
-    from facediag.models.card import card_beside, card_path_for
-    from facediag.outputs import check_outputs, out_file
 
     validate(fmt, int8, min_cosine)
     beside = card_beside(weights) if card is None else None

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from facediag.cli.options import ARCH, AS_JSON, CARD, console, handle_errors
+from facediag.inspect import inspect_dict, render_inspect
+from facediag.models.checkpoint import load_checkpoint
 
 
 @click.command()
@@ -29,9 +31,6 @@ def inspect(weights, arch, card, as_json):
       facediag inspect edgeface_xxs.onnx --json
       facediag inspect arcface_r18.onnx --card arcface_r18.toml --json
     """
-    from facediag.inspect import inspect_dict, render_inspect
-    from facediag.models.checkpoint import load_checkpoint
-
     info = inspect_dict(load_checkpoint(weights, arch=arch, runtime=False, card=card))
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -8,19 +8,29 @@ needs most of a group takes ``without(DATA_OPTIONS, "vlr_size")``.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import re
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from facediag.data.aligner import ALIGN_CHOICES
+from facediag.data.detect import missing_extra as missing_align_extra
+from facediag.data.index import DEFAULT_SUBJECT_REGEX, LAYOUTS
 from facediag.errors import FacediagError
+from facediag.io import atomic_write_text
+from facediag.models.dsr import trust_dsr_code as set_dsr_trust
+from facediag.protocols.index import INDEXES
+from facediag.protocols.index import missing_extra as missing_index_extra
+from facediag.session import SessionConfig
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -28,7 +38,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 PATH = click.Path(path_type=Path)
-LAYOUTS = ["auto", "paired", "folders", "manifest"]
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
 
 
@@ -102,6 +111,11 @@ class FacediagGroup(click.Group):
 
 
 # ----------------------------------------------------------------------------- the options
+def config_default(config: type, name: str):
+    """The default of a config dataclass's field: an option's default is its owner's."""
+    return next(f.default for f in fields(config) if f.name == name and f.default is not MISSING)
+
+
 def option(*decls, **attrs) -> Callable[..., Callable]:
     """An option defined once: call the result for its decorator, with overrides where a
     command needs them (``help=...``, ``required=True``; names, e.g. ``"--out"`` without ``-o``)."""
@@ -191,13 +205,16 @@ TRAIN_ROOT = option("--train-root", type=click.Path(exists=True, path_type=Path)
 DISTRACTORS = option("--distractors", type=click.Path(exists=True, path_type=Path),
                      help="Also probe with every HR image under this root (any layout): people in no gallery, as "
                           "in watch-list benchmarks. Identification then reports TPIR against FPIR (open set).")
-LAYOUT = option("--layout", type=click.Choice(LAYOUTS), default="auto", show_default=True,
+LAYOUT = option("--layout", type=click.Choice(LAYOUTS), default=config_default(SessionConfig, "layout"),
+                show_default=True,
                 help="paired: hr_images/ + vlr_images*/; folders: root/<subject>/*; manifest: a CSV.")
-SUBJECT_REGEX = option("--subject-regex", default=r"^([^_]+)_", show_default=True,
+SUBJECT_REGEX = option("--subject-regex", default=DEFAULT_SUBJECT_REGEX, show_default=True,
                        help="Subject id from a paired-layout filename (group 1).")
-GALLERY_PER_SUBJECT = option("--gallery-per-subject", "-k", type=click.IntRange(min=1), default=3, show_default=True,
+GALLERY_PER_SUBJECT = option("--gallery-per-subject", "-k", type=click.IntRange(min=1),
+                             default=config_default(SessionConfig, "gallery_per_subject"), show_default=True,
                              help="HR images per subject that enrol (one-root split).")
-VLR_SIZE = option("--vlr-size", default="16", show_default=True, callback=vlr_size,
+VLR_SIZE = option("--vlr-size", default=str(config_default(SessionConfig, "vlr_size")), show_default=True,
+                  callback=vlr_size,
                   help="Probes without a VLR file are area-downsampled to this many pixels, then DSR'd; "
                        "'hr' probes at full resolution.")
 DSR_CODE_HELP = ("An ONNX DSR runs graph operators only (recommended). A TorchScript DSR is run as a plain "
@@ -211,10 +228,8 @@ DSR_WEIGHTS = option("--dsr-weights", type=PATH, help="state_dict for --dsr modu
 def trust_dsr_code(ctx, param, value):
     """--trust-dsr-code: the DSR's own code may run for this command (and only this one)."""
     if value:
-        from facediag.models.dsr import trust_dsr_code as set_trust
-
-        previous = set_trust(True)
-        ctx.call_on_close(lambda: set_trust(previous))
+        previous = set_dsr_trust(True)
+        ctx.call_on_close(lambda: set_dsr_trust(previous))
     return value
 
 
@@ -222,7 +237,8 @@ TRUST_DSR_CODE = option("--trust-dsr-code", is_flag=True, expose_value=False, ca
                         help="Run the --dsr model's own code: a module:factory (Python, imported and called) "
                              "or a TorchScript archive whose code runs on load (__setstate__). Only for DSR "
                              "code you trust as you would a Python import.")
-BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+BATCH_SIZE = option("--batch-size", type=click.IntRange(min=1), default=config_default(SessionConfig, "batch_size"),
+                    show_default=True)
 CACHE_DIR = option("--cache-dir", type=PATH,
                    help="Embedding cache folder (default $FACEDIAG_CACHE, else ~/.cache/facediag/embeddings; "
                         "see facediag cache info).")
@@ -230,31 +246,27 @@ NO_CACHE = option("--no-cache", is_flag=True, help="Neither read nor write the e
 def align_choice(ctx, param, value):
     """--align mtcnn|auto needs the align extra: its install line now, before any work."""
     if value != "none":
-        from facediag.data.detect import missing_extra
-
-        reason = missing_extra()
+        reason = missing_align_extra()
         if reason:
             raise click.BadParameter(reason)
     return value
 
 
-ALIGN = option("--align", type=click.Choice(["none", "mtcnn", "auto"]), default="none", show_default=True,
-               callback=align_choice,
+ALIGN = option("--align", type=click.Choice(ALIGN_CHOICES), default=config_default(SessionConfig, "align"),
+               show_default=True, callback=align_choice,
                help="mtcnn: detect each HR image's face and warp it to the ArcFace 112 template on the fly, "
                     "before degradation and DSR (landmarks cached by image content; an image with no face is "
                     "used as given and counted); auto: only when the alignment check finds the faces as given "
                     "not aligned; none: as given. Needs the align extra.")
 def index_choice(ctx, param, value):
     """--index faiss* needs the faiss extra: its install line now, before any work."""
-    from facediag.protocols.index import missing_extra
-
-    reason = missing_extra(value)
+    reason = missing_index_extra(value)
     if reason:
         raise click.BadParameter(reason)
     return value
 
 
-INDEX = option("--index", type=click.Choice(["exact", "faiss", "faiss-ivf", "faiss-hnsw"]), default="exact",
+INDEX = option("--index", type=click.Choice(INDEXES), default=config_default(SessionConfig, "index"),
                show_default=True, callback=index_choice,
                help="Where each probe's best templates (rank-k, CMC, open set) come from. exact: chunked torch "
                     "matrix products; faiss: faiss flat inner product, the same answer; faiss-ivf, faiss-hnsw: "
@@ -334,21 +346,21 @@ data_options = options(DATA_OPTIONS)
 model_options = options(MODEL_OPTIONS)
 
 
-def session_config(weights, *, baseline_weights=None, arch=None, baseline_arch=None, card=None, baseline_card=None,
-                   **kw):
-    """A SessionConfig from the parsed DATA_OPTIONS (and the checkpoints with their model cards)."""
-    from facediag.session import SessionConfig
+# SessionConfig fields set from an option of another name, in the opposite sense.
+NEGATED_OPTIONS = {"use_cache": "no_cache", "progress": "quiet"}
 
-    return SessionConfig(
-        weights=weights, baseline_weights=baseline_weights, arch=arch, baseline_arch=baseline_arch,
-        card=card, baseline_card=baseline_card,
-        data=kw["data"], gallery_root=kw["gallery_root"], probe_root=kw["probe_root"], train_root=kw["train_root"],
-        distractors=kw.get("distractors"),
-        layout=kw["layout"], subject_regex=kw["subject_regex"], gallery_per_subject=kw["gallery_per_subject"],
-        vlr_size=kw["vlr_size"], dsr=kw["dsr"], dsr_weights=kw["dsr_weights"], device=kw["device"],
-        batch_size=kw["batch_size"], cache_dir=kw["cache_dir"], use_cache=not kw["no_cache"],
-        progress=not kw["quiet"], allow_outside_root=kw.get("allow_outside_root", False),
-        align=kw.get("align", "none"), index=kw.get("index", "exact"))
+
+def session_config(weights, **options) -> SessionConfig:
+    """A SessionConfig from the parsed options (DATA_OPTIONS, the checkpoints, their model cards):
+    each field from the option of its name, ``use_cache`` and ``progress`` from --no-cache and
+    --quiet; a field that no option sets keeps its default."""
+    values = {"weights": weights}
+    for f in fields(SessionConfig):
+        if f.name in options:
+            values[f.name] = options[f.name]
+        elif NEGATED_OPTIONS.get(f.name) in options:
+            values[f.name] = not options[NEGATED_OPTIONS[f.name]]
+    return SessionConfig(**values)
 
 
 def command_line() -> str:
@@ -360,10 +372,6 @@ def save_rank_counts(counts: list[dict] | None) -> None:
     (Session.rank_counts): a debugging aid that shows the work was shared, and what tests read."""
     path = os.environ.get("FACEDIAG_RANK_COUNTS")
     if path and counts is not None:
-        import json
-
-        from facediag.io import atomic_write_text
-
         atomic_write_text(path, json.dumps(counts, indent=1) + "\n")
 
 

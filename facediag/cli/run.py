@@ -4,6 +4,12 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.table import Table
+
+from facediag.checks.registry import all_checks
+from facediag.distributed import launched
+from facediag.render import render_terminal
+from facediag.suites import load_suite
 
 from facediag.cli.options import (
     SUITE,
@@ -19,7 +25,7 @@ from facediag.cli.options import (
 
 
 def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on, **kw):
-    from facediag.distributed import launched
+    # loaded when a run starts, not at every start of the CLI
     from facediag.workflow import run_and_gate
 
     gate_kw = {k: kw.pop(k) for k in ("baseline_report", "max_drop", "save_baseline", "force_save_baseline",
@@ -32,8 +38,6 @@ def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on,
 
 
 def _show_and_write(run) -> int:
-    from facediag.render import render_terminal
-
     render_terminal(run.report, console)
     written = run.write()
     reports = [p for fmt, p in written.items() if fmt != "baseline"]
@@ -103,11 +107,6 @@ def list_checks(suite):
     Example:
       facediag list-checks --suite checks/ci.toml
     """
-    from rich.table import Table
-
-    from facediag.checks.registry import all_checks
-    from facediag.suites import load_suite
-
     suite_obj = load_suite(suite) if suite else None
     table = Table(title="facediag checks", title_justify="left")
     for col in ("check", "what it tells you", "needs", "thresholds"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from facediag.models.presets import DEFAULT_THRESHOLD
+from facediag.outputs import check_outputs, out_file
+from facediag.train.config import TrainConfig, output_paths, parse_subjects
 
 from facediag.cli.options import (
     ALIGN,
@@ -20,6 +22,7 @@ from facediag.cli.options import (
     SEED,
     SUBJECT_REGEX,
     TRUST_DSR_CODE,
+    config_default,
     console,
     handle_errors,
 )
@@ -38,14 +41,15 @@ from facediag.cli.options import (
 @click.option("--val-subjects", help="Subjects that validate, e.g. 's31-s40'.")
 @click.option("--seen-holdout", type=int, default=0, show_default=True,
               help="Also hold out this many images per training subject and report their rank-1 ('seen' column).")
-@LAYOUT(help=None)
+@LAYOUT(default=config_default(TrainConfig, "layout"), help=None)
 @SUBJECT_REGEX(help="Subject id from a paired-layout filename.")
-@GALLERY_PER_SUBJECT(type=int, help="HR images per validation subject that enrol.")
+@GALLERY_PER_SUBJECT(type=int, default=config_default(TrainConfig, "gallery_per_subject"),
+                     help="HR images per validation subject that enrol.")
 @DSR(help=f"Super-resolution model (TorchScript file or module:factory). Default: bicubic. {DSR_CODE_HELP}")
 @DSR_WEIGHTS()
 @TRUST_DSR_CODE()
-@click.option("--vlr-size", type=int, default=16, show_default=True, help="Images without a VLR file are downsampled to this size, then DSR'd.")
-@ALIGN(help="mtcnn: detect each HR face (training and validation) and warp it to the ArcFace 112 template "
+@click.option("--vlr-size", type=int, default=config_default(TrainConfig, "vlr_size"), show_default=True, help="Images without a VLR file are downsampled to this size, then DSR'd.")
+@ALIGN(default=config_default(TrainConfig, "align"), help="mtcnn: detect each HR face (training and validation) and warp it to the ArcFace 112 template "
             "before degradation and DSR (landmarks cached by image content; no face: used as given); auto: "
             "only when the alignment check finds the training faces not aligned. Needs the align extra.")
 @click.option("--views", type=click.Choice(["hr+lr", "hr"]), default="hr+lr", show_default=True,
@@ -95,9 +99,7 @@ def train_contrastive(weights, arch, data, out, val_data, val_split, val_fractio
       facediag train-contrastive ... --out orl_ft.pth --resume     # after Ctrl-C
       torchrun --nproc_per_node 4 -m facediag.cli train-contrastive ...
     """
-    from facediag.outputs import check_outputs, out_file
-    from facediag.train.config import output_paths, parse_subjects
-    from facediag.train.trainer import TrainConfig
+    # the trainer loads when the command runs, not at every start of the CLI
     from facediag.train.trainer import train_contrastive as run_training
 
     # every file the run writes (the checkpoint and the files beside it), before any work

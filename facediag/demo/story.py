@@ -336,7 +336,7 @@ def _row(key: str, trained, report) -> ModelRow:
         paired=m("pair-gap", "paired_mean"), genuine=m("pair-gap", "genuine_mean"),
         impostor=m("pair-gap", "impostor_mean"), far=m("identification", "far_at_threshold"),
         status=report.status.value,
-        diagnoses=[{"id": d.id, "severity": d.severity, "summary": d.summary} for d in report.diagnoses])
+        diagnoses=[{"id": d.id, "severity": d.severity.value, "summary": d.summary} for d in report.diagnoses])
 
 
 def _verdicts(rows: dict[str, ModelRow], cmp_fixed) -> dict[str, Any]:

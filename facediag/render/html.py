@@ -140,7 +140,7 @@ def _diagnoses(report) -> str:
         if d.checks:
             links = ", ".join(f'<a href="#{_anchor(c)}">{_e(c)}</a>' for c in d.checks)
             body.append(f'<p class="from">from: {links}</p>')
-        cards.append(f'<article class="diagnosis sev-{_e(d.severity)}">{"".join(body)}</article>')
+        cards.append(f'<article class="diagnosis sev-{_e(d.severity.value)}">{"".join(body)}</article>')
     return '<section id="diagnoses"><h2>Diagnoses</h2>' + "\n".join(cards) + "</section>"
 
 
@@ -315,7 +315,7 @@ def _diagnoses_html(side) -> str:
     if not diagnoses:
         return '<p class="ok">No problems diagnosed</p>'
     return "".join(
-        f'<article class="diagnosis sev-{_e(d.severity)}"><h3><span class="sev">{_e(d.severity.upper())}</span>'
+        f'<article class="diagnosis sev-{_e(d.severity.value)}"><h3><span class="sev">{_e(d.severity.upper())}</span>'
         f"<code>{_e(d.id)}</code></h3><p><strong>{_e(d.summary)}</strong></p>"
         + ("<ul>" + "".join(f"<li>{_e(x)}</li>" for x in d.evidence) + "</ul>" if d.evidence else "")
         + (f"<p><strong>What to do:</strong> {_e(d.remedy)}</p>" if d.remedy else "")
