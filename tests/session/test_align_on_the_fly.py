@@ -88,10 +88,10 @@ def test_align_none_changes_nothing(tmp_path):
                              models={"model": loaded_model(net)}) for kw in ({}, {"align": "none"}))
     assert none.dataset_info() == default.dataset_info() and "alignment" not in none.dataset_info()
     rec = none.protocol.gallery[0]
-    assert none._hr_key(rec.path) == default._hr_key(rec.path) == f"hr:{file_digest(rec.path)}"
+    assert none.pixels.hr_key(rec.path) == default.pixels.hr_key(rec.path) == f"hr:{file_digest(rec.path)}"
     for view in ("gallery", "probe_hr", "probe_dsr"):
         assert np.array_equal(none.embeddings("model", view).raw, default.embeddings("model", view).raw)
-    assert "aligner" not in vars(none)  # no Aligner was made: no detector ran, no extra was needed
+    assert "aligner" not in vars(none.pixels)  # no Aligner was made: no detector ran, no extra was needed
 
 
 @needs_extra
@@ -118,7 +118,7 @@ def test_auto_aligns_only_faces_that_are_not_aligned(float_weights, orl_sets, tm
     unmoved, session = _report(float_weights, orl_sets["none"], tmp_path, "auto")
     assert unmoved.dataset["alignment"]["method"] == "none"
     assert any("used as given" in n for n in unmoved.dataset["notes"])
-    assert "aligner" not in vars(session)  # nothing was detected beyond the check's sample
+    assert "aligner" not in vars(session.pixels)  # nothing was detected beyond the check's sample
 
 
 @pytest.mark.parametrize("how", ["missing", "broken"])
