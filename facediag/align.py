@@ -102,102 +102,136 @@ def align_dataset(src: str | Path, dst: str | Path, *, layout: str = "auto", min
     require_extra()
     check_paths(src, dst)
     index = index_dataset(src, layout)
-    base = src.parent if index.layout == "manifest" else src
-    rows = _read_rows(dst / CSV_NAME)
-    summary = AlignSummary()
-    summary.flagged += [(p, why) for p, why in index.problems]
-    rel_of = {str(rec.path): _relative(rec, base) for rec in index.records}
-    out_of = {p: dst / rel.with_suffix(".png") for p, rel in rel_of.items()}
-    done = {p for p, o in out_of.items() if o.is_file() and str(rel_of[p]) in rows}
-    hr_points: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}  # file name -> (points, decoded size)
-    detector = None
-
-    def save_rows():
-        atomic_write_text(dst / CSV_NAME, _csv_text(sorted(rows.values(), key=lambda r: r["path"]), COLUMNS))
-
-    hr, vlr = index.hr, index.vlr
+    run = _AlignRun(index, src.parent if index.layout == "manifest" else src, dst, min_face_size, device)
     with progress_bar("aligning", len(index.records), progress) as advance:
-        for s in range(0, len(hr), BATCH):
-            batch, images, scales = [], [], []
-            for rec in hr[s:s + BATCH]:
-                rel = _relative(rec, base)
-                try:
-                    rgb = read_rgb(rec.path)
-                except (DecodeError, OSError) as exc:
-                    summary.flagged.append((str(rel), f"unreadable: {exc}"))
-                    advance()
-                    continue
-                size = header_size(rec.path)
-                scale = np.array([rgb.shape[1] / size[0], rgb.shape[0] / size[1]]) if size else np.ones(2)
-                batch.append((rec, rel))
-                images.append(rgb)
-                scales.append(scale)
-            need = [i for i, (rec, _) in enumerate(batch) if rec.landmarks is None and str(rec.path) not in done]
-            if need and detector is None:
-                detector = Detector(min_face_size=min_face_size, device=device, retry_min_face=RETRY_MIN_FACE)
-            found = dict(zip(need, detector.detect([images[i] for i in need]))) if need else {}
-            for i, (rec, rel) in enumerate(batch):
-                advance()
-                if str(rec.path) in done:
-                    prior = rows.get(str(rel))
-                    if prior is not None and prior.get(LANDMARK_COLUMNS[0]):
-                        pts = _to_decoded(np.array([float(prior[c]) for c in LANDMARK_COLUMNS]), scales[i])
-                        hr_points[rec.path.name] = (pts, images[i].shape[:2])
-                    summary.skipped += 1
-                    continue
-                if rec.landmarks is not None:
-                    pts, score, faces, source = _to_decoded(np.asarray(rec.landmarks), scales[i]), None, 1, "given"
-                else:
-                    det = found[i]
-                    if not det.found:
-                        summary.flagged.append((str(rel), "no face found"))
-                        continue
-                    if det.faces > 1:
-                        summary.flagged.append((str(rel), f"{det.faces} faces: the largest (most central of "
-                                                          f"similar size) was aligned"))
-                    pts, score, faces, source = det.points, det.score, det.faces, "mtcnn"
-                try:
-                    f = fit(pts)
-                except ValueError as exc:
-                    summary.flagged.append((str(rel), str(exc)))
-                    continue
-                _save_png(out_of[str(rec.path)], warp(images[i], f))
-                hr_points[rec.path.name] = (pts, images[i].shape[:2])
-                rows[str(rel)] = _row(rel, rec, source, (pts + 0.5) / scales[i] - 0.5, score, faces, f)
-                summary.aligned += 1
-            save_rows()
-        for rec in vlr:  # the same shot at low resolution: its HR twin's landmarks, scaled
+        for s in range(0, len(index.hr), BATCH):
+            run.align_hr(index.hr[s:s + BATCH], advance)
+            run.save_rows()
+        for rec in index.vlr:
             advance()
-            rel = _relative(rec, base)
-            if str(rec.path) in done:
-                summary.skipped += 1
-                continue
-            twin = hr_points.get(rec.path.name)
-            if twin is None:
-                summary.flagged.append((str(rel), "VLR file without an aligned HR twin: not aligned"))
-                continue
-            try:
-                rgb = read_rgb(rec.path)
-            except (DecodeError, OSError) as exc:
-                summary.flagged.append((str(rel), f"unreadable: {exc}"))
-                continue
-            pts, (h, w) = twin
-            size = rgb.shape[1]
-            pts_v = (pts + 0.5) * np.array([size / w, rgb.shape[0] / h]) - 0.5  # pixel centres, not corners
-            # fitted on the 112 scale (VLR -> 112 -> template), warped at the VLR file's own size
-            to_112 = rescaling(SIZE / size)
-            f = fit((np.c_[pts_v, np.ones(5)] @ to_112.T)[:, :2])
-            f = Fit(f.matrix @ to_112, f.residual, f.rotation_deg, f.scale)
-            _save_png(out_of[str(rec.path)], warp(rgb, f, size=size))
-            rows[str(rel)] = _row(rel, rec, "hr-twin", pts_v, None, 1, f)
-            summary.aligned += 1
-        save_rows()
+            run.align_vlr(rec)
+        run.save_rows()
+    summary = run.summary
     if index.layout == "manifest":
-        _write_manifest(src, dst, index, out_of, summary)
+        _write_manifest(src, dst, index, run.out_of, summary)
     atomic_write_text(dst / FLAGGED_NAME, _csv_text([{"path": p, "reason": why} for p, why in summary.flagged],
                                                     ("path", "reason")))
     summary.outputs = [str(dst / CSV_NAME), str(dst / FLAGGED_NAME)]
     return summary
+
+
+class _AlignRun:
+    """One align run's state: the CSV rows (an earlier run's included), the images already done,
+    each aligned HR file's landmarks (for its VLR twins) and the summary."""
+
+    def __init__(self, index, base: Path, dst: Path, min_face_size: int, device: str):
+        self.base, self.dst = base, dst
+        self.min_face_size, self.device = min_face_size, device
+        self.rows = _read_rows(dst / CSV_NAME)
+        self.summary = AlignSummary()
+        self.summary.flagged += [(p, why) for p, why in index.problems]
+        rel_of = {str(rec.path): _relative(rec, base) for rec in index.records}
+        self.out_of = {p: dst / rel.with_suffix(".png") for p, rel in rel_of.items()}
+        self.done = {p for p, o in self.out_of.items() if o.is_file() and str(rel_of[p]) in self.rows}
+        self.hr_points: dict[str, tuple[np.ndarray, tuple[int, int]]] = {}  # file name -> (points, decoded size)
+        self.detector = None  # started at the first image that needs it
+
+    def save_rows(self) -> None:
+        atomic_write_text(self.dst / CSV_NAME,
+                          _csv_text(sorted(self.rows.values(), key=lambda r: r["path"]), COLUMNS))
+
+    def flag(self, rel, why: str) -> None:
+        self.summary.flagged.append((str(rel), why))
+
+    def align_hr(self, records: list[Record], advance) -> None:
+        """A batch of HR images: decoded, landmarks given, earlier or detected (in one batch), warped."""
+        batch = self.decode(records, advance)
+        need = [i for i, (rec, *_) in enumerate(batch) if rec.landmarks is None and str(rec.path) not in self.done]
+        if need and self.detector is None:
+            self.detector = Detector(min_face_size=self.min_face_size, device=self.device,
+                                     retry_min_face=RETRY_MIN_FACE)
+        found = dict(zip(need, self.detector.detect([batch[i][2] for i in need]))) if need else {}
+        for i, (rec, rel, rgb, scale) in enumerate(batch):
+            advance()
+            if str(rec.path) in self.done:
+                self.reuse_hr(rec, rel, rgb, scale)
+                continue
+            landmarks = self.hr_landmarks(rec, rel, scale, found.get(i))
+            if landmarks is None:
+                continue
+            pts, score, faces, source = landmarks
+            try:
+                f = fit(pts)
+            except ValueError as exc:
+                self.flag(rel, str(exc))
+                continue
+            _save_png(self.out_of[str(rec.path)], warp(rgb, f))
+            self.hr_points[rec.path.name] = (pts, rgb.shape[:2])
+            self.rows[str(rel)] = _row(rel, rec, source, (pts + 0.5) / scale - 0.5, score, faces, f)
+            self.summary.aligned += 1
+
+    def decode(self, records: list[Record], advance) -> list[tuple[Record, Path, np.ndarray, np.ndarray]]:
+        """(record, path relative to SRC, pixels, decoded size / file size) of each readable image;
+        an unreadable one is flagged (and counted as done on the bar)."""
+        batch = []
+        for rec in records:
+            rel = _relative(rec, self.base)
+            try:
+                rgb = read_rgb(rec.path)
+            except (DecodeError, OSError) as exc:
+                self.flag(rel, f"unreadable: {exc}")
+                advance()
+                continue
+            size = header_size(rec.path)
+            scale = np.array([rgb.shape[1] / size[0], rgb.shape[0] / size[1]]) if size else np.ones(2)
+            batch.append((rec, rel, rgb, scale))
+        return batch
+
+    def reuse_hr(self, rec: Record, rel: Path, rgb: np.ndarray, scale: np.ndarray) -> None:
+        """An HR image an earlier run aligned: its landmarks (from the CSV) for its VLR twins."""
+        prior = self.rows.get(str(rel))
+        if prior is not None and prior.get(LANDMARK_COLUMNS[0]):
+            pts = _to_decoded(np.array([float(prior[c]) for c in LANDMARK_COLUMNS]), scale)
+            self.hr_points[rec.path.name] = (pts, rgb.shape[:2])
+        self.summary.skipped += 1
+
+    def hr_landmarks(self, rec: Record, rel: Path, scale: np.ndarray, det):
+        """(points in decoded pixels, score, faces, source) from the data or the detector; None
+        when no face was found (flagged)."""
+        if rec.landmarks is not None:
+            return _to_decoded(np.asarray(rec.landmarks), scale), None, 1, "given"
+        if not det.found:
+            self.flag(rel, "no face found")
+            return None
+        if det.faces > 1:
+            self.flag(rel, f"{det.faces} faces: the largest (most central of similar size) was aligned")
+        return det.points, det.score, det.faces, "mtcnn"
+
+    def align_vlr(self, rec: Record) -> None:
+        """The same shot at low resolution: its HR twin's landmarks, scaled."""
+        rel = _relative(rec, self.base)
+        if str(rec.path) in self.done:
+            self.summary.skipped += 1
+            return
+        twin = self.hr_points.get(rec.path.name)
+        if twin is None:
+            self.flag(rel, "VLR file without an aligned HR twin: not aligned")
+            return
+        try:
+            rgb = read_rgb(rec.path)
+        except (DecodeError, OSError) as exc:
+            self.flag(rel, f"unreadable: {exc}")
+            return
+        pts, (h, w) = twin
+        size = rgb.shape[1]
+        pts_v = (pts + 0.5) * np.array([size / w, rgb.shape[0] / h]) - 0.5  # pixel centres, not corners
+        # fitted on the 112 scale (VLR -> 112 -> template), warped at the VLR file's own size
+        to_112 = rescaling(SIZE / size)
+        f = fit((np.c_[pts_v, np.ones(5)] @ to_112.T)[:, :2])
+        f = Fit(f.matrix @ to_112, f.residual, f.rotation_deg, f.scale)
+        _save_png(self.out_of[str(rec.path)], warp(rgb, f, size=size))
+        self.rows[str(rel)] = _row(rel, rec, "hr-twin", pts_v, None, 1, f)
+        self.summary.aligned += 1
 
 
 def _write_manifest(src: Path, dst: Path, index, out_of, summary) -> None:
