@@ -213,7 +213,8 @@ def misaligned_copy(src: Path, dest: Path, how: str, subjects=range(1, 11), per_
                     seed: int = 0) -> Path:
     """ORL faces (folders layout) deliberately misaligned: "rotate" 20°, "zoom" out to 0.6 of the
     canvas, "shift" by (18, 12) px, or "paste" at a random place in a 250 px noise canvas; "none"
-    writes them unmoved (the control). All but "paste" work on facediag's own 112 canvas, as the model would see the face."""
+    writes them unmoved (the control). All but "paste" work on facediag's own 112 canvas, as the
+    model would see the face."""
     from facediag.data.images import load_face
 
     rng = np.random.default_rng(seed)

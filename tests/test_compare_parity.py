@@ -248,7 +248,8 @@ def broken_weights(float_weights, tmp_path_factory):
     """The float state_dict with its stem convolution perturbed by 5 % noise: a broken 'export'."""
     state = torch.load(float_weights, map_location="cpu", weights_only=True)
     w = state["model.stem.0.weight"]
-    state["model.stem.0.weight"] = w + 0.05 * w.abs().mean() * torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(w.shape, generator=torch.Generator().manual_seed(0))
+    state["model.stem.0.weight"] = w + 0.05 * w.abs().mean() * noise
     out = tmp_path_factory.mktemp("broken") / "broken_xxs.pt"
     torch.save(state, out)
     return out

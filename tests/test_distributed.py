@@ -121,7 +121,8 @@ def orl_subset(orl_root, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["run-all", "compare", "bench"])
-def test_two_ranks_give_the_single_process_report_and_its_exit_code(command, orl_subset, float_weights, quant_weights, tmp_path):
+def test_two_ranks_give_the_single_process_report_and_its_exit_code(command, orl_subset, float_weights, quant_weights,
+                                                                    tmp_path):
     if command == "run-all":
         args = ["run-all", "-w", float_weights]
     elif command == "compare":  # the int8 model's embeddings depend on their batch: shards keep one process's

@@ -12,7 +12,8 @@ def _alternating(n_pairs=20, genuine=0.5, impostor=2.0):
 
 
 def test_grid_is_the_references():
-    assert len(ACCURACY_THRESHOLDS) == 400 and ACCURACY_THRESHOLDS[0] == 0 and ACCURACY_THRESHOLDS[-1] == pytest.approx(3.99)
+    assert len(ACCURACY_THRESHOLDS) == 400
+    assert ACCURACY_THRESHOLDS[0] == 0 and ACCURACY_THRESHOLDS[-1] == pytest.approx(3.99)
     assert len(VAL_THRESHOLDS) == 4000
 
 
