@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from facediag.errors import FacediagError
 from facediag.models.card import read_card
+from facediag.models.loaded import LoadedModel
 from facediag.models.presets import EDGEFACE
 from facediag.monitor.held import HeldOut, LiveEmbedder
 from facediag.monitor.history import RECORD_VERSION, append_record
@@ -72,25 +72,6 @@ class MonitorResult:
         return cls(step=int(record["step"]), metrics=dict(record["metrics"]), statuses=dict(record["statuses"]),
                    diagnoses=list(record["diagnoses"]), trends=list(record["trends"]),
                    should_stop=bool(record["should_stop"]), reason=record["reason"], time=record["time"])
-
-
-@dataclass
-class _InMemory:
-    """The live module as the Session reads a loaded model (no file: nothing is cached)."""
-
-    model: nn.Module
-    preset: Any
-    card: str | None
-    parameters: int
-    variant: str = "custom"
-    format: str = "module"
-    path: str = "model in training"
-    sha256: str | None = None
-    matched_fraction: float = 1.0
-    missing_keys: list = field(default_factory=list)
-    unexpected_keys: list = field(default_factory=list)
-    head: torch.Tensor | None = None
-    label_map: dict | None = None
 
 
 class Monitor:
@@ -188,12 +169,12 @@ class Monitor:
     def _evaluate(self, module: nn.Module, step: int) -> MonitorResult:
         with evaluating(module):
             device, dtype, channels_last = input_layout(module)
-            embedder = LiveEmbedder(module, device, self._held.kept, dtype=dtype, channels_last=channels_last,
+            embedder = LiveEmbedder(module, device, dtype=dtype, channels_last=channels_last,
                                     batch_size=self._held.config.batch_size, progress=self._held.config.progress)
-            loaded = _InMemory(module, self._preset, self._card, sum(p.numel() for p in module.parameters()))
-            session = self._held.session(loaded, embedder)
-            report = run_suite(session, self.suite, command=f"facediag.Monitor at step {step}")
-            self._held.settled(session)
+            loaded = LoadedModel.from_module(module, name="model in training", preset=self._preset)
+            loaded.card = self._card
+            report = run_suite(self._held.session(loaded, embedder), self.suite,
+                               command=f"facediag.Monitor at step {step}")
         metrics = flat_metrics(report.results)
         diagnoses = [d.id for d in report.diagnoses]
         first = self.history[0].metrics if self.history else None

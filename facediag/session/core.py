@@ -73,7 +73,8 @@ class Session:
         self.pixels = Pixels(self.data, aligner=aligner, dsr=dsr, keep_pixels=keep_pixels)
         self.runtime = Runtime(self.data, self.pixels, models, embedders)
 
-    def with_models(self, models: dict[str, LoadedModel]) -> Session:
+    def with_models(self, models: dict[str, LoadedModel],
+                    embedders: dict[str, Embedder] | None = None) -> Session:
         """This Session's data and pixels, with other models: a new runtime room.
 
         The index, protocol, alignment, DSR and bicubic outputs, leakage fingerprints and kept
@@ -81,10 +82,12 @@ class Session:
         and evaluations are the new Session's own. For a model that changes in memory (a
         training loop evaluating every N steps), call it each time with the model as it is:
         nothing embedded before is served again, and with ``keep_pixels`` no image is decoded
-        again either. Only the given roles exist; the config's weights are not loaded."""
+        again either. Only the given roles exist; the config's weights are not loaded.
+        ``embedders``: Embedders to use by role (as Session takes them), e.g. one kept across
+        calls for a model that does not change, or one that feeds a live module its own way."""
         session = object.__new__(type(self))  # the rooms given, not built from a config
         session.data, session.pixels = self.data, self.pixels
-        session.runtime = Runtime(self.data, self.pixels, models, from_config=False)
+        session.runtime = Runtime(self.data, self.pixels, models, embedders, from_config=False)
         return session
 
     @property

@@ -82,7 +82,7 @@ def test_register_refuses_a_condition_reading_an_undeclared_parameter():
 def test_builtin_suites_are_package_data_and_match_the_user_copies():
     """`--suite ci` works from a non-editable install; checks/ holds the same files for users to copy."""
     top = Path(__file__).resolve().parents[2] / "checks"
-    for name in ("default", "ci"):
+    for name in ("default", "ci", "monitor"):
         assert (SUITES_DIR / f"{name}.toml").read_text() == (top / f"{name}.toml").read_text()
         assert load_suite(name).path == str(SUITES_DIR / f"{name}.toml")
 
