@@ -9,6 +9,7 @@ the result says how many there were.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -47,11 +48,9 @@ def missing_extra() -> str | None:
     alignment import, so a package that is present but broken (facenet-pytorch without the
     ``requests`` it imports, a dependency that fails to load) is reported like a missing one,
     not found later as a crash. A module already imported costs nothing to import again."""
-    from importlib import import_module
-
     for what, package, module in _EXTRA:
         try:
-            import_module(module)
+            importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - any failure to import a third-party package
             top = module.partition(".")[0]
             if isinstance(exc, ModuleNotFoundError) and exc.name in (top, module):
@@ -102,7 +101,7 @@ class Detector:
     def __init__(self, min_face_size: int = PHOTO_MIN_FACE, device: str = "cpu", batch_size: int = 64,
                  retry_min_face: int | None = None, scale_step: float = MTCNN_SCALE_STEP):
         require_extra()
-        from facenet_pytorch import MTCNN
+        from facenet_pytorch import MTCNN  # the align extra: optional
 
         self.batch_size = batch_size
         self._mtcnn = MTCNN(min_face_size=min_face_size, factor=scale_step, keep_all=True, device=device,

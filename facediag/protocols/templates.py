@@ -21,6 +21,7 @@ import numpy as np
 
 from facediag.metrics.identification import MIN_FALSE_ACCEPTS, closed_set_from, l2_normalize, open_set_from, threshold_for_far
 from facediag.metrics.streaming import EXACT_LIMIT, SAMPLE_SIZE, ImpostorScores, ImpostorStream, bin_counts
+from facediag.protocols.matching import match
 
 PAIR_CHUNK = 1 << 16     # template pairs scored at a time (two 128 MB gathers of 512-d features)
 FPIRS = (1e-2, 1e-1)
@@ -163,8 +164,6 @@ def search(features: np.ndarray, templates: np.ndarray, gallery, probes, *, devi
     whose own template ranks first and scores >= t, over all mated probes; FPIR(t): non-mated
     probes whose best score is >= t, over all non-mated probes; TPIR@FPIR at the lowest
     threshold whose FPIR does not exceed the target (supported when n_nonmated·FPIR >= 10)."""
-    from facediag.protocols.matching import match
-
     g_feat, p_feat = features[_row_of(templates, gallery.templates)], features[_row_of(templates, probes.templates)]
     g_ok, p_ok = np.isfinite(g_feat[:, 0]), np.isfinite(p_feat[:, 0])
     g_subjects, p_subjects = gallery.subjects[g_ok], probes.subjects[p_ok]

@@ -298,8 +298,6 @@ def bench_plots(report: BenchReport) -> list[tuple[str, str]]:
     fig = figure(report) if figure else None  # verification: the table is the result
     if fig is None:
         return []
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})  # no stamp: byte-identical re-renders
     title = fig.axes[0].get_title()
@@ -310,8 +308,6 @@ _COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab
 
 
 def _new_axes(title: str):
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(7.0, 4.2), dpi=100)
     fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.91)
     ax = fig.add_subplot()

@@ -203,10 +203,6 @@ def render_bench_terminal(report: BenchReport, console) -> None:
 
 
 def _print_tables(report: BenchReport, console) -> None:
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
-
     for title, header, rows, foot in tables(report):
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAVY)
         for i, h in enumerate(header):
