@@ -43,6 +43,7 @@ PER_PROBE = {"identification.rank1": ("identification", "correct_rank1")}
 # The parity condition's bounds when one is named and the other is not.
 PARITY_DEFAULTS = {"min_cosine": 0.9999, "max_rank1_changed": 0}
 
+
 def parse_max_drop(items: Iterable[str]) -> dict[str, float]:
     """``["rank1=0.01", "verification.eer=0.02"]`` -> {"identification.rank1": 0.01, ...}."""
     out = {}

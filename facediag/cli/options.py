@@ -243,6 +243,8 @@ CACHE_DIR = option("--cache-dir", type=PATH,
                    help="Embedding cache folder (default $FACEDIAG_CACHE, else ~/.cache/facediag/embeddings; "
                         "see facediag cache info).")
 NO_CACHE = option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
+
+
 def align_choice(ctx, param, value):
     """--align mtcnn|auto needs the align extra: its install line now, before any work."""
     if value != "none":
@@ -258,6 +260,8 @@ ALIGN = option("--align", type=click.Choice(ALIGN_CHOICES), default=config_defau
                     "before degradation and DSR (landmarks cached by image content; an image with no face is "
                     "used as given and counted); auto: only when the alignment check finds the faces as given "
                     "not aligned; none: as given. Needs the align extra.")
+
+
 def index_choice(ctx, param, value):
     """--index faiss* needs the faiss extra: its install line now, before any work."""
     reason = missing_index_extra(value)

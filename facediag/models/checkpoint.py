@@ -55,7 +55,6 @@ LABEL_KEYS = ("subject_to_id", "label_map", "class_to_idx", "label_to_id", "subj
 INVERSE_LABEL_KEYS = ("id_to_subject", "idx_to_class", "id_to_label")
 
 
-
 @dataclass
 class VariantMatch:
     variant: str

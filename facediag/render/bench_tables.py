@@ -6,6 +6,7 @@ from facediag.results.bench import BenchReport
 
 # Each table is (title, header, rows of cell strings, footnotes): every format draws the same cells.
 
+
 def res_label(res) -> str:
     return "HR" if res in (None, "hr") else f"{res} px"
 

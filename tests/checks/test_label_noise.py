@@ -13,6 +13,7 @@ from facediag.protocols.label_noise import gallery_label_scores, possible_mislab
 from facediag.render.html import render_run_html
 from helpers import plant_gallery_swaps, plant_probe_swaps
 
+
 # Eight people, each with one enrolled image (1-3 are the gallery) replaced by a copy of the next
 # person's photo: s3's image 1 is s7's image 1, s7's image 2 is s12's image 2, ... s38's is s3's.
 def _name(path):

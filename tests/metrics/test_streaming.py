@@ -170,7 +170,6 @@ def test_the_pair_sample_is_the_same_for_two_models_on_the_same_probes():
     assert not (a.sample == genuine[a.sample_probe - 1000]).any()
 
 
-
 def _dyadic_data(n_templates, n_probes, dim=16, seed=6):
     """Embeddings on a grid of 2**-12 with |x| <= 900/4096: every score (a multiple of 2**-24 below
     2**24 of them) is exact in float32, whatever the order of the sums, so any block shape gives

@@ -24,6 +24,7 @@ from facediag.models.checkpoint import dequantize_state_dict
 # Building TorchScript test files uses APIs torch now marks deprecated.
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:FutureWarning")
 
+
 @pytest.fixture(scope="module")
 def xxs():
     torch.manual_seed(1)

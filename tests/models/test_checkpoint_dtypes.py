@@ -18,8 +18,6 @@ def xxs_sd():
     return build_edgeface("edgeface_xxs").state_dict()
 
 
-
-
 def test_int32_weights_are_refused_not_loaded_as_100_percent_strict(tmp_path, xxs_sd):
     path = tmp_path / "int32.pth"
     torch.save({k: (v * 100).to(torch.int32) for k, v in xxs_sd.items()}, path)

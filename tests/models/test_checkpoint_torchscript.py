@@ -36,8 +36,6 @@ def script(module, path):
     return path
 
 
-
-
 def forbid_running_modules(monkeypatch):
     """From here on, any nn.Module called (EdgeFace, a scripted model, a wrapper) fails."""
     def called(self, *args, **kwargs):
