@@ -1,6 +1,11 @@
 """facediag: diagnostics and benchmarks for face-recognition embedding models."""
 
+from typing import TYPE_CHECKING
+
 from facediag.version import __version__
+
+if TYPE_CHECKING:  # for readers and linters only: at run time __getattr__ below imports it on first use
+    from facediag.monitor import Monitor
 
 __all__ = ["Monitor", "__version__", "run_all"]
 

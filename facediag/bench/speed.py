@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from facediag.bench.common import is_loaded
 from facediag.device import resolve_device
@@ -61,6 +60,9 @@ CPU_MEMORY_FALLBACK = ("CPU: ru_maxrss (the process's lifetime peak resident set
 
 def model_cost(model: torch.nn.Module, device="cpu") -> int:
     """FLOPs of one 3×112×112 face through ``model`` (see FLOPS_METHOD)."""
+    # imported here: it pulls in triton, a slow import every CLI start would pay; only bench speed counts FLOPs
+    from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     x = torch.zeros(1, 3, 112, 112, device=device)
     with counter, torch.inference_mode():

@@ -407,7 +407,7 @@ class _PickleScan:
         for _ in range(count):
             self._one(stream)
 
-    def _one(self, stream) -> None:
+    def _one(self, stream) -> None:  # noqa: C901 - one branch per opcode the allowlist understands
         stack: list = []
         metastack: list = []
         memo: dict = {}
@@ -637,17 +637,7 @@ def to_plain(obj: Any, max_tensor_numel: int = 1) -> Any:
             raise ValueError(f"tensor with {obj.numel()} elements")
         return _tensor_plain(obj)
     if isinstance(obj, (np.ndarray, np.generic)):
-        size = np.size(obj)
-        if size > max_tensor_numel:
-            raise ValueError(f"array with {size} elements")
-        if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
-            items = [to_plain(x, max_tensor_numel) for x in obj.flat]
-            return items[0] if size == 1 and obj.ndim == 0 else items
-        try:
-            value = obj.reshape(-1)[0].item() if size == 1 else obj.tolist()
-        except Exception:  # noqa: BLE001 - exotic dtypes: say what it is
-            return f"<{type(obj).__name__} {obj.dtype}>"
-        return repr(value) if isinstance(value, np.generic) else to_plain(value, max_tensor_numel)
+        return _array_plain(obj, max_tensor_numel)
     if isinstance(obj, (torch.dtype, np.dtype)):
         return str(obj)
     if isinstance(obj, dict):
@@ -655,24 +645,42 @@ def to_plain(obj: Any, max_tensor_numel: int = 1) -> Any:
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [to_plain(v, max_tensor_numel) for v in obj]
     if isinstance(obj, StandIn):
-        args = obj.args
-        path = type(obj)._standin_path
-        if path.startswith("pathlib.") and all(isinstance(a, str) for a in args):
-            return os.path.join(*args) if args else "."
-        out = {"__class__": path}
-        if args:
-            out["__args__"] = to_plain(list(args), max_tensor_numel)
-        if obj.state is not None:
-            out["__state__"] = to_plain(obj.state, max_tensor_numel)
-        fields = to_plain(obj.fields, max_tensor_numel)
-        # A field named "__class__" cannot rename the class (nor hide its arguments).
-        out.update((k, v) for k, v in fields.items() if k not in out)
-        return out
+        return _standin_plain(obj, max_tensor_numel)
     if isinstance(obj, type):
         return getattr(obj, "_standin_path", f"{obj.__module__}.{obj.__qualname__}")
     if isinstance(obj, (bytes, bytearray)):
         return obj.hex() if len(obj) <= 64 else f"<{len(obj)} bytes>"
     return clip(_safe_repr(obj), 200)
+
+
+def _array_plain(obj, max_tensor_numel: int):
+    size = np.size(obj)
+    if size > max_tensor_numel:
+        raise ValueError(f"array with {size} elements")
+    if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
+        items = [to_plain(x, max_tensor_numel) for x in obj.flat]
+        return items[0] if size == 1 and obj.ndim == 0 else items
+    try:
+        value = obj.reshape(-1)[0].item() if size == 1 else obj.tolist()
+    except Exception:  # noqa: BLE001 - exotic dtypes: say what it is
+        return f"<{type(obj).__name__} {obj.dtype}>"
+    return repr(value) if isinstance(value, np.generic) else to_plain(value, max_tensor_numel)
+
+
+def _standin_plain(obj: StandIn, max_tensor_numel: int):
+    args = obj.args
+    path = type(obj)._standin_path
+    if path.startswith("pathlib.") and all(isinstance(a, str) for a in args):
+        return os.path.join(*args) if args else "."
+    out = {"__class__": path}
+    if args:
+        out["__args__"] = to_plain(list(args), max_tensor_numel)
+    if obj.state is not None:
+        out["__state__"] = to_plain(obj.state, max_tensor_numel)
+    fields = to_plain(obj.fields, max_tensor_numel)
+    # A field named "__class__" cannot rename the class (nor hide its arguments).
+    out.update((k, v) for k, v in fields.items() if k not in out)
+    return out
 
 
 def _tensor_plain(t: torch.Tensor):
