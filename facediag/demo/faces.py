@@ -221,7 +221,7 @@ def _join(*parts) -> np.ndarray:
     return np.concatenate([np.asarray(p, dtype=float).reshape(-1, 2) for p in parts])
 
 
-def render_face(idt: Identity, rng: np.random.Generator) -> Image.Image:
+def render_face(idt: Identity, rng: np.random.Generator) -> Image.Image:  # noqa: C901 - the demo's face drawing
     """One 112x112 RGB picture of ``idt`` under random pose, expression and conditions."""
     bg = tuple(int(v) for v in rng.integers(20, 236, 3))
     img = Image.new("RGB", (SIZE * _SS, SIZE * _SS), bg)

@@ -22,7 +22,17 @@ from facediag.render.compare_text import (
 )
 from facediag.results import BenchReport, CompareReport
 from facediag.formatting import format_value
-from facediag.render.text import explains_text, dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
+from facediag.render.text import (
+    dataset_text,
+    explains_text,
+    format_evidence,
+    headline_metrics,
+    notable_findings,
+    note_lines,
+    ordered_diagnoses,
+    problem_lines,
+    verdict_details,
+)
 
 STATUS_STYLE = {Status.PASS: "bold green", Status.WARN: "bold yellow", Status.FAIL: "bold red",
                 Status.SKIP: "dim", Status.ERROR: "bold magenta"}
@@ -128,7 +138,15 @@ def render_compare_terminal(report: CompareReport, console: Console) -> None:
     for tag, text in sides(report):
         console.print(Text(text, style="bold" if tag == "B" else ""))
     console.print(Text(f"data {dataset_text(report.dataset)}", style="dim"))
+    _compare_tested(report, console)
+    _compare_moved(report, console)
+    _compare_diagnoses(report, console)
+    _compare_checks(report, console)
+    _compare_changed(report, console)
+    _compare_gate(report, console)
 
+
+def _compare_tested(report: CompareReport, console: Console) -> None:
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", title_justify="left", pad_edge=False,
                   title="Tested metrics: B − A with its 95 % subject-bootstrap interval")
     table.add_column("metric", no_wrap=True)
@@ -146,6 +164,8 @@ def render_compare_terminal(report: CompareReport, console: Console) -> None:
                       Text.assemble((r.verdict, VERDICT_STYLE.get(r.verdict, "cyan")), (p, "dim")))
     console.print(table)
 
+
+def _compare_moved(report: CompareReport, console: Console) -> None:
     console.print(Text("How far B moved from A", style="bold"))
     for line in moved_lines(report):
         console.print(f"  {line}", highlight=False)
@@ -154,6 +174,8 @@ def render_compare_terminal(report: CompareReport, console: Console) -> None:
         for line in parity_lines(report):
             console.print(f"  {line}", highlight=False)
 
+
+def _compare_diagnoses(report: CompareReport, console: Console) -> None:
     for tag, side in (("A", report.a), ("B", report.b)):
         diagnoses = ordered_diagnoses(side)
         console.print(Text(f"Diagnoses of {tag}", style="bold"))
@@ -163,26 +185,33 @@ def render_compare_terminal(report: CompareReport, console: Console) -> None:
             style = "red" if d.severity == "failure" else "yellow" if d.severity == "warning" else "blue"
             console.print(Text.assemble("  ", (d.id, f"bold {style}"), f": {d.summary}"))
 
+
+def _compare_checks(report: CompareReport, console: Console) -> None:
     checks = Table(box=box.SIMPLE_HEAD, header_style="bold", title="Checks", title_justify="left", expand=True)
     for col in ("check", "A", "B", "B's summary"):
         checks.add_column(col, overflow="fold", no_wrap=col in ("A", "B"))
     a_status = {r.name: r.status for r in report.a.results}
     for r in report.b.results:
         sa = a_status.get(r.name)
-        checks.add_row(r.name, Text(sa.value, STATUS_STYLE[sa]) if sa else "", Text(r.status.value, STATUS_STYLE[r.status]),
-                       r.summary)
+        checks.add_row(r.name, Text(sa.value, STATUS_STYLE[sa]) if sa else "",
+                       Text(r.status.value, STATUS_STYLE[r.status]), r.summary)
     console.print(checks)
 
-    changed = changed_untested(report)
-    if changed:
-        other = Table(box=box.SIMPLE_HEAD, header_style="bold", title_justify="left",
-                      title=f"Other metrics that changed ({len(changed)}; every metric is in report.json/html)")
-        for col in ("metric", "A", "B", "B − A"):
-            other.add_column(col, justify="left" if col == "metric" else "right")
-        for r in changed:
-            other.add_row(r.key, format_value(r.a), format_value(r.b), delta_text(r))
-        console.print(other)
 
+def _compare_changed(report: CompareReport, console: Console) -> None:
+    changed = changed_untested(report)
+    if not changed:
+        return
+    other = Table(box=box.SIMPLE_HEAD, header_style="bold", title_justify="left",
+                  title=f"Other metrics that changed ({len(changed)}; every metric is in report.json/html)")
+    for col in ("metric", "A", "B", "B − A"):
+        other.add_column(col, justify="left" if col == "metric" else "right")
+    for r in changed:
+        other.add_row(r.key, format_value(r.a), format_value(r.b), delta_text(r))
+    console.print(other)
+
+
+def _compare_gate(report: CompareReport, console: Console) -> None:
     console.print()
     console.print(Text(report.summary(), style="bold"))
     passed = report.passed
