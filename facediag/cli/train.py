@@ -68,7 +68,7 @@ from facediag.cli.options import (
               help="Keep HR embeddings near the frozen pretrained model's (1 - cos), weighted by this.")
 @click.option("--threshold", type=click.FloatRange(-1, 1), default=DEFAULT_THRESHOLD, show_default=True,
               help="Operating point reported by validation (default: the EdgeFace preset's).")
-@click.option("--patience", type=int, help="Stop after this many epochs without a better validation rank-1.")
+@click.option("--patience", type=int, help="Also stop after this many epochs without a better validation rank-1.")
 @SEED()
 @click.option("--no-hflip", is_flag=True, help="No random horizontal flips.")
 @DEVICE()
@@ -89,7 +89,10 @@ def train_contrastive(weights, arch, data, out, val_data, val_split, val_fractio
     Batches of P subjects × K images, each image as HR and as DSR(VLR); supervised
     contrastive loss over [DSR; HR] with subject labels; AdamW with warm-up and cosine
     decay. The checkpoint kept is the best by held-out gallery rank-1, never by paired
-    similarity (shown beside it). Several GPUs: launch with torchrun.
+    similarity (shown beside it). Validation is a facediag.Monitor call on the held-out
+    set (run-all's monitor suite: its numbers, diagnoses and trends); the run stops early
+    when the Monitor says stop (collapse, pair memorisation, a rank-1 drop), or after
+    --patience epochs without a better rank-1. Several GPUs: launch with torchrun.
 
     \b
     Examples:

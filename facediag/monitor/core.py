@@ -104,6 +104,10 @@ class Monitor:
         pair-memorization diagnosed, or the seed's signature or a rank-1 drop seen, once).
     timeout
         Seconds a rank waits for the others under torch.distributed before it raises (monitor.ranks).
+    protocol, dsr_model, aligner
+        What a trainer built already for its own split (facediag train-contrastive): the held-out
+        protocol over the ``data`` root, the DSR module it loaded and its Aligner, used instead of
+        indexing the root, loading ``dsr`` again or detecting the faces twice (Session takes them).
 
     Notes
     -----
@@ -121,7 +125,7 @@ class Monitor:
                  suite: str | Path | Suite = "monitor", baseline=None, device: str | None = None,
                  batch_size: int = 64, card=None, history=None, sinks=(), policy: StopPolicy | None = None,
                  progress: bool = False, gallery_per_subject: int = 3, subject_regex: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S):
+                 timeout: float = DEFAULT_TIMEOUT_S, protocol=None, dsr_model=None, aligner=None):
         self.suite = suite if isinstance(suite, Suite) else load_suite(suite)
         self.policy = policy or StopPolicy()
         self.history_path = None if history is None else Path(history)
@@ -141,7 +145,7 @@ class Monitor:
                       "gallery_per_subject": gallery_per_subject, "use_cache": False, "progress": progress}
             if subject_regex is not None:
                 config["subject_regex"] = subject_regex
-            self._held = HeldOut(SessionConfig(**config))
+            self._held = HeldOut(SessionConfig(**config), protocol=protocol, dsr=dsr_model, aligner=aligner)
             self._sinks = [_sink(s) for s in sinks]
 
     # ------------------------------------------------------------------ a call

@@ -67,11 +67,12 @@ class LiveSession(Session):
 
 class HeldOut:
     """The held-out data of a Monitor: indexed at construction (bad input fails before training
-    starts), decoded by the first call, and a LiveSession over the module for each call."""
+    starts), decoded by the first call, and a LiveSession over the module for each call.
+    ``protocol``, ``dsr`` and ``aligner``: a caller's own, as Session takes them."""
 
-    def __init__(self, config: SessionConfig):
+    def __init__(self, config: SessionConfig, *, protocol=None, dsr=None, aligner=None):
         self.config = config
-        self.data = LiveSession(config, keep_pixels=True)
+        self.data = LiveSession(config, keep_pixels=True, protocol=protocol, dsr=dsr, aligner=aligner)
         self.data.protocol  # noqa: B018 - index now: a wrong root is one line before any training
         self._baseline: Embedder | None = None
 

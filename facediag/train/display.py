@@ -45,5 +45,5 @@ class EpochTable:
         t.add_row(*cells, style=style)
         self.console.print(t)
         for flag in r.get("flags") or []:
-            color = "yellow" if flag.startswith("THRESHOLD") else "bold red"
+            color = "bold red" if severe(r) else "yellow"
             self.console.print(f"    [{color}]{flag}[/]", highlight=False)

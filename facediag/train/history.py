@@ -1,6 +1,6 @@
-"""The run's record: one history row per epoch (epoch 0 = the starting model), the failures
-each row's validation shows, and the files that report them — ``<stem>.history.json``, the
-``<out>.json`` sidecar and ``<stem>.curves.png``."""
+"""The run's record: one history row per epoch (epoch 0 = the starting model; its validation
+numbers, diagnoses and flags are the Monitor's, train.validate), and the files that report them:
+``<stem>.history.json``, the ``<out>.json`` sidecar and ``<stem>.curves.png``."""
 from __future__ import annotations
 
 import json
@@ -11,52 +11,13 @@ import numpy as np
 
 from facediag.version import __version__
 from facediag.io import atomic_save, atomic_write_text
-from facediag.metrics.distribution import collapsed
 
 SCHEMA_VERSION = 1  # of the sidecar
-# What a row keeps of each validation set, as ``<set>_<metric>`` (val_rank1, seen_rank1, ...).
-METRICS = ("rank1", "accuracy_at_threshold", "far_at_threshold", "genuine_mean", "impostor_mean",
-           "paired_mean", "pair_gap", "threshold_at_far_1pct", "n_probes", "n_subjects")
-# Flags raised on an epoch's validation (see flags): values far from any healthy model.
-# COLLAPSE is the project's one rule, facediag.metrics.distribution.collapsed, at its defaults.
-THRESHOLD_FAR = 0.05        # FAR at the fixed threshold beyond this: the threshold no longer holds
-RANK1_DROP = 0.05           # below the starting model's rank-1 by more than this
-PAIRED_LOOKS_PERFECT = 0.95
-PAIR_GAP_MEMORISED = 0.3    # own-pair similarity this far above the gallery's: pairs learnt, not people
-
-
-def flags(row: dict, base: dict, threshold: float) -> list[str]:
-    """Name the failures the validation shows in this epoch (compared with epoch 0)."""
-    found = []
-    imp, gen, far = row.get("val_impostor_mean"), row.get("val_genuine_mean"), row.get("val_far_at_threshold")
-    r1, r0 = row.get("val_rank1"), base.get("val_rank1")
-    if collapsed(gen, imp):
-        found.append(f"COLLAPSE: different people match as well as the same person (impostor mean "
-                     f"{imp:.3f}, genuine {gen:.3f}; at start {fmt(base.get('val_impostor_mean'))})")
-    elif far is not None and far >= THRESHOLD_FAR:
-        # The held-out set may have too few impostor pairs to support FAR 1 %; the seen set may.
-        at = next(((name, row[f"{name}_threshold_at_far_1pct"]) for name in ("val", "seen")
-                   if row.get(f"{name}_threshold_at_far_1pct") is not None), None)
-        found.append(f"THRESHOLD: cos >= {threshold:g} now accepts {far:.1%} of impostor pairs "
-                     f"(impostor mean {fmt(imp)}); choose a threshold for a target FAR"
-                     + (f" (FAR 1 % on {at[0]}: {at[1]:.3f})" if at else ""))
-    if r1 is not None and r0 is not None and r1 < r0 - RANK1_DROP:
-        paired = max(row.get("val_paired_mean") or 0, row.get("train_paired_last") or 0)
-        if paired >= PAIRED_LOOKS_PERFECT:
-            found.append(f"MISLEADING PAIRED METRIC: paired cosine {paired:.3f} (DSR_i vs its own "
-                         f"HR_i) looks perfect while gallery rank-1 fell {r0:.3f} -> {r1:.3f}")
-        else:
-            found.append(f"rank-1 below the starting model ({r0:.3f} -> {r1:.3f})")
-    gap = row.get("val_pair_gap")
-    if gap is not None and gap >= PAIR_GAP_MEMORISED and (r1 or 0) < (r0 or 0):
-        found.append(f"PAIR MEMORISATION: a probe matches its own HR image far better than its "
-                     f"person's gallery (gap {gap:.3f})")
-    return found
 
 
 def severe(row: dict) -> bool:
-    """Any flag but THRESHOLD (a threshold to re-choose, not a broken model)."""
-    return any(not f.startswith("THRESHOLD") for f in row.get("flags") or [])
+    """The validation Monitor said stop at this epoch (a diagnosis or trend of its stop policy)."""
+    return bool(row.get("should_stop"))
 
 
 def best_row(history: list[dict], best_epoch: int | None) -> dict | None:

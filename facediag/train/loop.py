@@ -1,6 +1,8 @@
 """One training run, start to end: set up from a checked TrainConfig, validate the starting
-model (epoch 0), then train and validate epoch by epoch, keep the checkpoint with the best
-gallery rank-1 and save the reports and the resume state after every epoch."""
+model (epoch 0), then train and validate epoch by epoch (facediag.Monitor, train.validate), keep
+the checkpoint with the best gallery rank-1, stop early when the Monitor says so or after
+``patience`` epochs without a better one, and save the reports and the resume state after every
+epoch."""
 from __future__ import annotations
 
 import math
@@ -30,14 +32,7 @@ from facediag.train.config import RESUME_IDENTITY, TrainConfig, output_paths
 from facediag.train.data import TrainPixels, epoch_batches, split_data
 from facediag.train.display import EpochTable
 from facediag.distributed import Distributed
-from facediag.train.history import (
-    METRICS,
-    best_row,
-    build_sidecar,
-    flags,
-    fmt,
-    write_report_files,
-)
+from facediag.train.history import best_row, build_sidecar, fmt, write_report_files
 from facediag.train.losses import objective_for
 from facediag.train.model import frozen_copy, load_model, make_optimizer, warmup_cosine
 from facediag.train.resume import (
@@ -47,7 +42,7 @@ from facediag.train.resume import (
     save_resume_state,
     seed_all,
 )
-from facediag.train.validate import Validator, protocol_info
+from facediag.train.validate import build_monitor, first_call, flag_lines, protocol_info, row_fields
 
 
 @dataclass
@@ -94,7 +89,7 @@ class TrainingRun:
 
     def setup(self):
         """Everything a run needs, in order: seeds, device, DSR, data split, model, batch shape,
-        alignment, training pixels, optimiser, validators and the identity --resume checks."""
+        alignment, training pixels, optimiser, validation monitors and the identity --resume checks."""
         cfg = self.cfg
         seed_all(cfg.seed)
         self.device = self.dist.device(cfg.device)
@@ -114,7 +109,7 @@ class TrainingRun:
                                   need_lr=cfg.views == "hr+lr", cache_images=cfg.cache_images,
                                   **({"load": self.aligner.load} if self.aligner is not None else {}))
         self.build_optimisation()
-        self.validators = self.build_validators()
+        self.monitors = self.build_monitors()
         self.identity = self.resume_identity()
         self.announce()
 
@@ -157,17 +152,16 @@ class TrainingRun:
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-    def build_validators(self) -> dict[str, Validator]:
-        """``val`` always; ``seen`` (held-out images of the training subjects) when the split has it."""
+    def build_monitors(self) -> dict:
+        """A Monitor per held-out set: ``val`` always (its diagnoses flag rows and may stop the
+        run); ``seen`` (held-out images of the training subjects) when the split has it. Built on
+        every rank (a Monitor's constructor is a collective under torch.distributed)."""
         cfg, split = self.cfg, self.split
-        vkw = {"dsr": self.dsr, "device": self.device, "threshold": cfg.threshold,
-               "batch_size": cfg.batch_size, "amp": self.amp, "progress": cfg.progress,
-               "layout": cfg.layout, "subject_regex": cfg.subject_regex,
-               "gallery_per_subject": cfg.gallery_per_subject, "aligner": self.aligner}
-        validators = {"val": Validator(split.val, split.val_root, **vkw)}
+        kw = {"threshold": cfg.threshold, "dsr": self.dsr, "aligner": self.aligner, "device": self.device, "cfg": cfg}
+        monitors = {"val": build_monitor(split.val, split.val_root, **kw)}
         if split.seen is not None:
-            validators["seen"] = Validator(split.seen, split.train.root, **vkw)
-        return validators
+            monitors["seen"] = build_monitor(split.seen, split.train.root, **kw)
+        return monitors
 
     def resume_identity(self) -> dict:
         """What --resume requires unchanged: weights, data fingerprints and the identity options."""
@@ -193,9 +187,11 @@ class TrainingRun:
         if cfg.objective != "supcon":
             c.print(f"[yellow]--objective {cfg.objective} reproduces a known failure on purpose "
                     "(see the validation columns)[/]", highlight=False)
-        for name, v in self.validators.items():
-            c.print(f"  {name}: {len(v.protocol.gallery_subjects)} subjects, "
-                    f"{len(v.protocol.probes)} probes at {cfg.vlr_size} px, {self.dsr.name} DSR "
+        for name, protocol in (("val", self.split.val), ("seen", self.split.seen)):
+            if protocol is None:
+                continue
+            c.print(f"  {name}: {len(protocol.gallery_subjects)} subjects, "
+                    f"{len(protocol.probes)} probes at {cfg.vlr_size} px, {self.dsr.name} DSR "
                     f"({_VAL_LABEL[name if name == 'seen' else self.split.val_kind]})", highlight=False)
         for note in self.notes:
             c.print(f"  [dim]note:[/] {note}", highlight=False)
@@ -226,13 +222,14 @@ class TrainingRun:
         start_epoch, partial = 0, None
         if cfg.resume:
             start_epoch, partial = self.load_state()
-        self.table = EpochTable(self.console, "seen" in self.validators, cfg.threshold)
+            if self.history and self.dist.main:  # the trends read against epoch 0, as before the kill
+                self.monitors["val"].history = [first_call(self.history[0])]
+        self.table = EpochTable(self.console, "seen" in self.monitors, cfg.threshold)
         self.table.header()
         for row in self.history:
             self.table.row(row)
         if not self.history:  # epoch 0: the starting model, the bar to beat
-            row = {"epoch": 0, "steps": 0, **self.validate()}
-            row["flags"] = []
+            row = {"epoch": 0, "steps": 0, **self.validate(0)}
             self.history.append(row)
             self.table.row(row)
             self.save_all(0, None)  # so a run killed in epoch 1 can already resume
@@ -244,8 +241,7 @@ class TrainingRun:
                     break
                 row = self.train_epoch(epoch, partial)
                 partial = None
-                row.update(self.validate())
-                row["flags"] = flags(row, self.history[0], cfg.threshold)
+                row.update(self.validate(epoch * self.steps))
                 is_best = self.dist.main and row["val_rank1"] is not None and row["val_rank1"] > self.best_rank1
                 row["best"] = bool(is_best)
                 if is_best:
@@ -261,9 +257,14 @@ class TrainingRun:
         return self.finish(stopped)
 
     def should_stop(self) -> bool:
-        """Early stopping: ``patience`` epochs without a better validation rank-1 (rank 0 decides)."""
-        p = self.cfg.patience
-        stop = bool(p and self.best_epoch is not None and self.history[-1]["epoch"] - self.best_epoch >= p)
+        """Early stopping (rank 0 decides): the val Monitor said stop at a trained epoch (its
+        policy: collapse, pair memorisation, the seed's signature, a rank-1 drop), or ``patience``
+        epochs passed without a better validation rank-1."""
+        p, last = self.cfg.patience, self.history[-1]
+        # A starting model the policy already stops on (a run from scratch at its init) gives the
+        # Monitor no healthy start to tell a failure of training from: patience alone decides.
+        stop = bool(last["epoch"] > 0 and last.get("should_stop") and not self.history[0].get("should_stop")) or bool(
+            p and self.best_epoch is not None and last["epoch"] - self.best_epoch >= p)
         return bool(self.dist.broadcast(float(stop)))
 
     # ---------------------------------------------------------------- epochs
@@ -342,16 +343,21 @@ class TrainingRun:
         paired = F.cosine_similarity(d, h, dim=1).mean().item() if d is not None else None
         return loss.item(), paired, anchor.item(), len(hr)
 
-    def validate(self) -> dict:
-        """Validation metrics (``val_*``, ``seen_*``) on rank 0; other ranks wait."""
+    def validate(self, step: int) -> dict:
+        """A Monitor call per held-out set at training step ``step``: the row's ``val_*`` and
+        ``seen_*`` numbers, the val diagnoses and trends as flags, and its stop decision. Every
+        rank calls; rank 0 evaluates and the others wait for its verdict (monitor.ranks). Under
+        --amp the module is fed under the same bf16 autocast it trains under."""
         out = {}
-        if self.dist.main:
-            t0 = time.perf_counter()
-            for name, validator in self.validators.items():
-                metrics = validator(self.model, self.variant)
-                out.update({f"{name}_{k}": metrics.get(k) for k in METRICS})
-            out["val_seconds"] = time.perf_counter() - t0
-        self.dist.barrier()
+        t0 = time.perf_counter()
+        for name, monitor in self.monitors.items():
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                result = monitor(self.model, step=step)
+            out.update(row_fields(name, result))
+            if name == "val":
+                first = monitor.history[0] if monitor.history and monitor.history[0] is not result else None
+                out["flags"] = flag_lines(result, first)
+        out["val_seconds"] = time.perf_counter() - t0
         return out
 
     # ---------------------------------------------------------------- state
@@ -413,7 +419,9 @@ class TrainingRun:
         best = best_row(self.history, self.best_epoch)
         base = self.history[0]
         if stopped:
-            c.print(f"early stop: {self.cfg.patience} epoch(s) without a better validation rank-1")
+            reason = self.history[-1].get("stop_reason") if self.history[-1].get("should_stop") else None
+            c.print(f"early stop: the monitor {reason}" if reason else
+                    f"early stop: {self.cfg.patience} epoch(s) without a better validation rank-1", highlight=False)
         if best is not None:
             msg = (f"kept epoch {self.best_epoch} (best validation rank-1 {best['val_rank1']:.3f}; "
                    f"starting model {base['val_rank1']:.3f}; paired cosine {fmt(best.get('val_paired_mean'))}"

@@ -125,12 +125,16 @@ def _partial_ok(v) -> bool:
 
 
 def _history_ok(v) -> bool:
+    # A row holds numbers; text only where validation writes it (train.validate): the flag lines,
+    # the val Monitor's diagnosis and trend ids, and its stop reason.
+    def value_ok(k, x) -> bool:
+        if k in ("flags", "val_diagnoses", "val_trends"):
+            return isinstance(x, list) and all(isinstance(f, str) for f in x)
+        return x is None or isinstance(x, (bool, int, float)) or (k == "stop_reason" and isinstance(x, str))
+
     def row_ok(r) -> bool:
-        return (isinstance(r, dict) and _is_int(r.get("epoch")) and all(
-            isinstance(k, str) and (
-                (k == "flags" and isinstance(x, list) and all(isinstance(f, str) for f in x))
-                or (k != "flags" and (x is None or isinstance(x, (bool, int, float)))))
-            for k, x in r.items()))
+        return isinstance(r, dict) and _is_int(r.get("epoch")) and all(
+            isinstance(k, str) and value_ok(k, x) for k, x in r.items())
 
     return isinstance(v, list) and all(row_ok(r) for r in v)
 

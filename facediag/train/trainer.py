@@ -3,8 +3,8 @@
 Each step embeds a P×K batch twice — DSR(VLR) and HR — and pulls every view of a person
 towards all of that person's views (supervised contrastive loss), so DSR probes land near
 the person's HR gallery, not only near their own HR twin. Every epoch the model is judged
-the way it will be used: HR templates vs DSR probes of held-out data, by the Session and
-evaluation code run-all uses. The checkpoint kept is the best by gallery rank-1, never by
+the way it will be used: HR templates vs DSR probes of held-out data, by a facediag.Monitor
+call (run-all's checks and diagnoses, on the live model). The checkpoint kept is the best by gallery rank-1, never by
 paired similarity, which is logged beside it precisely because it can disagree.
 
 Outputs beside ``out``: the weights (plain official-key state_dict), ``<out>.json``

@@ -1,78 +1,75 @@
-"""Validation of a model in training by gallery matching, with the code run-all's checks use.
+"""Validation of the model in training: a facediag.Monitor per held-out set, read into history rows.
 
-Each call builds a Session around the in-memory model (the Session memoises embeddings
-per run, and the weights have changed since the last call): the first over the protocol
-and DSR the trainer built, the later ones from it by ``Session.with_models``, so the DSR
-outputs of the probes, which do not depend on the model, are computed once.
+Each epoch's validation is a Monitor call on the live module: run-all's checks (the ``monitor``
+suite at the run's ``--threshold``), conditions and diagnosis rules, its trends against the first
+call (epoch 0) and its stop decision. A row keeps, per set, the numbers it always kept, read from
+the Monitor's metrics of the same meaning (CATALOGUE), and for ``val`` the diagnoses and trends
+as its flags. The DSR, the protocol of the trainer's split and its Aligner are handed to the
+Monitor, so nothing is indexed, loaded or detected twice.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
-import torch
-
 from facediag.data.protocol import Protocol
-from facediag.protocols.gallery import headline_metrics
-from facediag.metrics.identification import threshold_for_far
-from facediag.models.presets import DEFAULT_THRESHOLD
-from facediag.session import Session, SessionConfig
+from facediag.monitor import Monitor, MonitorResult
+from facediag.monitor.trends import describe
+from facediag.suites import load_suite
 
-TARGET_FAR = 0.01  # threshold reported next to the fixed one: what the operating point should be
+# A row's ``<set>_<name>`` -> the metric-catalogue name it is read from. rank1 selects the checkpoint.
+CATALOGUE = {
+    "rank1": "identification.rank1",
+    "accuracy_at_threshold": "identification.accuracy_at_threshold",
+    "far_at_threshold": "identification.far_at_threshold",
+    "genuine_mean": "pair-gap.genuine_mean",
+    "impostor_mean": "pair-gap.impostor_mean",
+    "paired_mean": "pair-gap.paired_mean",
+    "pair_gap": "pair-gap.gap",
+    "threshold_at_far_1pct": "identification.threshold_for_far_0.01",
+    "n_probes": "identification.n_probes",
+    "n_subjects": "identification.n_gallery_subjects",
+}
+_COUNTS = ("n_probes", "n_subjects")
 
 
-@dataclass
-class InMemoryModel:
-    """What Session expects of a loaded checkpoint. ``sha256=None``: weights that change
-    during training have no stable fingerprint, so the embedding cache is bypassed."""
-
-    model: torch.nn.Module
-    variant: str
-    sha256: str | None = None
-    head: torch.Tensor | None = None
+def build_monitor(protocol: Protocol, root: Path, *, threshold: float, dsr, aligner, device, cfg) -> Monitor:
+    """The Monitor of one held-out set of the trainer's split."""
+    suite = dataclasses.replace(load_suite("monitor"), threshold=threshold)
+    return Monitor(data=root, layout=cfg.layout, vlr_size=protocol.vlr_size, align="none" if aligner is None else
+                   "mtcnn", suite=suite, device=str(device), batch_size=cfg.batch_size, progress=cfg.progress,
+                   gallery_per_subject=cfg.gallery_per_subject, subject_regex=cfg.subject_regex,
+                   protocol=protocol, dsr_model=dsr, aligner=aligner)
 
 
-class Validator:
-    """``validator(module, variant) -> metrics``: headline gallery-matching numbers."""
+def row_fields(name: str, result: MonitorResult) -> dict:
+    """``<name>_<metric>`` for every CATALOGUE entry (None where the Monitor measured none); for
+    ``val`` also its diagnoses, trends, flag lines and the Monitor's stop decision."""
+    out = {}
+    for key, metric in CATALOGUE.items():
+        value = result.metrics.get(metric)
+        out[f"{name}_{key}"] = int(value) if value is not None and key in _COUNTS else value
+    if name == "val":
+        out.update(val_diagnoses=list(result.diagnoses), val_trends=list(result.trends),
+                   should_stop=result.should_stop, stop_reason=result.reason)
+    return out
 
-    def __init__(self, protocol: Protocol, root: Path, *, dsr, device: torch.device,
-                 threshold: float = DEFAULT_THRESHOLD, batch_size: int = 64, amp: bool = False,
-                 progress: bool = True, layout: str = "auto", subject_regex: str | None = None,
-                 gallery_per_subject: int = 3, aligner=None):
-        self.protocol, self.root, self.dsr, self.device = protocol, root, dsr, device
-        self.threshold = threshold
-        self._config = {"data": root, "layout": layout, "gallery_per_subject": gallery_per_subject,
-                        "vlr_size": protocol.vlr_size, "device": str(device),
-                        "batch_size": batch_size, "amp": amp, "use_cache": False,
-                        "progress": progress}
-        if subject_regex is not None:
-            self._config["subject_regex"] = subject_regex
-        self._first: Session | None = None
-        self._aligner = aligner  # --align mtcnn: the trainer's, so validation faces are detected once
-        if aligner is not None:
-            self._config["align"] = "mtcnn"
 
-    def session(self, module: torch.nn.Module, variant: str) -> Session:
-        models = {"model": InMemoryModel(module, variant)}
-        if self._first is not None:
-            return self._first.with_models(models)
-        # The protocol (subject-filtered) and DSR were built by the trainer: handed over rather
-        # than let the Session re-index the whole root.
-        self._first = Session(SessionConfig(**self._config), models=models, aligner=self._aligner,
-                              protocol=self.protocol, dsr=self.dsr)
-        return self._first
+def flag_lines(result: MonitorResult, first: MonitorResult | None) -> list[str]:
+    """One line per diagnosis (its summary, as run-all states it) and per trend (its numbers)."""
+    said = {d.id: d.summary for d in result.report.diagnoses} if result.report is not None else {}
+    lines = [f"{d}: {said[d]}" if d in said else d for d in result.diagnoses]
+    lines += [f"{t}: {describe(t, first.metrics, result.metrics)}" if first is not None else t for t in result.trends]
+    return lines
 
-    def __call__(self, module: torch.nn.Module, variant: str) -> dict:
-        was_training = module.training
-        try:
-            session = self.session(module, variant)
-            ev = session.evaluation("model")
-        finally:
-            module.train(was_training)  # the Embedder put it in eval mode
-        metrics = headline_metrics(ev, self.threshold)
-        far = threshold_for_far(ev.impostors, TARGET_FAR)
-        metrics["threshold_at_far_1pct"] = far.threshold  # None when too few impostor pairs
-        return metrics
+
+def first_call(row: dict) -> MonitorResult:
+    """The val Monitor's first call (epoch 0) as a resumed run's history row keeps it: what its
+    trends are read against."""
+    metrics = {metric: float(row[f"val_{key}"]) for key, metric in CATALOGUE.items()
+               if row.get(f"val_{key}") is not None}
+    return MonitorResult(step=int(row.get("steps") or 0), metrics=metrics, statuses={},
+                         diagnoses=list(row.get("val_diagnoses") or []), trends=[], should_stop=False, reason=None)
 
 
 def protocol_info(protocol: Protocol, root: Path) -> dict:

@@ -25,8 +25,9 @@ def orl_config(orl_root, weights, out, **kw):
 
 def test_paired_only_objective_is_caught_at_the_first_epoch(tmp_path, orl_root, float_weights):
     cfg = orl_config(orl_root, float_weights, tmp_path / "paired.pth", objective="paired",
-                     lr=1e-3, epochs=1, steps_per_epoch=4)
-    start, first = train_contrastive(cfg).history
+                     lr=1e-3, epochs=3, steps_per_epoch=4)
+    result = train_contrastive(cfg)
+    start, first = result.history
     # What the paired recipe reports: every DSR output matches its own HR image.
     assert first["train_paired_last"] > 0.95
     assert first["val_paired_mean"] > 0.95
@@ -35,7 +36,11 @@ def test_paired_only_objective_is_caught_at_the_first_epoch(tmp_path, orl_root, 
     assert first["val_impostor_mean"] > 0.9
     assert first["val_far_at_threshold"] > 0.5
     assert first["val_rank1"] < start["val_rank1"]
-    assert any(f.startswith("COLLAPSE") for f in first["flags"])
+    # The Monitor's diagnosis, as run-all names it, flags the epoch and stops the run there.
+    assert start["val_diagnoses"] == [] and not start["should_stop"]
+    assert "embedding-collapse" in first["val_diagnoses"]
+    assert any(f.startswith("embedding-collapse: ") for f in first["flags"])
+    assert first["should_stop"] and result.stopped_early
 
 
 @pytest.fixture(scope="module")
