@@ -8,7 +8,8 @@ the decoded files (`facediag align`'s default), fit + warp; then the alignment c
 time inside a run-all of the default suite on ORL against the whole run; and --align mtcnn on
 the fly: detection + warp per image (decode included) against the model's forward per image, and
 run-all (identification) as given, aligned with a cold cache, and again (warm: no detector
-call, nothing embedded). Needs the align extra. Credit: the AT&T (Olivetti Research Laboratory) face database, Cambridge.
+call, nothing embedded). Needs the align extra. Credit: the AT&T (Olivetti Research Laboratory)
+face database, Cambridge.
 """
 from __future__ import annotations
 

@@ -86,7 +86,8 @@ def main(argv=None):
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--root", type=Path, default=None, help="Write under this folder and keep the files (default: a temp folder, removed)")
+    ap.add_argument("--root", type=Path, default=None,
+                    help="Write under this folder and keep the files (default: a temp folder, removed)")
     args = ap.parse_args(argv)
 
     rng = np.random.default_rng(0)

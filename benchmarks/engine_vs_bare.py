@@ -208,7 +208,8 @@ def run_all_vs_bare(args, data, copies, loaded, model, device, bs):
           f" bare runs {', '.join(f'{t:.2f}' for t in times_bare)} s)")
     print("  last cold run by check (the first one asked for embeddings makes them): "
           + ", ".join(f"{n} {t:.2f} s" for t, n in own[:5]))
-    print(f"  leaked images found: {leaks['leaked_identical']} identical, {leaks['leaked_near_duplicate']} near-duplicate")
+    print(f"  leaked images found: {leaks['leaked_identical']} identical, "
+          f"{leaks['leaked_near_duplicate']} near-duplicate")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ def embedding(weights: Path, device: torch.device, n_images: int, batch: int) ->
     pixels = torch.rand(n_images, 3, 112, 112)
     for name, amp, channels_last in (("fp32", False, False), ("bf16 autocast", True, False),
                                      ("bf16 + channels_last", True, True)):
-        m = model.to(memory_format=torch.channels_last) if channels_last else model.to(memory_format=torch.contiguous_format)
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        m = model.to(memory_format=layout)
         with tempfile.TemporaryDirectory() as cache:
             engine = Embedder(m, device, fingerprint=f"gpu-bench-{name}", cache=EmbeddingCache(cache),
                               batch_size=batch, amp=amp, progress=False)

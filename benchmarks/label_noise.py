@@ -89,9 +89,10 @@ def gallery_line(label, report, planted=None):
     clean = [f for f in found if f not in planted]
     print(f"  {label:28s} found {len(right)}/{len(planted)} with the right person, {len(wrong)} naming another, "
           f"{len(planted) - len(right) - len(wrong)} missed; clean images flagged {len(clean)}"
-          + (f" ({', '.join(clean)})" if clean else "") + f"; rank-1 {report.result('identification').metrics['rank1']:.3f}"
-          + (f" -> {m['rank1_without_label_suspects']:.3f} without the suspects" if m.get("rank1_without_label_suspects")
-             is not None else ""))
+          + (f" ({', '.join(clean)})" if clean else "")
+          + f"; rank-1 {report.result('identification').metrics['rank1']:.3f}"
+          + (f" -> {m['rank1_without_label_suspects']:.3f} without the suspects"
+             if m.get("rank1_without_label_suspects") is not None else ""))
     missed = [f for f in planted if f not in found]
     if missed:
         print(f"  {'':28s} missed: " + ", ".join(missed))
@@ -103,7 +104,8 @@ def probe_line(label, report, planted):
     right = [f for f, p in planted.items() if listed.get(f) == p]
     clean = [f for f in listed if f not in planted]
     print(f"  {label:28s} listed {len(right)}/{len(planted)} with the right person; clean probes listed {len(clean)}"
-          + (f" ({', '.join(clean)})" if clean else "") + f"; missed: {', '.join(f for f in planted if f not in listed) or '-'};"
+          + (f" ({', '.join(clean)})" if clean else "")
+          + f"; missed: {', '.join(f for f in planted if f not in listed) or '-'};"
           f" rank-1 {res.metrics['rank1']:.3f}, without them {res.metrics['rank1_without_possible_mislabels']:.3f}")
 
 

@@ -183,7 +183,8 @@ def main() -> None:
     print(f"{'probes x subjects':>18} {'ours s':>8} {'bare s':>8} {'ratio':>6} {'bare-51 s':>9} {'ratio':>6} "
           f"{'extra RSS':>10} {'embeddings':>10}  impostors")
     for size in args.sizes.split(","):
-        out = subprocess.run([sys.executable, __file__, "--one", size, "--repeat", str(args.repeat), "--signal", str(args.signal)],
+        out = subprocess.run([sys.executable, __file__, "--one", size, "--repeat", str(args.repeat),
+                              "--signal", str(args.signal)],
                              capture_output=True, text=True,
                              env=os.environ | {"PYTHONPATH": os.getcwd()})
         if out.returncode:

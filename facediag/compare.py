@@ -169,8 +169,8 @@ def _parity(session: Session, ev_a: Evaluation, ev_b: Evaluation) -> dict:
     pairs = {v: (session.embeddings("model", v).raw, session.embeddings("baseline", v).raw) for v in views}
     dims = {a.shape[1] for a, _ in pairs.values()} | {b.shape[1] for _, b in pairs.values()}
     if len(dims) > 1:
-        raise FacediagError(f"parity compares embeddings image by image: A and B give {' and '.join(map(str, sorted(dims)))}-d "
-                            "embeddings, they are not one network")
+        raise FacediagError("parity compares embeddings image by image: A and B give "
+                            f"{' and '.join(map(str, sorted(dims)))}-d embeddings, they are not one network")
     _, ia, ib = np.intersect1d(ev_a.probe_rows, ev_b.probe_rows, return_indices=True)
     return deployment_parity(pairs, ev_a.rank1_subjects()[ia], ev_b.rank1_subjects()[ib])
 

@@ -231,7 +231,8 @@ def _dsr_hurts(results, found):
     evidence = [f"rank-1 {m['rank1_dsr']:.1%} through {name} against {m['rank1_bicubic']:.1%} through plain bicubic "
                 f"on the same {m['n_probes']} probes: {m['dsr_lost']} lost, {m['dsr_won']} won (exact McNemar "
                 f"p = {m['mcnemar_p']:.2g})",
-                f"genuine mean cosine {m['genuine_mean_dsr']:.3f} through the DSR against {m['genuine_mean_bicubic']:.3f}"]
+                f"genuine mean cosine {m['genuine_mean_dsr']:.3f} through the DSR against "
+                f"{m['genuine_mean_bicubic']:.3f}"]
     if m.get("psnr_dsr") is not None:
         evidence.append(f"against the probes' HR images: PSNR {m['psnr_dsr']:.2f} against {m['psnr_bicubic']:.2f} dB, "
                         f"SSIM {m['ssim_dsr']:.3f} against {m['ssim_bicubic']:.3f} ({m['n_quality']} probes)")
@@ -272,8 +273,9 @@ def _label_noise(results, found):
     m, noise = res.metrics, res.data.get("label_noise") or {}
     suspects = noise.get("suspects") or []
     n = m.get("label_noise_suspects") or len(suspects)
-    evidence = [f"{s['path']} is filed as {s['subject']} but looks like {s['resembles']}: cosine {s['other_score']:.2f} "
-                f"to {s['resembles']}'s template against {s['own_score']:.2f} to {s['subject']}'s without it"
+    evidence = [f"{s['path']} is filed as {s['subject']} but looks like {s['resembles']}: "
+                f"cosine {s['other_score']:.2f} to {s['resembles']}'s template "
+                f"against {s['own_score']:.2f} to {s['subject']}'s without it"
                 for s in suspects[:LISTED]]
     if n > LISTED:
         evidence.append(f"and {n - LISTED} more (gallery-enrollment's result lists "
@@ -289,7 +291,8 @@ def _label_noise(results, found):
     probes = _m(results, "identification", "possible_mislabelled_probes")
     if probes:
         evidence.append(f"{probes} probe(s) also look like another enrolled person's photo (identification lists "
-                        f"them); rank-1 without them {_m(results, 'identification', 'rank1_without_possible_mislabels'):.1%}")
+                        "them); rank-1 without them "
+                        f"{_m(results, 'identification', 'rank1_without_possible_mislabels'):.1%}")
     return Diagnosis("gallery-label-noise",
                      Severity.FAILURE if _met(results, "gallery-enrollment", "label-noise-heavy") else Severity.WARNING,
                      f"{n} enrolled image(s) look like another person's photo: mislabelled gallery images (a swapped "
@@ -365,7 +368,8 @@ def _memorization(results, found):
         return None
     if not _met(results, "pair-gap", "memorized"):
         return None
-    paired, gen, gap, rank1 = (results["pair-gap"].metrics.get(k) for k in ("paired_mean", "genuine_mean", "gap", "rank1"))
+    paired, gen, gap, rank1 = (results["pair-gap"].metrics.get(k)
+                               for k in ("paired_mean", "genuine_mean", "gap", "rank1"))
     return Diagnosis(
         "pair-memorization", Severity.FAILURE,
         "pair memorisation: each DSR output matches its own HR image, not the person",

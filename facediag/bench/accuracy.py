@@ -102,7 +102,8 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
                    resolutions: str | Sequence = DEFAULT_RESOLUTIONS, dsr: str | None = None,
                    dsr_weights: str | Path | None = None, threshold: float | None = None,
                    fars: Sequence[float] = DEFAULT_FARS, labels: Sequence[str] | None = None,
-                   arch: str | None = None, cards: Sequence | None = None, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+                   arch: str | None = None, cards: Sequence | None = None, n_boot: int = 1000, alpha: float = 0.05,
+                   seed: int = 0,
                    command: str | None = None, dist: Distributed | None = None,
                    **options) -> BenchReport | None:
     """Accuracy table per probe resolution × checkpoint (and DSR vs bicubic with ``dsr``).

@@ -46,7 +46,8 @@ ROWS_PER_CHUNK = 8192    # image rows embedded and pooled at a time
 
 def protocol_text(flip: bool, norm_score: bool, detector_score: bool) -> str:
     return ("IJB template protocol as insightface's ijb_11.py / ijb_1n.py: loose crops aligned by their five "
-            "landmarks to the ArcFace 112×112 template (similarity transform); " + switches_text(flip, norm_score, detector_score)
+            "landmarks to the ArcFace 112×112 template (similarity transform); "
+            + switches_text(flip, norm_score, detector_score)
             + "; media feature = mean of its images, template = sum of its media, L2-normalised; 1:1 cosine "
             "between templates; 1:N per gallery, TPIR = mated probes whose own template ranks first and scores "
             "≥ t, FPIR = non-mated probes whose best score is ≥ t")
@@ -228,5 +229,5 @@ def _require_skimage() -> None:
                             "(or pip install scikit-image)") from None
 
 
-__all__ = ["DEFAULT_FARS", "bench_ijb", "check_detector_scores", "crop_key", "crop_loader", "dropped_reasons", "nothing_scored", "protocol_text",
-           "template_features"]
+__all__ = ["DEFAULT_FARS", "bench_ijb", "check_detector_scores", "crop_key", "crop_loader", "dropped_reasons",
+           "nothing_scored", "protocol_text", "template_features"]

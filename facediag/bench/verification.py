@@ -349,8 +349,9 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
                        flip: bool | None = None, resolutions: str | Sequence = ("hr",), degrade: str = "second",
                        dsr: str | None = None, dsr_weights: str | Path | None = None, alpha: float = 0.05,
                        labels: Sequence[str] | None = None, arch: str | None = None,
-                       cards: Sequence | None = None, device: str = "auto", batch_size: int = 64, cache_dir: str | Path | None = None,
-                       use_cache: bool = True, progress: bool = True, allow_outside_root: bool = False,
+                       cards: Sequence | None = None, device: str = "auto", batch_size: int = 64,
+                       cache_dir: str | Path | None = None, use_cache: bool = True, progress: bool = True,
+                       allow_outside_root: bool = False,
                        fars: Sequence[float] = DEFAULT_FARS, command: str | None = None) -> BenchReport:
     """Sets × resolutions × checkpoints under the reference 10-fold protocol.
 
@@ -510,5 +511,6 @@ def _row(label: str, variant: str, res, path: str, upsampling: str, numbers: dic
     return row
 
 
-__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "Embedded", "bench_verification", "pair_distances", "check_finite", "compare_paths", "pair_embeddings",
-           "protocol_text", "published_figure", "read_pair_sets", "resolve_flip", "set_row"]
+__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "Embedded", "bench_verification", "pair_distances", "check_finite",
+           "compare_paths", "pair_embeddings", "protocol_text", "published_figure", "read_pair_sets", "resolve_flip",
+           "set_row"]

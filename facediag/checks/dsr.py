@@ -73,7 +73,8 @@ class DsrVsBicubic(Check):
                                n_quality=int(ok.sum()))
             else:
                 findings.append(Finding(Severity.INFO, "PSNR/SSIM left out: no probe has its own HR image"
-                                        if not len(q_rows) else "PSNR/SSIM left out: no probe's HR image could be read"))
+                                        if not len(q_rows)
+                                        else "PSNR/SSIM left out: no probe's HR image could be read"))
         summary = (f"{name}: rank-1 {metrics['rank1_dsr']:.3f} against {metrics['rank1_bicubic']:.3f} with bicubic "
                    f"(McNemar p = {metrics['mcnemar_p']:.2g})")
         if "psnr_dsr" in metrics:

@@ -44,8 +44,8 @@ class GalleryEnrollment(Check):
         Condition("labels-unjudged", Severity.INFO,
                   "labels not judged: the model identifies only {label_noise_loo_rank1:.0%} of the enrolled images by "
                   "their person's other images (below {min_label_loo_rank1:.0%}), so the {label_noise_suspects} that "
-                  "look more like another person may be its own errors", [("label_noise_suspects", ">", 0),
-                                                                          ("label_noise_loo_rank1", "<", "min_label_loo_rank1")]),
+                  "look more like another person may be its own errors",
+                  [("label_noise_suspects", ">", 0), ("label_noise_loo_rank1", "<", "min_label_loo_rank1")]),
     )
 
     def run(self, ctx, params):
@@ -71,7 +71,8 @@ class GalleryEnrollment(Check):
             "embedding_dim": int(dim), "probes": len(proto.probes), "probes_real_vlr": int(real_vlr),
             "probes_synthetic_vlr": int(len(proto.probes) - real_vlr) if ctx.probes_need_dsr else 0,
         }
-        findings = [Finding(Severity.INFO, "subjects enrolled with too few images", {"subjects": few[:20]})] if few else []
+        findings = ([Finding(Severity.INFO, "subjects enrolled with too few images", {"subjects": few[:20]})]
+                    if few else [])
         # Label noise: each image against its own template built without it, and every other template.
         rows = np.flatnonzero(ok)
         scores = gallery_label_scores(g_norm, gallery.subjects[ok], device=ev.device)
@@ -88,7 +89,8 @@ class GalleryEnrollment(Check):
                         "label_noise_share": r(len(sus) / scored) if scored else None,
                         "label_noise_margin_max": r(margins.max()) if len(margins) else None,
                         "label_noise_loo_rank1": r(loo_rank1)})
-        suspects = [{"row": int(rows[i]), "path": str(proto.gallery[rows[i]].path), "subject": str(gallery.subjects[rows[i]]),
+        suspects = [{"row": int(rows[i]), "path": str(proto.gallery[rows[i]].path),
+                     "subject": str(gallery.subjects[rows[i]]),
                      "resembles": str(scores.template_subjects[scores.other_col[i]]), "own_score": r(scores.own_loo[i]),
                      "other_score": r(scores.other[i]), "margin": r(scores.margin[i])} for i in sus[:MAX_LISTED]]
         data = {"headline": ["gallery_subjects", "gallery_images", "template_cohesion_mean"],
@@ -102,7 +104,8 @@ class GalleryEnrollment(Check):
             if rank1 is not None:
                 findings.append(Finding(Severity.INFO, (
                     f"with the {len(sus)} suspect image(s) left out of their templates, rank-1 would be "
-                    f"{without:.1%} (now {rank1:.1%})"), {"rank1": r(rank1), "rank1_without_label_suspects": r(without)}))
+                    f"{without:.1%} (now {rank1:.1%})"),
+                    {"rank1": r(rank1), "rank1_without_label_suspects": r(without)}))
             data["faces"] = [_suspect_strip(ctx, gallery.subjects, suspects[:SHOWN])]
         vlr = "DSR(VLR files)" if real_vlr else (f"DSR({proto.vlr_size} px)" if ctx.probes_need_dsr else "HR")
         summary = (f"{metrics['gallery_subjects']} subjects, {metrics['gallery_images']} HR images enrolled "

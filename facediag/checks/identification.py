@@ -109,7 +109,8 @@ class Identification(Check):
         if judge_rank1 is not None and judge_rank1 < params["min_mislabel_rank1"]:
             # A model that misses many people cannot tell a mislabel from its own error: no probe is judged.
             findings.append(Finding(Severity.INFO, (
-                f"probe labels not judged: rank-1 {view} is {judge_rank1:.1%} (below {params['min_mislabel_rank1']:.0%}), "
+                f"probe labels not judged: rank-1 {view} is {judge_rank1:.1%} "
+                f"(below {params['min_mislabel_rank1']:.0%}), "
                 f"so a probe that looks like another person may be the model's own error")))
             mislabels = []
         correct = cs.correct_rank1.astype(bool)
@@ -156,14 +157,16 @@ def _possible_mislabels(ctx, ev, params) -> tuple[list[dict], str, float | None]
     for i in hits:
         row = int(judged.probe_rows[m[i]])
         out.append({"row": row, "path": str(probes[row].source.path), "subject": str(subjects[i]),
-                    "resembles": str(rivals[i]), "own_score": r(genuine[i]), "own_typical": r(typical(subjects[i:i + 1])[0]),
+                    "resembles": str(rivals[i]), "own_score": r(genuine[i]),
+                    "own_typical": r(typical(subjects[i:i + 1])[0]),
                     "other_score": r(rival[i]), "other_typical": r(typical(rivals[i:i + 1])[0])})
     return out, view, judge_rank1
 
 
 def _mislabel_examples(mislabels: list[dict], shown: int = 5) -> str:
-    words = "; ".join(f"{_name(m['path'])} filed as {m['subject']} looks like {m['resembles']} ({m['other_score']:.2f}, "
-                      f"typical {m['other_typical']:.2f}) vs own {m['own_score']:.2f} (typical {m['own_typical']:.2f})"
+    words = "; ".join(f"{_name(m['path'])} filed as {m['subject']} looks like {m['resembles']} "
+                      f"({m['other_score']:.2f}, typical {m['other_typical']:.2f}) "
+                      f"vs own {m['own_score']:.2f} (typical {m['own_typical']:.2f})"
                       for m in mislabels[:shown])
     return words + (f"; and {len(mislabels) - shown} more" if len(mislabels) > shown else "")
 
@@ -173,7 +176,8 @@ def _name(path: str) -> str:
 
 
 def _mislabel_strip(ctx, mislabels: list[dict]) -> dict:
-    """Each possible mislabel (its HR image) beside the gallery of the person it is filed under and of the one it resembles."""
+    """Each possible mislabel (its HR image) beside the gallery of the person it is filed under and
+    of the one it resembles."""
     first = {}
     for i, rec in enumerate(ctx.protocol.gallery):
         first.setdefault(rec.subject, i)
@@ -227,7 +231,8 @@ def _face_strips(ctx, ev) -> list[dict]:
     pairs = [(int(np.searchsorted(ev.probe_rows, pid)), int(t), float(s))
              for s, pid, t in zip(imp.top[:SHOWN], imp.top_probe[:SHOWN], imp.top_template[:SHOWN])]
     if pairs:
-        strips.append(strip("Highest-scoring impostor pairs", f"different people the model finds most alike, probe {seen}", [
+        strips.append(strip("Highest-scoring impostor pairs",
+                            f"different people the model finds most alike, probe {seen}", [
             (f"{ev.probe_subjects[p]} vs {ev.template_subjects[t]}", [
                 tile(ctx.thumbnail("probe_dsr", int(ev.probe_rows[p])), "probe"),
                 tile(ctx.thumbnail("gallery", first[ev.template_subjects[t]]), f"{score:.2f}")])

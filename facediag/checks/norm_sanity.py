@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from facediag.checks._plotdata import histogram, r
-from facediag.metrics.distribution import COLLAPSE_IMPOSTOR, dead_dimensions, effective_rank, mean_pairwise_cosine, norm_stats
+from facediag.metrics.distribution import (
+    COLLAPSE_IMPOSTOR,
+    dead_dimensions,
+    effective_rank,
+    mean_pairwise_cosine,
+    norm_stats,
+)
 from facediag.checks.base import Check, Condition, Severity, Status
 from facediag.checks.registry import register
 

@@ -93,8 +93,10 @@ class Preprocessing(Check):
                   "the model separates people better with swapped (BGR) channels (AUC {auc_channels_swapped:.3f}) "
                   "than with EdgeFace's (x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f}); the gain's lower bound "
                   "over a subject bootstrap is {auc_channels_swapped_gain_low:+.3f}",
-                  [("auc_channels_swapped", ">", "margin", "auc_expected"), ("auc_channels_swapped_gain_low", ">", 0.0)],
-                  unless=("pixels-rgb",), evidence=("auc_channels_swapped", "auc_expected", "auc_channels_swapped_gain_low")),
+                  [("auc_channels_swapped", ">", "margin", "auc_expected"),
+                   ("auc_channels_swapped_gain_low", ">", 0.0)],
+                  unless=("pixels-rgb",),
+                  evidence=("auc_channels_swapped", "auc_expected", "auc_channels_swapped_gain_low")),
         Condition("prefers-bgr-strongly", Severity.FAILURE,
                   "the model separates people far better with swapped (BGR) channels (AUC {auc_channels_swapped:.3f}) "
                   "than with RGB input (AUC {auc_expected:.3f}) although the images are RGB: it was trained on BGR",
@@ -114,7 +116,8 @@ class Preprocessing(Check):
                   "the model scores ImageNet mean/std input higher (AUC {auc_imagenet:.3f}) than EdgeFace's "
                   "(x/255−0.5)/0.5 RGB input (AUC {auc_expected:.3f}); on a small or greyscale sample this is "
                   "within noise, so it is reported, not judged",
-                  [("auc_imagenet", ">", "imagenet_margin", "auc_expected")], evidence=("auc_imagenet", "auc_expected")),
+                  [("auc_imagenet", ">", "imagenet_margin", "auc_expected")],
+                  evidence=("auc_imagenet", "auc_expected")),
         Condition("pixels-bgr", Severity.FAILURE,
                   "the images look saved with red and blue swapped (BGR): the face region is bluer than it is red "
                   "in {bluer_share:.0%} of the sampled images (skin in RGB is red-dominant)",
@@ -178,7 +181,8 @@ class Preprocessing(Check):
         for name in names:
             norm = VARIANTS[name]
             # The expected input is how the gallery is embedded anyway: those embeddings, not new forwards.
-            emb = ctx.embed_sample("model", sample) if norm is normalize else ctx.embed_pixels("model", sample.pixels, norm)
+            emb = (ctx.embed_sample("model", sample) if norm is normalize
+                   else ctx.embed_pixels("model", sample.pixels, norm))
             scores[name] = pair_scores(emb)
             if np.isfinite(scores[name]).all():
                 metrics[f"auc_{name}"] = r(pair_score_auc(same, scores[name]))

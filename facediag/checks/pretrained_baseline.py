@@ -20,7 +20,8 @@ class PretrainedBaseline(Check):
     conditions = (
         Condition("rank1-dropped", Severity.FAILURE,
                   "rank-1 moved from {baseline_rank1:.3f} (baseline) to {model_rank1:.3f}",
-                  [("delta_rank1", "drop>", "max_rank1_drop")], evidence=("baseline_rank1", "model_rank1", "delta_rank1")),
+                  [("delta_rank1", "drop>", "max_rank1_drop")],
+                  evidence=("baseline_rank1", "model_rank1", "delta_rank1")),
         Condition("genuine-dropped", Severity.FAILURE,
                   "genuine similarity moved from {baseline_genuine_mean:.3f} (baseline) to {model_genuine_mean:.3f}",
                   [("delta_genuine_mean", "drop>", "max_genuine_drop")],

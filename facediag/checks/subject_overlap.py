@@ -204,5 +204,6 @@ class SubjectOverlap(Check):
                 rows.append((leak["kind"], [tile(ctx.thumbnail_file(leak["train"]), "train"),
                                             tile(ctx.thumbnail_file(leak[side]), side)]))
             data.setdefault("faces", []).append(
-                strip("Training images among the evaluation images", "the same picture in training and evaluation", rows))
+                strip("Training images among the evaluation images", "the same picture in training and evaluation",
+                      rows))
         return self.conclude(metrics, params, summary=summary, findings=findings, data=data)

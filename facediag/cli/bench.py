@@ -134,7 +134,8 @@ def bench_accuracy_cmd(weights, labels, arch, cards, resolutions, threshold, n_b
 @bench.command("speed")
 @click.option("--weights", "-w", "weights", multiple=True, type=PATH, help="A checkpoint; repeatable.")
 @click.option("--variant", "variants", multiple=True,
-              help="Benchmark a variant with random weights (xxs, xs_gamma_06, s_gamma_05, base, xs_q, xxs_q); repeatable.")
+              help="Benchmark a variant with random weights (xxs, xs_gamma_06, s_gamma_05, base, xs_q, xxs_q); "
+                   "repeatable.")
 @ARCH(help="Force the variant of every --weights file.")
 @DEVICE()
 @click.option("--batch-sizes", default="1,8,64", show_default=True, callback=int_list,
@@ -144,7 +145,8 @@ def bench_accuracy_cmd(weights, labels, arch, cards, resolutions, threshold, n_b
 @click.option("--compile", "compile_", is_flag=True, help="Time the model after torch.compile.")
 @click.option("--channels-last", is_flag=True, help="Channels-last memory format for weights and input.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs before latency is timed.")
-@click.option("--iters", type=int, default=50, show_default=True, help="Timed batch-1 runs for the latency median and p95.")
+@click.option("--iters", type=int, default=50, show_default=True,
+              help="Timed batch-1 runs for the latency median and p95.")
 @click.option("--min-seconds", type=float, default=1.0, show_default=True,
               help="Run each batch size for at least this long for its throughput.")
 @click.option("--no-timing", is_flag=True, help="Parameters and FLOPs only.")

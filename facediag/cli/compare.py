@@ -32,7 +32,8 @@ from facediag.suites import load_suite
 @click.argument("weights_a", type=click.Path(path_type=Path))
 @click.argument("weights_b", type=click.Path(path_type=Path))
 @ARCH(help="Force the variant of both checkpoints instead of detecting it.")
-@CARD("--card-a", "card_a", help="The model card of A (default: WEIGHTS_A.toml beside it, if any; else EdgeFace's preset).")
+@CARD("--card-a", "card_a",
+      help="The model card of A (default: WEIGHTS_A.toml beside it, if any; else EdgeFace's preset).")
 @CARD("--card-b", "card_b", help="The model card of B (default: WEIGHTS_B.toml beside it, if any).")
 @SUITE(help="A suite TOML (checks, thresholds and [gate.max_drop]): a path, or a name from checks/.")
 @OUT()

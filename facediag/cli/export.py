@@ -83,7 +83,8 @@ def _print(result) -> None:
     console.print(f"  max |difference|  {p.max_abs_diff:.3g}", highlight=False, soft_wrap=True)
     console.print(f"  rank-1 decisions changed  {p.rank1_changed} of {p.images}", highlight=False, soft_wrap=True)
     if result.int8:
-        console.print(f"  int8: reported, not held to a tolerance; written to {result.out}", highlight=False, soft_wrap=True)
+        console.print(f"  int8: reported, not held to a tolerance; written to {result.out}",
+                      highlight=False, soft_wrap=True)
     elif result.kept:
         console.print(f"  within tolerance (min cosine ≥ {result.min_cosine}, no rank-1 change): "
                       f"written to {result.out}", highlight=False, soft_wrap=True)

@@ -296,7 +296,8 @@ SUITE = option("--suite", default="default", show_default=True,
                help="A suite TOML (checks and thresholds): a path, or a name from checks/.")
 OUT = option("--out", "-o", type=PATH, help="Write report.json, report.html, report.md and junit.xml here.")
 MAX_DROP = option("--max-drop", multiple=True, metavar="METRIC=VALUE",
-                  help="Gate tolerance, e.g. rank1=0.01 or verification.eer=0.02 (repeatable; over the suite's [gate]).")
+                  help="Gate tolerance, e.g. rank1=0.01 or verification.eer=0.02 "
+                       "(repeatable; over the suite's [gate]).")
 N_BOOT = option("--n-boot", type=click.IntRange(100), default=1000, show_default=True, help="Bootstrap resamples.")
 AS_JSON = option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 SEED = option("--seed", type=int, default=0, show_default=True)

@@ -110,7 +110,8 @@ def read_ijb(root: str | Path, target: str) -> IJBMeta:
                         f"(first: {', '.join(repr(m[:60])[1:-1] for m in missing[:3])})")
     known = set(np.unique(templates).tolist())
     galleries, probes = [], None
-    sources = {"face_tid_mid": str(tid_mid_path), "name_5pts_score": str(lmk_path), "template_pair_label": str(pair_path)}
+    sources = {"face_tid_mid": str(tid_mid_path), "name_5pts_score": str(lmk_path),
+               "template_pair_label": str(pair_path)}
     gallery_paths = [meta_file(base, target, f"1N_gallery_{g}.csv") for g in GALLERIES[target]]
     probe_path = meta_file(base, target, "1N_probe_mixed.csv")
     present = [p for p in (*gallery_paths, probe_path) if p.is_file()]
@@ -133,7 +134,8 @@ def _refuse_overlap(gallery: Gallery, probes: Gallery) -> None:
     both = np.intersect1d(gallery.templates, probes.templates)
     if len(both):
         raise DataError(f"{probes.source.name}: {len(both)} probe template(s) are also templates of gallery "
-                        f"{gallery.name} ({gallery.source.name}; first: {', '.join(str(t) for t in both[:3].tolist())}); "
+                        f"{gallery.name} ({gallery.source.name}; "
+                        f"first: {', '.join(str(t) for t in both[:3].tolist())}); "
                         "a probe would be searched against itself: the 1:N probe and gallery templates must differ")
 
 

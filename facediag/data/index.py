@@ -77,7 +77,8 @@ class DatasetIndex:
                 "subjects": len(self.subjects), "problems": len(self.problems)}
 
     def __repr__(self) -> str:
-        return f"DatasetIndex({str(self.root)!r}, {self.layout!r}, {len(self.table)} records, {len(self.problems)} problems)"
+        return (f"DatasetIndex({str(self.root)!r}, {self.layout!r}, {len(self.table)} records, "
+                f"{len(self.problems)} problems)")
 
 
 def natural_key(text: str):

@@ -184,7 +184,8 @@ def _refuse_enrolled_distractors(gallery: Records, distractor_subjects: set[str]
                 for c in np.unique(table.subject_code[gallery.rows]).tolist()}
     clash = sorted(s for s in distractor_subjects if canonical_subject(s) in enrolled)
     if clash:
-        shown = ", ".join(s if enrolled[canonical_subject(s)] == s else f"{s} (enrolled as {enrolled[canonical_subject(s)]})"
+        shown = ", ".join(s if enrolled[canonical_subject(s)] == s
+                          else f"{s} (enrolled as {enrolled[canonical_subject(s)]})"
                           for s in clash[:3])
         raise DataError(f"{root}: {len(clash)} of {len(distractor_subjects)} distractor subject(s) are enrolled in the "
                         f"gallery (first: {shown}); a distractor must be someone in no gallery, or every one of "

@@ -49,7 +49,8 @@ class Evaluation:
     @property
     def matching(self) -> Matching:
         if self._matching is None:
-            pos = np.minimum(np.searchsorted(self.template_subjects, self.probe_subjects), len(self.template_subjects) - 1)
+            pos = np.minimum(np.searchsorted(self.template_subjects, self.probe_subjects),
+                             len(self.template_subjects) - 1)
             own = np.where(self.template_subjects[pos] == self.probe_subjects, pos, -1) if len(pos) else pos
             self._matching = match(self.probe_emb, self.templates, own, self.probe_rows,
                                    thresholds=self.thresholds, device=self.device, index=self.index)

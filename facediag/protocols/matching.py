@@ -3,8 +3,8 @@ in memory that does not grow with probes × templates.
 
 Scores are computed a block of probes at a time (float32 matrix products, on the CPU or GPU
 the embeddings are sent to), a tile of templates at a time when they are many (a block of few
-probes would re-read the whole template matrix for each), and reduced on the spot: each probe's genuine score, the rank of
-its own template (exact up to RANK_LIMIT, higher ones read "beyond"), its best score and best
+probes would re-read the whole template matrix for each), and reduced on the spot: each probe's
+genuine score, the rank of its own template (exact up to RANK_LIMIT, higher ones read "beyond"), its best score and best
 rival, its false accepts at each threshold asked for, and the impostor stream
 (metrics.streaming): every impostor pair when they are few, else a histogram, the exact top and
 a deterministic sample.

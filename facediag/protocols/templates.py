@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facediag.metrics.identification import MIN_FALSE_ACCEPTS, closed_set_from, l2_normalize, open_set_from, threshold_for_far
+from facediag.metrics.identification import (
+    MIN_FALSE_ACCEPTS,
+    closed_set_from,
+    l2_normalize,
+    open_set_from,
+    threshold_for_far,
+)
 from facediag.metrics.streaming import EXACT_LIMIT, SAMPLE_SIZE, ImpostorScores, ImpostorStream, bin_counts
 from facediag.protocols.matching import match
 
@@ -30,9 +36,11 @@ RANKS = (1, 5, 10)
 
 def switches_text(flip: bool, norm_score: bool, detector_score: bool) -> str:
     """The reference's three switches (its TestMode F/N/D), as every report names them."""
-    return (f"flip {'on (F1: crop + mirror crop embeddings summed)' if flip else 'off (F0)'}; "
-            f"norm score {'on (N1: image features keep their norm, the reference default)' if norm_score else 'off (N0: each image feature L2-normalised before pooling)'}; "
-            f"detector score {'on (D1: image features weighted by the detector score)' if detector_score else 'off (D0)'}")
+    flip_text = "on (F1: crop + mirror crop embeddings summed)" if flip else "off (F0)"
+    norm_text = ("on (N1: image features keep their norm, the reference default)" if norm_score
+                 else "off (N0: each image feature L2-normalised before pooling)")
+    detector_text = "on (D1: image features weighted by the detector score)" if detector_score else "off (D0)"
+    return f"flip {flip_text}; norm score {norm_text}; detector score {detector_text}"
 
 
 def image_features(summed: np.ndarray, scores: np.ndarray, *, norm_score: bool = True,

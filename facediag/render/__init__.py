@@ -38,16 +38,19 @@ def render(result: Report | CompareReport | BenchReport | MonitorHistory, fmt: s
     if fmt == "json":
         return result.to_json()
     if isinstance(result, MonitorHistory):
-        return {"html": lambda: html.render_history_html(result), "md": lambda: markdown.render_history_markdown(result),
+        return {"html": lambda: html.render_history_html(result),
+                "md": lambda: markdown.render_history_markdown(result),
                 "junit": lambda: junit.render_history_junit(result)}[fmt]()
     if isinstance(result, CompareReport):
         return {"html": lambda: html.render_compare_html(result, extra_sections),
                 "md": lambda: markdown.render_compare_markdown(result),
                 "junit": lambda: junit.render_compare_junit(result)}[fmt]()
     if isinstance(result, BenchReport):
-        return {"html": lambda: html.render_bench_html(result), "md": lambda: markdown.render_bench_markdown(result),
+        return {"html": lambda: html.render_bench_html(result),
+                "md": lambda: markdown.render_bench_markdown(result),
                 "junit": lambda: junit.render_bench_junit(result)}[fmt]()
-    return {"html": lambda: html.render_run_html(result, extra_sections), "md": lambda: markdown.render_run_markdown(result),
+    return {"html": lambda: html.render_run_html(result, extra_sections),
+            "md": lambda: markdown.render_run_markdown(result),
             "junit": lambda: junit.render_run_junit(result)}[fmt]()
 
 

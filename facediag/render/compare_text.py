@@ -61,7 +61,8 @@ def parity_lines(report: CompareReport) -> list[str]:
     if not p:
         return []
     c = p["cosine"]
-    views = ", ".join(f"{VIEW_NAMES.get(v, v)} {x['images']} (min {x['cosine_min']:.6f})" for v, x in p["views"].items())
+    views = ", ".join(f"{VIEW_NAMES.get(v, v)} {x['images']} (min {x['cosine_min']:.6f})"
+                      for v, x in p["views"].items())
     hist = p["distance_histogram"]
     edges, counts = hist["edges"], hist["counts"]
     bins = ", ".join(f"{_edge(lo)}–{_edge(hi)}: {n}" for lo, hi, n in zip(edges, edges[1:], counts) if n)

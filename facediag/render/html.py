@@ -19,7 +19,8 @@ _CSS = """
 *{box-sizing:border-box}
 .faces{margin:10px 0}.face-row{display:flex;align-items:flex-start;gap:8px;margin:4px 0}
 .face-label{width:90px;font-size:13px;color:var(--muted);padding-top:20px}.face{margin:0;text-align:center;width:84px}
-.face img{width:72px;height:72px;border-radius:4px;image-rendering:auto}.face figcaption{font-size:11px;color:var(--muted)}
+.face img{width:72px;height:72px;border-radius:4px;image-rendering:auto}\
+.face figcaption{font-size:11px;color:var(--muted)}
 .noface{display:inline-block;width:72px;height:72px;line-height:72px;font-size:11px;background:var(--soft)}
 body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;
 color:#1f2328;background:#fff}
@@ -270,7 +271,8 @@ def render_compare_html(report: CompareReport, extra_sections: list[tuple[str, s
         + "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in report.gate.get("lines", [])) + "</ul></div></section>",
     ]
     rows = "".join(
-        f"<tr><td>{_e(r.key)}</td><td class=num>{_e(format_value(r.a))}<br><span class=k>{_e(ci_text(r.a_ci))}</span></td>"
+        f"<tr><td>{_e(r.key)}</td>"
+        f"<td class=num>{_e(format_value(r.a))}<br><span class=k>{_e(ci_text(r.a_ci))}</span></td>"
         f"<td class=num>{_e(format_value(r.b))}<br><span class=k>{_e(ci_text(r.b_ci))}</span></td>"
         f"<td class=num>{_e(delta_text(r))}<br><span class=k>{_e(ci_text(r.delta_ci, signed=True))}</span></td>"
         f"<td class=num>{_e(p_text(r))}</td><td>{_verdict_html(r.verdict)}</td></tr>" for r in report.tested)
@@ -324,9 +326,11 @@ def _diagnoses_html(side) -> str:
 
 
 # ------------------------------------------------------------------------------ bench
-_BENCH_CSS = """body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;color:#1f2328}
+_BENCH_CSS = """body{margin:0;font:15px/1.5 -apple-system,BlinkMacSystemFont,"Segoe UI",Helvetica,Arial,sans-serif;\
+color:#1f2328}
 main{max-width:1200px;margin:0 auto;padding:24px}h2{border-bottom:1px solid #d0d7de;padding-bottom:4px}
-table{border-collapse:collapse;width:100%;margin:8px 0}th,td{padding:5px 9px;border-bottom:1px solid #d0d7de;text-align:right}
+table{border-collapse:collapse;width:100%;margin:8px 0}\
+th,td{padding:5px 9px;border-bottom:1px solid #d0d7de;text-align:right}
 th{background:#f6f8fa}td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}td{font-variant-numeric:tabular-nums}
 .foot,.meta{color:#57606a;font-size:13px}.note{color:#9a6700}code{font-size:13px}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:12px}

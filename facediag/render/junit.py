@@ -13,7 +13,15 @@ from facediag.formatting import format_value
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines
 from facediag.results import BenchReport, CompareReport
-from facediag.render.text import explains_text, note_lines, problem_lines, format_evidence, ordered_diagnoses, status_counts, verdict_text
+from facediag.render.text import (
+    explains_text,
+    format_evidence,
+    note_lines,
+    ordered_diagnoses,
+    problem_lines,
+    status_counts,
+    verdict_text,
+)
 
 # Characters XML 1.0 cannot hold at all (ANSI escapes in tracebacks, stray NULs).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -94,7 +102,8 @@ def render_run_junit(report) -> str:
 def render_compare_junit(report: CompareReport) -> str:
     """One testcase per tested metric; a gated metric that failed the gate is a <failure>."""
     failed = set(report.gate.get("failed", []))
-    keys = [r.key for r in report.tested] + [k for k in failed if report.row(k) is None or report.row(k).verdict is None]
+    keys = [r.key for r in report.tested] + [k for k in failed
+                                             if report.row(k) is None or report.row(k).verdict is None]
     suite_attrs = {"tests": str(len(keys)), "failures": str(len(failed)), "errors": "0", "skipped": "0"}
     root = ET.Element("testsuites", name="facediag compare", **suite_attrs)
     suite = ET.SubElement(root, "testsuite", name="facediag.compare", timestamp=report.created, **suite_attrs)
@@ -103,8 +112,8 @@ def render_compare_junit(report: CompareReport) -> str:
         case = ET.SubElement(suite, "testcase", classname="facediag.compare", name=key, time="0")
         row = report.row(key)
         text = "" if row is None else (f"A {format_value(row.a)} {ci_text(row.a_ci)}; B {format_value(row.b)} "
-                                       f"{ci_text(row.b_ci)}; B − A {delta_text(row)} {ci_text(row.delta_ci, signed=True)}; "
-                                       f"verdict {row.verdict}")
+                                       f"{ci_text(row.b_ci)}; B − A {delta_text(row)} "
+                                       f"{ci_text(row.delta_ci, signed=True)}; verdict {row.verdict}")
         if key in failed:
             line = next((x for x in gate_lines if f" {key} " in f" {x} " or f" {key}:" in x), text)
             ET.SubElement(case, "failure", message=line, type="REGRESSION").text = text

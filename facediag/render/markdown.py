@@ -9,7 +9,17 @@ from facediag.metrics.verdict import WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
 from facediag.results import BenchReport, CompareReport
-from facediag.render.text import explains_text, dataset_text, note_lines, problem_lines, format_evidence, headline_metrics, notable_findings, ordered_diagnoses, verdict_details
+from facediag.render.text import (
+    dataset_text,
+    explains_text,
+    format_evidence,
+    headline_metrics,
+    notable_findings,
+    note_lines,
+    ordered_diagnoses,
+    problem_lines,
+    verdict_details,
+)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]|])")
@@ -87,8 +97,9 @@ def render_compare_markdown(report: CompareReport) -> str:
     lines += [f"- {_text(x)}" for x in report.gate.get("lines", [])] + [""]
     lines += ["## Tested metrics", "", "| metric | A | B | B − A | interval of B − A | McNemar p | verdict |",
               "|---|---:|---:|---:|---:|---:|---|"]
-    lines += [f"| {_text(r.key)} | {format_value(r.a)} | {format_value(r.b)} | {delta_text(r)} | {ci_text(r.delta_ci, signed=True)} | "
-              f"{p_text(r)} | {'**worse**' if r.verdict == WORSE else _text(r.verdict)} |" for r in report.tested]
+    lines += [f"| {_text(r.key)} | {format_value(r.a)} | {format_value(r.b)} | {delta_text(r)} | "
+              f"{ci_text(r.delta_ci, signed=True)} | {p_text(r)} | "
+              f"{'**worse**' if r.verdict == WORSE else _text(r.verdict)} |" for r in report.tested]
     lines += ["", "## How far B moved from A", ""] + [f"- {_text(x)}" for x in moved_lines(report)] + [""]
     if report.parity:
         lines += ["## Parity: one network in two formats", ""] + [f"- {_text(x)}" for x in parity_lines(report)] + [""]
@@ -103,7 +114,8 @@ def render_compare_markdown(report: CompareReport) -> str:
     lines += [f"| {_text(r.name)} | {a_status.get(r.name, '')} | {r.status.value} | {_text(r.summary)} |"
               for r in report.b.results]
     lines += ["", "<details><summary>Every metric</summary>", "", "| metric | A | B | B − A |", "|---|---:|---:|---:|"]
-    lines += [f"| {_text(r.key)} | {format_value(r.a)} | {format_value(r.b)} | {delta_text(r)} |" for r in report.metrics]
+    lines += [f"| {_text(r.key)} | {format_value(r.a)} | {format_value(r.b)} | {delta_text(r)} |"
+              for r in report.metrics]
     lines += ["", "</details>", "", f"<sub>facediag {_text(report.facediag_version)} · {_code(report.command)}</sub>"]
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,8 @@ def result_from_dict(data: dict[str, Any], source: str | Path = "report"):
     kind = str(data.get("kind", "run"))
     cls = {"run": Report, "compare": CompareReport}.get(kind, BenchReport if kind.startswith("bench-") else None)
     if cls is None:
-        raise FacediagError(f"{source}: unknown report kind {kind!r} (run, compare, bench-accuracy, bench-speed, bench-verification, bench-ijb)")
+        raise FacediagError(f"{source}: unknown report kind {kind!r} "
+                            "(run, compare, bench-accuracy, bench-speed, bench-verification, bench-ijb)")
     try:
         return cls.from_dict(data)
     except FacediagError:

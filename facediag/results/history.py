@@ -132,7 +132,8 @@ def _point(r, where: str) -> MonitorPoint:
             isinstance(k, str) and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)))
             for k, v in metrics.items()):
         raise FacediagError(f"{where}: metrics is not an object of names to numbers (or null)")
-    if not isinstance(statuses, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in statuses.items()):
+    if not isinstance(statuses, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in statuses.items()):
         raise FacediagError(f"{where}: statuses is not an object of check ids to statuses")
     lists = {}
     for key in ("diagnoses", "trends"):

@@ -14,7 +14,8 @@ from facediag.results.history import MonitorHistory, looks_like_history
 
 def record(step, rank1, paired, genuine, diagnoses=(), trends=(), stop=False, reason=None):
     return {"facediag_monitor": 1, "step": step, "time": "2026-12-07T20:00:00+00:00",
-            "metrics": {"identification.rank1": rank1, "pair-gap.paired_mean": paired, "pair-gap.genuine_mean": genuine},
+            "metrics": {"identification.rank1": rank1, "pair-gap.paired_mean": paired,
+                        "pair-gap.genuine_mean": genuine},
             "statuses": {"identification": "pass" if rank1 > 0.5 else "fail"}, "diagnoses": list(diagnoses),
             "trends": list(trends), "should_stop": stop, "reason": reason}
 
@@ -56,7 +57,8 @@ def test_terminal(history_file):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "4 calls, steps 0–300" in out
-    assert "step 200: diagnosis pair-memorization began" in out and "step 300: diagnosis embedding-collapse began" in out
+    assert "step 200: diagnosis pair-memorization began" in out
+    assert "step 300: diagnosis embedding-collapse began" in out
     assert "stop at step 200: pair-memorization at 2 calls in a row" in out
     row = next(line for line in out.splitlines() if "pair-gap.paired_mean" in line)
     assert "0.800" in row and "0.990" in row and "▁▅▇█" in row  # first, last and its course
@@ -91,7 +93,8 @@ def test_json_and_junit(history_file):
     res = render(history_file, "--format", "json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert data["kind"] == "monitor-history" and data["stop"] == {"step": 200, "reason": "pair-memorization at 2 calls in a row"}
+    assert data["kind"] == "monitor-history"
+    assert data["stop"] == {"step": 200, "reason": "pair-memorization at 2 calls in a row"}
     assert data["records"] == RECORDS and len(data["onsets"]) == 4
 
     res = render(history_file, "--format", "junit")

@@ -27,7 +27,8 @@ class ScriptedMonitor:
         self.calls.append((model, step, model.training))
         n = len(self.calls)
         stop = n >= self.stop_at
-        result = SimpleNamespace(step=step, metrics={"identification.rank1": 1.0 / n, "pair-gap.paired_mean": 0.5 + n / 10},
+        result = SimpleNamespace(step=step,
+                                 metrics={"identification.rank1": 1.0 / n, "pair-gap.paired_mean": 0.5 + n / 10},
                                  statuses={}, diagnoses=["pair-memorization"] if stop else [], trends=[],
                                  should_stop=stop, reason="pair-memorization" if stop else None)
         for sink in self.sinks:
