@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from facediag.cache import EmbeddingCache
-from facediag.cache import default_cache_dir as default_cache_dir  # re-exported: the Session imports it from here
 from facediag.data.images import DecodeError, normalize
 from facediag.distributed import Distributed
 from facediag.models.loaded import LoadedModel, embedding_fingerprint, run_device

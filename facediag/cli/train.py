@@ -29,14 +29,18 @@ from facediag.cli.options import (
 
 
 @click.command("train-contrastive")
-@click.option("--weights", "-w", type=PATH, help="Pretrained EdgeFace to fine-tune (never overwritten). Omit to train --arch from scratch.")
+@click.option("--weights", "-w", type=PATH,
+              help="Pretrained EdgeFace to fine-tune (never overwritten). Omit to train --arch from scratch.")
 @ARCH(default="edgeface_xxs", show_default=True, help="Variant to train from scratch when no --weights.")
-@click.option("--data", type=PATH, required=True, help="Training faces (paired, folders or manifest layout).")
-@OUT(required=True, help="Output state_dict; the sidecar .json, .history.json, .curves.png and .resume.pt go beside it.")
+@click.option("--data", type=PATH, required=True,
+              help="Training faces (paired, folders or manifest layout).")
+@OUT(required=True,
+     help="Output state_dict; the sidecar .json, .history.json, .curves.png and .resume.pt go beside it.")
 @click.option("--val-data", type=PATH, help="Validation faces. Default: hold out part of --data.")
 @click.option("--val-split", type=click.Choice(["subjects", "images"]), default="subjects", show_default=True,
               help="Without --val-data: validate on held-out subjects, or on held-out images of every subject.")
-@click.option("--val-fraction", type=float, default=0.25, show_default=True, help="Share of subjects (or images) held out.")
+@click.option("--val-fraction", type=float, default=0.25, show_default=True,
+              help="Share of subjects (or images) held out.")
 @click.option("--train-subjects", help="Subjects that train, e.g. 's1-s30' or 'a,b,c' (default: all not validated).")
 @click.option("--val-subjects", help="Subjects that validate, e.g. 's31-s40'.")
 @click.option("--seen-holdout", type=int, default=0, show_default=True,
@@ -48,8 +52,10 @@ from facediag.cli.options import (
 @DSR(help=f"Super-resolution model (TorchScript file or module:factory). Default: bicubic. {DSR_CODE_HELP}")
 @DSR_WEIGHTS()
 @TRUST_DSR_CODE()
-@click.option("--vlr-size", type=int, default=config_default(TrainConfig, "vlr_size"), show_default=True, help="Images without a VLR file are downsampled to this size, then DSR'd.")
-@ALIGN(default=config_default(TrainConfig, "align"), help="mtcnn: detect each HR face (training and validation) and warp it to the ArcFace 112 template "
+@click.option("--vlr-size", type=int, default=config_default(TrainConfig, "vlr_size"), show_default=True,
+              help="Images without a VLR file are downsampled to this size, then DSR'd.")
+@ALIGN(default=config_default(TrainConfig, "align"),
+       help="mtcnn: detect each HR face (training and validation) and warp it to the ArcFace 112 template "
             "before degradation and DSR (landmarks cached by image content; no face: used as given); auto: "
             "only when the alignment check finds the training faces not aligned. Needs the align extra.")
 @click.option("--views", type=click.Choice(["hr+lr", "hr"]), default="hr+lr", show_default=True,
@@ -57,7 +63,8 @@ from facediag.cli.options import (
 @click.option("--objective", type=click.Choice(["supcon", "paired", "instance"]), default="supcon", show_default=True,
               help="supcon is the fix. paired and instance reproduce the known failures on purpose.")
 @click.option("--batch-subjects", "-P", type=int, default=16, show_default=True, help="Subjects per batch.")
-@click.option("--images-per-subject", "-K", type=int, default=4, show_default=True, help="Images per subject per batch.")
+@click.option("--images-per-subject", "-K", type=int, default=4, show_default=True,
+              help="Images per subject per batch.")
 @click.option("--temperature", type=float, default=0.07, show_default=True)
 @click.option("--lr", type=float, default=1e-5, show_default=True)
 @click.option("--weight-decay", type=float, default=0.05, show_default=True)

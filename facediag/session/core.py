@@ -46,7 +46,7 @@ class Session:
         The data, the models' files (unless given in ``models``) and how to run them.
     models : dict, optional
         Loaded models by role ("model", "baseline") to use instead of loading the config's
-        weights: anything with the fields of models.protocol.LoadedModel, e.g. a module a
+        weights: models.loaded.LoadedModel objects, e.g. ``LoadedModel.from_module`` of a module a
         notebook or a training loop holds. One whose ``sha256`` is None is never cached.
     embedders : dict, optional
         Shared between Sessions over the same models: one Embedder per role, built by whichever

@@ -203,8 +203,8 @@ class Runtime:
     def embed_pixels(self, role: str, pixels01: torch.Tensor, normalization: Callable | None = None) -> np.ndarray:
         """Raw embeddings of given pixels, bypassing the cache (inputs altered on purpose)."""
         emb = self.embedder(role)
-        out = [emb.forward(pixels01[s:s + emb.batch_size], **({"normalization": normalization} if normalization else {}))
-               for s in range(0, len(pixels01), emb.batch_size)]
+        options = {"normalization": normalization} if normalization else {}
+        out = [emb.forward(pixels01[s:s + emb.batch_size], **options) for s in range(0, len(pixels01), emb.batch_size)]
         return np.concatenate(out)
 
     def embed_sample(self, role: str, pixel_sample: Sample) -> np.ndarray:
