@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from facediag.cache import EmbeddingCache
+from facediag.cache import EmbeddingCache, default_cache_dir
 from facediag.data.images import DecodeError, normalize
 from facediag.distributed import Distributed
 from facediag.models.loaded import LoadedModel, embedding_fingerprint, run_device
