@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as torch_dist
 
 from facediag.device import resolve_device
 
@@ -39,18 +40,16 @@ class Distributed:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
-        import torch.distributed as dist
-
         cuda = torch.cuda.is_available() and device_spec != "cpu"
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         initialised = False
-        if not dist.is_initialized():
+        if not torch_dist.is_initialized():
             if cuda:  # NCCL's object collectives stage through the current device: make it this rank's
                 torch.cuda.set_device(local_rank)
             # Ranks > 0 wait while rank 0 validates or runs the checks: allow a long wait.
-            dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2))
+            torch_dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2))
             initialised = True
-        return cls(world, dist.get_rank(), local_rank, initialised)
+        return cls(world, torch_dist.get_rank(), local_rank, initialised)
 
     def device(self, spec: str) -> torch.device:
         if self.world == 1:
@@ -73,20 +72,16 @@ class Distributed:
         """Every rank's ``obj`` (picklable), in rank order, on every rank."""
         if self.world == 1:
             return [obj]
-        import torch.distributed as dist
-
         out = [None] * self.world
-        dist.all_gather_object(out, obj)
+        torch_dist.all_gather_object(out, obj)
         return out
 
     def broadcast(self, value: float) -> float:
         """Rank 0's ``value`` on every rank (decisions such as early stopping)."""
         if self.world == 1:
             return value
-        import torch.distributed as dist
-
         t = torch.tensor([value], dtype=torch.float64, device=self._tensor_device())
-        dist.broadcast(t, 0)
+        torch_dist.broadcast(t, 0)
         return float(t.item())
 
     def decide(self, exit_code: int) -> int:
@@ -103,17 +98,13 @@ class Distributed:
         """Average per-rank numbers (epoch loss, paired cosine) over ranks."""
         if self.world == 1:
             return values
-        import torch.distributed as dist
-
         t = torch.tensor(values, dtype=torch.float64, device=self._tensor_device())
-        dist.all_reduce(t)
+        torch_dist.all_reduce(t)
         return (t / self.world).tolist()
 
     def barrier(self) -> None:
         if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+            torch_dist.barrier()
 
     def close(self, together: bool = True) -> None:
         """End the process group this object started. ``together``: first wait for every rank, so
@@ -121,21 +112,17 @@ class Distributed:
         peer then aborted at exit, 'terminate called without an active exception', about one
         run in three on CPU). After an error the other ranks may never arrive: no wait then."""
         if self.initialised:
-            import torch.distributed as dist
-
             if together:
-                dist.barrier()
-            dist.destroy_process_group()
+                torch_dist.barrier()
+            torch_dist.destroy_process_group()
             self.initialised = False
         if self.leave_late:
             time.sleep(FAIL_GRACE_S)
 
     @staticmethod
     def _tensor_device() -> str:
-        import torch.distributed as dist
-
         # NCCL only reduces CUDA tensors; gloo reduces CPU ones.
-        return "cuda" if dist.get_backend() == "nccl" else "cpu"
+        return "cuda" if torch_dist.get_backend() == "nccl" else "cpu"
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from facediag.cli.options import OUT, console, handle_errors
+from facediag.io import atomic_write_text
 
 
 @click.command()
@@ -25,6 +26,7 @@ def render(report_json, fmt, out):
       facediag render reports/bench/bench-accuracy.json --format md
       facediag render runs/monitor.jsonl --format html -o monitor.html
     """
+    # the rendering modules load when the command runs, not at every start of the CLI
     from facediag.outputs import check_outputs, out_file
     from facediag.render import render as render_report
     from facediag.render import render_terminal
@@ -34,7 +36,7 @@ def render(report_json, fmt, out):
     if fmt != "terminal":
         check_outputs(out_file("--out", out), inputs=[("REPORT_JSON", report_json)])
     if looks_like_history(report_json):  # each metric over steps, where diagnoses began, the stop
-        from facediag.monitor.history import read_history
+        from facediag.monitor.history import read_history  # the monitor package: only for a history
 
         report = MonitorHistory.from_records(read_history(report_json), report_json)
     else:
@@ -44,8 +46,6 @@ def render(report_json, fmt, out):
         return
     text = render_report(report, fmt)
     if out:
-        from facediag.io import atomic_write_text
-
         atomic_write_text(out, text)
         console.print(f"wrote {out}")
     else:

@@ -26,10 +26,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from facediag.compare import compare
 from facediag.demo.contact_sheet import contact_sheet, contact_sheet_html, png_data
 from facediag.demo.faces import FaceSetSpec, generate_faces, subject_name
 from facediag.io import atomic_write_bytes, atomic_write_text
 from facediag.progress import progress_bar
+from facediag.render import write_all
+from facediag.suites import load_suite
+from facediag.train.trainer import TrainConfig, train_contrastive
 
 VLR_SIZE = 16
 GALLERY_PER_SUBJECT = 3
@@ -241,7 +245,6 @@ class _Story:
                                         f"bicubic-upsampled back (bottom).")
 
     def train(self, key: str, faces, stage: Stage, *, weights, objective: str, views: str):
-        from facediag.train.trainer import TrainConfig, train_contrastive
 
         spec = faces.spec
         n_val = self.scale.val_subjects
@@ -272,8 +275,6 @@ class _Story:
     def compare(self, weights_a, weights_b, faces, name: str, sheet: str, sides: tuple):
         """compare(A, B) on the held-out identities. Its two run reports are run-all's (same
         suite, same Session), written as the run reports of ``sides`` (None: not again)."""
-        from facediag.compare import compare
-        from facediag.suites import load_suite
 
         # The demo's faces are drawn, not photographed: a face detector finds no real landmarks on
         # them, so the alignment check (meant for photos) would only report that. Every other check runs.
@@ -282,9 +283,8 @@ class _Story:
         report = compare(weights_a, weights_b, data=faces.heldout, seed=self.cfg.seed, suite=suite,
                          command=f"facediag compare {weights_a} {weights_b} --data {faces.heldout}",
                          **self.session_options(faces))
-        from facediag.render import write_all as write_compare
 
-        paths = write_compare(report, self.report_dir / name, extra_sections=[("Sample faces", sheet)])
+        paths = write_all(report, self.report_dir / name, extra_sections=[("Sample faces", sheet)])
         self.files[name] = str(paths["html"])
         for key, side in zip(sides, (report.a, report.b)):
             if key is not None:
@@ -307,7 +307,6 @@ class _Story:
                 self.c.print(f"      {line}", highlight=False)
 
     def write_run_report(self, key: str, report, sheet: str) -> None:
-        from facediag.render import write_all
 
         folder = self.report_dir / key
         write_all(report, folder, extra_sections=[("Sample faces", sheet)])

@@ -32,7 +32,7 @@ def filenames(result) -> dict[str, str]:
 def render(result: Report | CompareReport | BenchReport | MonitorHistory, fmt: str,
            extra_sections: list[tuple[str, str]] | None = None) -> str:
     """Any result as text in ``fmt``; ``extra_sections`` (title, HTML) only apply to html pages."""
-    from facediag.render import html, junit, markdown
+    from facediag.render import html, junit, markdown  # html draws with matplotlib: loaded for a page only
 
     require_format(fmt)
     if fmt == "json":

@@ -9,7 +9,8 @@ from facediag.render.text import explains_text, format_evidence, headline_metric
 from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
-from facediag.render.plots import Plot, bench_plots, compare_plots, result_plots
+from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
+from facediag.render.plots import Plot, bench_plots, compare_plots, history_plots, result_plots
 from facediag.render.text import dataset_text, note_lines, problem_lines
 from facediag.results import BenchReport, CompareReport
 
@@ -365,9 +366,6 @@ def render_bench_html(report: BenchReport) -> str:
 def render_history_html(history) -> str:
     """A monitor history as one page: the stop, where each diagnosis and trend began, each metric
     over steps (plots and a table), every call."""
-    from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
-    from facediag.render.plots import history_plots
-
     stop = history.stop
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',

@@ -8,6 +8,7 @@ from facediag.formatting import format_value
 from facediag.metrics.verdict import WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
+from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
 from facediag.results import BenchReport, CompareReport
 from facediag.render.text import (
     dataset_text,
@@ -141,8 +142,6 @@ def render_bench_markdown(report: BenchReport) -> str:
 
 # ---------------------------------------------------------------------------- monitor history
 def render_history_markdown(history) -> str:
-    from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
-
     lines = ["# facediag monitor history", "", f"**{_text(headline(history))}**", ""]
     lines += [f"> **{_text(stop_line(history))}**", ""]
     lines += ["## Diagnoses and trends, where they began", ""]

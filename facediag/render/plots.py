@@ -27,6 +27,7 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg and never
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from facediag.checks.base import CheckResult
+from facediag.metrics.catalogue import info
 from facediag.render.bench_tables import res_label
 from facediag.results import BenchReport, Report
 
@@ -369,8 +370,6 @@ def history_plots(history) -> list[Plot]:
     """Each metric of a monitor history over steps, one plot per check and unit (so the pair-gap
     cosines, paired against genuine, share axes), with a dotted line where each diagnosis began
     and a dashed red line at the stop."""
-    from facediag.metrics.catalogue import info
-
     groups: dict[tuple[str, str], list[str]] = {}
     for name in history.metric_names:
         entry = info(name)

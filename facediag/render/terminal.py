@@ -20,7 +20,9 @@ from facediag.render.compare_text import (
     parity_lines,
     sides,
 )
+from facediag.render.history_text import headline, metric_rows, onset_lines, stop_line
 from facediag.results import BenchReport, CompareReport
+from facediag.results.history import MonitorHistory
 from facediag.formatting import format_value
 from facediag.render.text import (
     dataset_text,
@@ -250,8 +252,6 @@ def _print_tables(report: BenchReport, console) -> None:
 
 # ---------------------------------------------------------------------------- monitor history
 def render_history_terminal(history, console: Console) -> None:
-    from facediag.render.history_text import headline, metric_rows, onset_lines, stop_line
-
     console.print(Text(f"facediag monitor history: {headline(history)}", style="bold"), highlight=False)
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     table.add_column("metric", overflow="fold")
@@ -268,8 +268,6 @@ def render_history_terminal(history, console: Console) -> None:
 
 def render_terminal(result, console: Console) -> None:
     """Any result (run, compare, bench, monitor history) in the terminal."""
-    from facediag.results.history import MonitorHistory
-
     if isinstance(result, MonitorHistory):
         render_history_terminal(result, console)
     elif isinstance(result, CompareReport):
