@@ -30,11 +30,12 @@ from facediag.models.card import read_card
 from facediag.models.loaded import LoadedModel
 from facediag.models.presets import EDGEFACE
 from facediag.monitor.held import HeldOut, LiveEmbedder
-from facediag.monitor.history import RECORD_VERSION, append_record
+from facediag.monitor.history import append_record
 from facediag.monitor.policy import StopPolicy
 from facediag.monitor.ranks import DEFAULT_TIMEOUT_S, Ranks
 from facediag.monitor.state import evaluating, input_layout, unwrap
 from facediag.monitor.trends import describe, tolerances, trend_flags
+from facediag.results.history import MonitorPoint
 from facediag.runner import run_suite
 from facediag.session import SessionConfig
 from facediag.suites import Suite, load_suite
@@ -63,9 +64,9 @@ class MonitorResult:
 
     def record(self) -> dict:
         """The JSON-lines record of this call (the history file's line; what sinks receive)."""
-        return {"facediag_monitor": RECORD_VERSION, "step": self.step, "time": self.time,
-                "metrics": dict(self.metrics), "statuses": dict(self.statuses), "diagnoses": list(self.diagnoses),
-                "trends": list(self.trends), "should_stop": self.should_stop, "reason": self.reason}
+        return MonitorPoint(step=self.step, time=self.time, metrics=dict(self.metrics), statuses=dict(self.statuses),
+                            diagnoses=list(self.diagnoses), trends=list(self.trends), should_stop=self.should_stop,
+                            reason=self.reason).as_dict()
 
     @classmethod
     def from_record(cls, record: dict) -> MonitorResult:

@@ -16,7 +16,6 @@ from pathlib import Path
 from facediag.errors import FacediagError
 from facediag.io import read_user_text
 
-RECORD_VERSION = 1
 _RECORD_START = '{"facediag_monitor"'  # how every line append_record writes begins
 
 
