@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from facediag.formatting import format_value
+from facediag.render.quality_tables import quality_tables
 from facediag.results.bench import BenchReport
 
 # Each table is (title, header, rows of cell strings, footnotes): every format draws the same cells.
@@ -214,7 +215,8 @@ _TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": v
 def tables(report: BenchReport):
     """(title, header, cell rows, footnotes) per table; columns empty in every row are left out."""
     out = []
-    for title, header, rows, foot in _TABLES[report.kind](report):
+    # any kind's rows carrying by_quality add the size-bin and EDC tables after the kind's own
+    for title, header, rows, foot in [*_TABLES[report.kind](report), *quality_tables(report)]:
         keep = [i for i in range(len(header)) if not rows or any(row[i] not in ("—", "n/a") for row in rows)]
         out.append((title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows], foot))
     return out

@@ -29,6 +29,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from facediag.checks.base import CheckResult
 from facediag.metrics.catalogue import info
 from facediag.render.bench_tables import res_label
+from facediag.render.quality_tables import ERROR_LABEL, quality_rows
+from facediag.render.quality_tables import curves as edc_curves
 from facediag.results import BenchReport, Report
 
 # Colour says what a series is; line style says which model it belongs to.
@@ -294,15 +296,43 @@ _DRAWERS: dict[str, Callable[[Any, list[Entry]], str | None]] = {
 
 # ------------------------------------------------------------------------------ bench
 def bench_plots(report: BenchReport) -> list[tuple[str, str]]:
-    """(title, PNG data URI) of each plot: rank-1 vs resolution, or throughput vs batch size."""
+    """(title, PNG data URI) of each plot: rank-1 vs resolution, or throughput vs batch size, then the
+    EDC of each row that carries ``by_quality``."""
     figure = {"accuracy": _accuracy_figure, "speed": _speed_figure}.get(report.kind)
-    fig = figure(report) if figure else None  # verification: the table is the result
-    if fig is None:
-        return []
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no stamp: byte-identical re-renders
-    title = fig.axes[0].get_title()
-    return [(title, Plot("bench", report.kind, title, buf.getvalue()).data_uri)]
+    figs = [figure(report) if figure else None]  # verification: the table is the result
+    # any kind: one EDC figure per row carrying by_quality
+    figs += [_edc_figure(label, section) for label, section in quality_rows(report)]
+    out = []
+    for fig in figs:
+        if fig is None:
+            continue
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", metadata={"Software": None})  # no stamp: byte-identical re-renders
+        title = fig.axes[0].get_title()
+        out.append((title, Plot("bench", report.kind, title, buf.getvalue()).data_uri))
+    return out
+
+
+def _edc_figure(label: str, section: dict):
+    """Error against the fraction of lowest-quality probes discarded: one colour per quality, rank-1
+    error solid and FNMR dashed, each curve's pAUC in the legend."""
+    drawn = list(edc_curves(section))
+    if not drawn:
+        return None
+    fig, ax = _new_axes(f"error vs discard (EDC): {label}")
+    colour = {q: _CYCLE[i % len(_CYCLE)] for i, q in enumerate(dict.fromkeys(q for q, _, _ in drawn))}
+    for quality, error, curve in drawn:
+        ax.step(curve["discard"], curve["error"], where="post", color=colour[quality],
+                linestyle="-" if error == "rank1_error" else "--",
+                label=f"{quality} · {ERROR_LABEL[error]} (pAUC@{curve['pauc_limit']:g} {curve['pauc']:.3f})")
+    limit = max(c["pauc_limit"] for _, _, c in drawn)
+    ax.axvline(limit, color="0.5", linewidth=0.8, linestyle=":")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("fraction of probes discarded (lowest quality first)")
+    ax.set_ylabel("error of the probes kept")
+    ax.legend(fontsize=8)
+    return fig
 
 
 _COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
