@@ -315,25 +315,38 @@ class OpenSetResult:
 
 
 def open_set(scores, probe_subjects, template_subjects, thresholds=None, *,
-             threshold: float, fars=(1e-2, 1e-1)) -> OpenSetResult:
+             threshold: float, fars=(1e-2, 1e-1), rank: int = 1) -> OpenSetResult:
     """DIR vs false-alarm rate over thresholds, the values at `threshold`, and DIR at target FARs.
 
-    DIR(t): mated probes whose true template is rank 1 and scores >= t, over all mated probes.
+    DIR(t) at rank k (default 1): mated probes whose true template is among the k best (ties
+    against the probe, as everywhere) and scores >= t, over all mated probes.
     False alarm(t): non-mated probes whose best score >= t, over all non-mated probes.
     DIR at a false-alarm target uses threshold_for_far on the non-mated best scores (same
     support rule). `thresholds` defaults to -1..1 in steps of 0.01.
     """
     return open_set_from(summarize(scores, probe_subjects, template_subjects), thresholds,
-                         threshold=threshold, fars=fars)
+                         threshold=threshold, fars=fars, rank=rank)
 
 
-def open_set_from(m: MatchSummary, thresholds=None, *, threshold: float, fars=(1e-2, 1e-1)) -> OpenSetResult:
+def open_set_hits(m: MatchSummary, rank: int = 1) -> np.ndarray:
+    """Genuine scores of the mated probes whose own template is among the ``rank`` best, sorted:
+    the probes that count as identified at any threshold at or below their score. A rank beyond
+    the summary's rank limit is refused (those ranks were not resolved)."""
+    if rank < 1:
+        raise ValueError(f"rank must be >= 1, got {rank}")
+    if m.rank_limit is not None and rank > m.rank_limit:
+        raise ValueError(f"rank {rank} goes beyond the {m.rank_limit} resolved by the matching pass")
+    return np.sort(m.genuine[(m.ranks <= rank) & np.isfinite(m.genuine)])
+
+
+def open_set_from(m: MatchSummary, thresholds=None, *, threshold: float, fars=(1e-2, 1e-1),
+                  rank: int = 1) -> OpenSetResult:
     """open_set from a MatchSummary."""
     n_mated, n_nonmated = int(m.mated.sum()), int((~m.mated).sum())
     if n_mated == 0 or n_nonmated == 0:
         raise ValueError(f"open-set needs mated and non-mated probes "
                          f"(have {n_mated} mated, {n_nonmated} non-mated)")
-    hits = np.sort(m.genuine[m.ranks == 1])
+    hits = open_set_hits(m, rank)
     alarms = np.sort(m.top_score[~m.mated])
 
     def n_hits(t):

@@ -14,18 +14,12 @@ pass (protocols.matching).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from facediag.metrics.identification import (
-    MIN_FALSE_ACCEPTS,
-    closed_set_from,
-    l2_normalize,
-    open_set_from,
-    threshold_for_far,
-)
+from facediag.metrics.identification import closed_set_from, l2_normalize
+from facediag.metrics.open_set import tpir_at_fpir
 from facediag.metrics.streaming import EXACT_LIMIT, SAMPLE_SIZE, ImpostorScores, ImpostorStream, bin_counts
 from facediag.protocols.matching import match
 
@@ -186,24 +180,7 @@ def search(features: np.ndarray, templates: np.ndarray, gallery, probes, *, devi
     if row["n_mated"]:
         closed = closed_set_from(summary, p_subjects, ranks=ranks)
         row.update({f"rank{k}": v for k, v in closed.rank_accuracy.items()})
-    tpir, unsupported, thresholds = {}, {}, {}
-    if row["n_mated"] and row["n_nonmated"]:
-        opened = open_set_from(summary, threshold=0.0, fars=fpirs)
-        alarms = summary.top_score[~summary.mated]
-        for f in fpirs:
-            ft = threshold_for_far(alarms, f)
-            tpir[f"{f:g}"] = opened.dir_at_false_alarm[f]
-            if ft.supported:
-                thresholds[f"{f:g}"] = {"threshold": ft.threshold, "fpir": ft.achieved_far,
-                                        "false_alarms": ft.n_false_accepts}
-            else:  # the metrics' rule, said of probes: FPIR counts non-mated probes, not pairs
-                unsupported[f"{f:g}"] = (f"FPIR {f:g} needs >= {math.ceil(MIN_FALSE_ACCEPTS / f)} non-mated probes "
-                                         f"(n·FPIR >= {MIN_FALSE_ACCEPTS}); only {row['n_nonmated']} available")
-    else:
-        why = "no non-mated probes" if row["n_mated"] else "no mated probes"
-        unsupported = {f"{f:g}": why for f in fpirs}
-        tpir = {f"{f:g}": None for f in fpirs}
-    row.update(tpir_at_fpir=tpir, tpir_unsupported=unsupported, fpir_thresholds=thresholds)
+    row.update(tpir_at_fpir(summary, fpirs, rank=1))
     return row
 
 
