@@ -12,7 +12,7 @@ from facediag.version import __version__
 from facediag.errors import FacediagError
 from facediag.results.base import SCHEMA_VERSION, Result, now
 
-KINDS = ("accuracy", "speed", "verification", "ijb")
+KINDS = ("accuracy", "speed", "verification", "ijb", "tinyface")
 
 
 @dataclass
@@ -23,7 +23,8 @@ class BenchReport(Result):
     settings: dict[str, Any]  # what was asked: resolutions, threshold, batch sizes, dtype, ...
     rows: list[dict[str, Any]]  # accuracy: one per (resolution, checkpoint, path); speed: one per checkpoint;
     #                            verification: one per (pair set, checkpoint);
-    #                            ijb: one 1:1 row and one 1:N row per gallery, per checkpoint
+    #                            ijb: one 1:1 row and one 1:N row per gallery, per checkpoint;
+    #                            tinyface: one per checkpoint
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # accuracy --dsr: DSR vs bicubic
     dataset: dict[str, Any] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
