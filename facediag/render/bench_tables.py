@@ -209,7 +209,43 @@ def ijb_tables(report: BenchReport):
     return out
 
 
-_TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": verification_tables, "ijb": ijb_tables}
+def tinyface_tables(report: BenchReport):
+    """One table: each checkpoint's CMC and mAP, the published row its card names and the
+    difference, then the published rows themselves, labelled with their models."""
+    st, d = report.settings, report.dataset or {}
+    head = ["checkpoint", "model", "rank-1 %", "rank-5 %", "rank-10 %", "rank-20 %", "mAP %", "published row",
+            "published rank-1 / rank-5 %", "Δ rank-1 pp", "Δ rank-5 pp", "probes (mated)", "gallery (match + distr.)"]
+    rows = []
+    for r in report.rows:
+        paper = r.get("published") or {}
+        delta = r.get("published_delta_pp") or {}
+        rows.append([r["checkpoint"], str(r.get("model", "")), _pct(r.get("rank1")), _pct(r.get("rank5")),
+                     _pct(r.get("rank10")), _pct(r.get("rank20")), _pct(r.get("map")), paper.get("model", "—"),
+                     f"{paper['rank1']:.2f} / {paper['rank5']:.2f}" if paper else "—",
+                     _signed_pp(delta.get("rank1")), _signed_pp(delta.get("rank5")),
+                     f"{r['n_probes']} ({r['n_mated']})", f"{r['n_gallery']} ({r['n_match']} + {r['n_distractors']})"])
+    for p in st.get("published", []):
+        rows.append(["published", p["model"], f"{p['rank1']:.2f}", f"{p['rank5']:.2f}"]
+                    + ["—"] * (len(head) - 4))
+    foot = [f"protocol: {d.get('protocol', '')}",
+            "published: " + "; ".join(st.get("published_sources", [])) + ". Their protocol: AdaFace's aligned copy "
+            "(aligned_pad_0.1_pad_high), flip test pre_norm_vector_add. A model card whose name is a published key "
+            "(e.g. name = \"adaface-ir101-webface12m\") names the row its model should match; Δ = ours − that row."]
+    differ = [r["checkpoint"] for r in report.rows
+              if r.get("map") is not None and abs(r["map"] - (r.get("map_first_1000") or 0.0)) >= 5e-5]
+    if differ:
+        foot.append(f"mAP counting mates within the first 1000 positions only (the release's MATLAB script) differs "
+                    f"for {', '.join(differ)}: map_first_1000 in the JSON.")
+    return [(f"TinyFace closed-set identification ({d.get('probes', '?')} probes, gallery {d.get('gallery', '?')})",
+             head, rows, foot)]
+
+
+def _signed_pp(value) -> str:
+    return "—" if value is None else f"{value:+.2f}"
+
+
+_TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": verification_tables, "ijb": ijb_tables,
+           "tinyface": tinyface_tables}
 
 
 def tables(report: BenchReport):
@@ -239,6 +275,11 @@ def context_lines(report: BenchReport) -> list[str]:
                      f"templates, {d.get('pairs')} template pairs ({d.get('genuine_pairs')} genuine)"
                      + (f", 1:N galleries {', '.join(f'{k} {v}' for k, v in d['galleries'].items())}, "
                         f"{d.get('probes')} probe templates" if d.get("galleries") else ""))
+    elif report.dataset and report.kind == "tinyface":
+        d = report.dataset
+        lines.append(f"data {d.get('root')}: {d.get('probes')} probes, {d.get('gallery_match')} Gallery_Match + "
+                     f"{d.get('gallery_distractors')} Gallery_Distractor images"
+                     + (f", aligned copy {d['aligned_dir']}/" if d.get("aligned_dir") else ", original images"))
     elif report.dataset:
         d = report.dataset
         counts = d.get("counts") or {}
