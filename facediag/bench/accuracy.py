@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from facediag.bench.common import checkpoint_labels, environment, load_models, parse_resolutions
+from facediag.bench.native_quality import NativeQuality
 from facediag.distributed import Distributed
 from facediag.results import BenchReport
 from facediag.errors import FacediagError
@@ -132,8 +133,11 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
     if dsr is not None and dsr != "bicubic":
         paths["dsr"] = (dsr, dsr_weights)
     rows, comparisons = [], []
+    # real VLR files are the same at every resolution: their size/quality section once, on the first low one
+    first_low = next((r for r in resolutions if r is not None), None)
     for res in resolutions:
-        res_rows, res_comparisons = _resolution_rows(sessions, res, paths, names, scoring)
+        native = NativeQuality() if res is not None and res == first_low else None
+        res_rows, res_comparisons = _resolution_rows(sessions, res, paths, names, scoring, native)
         rows += res_rows
         comparisons += res_comparisons
     calls = sessions.forward_batches()  # a collective: before the other ranks leave
@@ -214,9 +218,10 @@ class _Sessions:
 
 
 def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: Sequence[str],
-                     scoring: _Scoring) -> tuple[list[dict], list[dict]]:
+                     scoring: _Scoring, native: NativeQuality | None = None) -> tuple[list[dict], list[dict]]:
     """One resolution's rows (each checkpoint through each upsampling path; HR: no path) and, with
-    a DSR model, each checkpoint's DSR-vs-bicubic comparison. Empty on ranks other than 0."""
+    a DSR model, each checkpoint's DSR-vs-bicubic comparison. Empty on ranks other than 0. With
+    ``native``, rows whose probes include real VLR files carry ``by_quality`` over those probes."""
     rows, done = [], {}  # (path, checkpoint) -> (evaluation, row)
     for path, (spec, weights) in (paths.items() if res is not None else [("hr", (None, None))]):
         sess = sessions.make(res, spec, weights)
@@ -230,6 +235,9 @@ def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: S
                    "upsampling": upsampling,
                    **row_metrics(ev, scoring.threshold, scoring.fars, scoring.n_boot, scoring.seed),
                    **recall_metrics(ev.matching.index)}  # --index faiss-ivf/hnsw: what it missed
+            section = native.section(ev, sess.protocol.probes, scoring.threshold) if native else None
+            if section is not None:
+                row["by_quality"] = section
             rows.append(row)
             done[path, label] = ev, row
     comparisons = []
