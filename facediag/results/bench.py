@@ -12,7 +12,7 @@ from facediag.version import __version__
 from facediag.errors import FacediagError
 from facediag.results.base import SCHEMA_VERSION, Result, now
 
-KINDS = ("accuracy", "speed", "verification", "ijb", "tinyface")
+KINDS = ("accuracy", "speed", "verification", "ijb", "tinyface", "survface", "scface")
 
 
 @dataclass
@@ -24,8 +24,10 @@ class BenchReport(Result):
     rows: list[dict[str, Any]]  # accuracy: one per (resolution, checkpoint, path); speed: one per checkpoint;
     #                            verification: one per (pair set, checkpoint);
     #                            ijb: one 1:1 row and one 1:N row per gallery, per checkpoint;
-    #                            tinyface: one per checkpoint
-    comparisons: list[dict[str, Any]] = field(default_factory=list)  # accuracy --dsr: DSR vs bicubic
+    #                            tinyface: one per checkpoint;
+    #                            survface: an identification and a verification row per checkpoint;
+    #                            scface: one per (probes, degradation, distance, camera, checkpoint)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # accuracy --dsr: DSR vs bicubic; scface: the gap
     dataset: dict[str, Any] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
