@@ -31,7 +31,9 @@ MIN_BIN_PROBES = 10         # below this a single probe moves a bin's rank-1 by 
 MAX_CURVE_POINTS = 501      # stored/plotted points per curve; the pAUC always uses the full curve
 QUALITIES = {
     "size": "native crop size in px (the shorter side of the original file); larger is better",
-    "blur": "variance of the Laplacian of the grey original (4-neighbour kernel); sharper is better",
+    "blur": ("variance of the Laplacian of the grey original (4-neighbour kernel); sharper is better. Measured "
+             "per pixel at the file's own size, it also grows as the same face is stored smaller: read it "
+             "beside size"),
     "norm": "raw (unnormalised) embedding norm; larger is better",
 }
 

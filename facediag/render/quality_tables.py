@@ -110,6 +110,7 @@ def quality_tables(report: BenchReport) -> list[tuple[str, list[str], list[list[
             "pAUC: area under the step curve from 0 to the stated discard fraction; lower means the quality "
             "predicts the errors better (at most the limit itself, where every kept probe fails)"]
     foot += [f"{q}: {d}" for q, d in descriptions.items() if d]
+    foot += [f"{label}: {section['probes']}" for label, section in labelled if section.get("probes")]
     foot += [f"FNMR: mated probes whose genuine score is below {t:g}" for t in sorted(thresholds)]
     out.append(("Error versus discard characteristic (EDC)", head, cells, foot))
     return out

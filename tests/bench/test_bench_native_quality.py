@@ -78,4 +78,5 @@ def test_bench_accuracy_on_real_crops_reports_size_bins_and_edc(crops, float_wei
     md = render(report, "md")
     assert "## Accuracy by native face size" in md and "| 16 px | size | rank-1 error |" not in md
     assert md.count("| edgeface_xxs_fp32_dequantized | size |") == 2     # rank-1 error and FNMR
+    assert "- edgeface_xxs_fp32_dequantized: 70 mated probes read from real low-resolution files" in md
     assert render(report, "html").count("error vs discard (EDC)") >= 1
