@@ -114,6 +114,11 @@ def test_blur_and_resize_matrices_are_the_operations_they_claim():
         padded = np.pad(img, ((rad, rad), (0, 0)), mode="reflect")
         expected = sum(k[j] * padded[j:j + 112] for j in range(len(k)))
         np.testing.assert_allclose(deg._blur_matrix(112, sigma) @ img, expected, atol=1e-12)
+    # The chain's linear part: the blur at σ·H/(4·size) on the face, then the drawn interpolation.
+    draw = deg._Draws(np.random.default_rng([7]))
+    hr_sigma = draw.sigma * 112 / (deg.BLUR_SCALE * 16)
+    a = deg._resize_matrix(112, 16, draw.interpolation) @ deg._blur_matrix(112, hr_sigma)
+    np.testing.assert_allclose(deg._blur_and_resize(x[:1].numpy(), [draw], 16)[0], a @ x[0].numpy() @ a.T, atol=1e-12)
     # A blur keeps a flat image flat (rows sum to one); a planted unnormalised kernel would not.
     assert np.allclose(deg._blur_matrix(112, 2.5).sum(axis=1), 1.0)
 
@@ -142,7 +147,7 @@ def test_describe_and_keys():
         assert d["mode"] == mode
         json.dumps(d)
     steps = {s["step"]: s for s in describe("realistic")["steps"]}
-    assert steps["blur"]["sigma_hr_px"] == list(deg.BLUR_SIGMA)
+    assert steps["blur"]["sigma"] == list(deg.BLUR_SIGMA) and str(deg.BLUR_SCALE) in steps["blur"]["sigma_unit"]
     assert steps["downsample"]["interpolations"] == list(deg.INTERPOLATIONS)
     assert steps["gaussian noise"]["sigma_255"] == list(deg.GAUSSIAN_SIGMA_255)
     assert steps["poisson noise"]["scale"] == list(deg.POISSON_SCALE)
