@@ -55,6 +55,7 @@ def bench():
       facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --pairs agedb_30.bin
       facediag bench speed --variant xxs --variant base --device cpu --batch-sizes 1,8,64
       facediag bench ijb -w edgeface_xxs.pt --root IJB_release/IJBC --target IJBC
+      facediag bench tinyface -w edgeface_xxs.pt --root tinyface_root --aligned-dir aligned_pad_0.1_pad_high
     """
 
 
@@ -289,4 +290,59 @@ def bench_ijb_cmd(weights, labels, arch, cards, root, target, no_flip, no_norm, 
                        cards=list(cards) or None, device=device,
                        batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
                        command=command_line())
+    _bench_output(report, out, as_json)
+
+
+@bench.command("tinyface")
+@CHECKPOINTS()
+@LABELS()
+@ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@CARDS
+@click.option("--root", "root", required=True, type=PATH,
+              help="The folder holding tinyface/Testing_Set/ (the TinyFace release, Probe/, Gallery_Match/, "
+                   "Gallery_Distractor/ and the two .mat lists) and the aligned copy, if any.")
+@click.option("--aligned-dir", "aligned_dir", default=None,
+              help="Embed this pre-aligned copy under --root instead of the original images (AdaFace's: "
+                   "aligned_pad_0.1_pad_high, holding Probe/, Gallery_Match/, Gallery_Distractor/ with the same "
+                   "file stems). Without it the tiny originals are brought to 112×112 by bicubic interpolation.")
+@click.option("--no-flip", is_flag=True,
+              help="Embed each image alone (the reference adds its mirror image's raw embedding, then "
+                   "L2-normalises: pre_norm_vector_add).")
+@options(ENGINE_OPTIONS)
+@OUT(help="Write bench-tinyface.json/.html/.md here.")
+@AS_JSON()
+@handle_errors
+def bench_tinyface_cmd(weights, labels, arch, cards, root, aligned_dir, no_flip, device, batch_size, cache_dir,
+                       no_cache, quiet, out, as_json):
+    """TinyFace closed-set identification: rank-1/5/10/20 and mAP over the test split (3,728 probes
+    against Gallery_Match + 153k distractors), with the published rows beside ours.
+
+    As AdaFace's validate_tinyface.py: gallery = Gallery_Match + every Gallery_Distractor image,
+    probes = Probe, identity = the file name up to its first '_' (the .mat lists and the folders
+    must agree); each image embedded with its mirror image (raw embeddings summed, then
+    L2-normalised); inner product; CMC over the probes whose identity is in the gallery (ties
+    count against the probe); mAP as the release's evaluation computes it. Scores are streamed
+    over gallery chunks: memory holds the embeddings, not the score matrix. A model card whose
+    name is a published key (e.g. adaface-ir101-webface12m) names the row it should match. Each
+    row also carries rank-1 and the genuine score by native probe size, and the
+    error-versus-discard curves for size, blur and embedding norm.
+
+    \b
+    Examples:
+      facediag bench tinyface -w edgeface_xxs.pt --root tinyface_root --aligned-dir aligned_pad_0.1_pad_high
+      facediag bench tinyface -w adaface_ir101_webface12m.onnx --card adaface.toml --root tinyface_root \\
+          --aligned-dir aligned_pad_0.1_pad_high --out reports/tinyface
+      facediag bench tinyface -w a.pt -w b.pt --root tinyface_root --json
+    """
+    # loaded when the command runs, not at every start of the CLI
+    from facediag.bench.tinyface import bench_tinyface
+
+    _one_each(weights, labels=labels, cards=cards)
+    check_outputs([*_bench_outputs("tinyface", out), *out_cache(cache_dir, not no_cache)],
+                  inputs=[("--weights", list(weights)), ("--card", list(cards))],
+                  roots=[("--root", root)])
+    report = bench_tinyface(list(weights), root, aligned_dir=aligned_dir, flip=not no_flip,
+                            labels=list(labels) or None, arch=arch, cards=list(cards) or None, device=device,
+                            batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
+                            command=command_line())
     _bench_output(report, out, as_json)
