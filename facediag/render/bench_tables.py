@@ -244,8 +244,103 @@ def _signed_pp(value) -> str:
     return "—" if value is None else f"{value:+.2f}"
 
 
+def _unsupported_foot(found: dict) -> list[str]:
+    return [f"{what}: not reported ({why})" for what, why in found.items()]
+
+
+def survface_tables(report: BenchReport):
+    """Two tables: the open-set watch list (TPIR at FPIR at rank 20 and rank 1, the areas,
+    closed-set rank-k) and verification (TAR@FAR, AUC, mean accuracy), in %."""
+    st, d = report.settings, report.dataset or {}
+    fpirs, ranks = [f"{f:g}" for f in st.get("fpirs", [])], st.get("ranks", [])
+    out = []
+    ident = report.rows_where(task="identification")
+    if ident:
+        head = (["checkpoint", "variant"]
+                + [c for k in ranks for c in [f"TPIR{k}@FPIR {f} %" for f in fpirs] + [f"AUC rank-{k} %"]]
+                + ["rank-1 %", "rank-20 %", "watch list (images)", "searches (mated/unmated)"])
+        rows, unsupported = [], {}
+        for r in ident:
+            cells = [r["checkpoint"], str(r.get("variant", ""))]
+            for k in ranks:
+                w = r.get("watchlist", {}).get(f"rank{k}", {})
+                tpir = w.get("tpir_at_fpir", {})
+                unsupported.update({f"TPIR{k} at FPIR {f}": why for f, why in w.get("tpir_unsupported", {}).items()})
+                cells += [_pct(tpir.get(f)) for f in fpirs] + [_pct(w.get("area"))]
+            rows.append(cells + [_pct(r.get("rank1")), _pct(r.get("rank20")),
+                                 f"{r['n_gallery']} ({r['n_gallery_images']})", f"{r['n_mated']}/{r['n_unmated']}"])
+        foot = [f"protocol: {d.get('protocol', '')}",
+                "TPIRk(t): mated searches whose identity is among the k best templates and scores ≥ t; FPIR(t): "
+                "unmated searches whose best score is ≥ t; each TPIR at the lowest threshold whose FPIR does not "
+                "exceed the target, reported only when unmated searches × FPIR ≥ 10. AUC: area under the TPIR–FPIR "
+                "curve (FPIR 0 to 1, every threshold). rank-k: closed set, mated searches only."]
+        out.append(("QMUL-SurvFace open-set identification (watch list)", head, rows,
+                    foot + _unsupported_foot(unsupported)))
+    ver = report.rows_where(task="verification")
+    if ver:
+        fars = [f"{f:g}" for f in st.get("fars", [])]
+        head = (["checkpoint", "variant"] + [f"TAR@FAR {f} %" for f in fars]
+                + ["AUC %", "mean accuracy % (± std)", "EER %", "pairs (positive/negative)"])
+        rows, unsupported = [], {}
+        for r in ver:
+            tar = r.get("tar_at_far", {})
+            unsupported.update({f"TAR@FAR {f}": why for f, why in r.get("tar_unsupported", {}).items()
+                                if tar.get(f) is None})
+            rows.append([r["checkpoint"], str(r.get("variant", ""))] + [_pct(tar.get(f)) for f in fars]
+                        + [_pct(r.get("auc")), f"{_pct(r['accuracy'])} ± {_pct(r['accuracy_std'])}", _pct(r.get("eer")),
+                           f"{r['n_pairs']} ({r['n_genuine']}/{r['n_impostor']})"])
+        foot = ["TAR@FAR, AUC and EER over all pairs pooled (cosine); a FAR is reported only when negative pairs × FAR "
+                "≥ 10. Mean accuracy: 10 folds, fold k = the k-th tenth of each list, each fold's threshold the best "
+                "on the other nine; ± the std over folds."]
+        out.append(("QMUL-SurvFace verification", head, rows, foot + _unsupported_foot(unsupported)))
+    return out
+
+
+def _distance(r) -> str:
+    return "all" if r.get("distance") == "all" else f"{r['distance']} ({r['distance_m']:.2f} m)"
+
+
+def scface_tables(report: BenchReport):
+    """Camera shots against mugshots per distance (and camera); the native vs synthetic gap."""
+    st, d = report.settings, report.dataset or {}
+    fars = [f"{f:g}" for f in st.get("fars", [])]
+    head = (["distance", "camera", "checkpoint", "median face px", "rank-1 %", "rank-5 %"]
+            + [f"TAR@FAR {f} %" for f in fars] + ["AUC %", "EER %", "probes"])
+    rows, refused = [], {}
+    for r in report.rows_where(probes="native"):
+        tar = r.get("tar_at_far", {})
+        for f, why in r.get("tar_unsupported", {}).items():
+            if tar.get(f) is None:
+                refused.setdefault(f"TAR@FAR {f}", []).append((r.get("n_probes", 0), why))
+        rows.append([_distance(r), str(r.get("camera")), r["checkpoint"], _fixed(r.get("median_size"), 1),
+                     _pct(r.get("rank1")), _pct(r.get("rank5"))] + [_pct(tar.get(f)) for f in fars]
+                    + [_pct(r.get("auc")), _pct(r.get("eer")), format_value(r.get("n_probes"))])
+    foot = [f"protocol: {d.get('protocol', '')}",
+            "median face px: the shorter side of the probe files, median over the row's probes. TAR@FAR over "
+            "(probe, mugshot) pairs; a FAR is reported only when impostor pairs × FAR ≥ 10."]
+    # one line per FAR: the reason of the largest row refused, and in how many rows
+    unsupported = {k: f"{max(v)[1]}; in {len(v)} row(s)" for k, v in refused.items()}
+    out = [("SCface: surveillance cameras against the mugshots", head, rows, foot + _unsupported_foot(unsupported))]
+    if report.comparisons:
+        head = ["distance", "checkpoint", "median native px", "synthetic px", "rank-1 native %", "rank-1 bicubic %",
+                "rank-1 realistic %", "gap bicubic pp", "gap realistic pp"]
+        rows = [[_distance(c), c["checkpoint"], _fixed(c.get("median_size"), 1), str(c["size"]),
+                 _pct(c.get("native_rank1")), _pct(c.get("bicubic_rank1")), _pct(c.get("realistic_rank1")),
+                 _signed_pp(None if c.get("gap_bicubic") is None else 100 * c["gap_bicubic"]),
+                 _signed_pp(None if c.get("gap_realistic") is None else 100 * c["gap_realistic"])]
+                for c in report.comparisons]
+        foot = ["synthetic: the same people's mugshots degraded to the distance's median native face size (bicubic: "
+                "area downsampling; realistic: blur, downsampling, noise, JPEG, every range in "
+                "settings.degradation), brought back to 112 by bicubic and searched against the same mugshots. "
+                "gap = synthetic − native rank-1: how much a synthetic-degradation figure overstates the real one. "
+                "The synthetic probe is a degraded copy of the gallery image itself; a real probe is another "
+                "photograph (camera, pose, light)."]
+        out.append(("SCface: native against synthetic low resolution (the gap)", head, rows, foot))
+    return out
+
+
 _TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": verification_tables, "ijb": ijb_tables,
-           "tinyface": tinyface_tables}
+           "tinyface": tinyface_tables, "survface": survface_tables, "scface": scface_tables}
 
 
 def tables(report: BenchReport):
@@ -280,6 +375,21 @@ def context_lines(report: BenchReport) -> list[str]:
         lines.append(f"data {d.get('root')}: {d.get('probes')} probes, {d.get('gallery_match')} Gallery_Match + "
                      f"{d.get('gallery_distractors')} Gallery_Distractor images"
                      + (f", aligned copy {d['aligned_dir']}/" if d.get("aligned_dir") else ", original images"))
+    elif report.dataset and report.kind == "survface":
+        d = report.dataset
+        i, v = d.get("identification") or {}, d.get("verification") or {}
+        lines.append(f"data {d.get('root')}: "
+                     + "; ".join(([f"watch list {i.get('gallery_identities')} identities ({i.get('gallery_images')} "
+                                   f"images), {i.get('mated_probes')} mated + {i.get('unmated_probes')} unmated probes"]
+                                  if i else [])
+                                 + ([f"{v.get('positive')} positive + {v.get('negative')} negative pairs of "
+                                     f"{v.get('images')} images"] if v else [])))
+    elif report.dataset and report.kind == "scface":
+        d = report.dataset
+        per = d.get("per_distance") or {}
+        lines.append(f"data {d.get('root')}: {d.get('subjects')} mugshots, {d.get('probes')} camera shots; "
+                     + ", ".join(f"distance {k} ({v['distance_m']:.2f} m): {v['probes']} probes, median face "
+                                 f"{_fixed(v.get('median_size'), 1)} px" for k, v in per.items()))
     elif report.dataset:
         d = report.dataset
         counts = d.get("counts") or {}
