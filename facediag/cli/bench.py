@@ -346,3 +346,117 @@ def bench_tinyface_cmd(weights, labels, arch, cards, root, aligned_dir, no_flip,
                             batch_size=batch_size, cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,
                             command=command_line())
     _bench_output(report, out, as_json)
+
+
+FIT_HELP = ("How each image is brought to 112×112: pad (the longer side scaled to 112, padded with black, aspect "
+            "kept: facediag's rule) or stretch (resized to the square, as the public Python ports of these "
+            "evaluations do).")
+
+
+@bench.command("survface")
+@CHECKPOINTS()
+@LABELS()
+@ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@CARDS
+@click.option("--root", "root", required=True, type=PATH,
+              help="The QMUL-SurvFace release folder, holding Face_Identification_Test_Set/ and/or "
+                   "Face_Verification_Test_Set/ (or the folder holding QMUL-SurvFace/).")
+@click.option("--task", type=click.Choice(["all", "identification", "verification"]), default="all",
+              show_default=True, help="Which protocol to run (all: whichever the release holds).")
+@click.option("--no-flip", is_flag=True,
+              help="Embed each image alone (default: the model preset's protocol; EdgeFace's adds the mirror "
+                   "image's embedding before L2-normalising, as the public evaluations average the two).")
+@click.option("--fit", type=click.Choice(["pad", "stretch"]), default="pad", show_default=True, help=FIT_HELP)
+@options(ENGINE_OPTIONS)
+@OUT(help="Write bench-survface.json/.html/.md here.")
+@AS_JSON()
+@handle_errors
+def bench_survface_cmd(weights, labels, arch, cards, root, task, no_flip, fit, device, batch_size, cache_dir, no_cache,
+                       quiet, out, as_json):
+    """QMUL-SurvFace: open-set watch-list identification (TPIR at FPIR 0.3, 0.2, 0.1 at rank 20 and
+    rank 1, area under the TPIR–FPIR curve, closed-set rank-k) and verification (TAR at FAR 0.3,
+    0.1, 0.01, 0.001, AUC, 10-fold mean accuracy) on native surveillance faces.
+
+    The lists are read from the release's .mat files (gallery_img_ID_pairs.mat and
+    mated_probe_img_ID_pairs.mat beside the identification images; positive_pairs_names.mat and
+    negative_pairs_names.mat beside the verification images); every image in unmated_probe/ is an
+    unmated search. One template per watch-list identity (the mean of its normalised image
+    features); cosine; ties count against the probe. An FPIR (FAR) target is reported only when
+    unmated searches (negative pairs) × target ≥ 10. Each identification row also carries rank-1
+    and the genuine score by native probe size, and the error-versus-discard curves.
+
+    \b
+    Examples:
+      facediag bench survface -w edgeface_xxs.pt --root QMUL-SurvFace
+      facediag bench survface -w a.pt -w b.pt --root QMUL-SurvFace --task verification --out reports/survface
+      facediag bench survface -w edgeface_xxs.pt --root QMUL-SurvFace --fit stretch --json
+    """
+    # loaded when the command runs, not at every start of the CLI
+    from facediag.bench.survface import bench_survface
+
+    _one_each(weights, labels=labels, cards=cards)
+    check_outputs([*_bench_outputs("survface", out), *out_cache(cache_dir, not no_cache)],
+                  inputs=[("--weights", list(weights)), ("--card", list(cards))], roots=[("--root", root)])
+    report = bench_survface(list(weights), root, tasks=None if task == "all" else (task,),
+                            flip=False if no_flip else None, fit=fit, labels=list(labels) or None, arch=arch,
+                            cards=list(cards) or None, device=device, batch_size=batch_size, cache_dir=cache_dir,
+                            use_cache=not no_cache, progress=not quiet, command=command_line())
+    _bench_output(report, out, as_json)
+
+
+@bench.command("scface")
+@CHECKPOINTS()
+@LABELS()
+@ARCH(help="Force the variant of every checkpoint instead of detecting it.")
+@CARDS
+@click.option("--root", "root", required=True, type=PATH,
+              help="The SCface folder: mugshots {id}_frontal.* and camera shots {id}_cam{1-5}_{1,2,3}.* (face crops) "
+                   "are found anywhere below it.")
+@click.option("--mugshots", "mugshots", type=PATH, default=None,
+              help="Read the mugshots only from this folder (when the release holds differing copies, e.g. the "
+                   "original and the cropped mugshots).")
+@click.option("--surveillance", "surveillance", type=PATH, default=None,
+              help="Read the camera shots only from this folder.")
+@click.option("--per-camera", is_flag=True, help="Also a row per camera and distance.")
+@click.option("--no-gap", is_flag=True,
+              help="Leave out the synthetic rows: the mugshots degraded (bicubic and realistic) to each distance's "
+                   "median native face size, and the gap to the native probes.")
+@click.option("--no-flip", is_flag=True,
+              help="Embed each image alone (default: the model preset's protocol; EdgeFace's adds the mirror "
+                   "image's embedding).")
+@click.option("--fit", type=click.Choice(["pad", "stretch"]), default="pad", show_default=True, help=FIT_HELP)
+@options(ENGINE_OPTIONS)
+@OUT(help="Write bench-scface.json/.html/.md here.")
+@AS_JSON()
+@handle_errors
+def bench_scface_cmd(weights, labels, arch, cards, root, mugshots, surveillance, per_camera, no_gap, no_flip, fit,
+                     device, batch_size, cache_dir, no_cache, quiet, out, as_json):
+    """SCface: the surveillance cameras' shots at distance 1 (4.20 m), 2 (2.60 m) and 3 (1.00 m)
+    against the frontal mugshots: rank-1/5 and TAR@FAR per distance and together (per camera with
+    --per-camera), the median native face size per distance, and the gap: rank-1 of the mugshots
+    degraded synthetically (bicubic and realistic) to each distance's median face size, beside
+    the native probes' rank-1.
+
+    Probes are used as they are (crop the faces first). One template per person (the mugshot's
+    normalised feature); cosine; ties count against the probe; a FAR is reported only when
+    impostor pairs × FAR ≥ 10. The row of all distances also carries rank-1 and the genuine score
+    by native face size, and the error-versus-discard curves for size, blur and embedding norm.
+
+    \b
+    Examples:
+      facediag bench scface -w edgeface_xxs.pt --root SCface_crops
+      facediag bench scface -w a.pt -w b.pt --root SCface --mugshots SCface/mugshot_frontal_cropped_all --per-camera
+      facediag bench scface -w edgeface_xxs.pt --root SCface_crops --no-gap --json
+    """
+    # loaded when the command runs, not at every start of the CLI
+    from facediag.bench.scface import bench_scface
+
+    _one_each(weights, labels=labels, cards=cards)
+    check_outputs([*_bench_outputs("scface", out), *out_cache(cache_dir, not no_cache)],
+                  inputs=[("--weights", list(weights)), ("--card", list(cards))],
+                  roots=[("--root", root), ("--mugshots", mugshots), ("--surveillance", surveillance)])
+    report = bench_scface(list(weights), root, mugshots=mugshots, surveillance=surveillance, per_camera=per_camera,
+                          gap=not no_gap, flip=False if no_flip else None, fit=fit, labels=list(labels) or None,
+                          arch=arch, cards=list(cards) or None, device=device, batch_size=batch_size,
+                          cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet, command=command_line())
+    _bench_output(report, out, as_json)
