@@ -14,7 +14,7 @@ from facediag.checks.base import Check, Condition, Finding, Severity
 from facediag.checks.registry import register
 from facediag.data.protocol import is_distractor
 from facediag.data.images import DecodeError
-from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs
+from facediag.data.near_duplicates import CANDIDATE_CORRELATION, MAX_CANDIDATES, identical_pairs, nearest_candidates
 from facediag.data.pixels import THUMB_MARGIN, Fingerprints
 
 
@@ -60,50 +60,80 @@ def _shifted_windows(b: np.ndarray, shift: int = 2, margin: int = THUMB_MARGIN) 
 
 
 def _correlate(crop: tuple[np.ndarray, float], shifted: tuple[np.ndarray, np.ndarray]) -> float:
-    (aa, aa_sq), (windows, sq) = crop, shifted
-    cross = np.einsum("ijkl,kl->ij", windows, aa)  # aa is centred: no mean term
-    denom = np.sqrt(sq * aa_sq)
+    return float(_correlate_many([crop], shifted)[0])
+
+
+def _correlate_many(crops: list[tuple[np.ndarray, float]], shifted: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The shift-tolerant correlation of several crops against one image's shifted windows, in one
+    contraction (one image's candidates are tested together)."""
+    windows, sq = shifted
+    stack = np.stack([c for c, _ in crops])
+    cross = np.einsum("ijkl,nkl->nij", windows, stack)  # the crops are centred: no mean term
+    denom = np.sqrt(sq[None] * np.array([c_sq for _, c_sq in crops])[:, None, None])
     ok = denom > 0
-    return float((cross[ok] / denom[ok]).max()) if ok.any() else -1.0
+    corr = np.where(ok, cross / np.where(ok, denom, 1.0), -np.inf).reshape(len(crops), -1).max(axis=1)
+    return np.where(np.isfinite(corr), corr, -1.0)
+
+
+class Leaks(list):
+    """The leaked pairs found, and how many images of the second set had more near-identical
+    candidates than the exact test looks at (their farther candidates were not tested)."""
+    capped: int = 0
 
 
 def find_leaks(a: Fingerprints, b: Fingerprints, min_corr: float, canvas: Callable[[Any], np.ndarray],
                candidate_corr: float = CANDIDATE_CORRELATION, names: tuple[str, str] = ("gallery", "probe"),
-               ) -> list[dict]:
+               max_candidates: int = MAX_CANDIDATES) -> Leaks:
     """Image pairs of ``a`` × ``b`` that are the same file or the same picture at pixel level.
 
     ``a``/``b``: compact fingerprints (Session.pixel_fingerprints); ``canvas(record)``: the grey
     112×112 canvas of one image, decoded again only for candidates. Embedding similarity cannot
     tell a 1-px shift from another photo of the person; pixels can. Thumbnail correlation picks
-    candidates without any A × B matrix; the shift-tolerant full-resolution test decides."""
-    leaks = []
+    candidates without any A × B matrix, at most ``max_candidates`` per image of ``b`` (nearest
+    first; ``Leaks.capped`` counts the images that had more); the shift-tolerant full-resolution
+    test decides, for all of one image's candidates at once."""
+    leaks = Leaks()
     identical = set()
     for i, j in zip(*identical_pairs(a.digests, b.digests)):
         identical.add((int(i), int(j)))
         leaks.append({"kind": "identical", names[0]: str(a.records[i].path), names[1]: str(b.records[j].path)})
-    rows_a, rows_b, _ = candidate_pairs(a.thumbs, b.thumbs, candidate_corr)
+    rows_a, rows_b, _, capped = nearest_candidates(a.thumbs, b.thumbs, candidate_corr, max_candidates)
+    leaks.capped = len(capped)
 
-    # Each image's side of the test is prepared once and kept for its other pairs (the last
-    # 1,024, about 55 KB each): candidates come sorted by a, so an a image is decoded once.
+    # An a image's side of the test is prepared once and kept for its other pairs (the last 1,024,
+    # about 55 KB each): the candidates of one person's frames are mostly the same a images.
     @lru_cache(maxsize=1024)
-    def prepared(side: int, row: int):
+    def crop_of(row: int):
         try:
-            img = canvas((a, b)[side].records[row])
+            return _centred_crop(canvas(a.records[row]))
         except (DecodeError, OSError):
             return None  # read once, unreadable now: not evidence of a leak
-        return _centred_crop(img) if side == 0 else _shifted_windows(img)
 
-    for i, j in zip(rows_a.tolist(), rows_b.tolist()):
-        if (i, j) in identical:
+    near = []
+    starts = np.flatnonzero(np.r_[True, rows_b[1:] != rows_b[:-1]]) if len(rows_b) else []
+    for lo, hi in zip(starts, list(starts[1:]) + [len(rows_b)]):
+        j = int(rows_b[lo])
+        todo = [int(i) for i in rows_a[lo:hi] if (int(i), j) not in identical]
+        crops = [(i, crop_of(i)) for i in todo]
+        crops = [(i, c) for i, c in crops if c is not None]
+        if not crops:
             continue
-        crop, shifted = prepared(0, i), prepared(1, j)
-        if crop is None or shifted is None:
+        try:
+            shifted = _shifted_windows(canvas(b.records[j]))
+        except (DecodeError, OSError):
             continue
-        c = _correlate(crop, shifted)
-        if c >= min_corr:
-            leaks.append({"kind": "near-duplicate", names[0]: str(a.records[i].path), names[1]: str(b.records[j].path),
-                          "correlation": round(c, 4)})
+        for (i, _), c in zip(crops, _correlate_many([c for _, c in crops], shifted)):
+            if c >= min_corr:
+                near.append((i, j, {"kind": "near-duplicate", names[0]: str(a.records[i].path),
+                                    names[1]: str(b.records[j].path), "correlation": round(float(c), 4)}))
+    leaks.extend(leak for _, _, leak in sorted(near, key=lambda x: (x[0], x[1])))
     return leaks
+
+
+def _capped_text(capped: int) -> str:
+    return (f"{capped} image(s) had more than {MAX_CANDIDATES} near-identical candidates (frames of one video, "
+            "bursts of one camera): the exact leakage test looked at the nearest of them only, so a copy "
+            "among the farther ones was not tested")
 
 
 @register
@@ -158,6 +188,7 @@ class SubjectOverlap(Check):
         }
         if distractors:
             metrics["distractor_probes"] = distractors
+        capped = leaks.capped
         findings = []
         if leaks:
             findings.append(Finding(Severity.INFO, "leaked pairs", {"examples": leaks[:5]}))
@@ -180,16 +211,21 @@ class SubjectOverlap(Check):
             if shared:
                 findings.append(Finding(Severity.INFO, "subjects trained on and evaluated", {"examples": shared[:10]}))
             train = ctx.train_fingerprints()
-            train_leaks = [leak for view, side in (("gallery", "gallery"), ("probe_hr", "probe"))
-                           for leak in find_leaks(train, ctx.pixel_fingerprints(view),
-                                                  params["near_duplicate_correlation"], ctx.grey_canvas,
-                                                  names=("train", side))]
+            searches = [find_leaks(train, ctx.pixel_fingerprints(view), params["near_duplicate_correlation"],
+                                   ctx.grey_canvas, names=("train", side))
+                        for view, side in (("gallery", "gallery"), ("probe_hr", "probe"))]
+            train_leaks = [leak for found in searches for leak in found]
+            capped += sum(found.capped for found in searches)
             metrics["train_eval_identical"] = sum(x["kind"] == "identical" for x in train_leaks)
             metrics["train_eval_near_duplicate"] = len(train_leaks) - metrics["train_eval_identical"]
             if train_leaks:
                 findings.append(Finding(Severity.INFO, "training images that are evaluation images",
                                         {"examples": train_leaks[:5]}))
         summary = f"{len(gallery_subj & probe_subj)} of {len(probe_subj)} probe subjects enrolled; no leaked images"
+        if capped:  # never a silent "no leak": say which images were not searched to the end
+            metrics["leak_search_capped"] = capped
+            summary += f" among the {MAX_CANDIDATES} nearest candidates of each image"
+            findings.append(Finding(Severity.INFO, _capped_text(capped)))
         if ctx.train_index is not None:
             summary += " (training images included)"
         data = {"headline": ["shared_subjects", "open_set_share", "leaked_identical", "leaked_near_duplicate"]}

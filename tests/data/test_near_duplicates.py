@@ -11,7 +11,7 @@ from PIL import Image
 from facediag.checks.subject_overlap import find_leaks, shift_correlation
 from facediag.data.images import fit_canvas, load_face, to_tensor01
 from facediag.data.index import Record
-from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs
+from facediag.data.near_duplicates import CANDIDATE_CORRELATION, candidate_pairs, identical_pairs, nearest_candidates
 from facediag.data.pixels import FingerprintTap, grey_canvas, thumbnail
 from facediag.demo.faces import draw_subject
 
@@ -144,3 +144,39 @@ def test_fingerprints_another_process_tapped_are_not_decoded_again(tmp_path, mon
     merged = rank0.fingerprints(recs)
     np.testing.assert_array_equal(merged.digests, alone.digests)
     np.testing.assert_array_equal(merged.thumbs, alone.thumbs)
+
+
+def test_nearest_candidates_keep_every_pair_under_the_cap_and_the_nearest_above_it():
+    rng = np.random.default_rng(2)
+    a, b = _unit(rng, 60), _unit(rng, 30)
+    full = a.astype(np.float32) @ b.astype(np.float32).T
+    ra, rb, corr, capped = nearest_candidates(a, b, 0.2, k=60, chunk=7)
+    assert set(zip(ra.tolist(), rb.tolist())) == set(zip(*np.nonzero(full >= 0.2))) and len(capped) == 0
+    ra, rb, corr, capped = nearest_candidates(a, b, -1.0, k=3, chunk=7)  # every pair a candidate: all capped
+    assert capped.tolist() == list(range(30)) and (np.bincount(rb) == 3).all()
+    for j in range(30):
+        assert set(ra[rb == j].tolist()) == set(np.argsort(-full[:, j])[:3].tolist())
+    assert (np.diff(rb) >= 0).all()  # sorted by b: each b image's candidates are tested together
+
+
+def test_a_copy_among_many_near_identical_video_frames_is_found_and_the_cap_is_said(tmp_path):
+    """40 frames of one person (one picture, independent noise: every frame a candidate of every
+    other) enrolled, and among the probes other frames plus one enrolled frame again, shifted by a
+    pixel: the copy is the nearest candidate, so the cap of 16 keeps it, and the cap is reported."""
+    face = np.asarray(draw_subject(1, "train", 2, 1)[0].convert("RGB")).astype(np.float64)
+    rng = np.random.default_rng(0)
+    gallery, probes = [], []
+    for k in range(44):
+        frame = Image.fromarray(np.clip(face + rng.normal(0, 12, face.shape), 0, 255).astype(np.uint8))
+        path = tmp_path / f"frame{k}.png"
+        frame.save(path)
+        (gallery if k < 40 else probes).append(Record(path, "x"))
+    copy = tmp_path / "copy.png"
+    _shifted_jpeg(Image.open(gallery[7].path).convert("RGB"), 1, 0, quality=95).save(copy)
+    probes.append(Record(copy, "x"))
+    tap = FingerprintTap()
+    fa, fb = tap.fingerprints(gallery), tap.fingerprints(probes)
+    assert len(candidate_pairs(fa.thumbs, fb.thumbs)[0]) > 16 * len(probes)  # more than the cap allows
+    leaks = find_leaks(fa, fb, 0.995, grey_canvas)
+    assert [(x["gallery"], x["probe"]) for x in leaks] == [(str(gallery[7].path), str(copy))]
+    assert leaks.capped == len(probes)

@@ -128,3 +128,26 @@ def test_the_pixel_sample_decodes_no_image_again(faces, tmp_path, decodes, warm)
     assert len(small) == 8 and torch.equal(small.pixels[0], big.pixels[0])
     fresh = images.load_face(big.records[5].path)  # what a second decode would give, bit for bit
     assert torch.equal(big.pixels[5], fresh)
+
+
+def test_subject_overlap_says_when_the_leak_search_was_capped(tmp_path):
+    """A person filmed: 30 frames of one picture with independent noise, so every probe frame has
+    more near-identical gallery candidates than the exact test looks at. No frame is a copy of
+    another (no leak), and the report says the search was capped instead of a bare "no leak"."""
+    import numpy as np
+    from PIL import Image
+    from facediag.demo.faces import draw_subject
+
+    rng = np.random.default_rng(0)
+    for person in range(2):
+        face = np.asarray(draw_subject(1, "train", person, 1)[0].convert("RGB")).astype(np.float64)
+        (tmp_path / "data" / f"p{person}").mkdir(parents=True)
+        for k in range(30):
+            noisy = np.clip(face + rng.normal(0, 12, face.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(tmp_path / "data" / f"p{person}" / f"{k:02d}.png")
+    cfg = SessionConfig(data=tmp_path / "data", gallery_per_subject=20, cache_dir=tmp_path / "cache",
+                        progress=False, device="cpu")
+    res = _overlap(Session(cfg, models={"model": _model()}))
+    assert res.metrics["leaked_near_duplicate"] == 0 and res.metrics["leak_search_capped"] == 20
+    assert "nearest candidates" in res.summary
+    assert any("near-identical candidates" in f.message for f in res.findings)
