@@ -82,8 +82,10 @@ def run_batched(loaders: Sequence[Callable[[], torch.Tensor]], stage: Callable[[
 
 def degraded_key(dsr_fingerprint: str, degrade: str, digest: str) -> str:
     """The cache key of a probe made from an image: how it was degraded (``area16``: area-downsampled
-    to 16 px; ``vlr-file``: a real VLR file), the DSR stage that brought it back, and the content
-    digest. Every command that degrades images keys them here, so their caches are one."""
+    to 16 px; ``realistic-v1-16``: the realistic chain at 16 px, its ranges' version included, from
+    :func:`facediag.data.degradation.key_token`; ``vlr-file``: a real VLR file), the DSR stage that
+    brought it back, and the content digest. Every command that degrades images keys them here, so
+    their caches are one."""
     return f"probe:{dsr_fingerprint}:{degrade}:{digest}"
 
 

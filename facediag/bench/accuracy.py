@@ -18,6 +18,8 @@ import numpy as np
 
 from facediag.bench.common import checkpoint_labels, environment, load_models, parse_resolutions
 from facediag.bench.native_quality import NativeQuality
+from facediag.data.degradation import check_mode as check_degradation
+from facediag.data.degradation import describe as describe_degradation
 from facediag.distributed import Distributed
 from facediag.results import BenchReport
 from facediag.errors import FacediagError
@@ -113,9 +115,10 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
     module wrapped with LoadedModel.from_module). ``resolutions``: sizes in
     pixels and/or None ("hr") or a string like "12,16,24,32,hr". ``threshold``: None takes the
     models' preset's; ``cards``: a model card per checkpoint (None: the card beside each). ``options``: other
-    SessionConfig fields (gallery_root, probe_root, layout, gallery_per_subject, device,
-    batch_size, cache_dir, use_cache, progress, ...). Under torchrun (``dist``) every rank must
-    call this; only rank 0 gets the report, the others None.
+    SessionConfig fields (gallery_root, probe_root, layout, gallery_per_subject, degrade, device,
+    batch_size, cache_dir, use_cache, progress, ...); ``degrade="realistic"`` makes the low-resolution
+    probes by :mod:`facediag.data.degradation`'s realistic chain instead of area downsampling.
+    Under torchrun (``dist``) every rank must call this; only rank 0 gets the report, the others None.
 
     Example::
 
@@ -144,12 +147,14 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
     info = sessions.info
     if not info.dist.main:
         return None
+    degrade = options.get("degrade", "bicubic")
     settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
                 "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
+                "degrade": degrade, "degradation": describe_degradation(degrade),
                 "batch_size": info.config.batch_size, "device": str(info.device),
                 "model_forward_batches": calls}
     notes = sessions.real_vlr_notes()
-    dataset = _dataset(info)  # after the rows: it counts the faces aligned
+    dataset = _dataset(info, degrade)  # after the rows: it counts the faces aligned
     notes += info.alignment_notes() + _index_notes(info)
     return BenchReport(
         kind="accuracy",
@@ -165,6 +170,7 @@ def _check_arguments(checkpoints: Sequence, dsr: str | None, dsr_weights, option
             raise FacediagError(f"bench_accuracy sets {key} itself; do not pass it in options")
     if not checkpoints:
         raise FacediagError("give at least one checkpoint")
+    check_degradation(options.get("degrade", "bicubic"))  # before any model is loaded
     if dsr_weights is not None and dsr in (None, "bicubic"):
         raise FacediagError("DSR weights given without a DSR model (--dsr module:factory)")
 
@@ -208,8 +214,10 @@ class _Sessions:
     def real_vlr_notes(self) -> list[str]:
         if not any(p.vlr is not None for p in self.info.protocol.probes):
             return []
+        mode = self.info.config.degrade
+        how = "area-downsampled" if mode == "bicubic" else f"made by the {mode} degradation"
         return ["the data has real VLR files: probes with one use it at every resolution (only "
-                "probes without one are area-downsampled), so rows may not be at the resolution named"]
+                f"probes without one are {how}), so rows may not be at the resolution named"]
 
     def forward_batches(self) -> dict[str, int]:
         """Batches that reached each model, over all ranks (shards are whole batches: as one process)."""
@@ -251,13 +259,15 @@ def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: S
     return rows, comparisons
 
 
-def _dataset(info: Session) -> dict[str, Any]:
+def _dataset(info: Session, degrade: str = "bicubic") -> dict[str, Any]:
     """The dataset as every resolution shares it: the per-resolution fields left to the rows."""
     dataset = info.dataset_info()
     for key in ("vlr_size", "dsr", "fingerprint"):  # per-resolution; rows say how probes were made
         dataset.pop(key, None)
+    how = ("area-downsampled" if degrade == "bicubic" else
+           f"degraded by the {degrade} chain (blur, downsampling, noise, JPEG: settings.degradation)")
     dataset["protocol"] = (dataset["protocol"].rpartition("; ")[0]
-                           + "; probes area-downsampled to each resolution, then upsampled to 112")
+                           + f"; probes {how} to each resolution, then upsampled to 112")
     return dataset
 
 

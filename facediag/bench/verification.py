@@ -9,10 +9,11 @@ score is the reference's: embedding(img) + embedding(flip(img)), L2-normalised, 
 distance; the protocol itself is :func:`facediag.metrics.kfold.reference_kfold`.
 
 Low resolution on the same pairs (the gallery–probe situation: HR vs very low resolution):
-at each size the second image of every pair (or both) is degraded exactly as facediag makes
-every synthetic probe (area-downsampled, then the DSR stage back to 112: bicubic, and the
-``--dsr`` model when one is given), each degraded view computed once for all checkpoints and
-embedded once per checkpoint under the key of that degradation, size and path. With a DSR
+at each size the second image of every pair (or both: ``degrade_side``) is degraded exactly as
+facediag makes every synthetic probe (:func:`facediag.data.degradation.degrade`, bicubic = area
+downsampling or realistic, then the DSR stage back to 112: bicubic, and the ``--dsr`` model when
+one is given), each degraded view computed once for all checkpoints and embedded once per
+checkpoint under the key of that degradation, size and path. With a DSR
 model, DSR and bicubic are compared pair by pair (exact McNemar) on each pair's decision at
 its own test fold's threshold.
 """
@@ -29,7 +30,11 @@ import numpy as np
 import torch
 
 from facediag.bench.common import checkpoint_labels, environment, load_models, parse_resolutions
-from facediag.data.images import DecodeError, downsample
+from facediag.data.degradation import MODES as DEGRADE_MODES
+from facediag.data.degradation import degrade as degrade_image
+from facediag.data.degradation import describe as describe_degradation
+from facediag.data.degradation import key_token
+from facediag.data.images import DecodeError
 from facediag.device import resolve_device
 from facediag.embed import Item, build_embedder, degraded_key, open_cache, super_resolve
 from facediag.errors import FacediagError
@@ -55,11 +60,13 @@ PUBLISHED = {
 }
 PUBLISHED_SOURCE = "EdgeFace README (otroshi/edgeface), 10-fold accuracy in %"
 DEFAULT_FARS = (1e-1, 1e-2, 1e-3, 1e-4)
-DEGRADE = ("second", "both")  # which image of each pair a low resolution applies to
+DEGRADE_SIDES = ("second", "both")  # which image of each pair a low resolution applies to
 
 
-def protocol_text(flip: bool, folds_from_file: bool = False, degrade: str | None = None) -> str:
-    """The protocol, as every report states it (``degrade``: None when every row is HR)."""
+def protocol_text(flip: bool, folds_from_file: bool = False, degrade: str | None = None,
+                  mode: str = "bicubic") -> str:
+    """The protocol, as every report states it (``degrade``: the side, None when every row is HR;
+    ``mode``: how the images are degraded, facediag.data.degradation)."""
     folds = ("the set's own folds" if folds_from_file else
              f"{DEFAULT_FOLDS}-fold, consecutive folds (not shuffled)")
     text = (f"{folds}; ± is the std over folds (ddof=0, as the reference); "
@@ -68,7 +75,9 @@ def protocol_text(flip: bool, folds_from_file: bool = False, degrade: str | None
             "with the best accuracy on the other folds; VAL@FAR=1e-3 per fold as the reference")
     if degrade is not None:
         which = "both images" if degrade == "both" else "the second image (HR vs low resolution)"
-        text += (f"; low resolutions: {which} of every pair area-downsampled to each size, then brought "
+        how = ("area-downsampled" if mode == "bicubic" else
+               f"degraded by the {mode} chain (blur, downsampling, noise, JPEG: settings.degradation)")
+        text += (f"; low resolutions: {which} of every pair {how} to each size, then brought "
                  "back to 112 by the upsampling path (bicubic or the DSR model)")
     return text
 
@@ -109,13 +118,14 @@ class _SharedDecode:
 
 class DegradedImages:
     """Some images of a set at one low resolution through one upsampling path, as facediag makes
-    every synthetic probe (Session, bench accuracy): :func:`facediag.data.images.downsample`
-    (area), then the DSR stage (:func:`facediag.embed.super_resolve`) back to 112. Computed on
-    the first pixels asked for, once for every checkpoint: never when the cache holds every view."""
+    every synthetic probe (Session, bench accuracy): :func:`facediag.data.degradation.degrade`
+    (``mode``: bicubic = area, or realistic), then the DSR stage (:func:`facediag.embed.super_resolve`)
+    back to 112. Computed on the first pixels asked for, once for every checkpoint: never when the
+    cache holds every view."""
 
     def __init__(self, pset, indices: Sequence[int], size: int, dsr, device, *, batch_size: int,
-                 progress: bool):
-        self.pset, self.size, self.dsr, self.device = pset, size, dsr, device
+                 progress: bool, mode: str = "bicubic"):
+        self.pset, self.size, self.dsr, self.device, self.mode = pset, size, dsr, device, mode
         self.indices = list(indices)
         # one degraded view per distinct content (a set may hold one image many times over)
         slot: dict[str, int] = {}
@@ -131,13 +141,14 @@ class DegradedImages:
         self._lock = threading.Lock()
 
     def key(self, i: int) -> str:
-        """Image i's cache key: its content digest, the size and the path (the DSR's fingerprint)."""
-        return degraded_key(self.dsr.fingerprint, f"area{self.size}", self.pset.images[i].key.partition(":")[2])
+        """Image i's cache key: its content digest, the degradation and size, and the path (the DSR's fingerprint)."""
+        return degraded_key(self.dsr.fingerprint, key_token(self.mode, self.size),
+                            self.pset.images[i].key.partition(":")[2])
 
     def pixels(self, i: int) -> torch.Tensor:
         with self._lock:
             if self._out is None:
-                loaders = [partial(_downsampled, self.pset.images[k].load, self.size) for k in self._sources]
+                loaders = [partial(_degraded, self.pset.images[k].load, self.size, self.mode) for k in self._sources]
                 self._out = super_resolve(
                     loaders, self.dsr, self.device, batch_size=self.batch_size, progress=self.progress,
                     description=f"degrading {self.pset.name} to {self.size} px ({self.dsr.name})")
@@ -148,8 +159,8 @@ class DegradedImages:
         return out[j].float()
 
 
-def _downsampled(load, size: int) -> torch.Tensor:
-    return downsample(load(), size)
+def _degraded(load, size: int, mode: str) -> torch.Tensor:
+    return degrade_image(load(), size, mode)
 
 
 def _view_items(sources: Sequence[tuple[str, Any]], flip: bool, capacity: int):
@@ -346,7 +357,8 @@ def published_figure(variant: str, name: str) -> float | None:
 
 
 def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_root: str | Path | None = None,
-                       flip: bool | None = None, resolutions: str | Sequence = ("hr",), degrade: str = "second",
+                       flip: bool | None = None, resolutions: str | Sequence = ("hr",),
+                       degrade_side: str = "second", degrade: str = "bicubic",
                        dsr: str | None = None, dsr_weights: str | Path | None = None, alpha: float = 0.05,
                        labels: Sequence[str] | None = None, arch: str | None = None,
                        cards: Sequence | None = None, device: str = "auto", batch_size: int = 64,
@@ -359,8 +371,9 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
     or .csv paths (``images_root`` for pairs.txt and CSV).
     ``flip``: None takes the model preset's (a model card's, else EdgeFace's); ``cards``: one model
     card per checkpoint (None: the card beside each, if any). ``resolutions``: sizes in pixels and/or "hr"
-    ("hr,32,16"); a size degrades the second image of every pair (``degrade="both"``: both),
-    through bicubic and, with ``dsr`` (as ``bench accuracy --dsr``), through the DSR model too.
+    ("hr,32,16"); a size degrades the second image of every pair (``degrade_side="both"``: both)
+    by ``degrade`` ("bicubic": area downsampling, or "realistic": facediag.data.degradation), brought
+    back through bicubic and, with ``dsr`` (as ``bench accuracy --dsr``), through the DSR model too.
 
     Example::
 
@@ -373,7 +386,7 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
         raise FacediagError("give at least one pair set (--pairs lfw.bin, pairs.txt or pairs.csv)")
     resolutions = sorted(parse_resolutions(resolutions), key=lambda r: -(r or 113))  # HR first, then down
     low = [r for r in resolutions if r is not None]
-    _check_degradation(degrade, dsr, dsr_weights, low)
+    _check_degradation(degrade_side, degrade, dsr, dsr_weights, low)
     names = checkpoint_labels(checkpoints, labels)
     sets = read_pair_sets(pair_files, images_root, allow_outside_root)  # before any model is loaded
     dev = resolve_device(device)
@@ -385,8 +398,8 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
     cache = open_cache(cache_dir, use_cache)
     embedders = {label: build_embedder(loaded, dev, cache=cache, batch_size=batch_size, progress=progress)
                  for label, loaded in models.items()}
-    run = _Run(embedders, {label: m.variant for label, m in models.items()}, paths, flip, degrade, fars, alpha, dev,
-               batch_size, progress)
+    run = _Run(embedders, {label: m.variant for label, m in models.items()}, paths, flip, degrade_side, fars, alpha,
+               dev, batch_size, progress, degrade)
     rows, comparisons = [], []
     for pset in sets:
         set_rows, set_comparisons = run.set_rows(pset, resolutions)
@@ -396,13 +409,15 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
     order = {label: i for i, label in enumerate(names)}  # one checkpoint's rows together
     rows.sort(key=lambda r: order[r["checkpoint"]])
     settings = {"flip": flip, "folds": DEFAULT_FOLDS, "fars": list(fars), "val_far_target": DEFAULT_FAR_TARGET,
-                "resolutions": [_res_name(r) for r in resolutions], "degrade": degrade if low else None,
+                "resolutions": [_res_name(r) for r in resolutions], "degrade_side": degrade_side if low else None,
+                "degrade": degrade if low else None, "degradation": describe_degradation(degrade) if low else None,
                 "dsr": paths["dsr"].name if "dsr" in paths else None, "alpha": alpha,
                 "batch_size": batch_size, "device": str(dev),
                 "model_forward_batches": {label: e.forward_calls for label, e in embedders.items()},
                 "images_embedded": {label: e.images_embedded for label, e in embedders.items()},
                 "published_source": PUBLISHED_SOURCE}
-    dataset = {"protocol": protocol_text(flip, any(s.fold_ids is not None for s in sets), degrade if low else None),
+    dataset = {"protocol": protocol_text(flip, any(s.fold_ids is not None for s in sets),
+                                         degrade_side if low else None, degrade),
                "sets": [s.describe() for s in sets]}
     return BenchReport(kind="verification", command=command or "facediag.bench.bench_verification(...)",
                        checkpoints={label: checkpoint_info(m) for label, m in models.items()},
@@ -410,9 +425,14 @@ def bench_verification(checkpoints: Sequence, pair_files: Sequence, *, images_ro
                        environment=environment(dev))
 
 
-def _check_degradation(degrade: str, dsr: str | None, dsr_weights, low: Sequence[int]) -> None:
-    if degrade not in DEGRADE:
-        raise FacediagError(f"degrade {degrade!r}: give one of {', '.join(DEGRADE)}")
+def _check_degradation(side: str, degrade: str, dsr: str | None, dsr_weights, low: Sequence[int]) -> None:
+    if side not in DEGRADE_SIDES:
+        raise FacediagError(f"degrade_side {side!r}: give one of {', '.join(DEGRADE_SIDES)}")
+    if degrade in DEGRADE_SIDES:
+        raise FacediagError(f"degrade={degrade!r} is a side of the pair: that is degrade_side now (--degrade-side); "
+                            f"degrade is how images are degraded: {' or '.join(DEGRADE_MODES)}")
+    if degrade not in DEGRADE_MODES:
+        raise FacediagError(f"degrade {degrade!r}: give one of {', '.join(DEGRADE_MODES)}")
     if dsr_weights is not None and dsr in (None, "bicubic"):
         raise FacediagError("DSR weights given without a DSR model (--dsr module:factory)")
     if dsr not in (None, "bicubic") and not low:
@@ -439,12 +459,13 @@ class _Run:
     variants: dict[str, str]
     paths: dict
     flip: bool
-    degrade: str
+    side: str  # which image of each pair is degraded: "second" or "both"
     fars: Sequence[float]
     alpha: float
     device: torch.device
     batch_size: int
     progress: bool
+    mode: str = "bicubic"  # how: facediag.data.degradation
 
     def set_rows(self, pset, resolutions: Sequence[int | None]) -> tuple[list[dict], list[dict]]:
         """One set's rows at every resolution, and its DSR-vs-bicubic comparisons."""
@@ -469,14 +490,15 @@ class _Run:
 
     def _low_resolution_rows(self, pset, res: int, hr_of) -> tuple[list[dict], list[dict]]:
         """Each checkpoint through each upsampling path at ``res``, and DSR vs bicubic pair by pair."""
-        degraded = range(len(pset.images)) if self.degrade == "both" else np.unique(pset.second).tolist()
+        degraded = range(len(pset.images)) if self.side == "both" else np.unique(pset.second).tolist()
         rows, correct = [], {}  # (path, checkpoint) -> each pair's decision
         for path, stage in self.paths.items():
+            # dropped after this path: at most one set's worth held
             view = DegradedImages(pset, degraded, res, stage, self.device, batch_size=self.batch_size,
-                                  progress=self.progress)  # dropped after this path: at most one set's worth held
+                                  progress=self.progress, mode=self.mode)
             for label in self.embedders:
                 low_emb = pair_embeddings(self.embedders[label], pset, self.flip, indices=degraded, degraded=view)
-                first = low_emb if self.degrade == "both" else hr_of(label)
+                first = low_emb if self.side == "both" else hr_of(label)
                 row, correct[path, label] = set_row(pset, first, low_emb, fars=self.fars)
                 rows.append(_row(label, self.variants[label], res, path, stage.name, row))
         comparisons = [{"set": pset.name, "resolution": res, "checkpoint": label, "dsr": self.paths["dsr"].name,
@@ -511,6 +533,6 @@ def _row(label: str, variant: str, res, path: str, upsampling: str, numbers: dic
     return row
 
 
-__all__ = ["DEGRADE", "PUBLISHED", "DegradedImages", "Embedded", "bench_verification", "pair_distances", "check_finite",
-           "compare_paths", "pair_embeddings", "protocol_text", "published_figure", "read_pair_sets", "resolve_flip",
-           "set_row"]
+__all__ = ["DEGRADE_SIDES", "PUBLISHED", "DegradedImages", "Embedded", "bench_verification", "pair_distances",
+           "check_finite", "compare_paths", "pair_embeddings", "protocol_text", "published_figure", "read_pair_sets",
+           "resolve_flip", "set_row"]

@@ -7,7 +7,7 @@ import click
 
 from facediag.bench import bench_accuracy, bench_speed
 from facediag.bench.accuracy import parse_resolutions
-from facediag.bench.verification import DEGRADE, bench_verification
+from facediag.bench.verification import DEGRADE_SIDES, bench_verification
 from facediag.distributed import launched
 from facediag.outputs import check_outputs, data_paths, out_cache, out_dir
 from facediag.render import bench_filenames, render_terminal, write_all
@@ -17,6 +17,7 @@ from facediag.cli.options import (
     ARCH,
     CARD,
     CHECKPOINTS,
+    DEGRADE,
     LABELS,
     AS_JSON,
     DATA_OPTIONS,
@@ -93,7 +94,7 @@ def _one_each(weights, **per_weights) -> None:
 @ARCH(help="Force the variant of every checkpoint instead of detecting it.")
 @CARDS
 @click.option("--resolutions", default="12,16,24,32,hr", show_default=True,
-              help="Probe sizes in pixels (area-downsampled from HR, then upsampled to 112) and/or 'hr'.")
+              help="Probe sizes in pixels (degraded from HR by --degrade, then upsampled to 112) and/or 'hr'.")
 @click.option("--threshold", type=click.FloatRange(-1, 1), default=None,
               help="Cosine acceptance threshold (default: the model cards', else the EdgeFace preset's 0.35).")
 @N_BOOT(help="Bootstrap resamples for the CIs.")
@@ -115,6 +116,7 @@ def bench_accuracy_cmd(weights, labels, arch, cards, resolutions, threshold, n_b
       facediag bench accuracy -w edgeface_xxs.pt --data orl_faces
       facediag bench accuracy -w pretrained.pt -w finetuned.pt --data faces/ --resolutions 16,hr --out reports/bench
       facediag bench accuracy -w edgeface_xxs.pt --data faces/ --dsr dsr.torchscript --resolutions 12,16,24
+      facediag bench accuracy -w edgeface_xxs.pt --data orl_faces --resolutions 16 --degrade realistic
     """
     _one_each(weights, labels=labels, cards=cards)
     inputs, roots = data_paths(kw)
@@ -191,9 +193,10 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
                    "adds the mirror image's embedding, as the reference).")
 @click.option("--resolutions", default="hr", show_default=True,
               help="Sizes in pixels and/or 'hr' (e.g. hr,32,24,16,12): at a size the second image of every pair "
-                   "is area-downsampled to it, then brought back to 112 (bicubic, and --dsr).")
-@click.option("--degrade", type=click.Choice(DEGRADE), default="second", show_default=True,
+                   "is degraded to it (--degrade), then brought back to 112 (bicubic, and --dsr).")
+@click.option("--degrade-side", type=click.Choice(DEGRADE_SIDES), default="second", show_default=True,
               help="Which image of each pair a low resolution applies to: the second (HR vs low resolution) or both.")
+@DEGRADE()
 @DSR(help="Also bring low resolutions back through this super-resolution model (TorchScript file, or "
           f"module:factory with --dsr-weights), compared with bicubic pair by pair (McNemar). {DSR_CODE_HELP}")
 @DSR_WEIGHTS()
@@ -203,8 +206,9 @@ def bench_speed_cmd(weights, variants, arch, device, batch_sizes, threads, dtype
 @OUT(help="Write bench-verification.json/.html/.md here.")
 @AS_JSON()
 @handle_errors
-def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip, resolutions, degrade, dsr, dsr_weights,
-                           allow_outside_root, device, batch_size, cache_dir, no_cache, quiet, out, as_json):
+def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip, resolutions, degrade_side, degrade,
+                           dsr, dsr_weights, allow_outside_root, device, batch_size, cache_dir, no_cache, quiet, out,
+                           as_json):
     """Accuracy (mean ± std over 10 folds), VAL@FAR=1e-3, ROC AUC, EER, TAR@FAR and XNorm on
     verification pair sets, with EdgeFace's published accuracy and the difference where the
     set (lfw, calfw, cplfw, cfp_fp, agedb_30, from the file name) and the variant match.
@@ -221,6 +225,7 @@ def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip,
       facediag bench verification -w a.pt -w b.pt --pairs lfw/pairs.txt --images lfw/ --out reports/ver
       facediag bench verification -w ft.pt --pairs my_pairs.csv --no-flip --json
       facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --resolutions hr,32,24,16,12 --dsr dsr.pt
+      facediag bench verification -w edgeface_xxs.pt --pairs lfw.bin --resolutions hr,16 --degrade realistic
     """
     _one_each(weights, labels=labels, cards=cards)
     parse_resolutions(resolutions)  # a bad size is refused before any output is checked or file read
@@ -232,7 +237,8 @@ def bench_verification_cmd(weights, labels, arch, cards, pairs, images, no_flip,
                           ("--dsr", dsr_files)],
                   roots=[("--images", images), ("--pairs' folder, the CSV's image root", csv_roots)])
     report = bench_verification(list(weights), list(pairs), images_root=images, flip=False if no_flip else None,
-                                resolutions=resolutions, degrade=degrade, dsr=dsr, dsr_weights=dsr_weights,
+                                resolutions=resolutions, degrade_side=degrade_side, degrade=degrade, dsr=dsr,
+                                dsr_weights=dsr_weights,
                                 labels=list(labels) or None, arch=arch, cards=list(cards) or None, device=device,
                                 batch_size=batch_size,
                                 cache_dir=cache_dir, use_cache=not no_cache, progress=not quiet,

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from facediag.data.aligner import ALIGN_CHOICES
+from facediag.data.degradation import MODES as DEGRADE_MODES
 from facediag.data.detect import missing_extra as missing_align_extra
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, LAYOUTS
 from facediag.errors import FacediagError
@@ -163,6 +164,20 @@ def vlr_size(ctx, param, value):
     return size
 
 
+# bench verification's --degrade once chose which image of a pair is degraded; that is --degrade-side now.
+_OLD_DEGRADE = ("second", "both")
+
+
+def degrade_mode(ctx, param, value):
+    """--degrade: bicubic or realistic; the old side values are refused with the option's new name."""
+    if value in DEGRADE_MODES:
+        return value
+    if value in _OLD_DEGRADE and ctx is not None and any(p.name == "degrade_side" for p in ctx.command.params):
+        raise click.BadParameter(f"{value!r} is a side of the pair: that option is now --degrade-side {value} "
+                                 f"(--degrade picks how images are degraded: {' or '.join(DEGRADE_MODES)})")
+    raise click.BadParameter(f"{value!r}: choose {' or '.join(DEGRADE_MODES)}")
+
+
 def int_list(ctx, param, value):
     try:
         values = [int(v) for v in str(value).split(",") if v.strip()]
@@ -217,6 +232,12 @@ VLR_SIZE = option("--vlr-size", default=str(config_default(SessionConfig, "vlr_s
                   callback=vlr_size,
                   help="Probes without a VLR file are area-downsampled to this many pixels, then DSR'd; "
                        "'hr' probes at full resolution.")
+DEGRADE = option("--degrade", default=config_default(SessionConfig, "degrade"), show_default=True,
+                 metavar="[" + "|".join(DEGRADE_MODES) + "]", callback=degrade_mode,
+                 help="How a probe is brought to a low resolution: bicubic (area-downsampled, the field's synthetic "
+                      "probe) or realistic (blur, downsampling, Gaussian + Poisson noise and JPEG drawn per image, "
+                      "seeded by its content; every range in the report). Both are brought back to 112 by the DSR "
+                      "stage.")
 DSR_CODE_HELP = ("An ONNX DSR runs graph operators only (recommended). A TorchScript DSR is run as a plain "
                  "scripted module (one whose archive runs code on load is refused); a module:factory is your own "
                  "Python, imported and called like any import, so it needs --trust-dsr-code.")
@@ -331,7 +352,8 @@ DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
     ("distractors", DISTRACTORS()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
-    ("vlr_size", VLR_SIZE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()), ("trust_dsr_code", TRUST_DSR_CODE()),
+    ("vlr_size", VLR_SIZE()), ("degrade", DEGRADE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()),
+    ("trust_dsr_code", TRUST_DSR_CODE()),
     ("align", ALIGN()), ("index", INDEX()),
     *ENGINE_OPTIONS,
     ("allow_outside_root", ALLOW_OUTSIDE_ROOT()),

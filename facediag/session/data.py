@@ -15,6 +15,9 @@ import torch
 
 from facediag.cache import EmbeddingCache, default_cache_dir
 from facediag.data.aligner import ALIGN_CHOICES
+from facediag.data.degradation import check_mode as check_degradation
+from facediag.data.degradation import describe as describe_degradation
+from facediag.data.degradation import key_token
 from facediag.data.detect import require_extra
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
@@ -42,6 +45,9 @@ class SessionConfig:
     allow_outside_root: bool = False  # a manifest may name files outside its folder
     gallery_per_subject: int = 3
     vlr_size: int | None = 16  # None: probe at full resolution
+    # How a probe without a VLR file is brought to vlr_size: "bicubic" (area-downsampled, the
+    # field's synthetic probe) or "realistic" (blur, noise, JPEG): facediag.data.degradation.
+    degrade: str = "bicubic"
     dsr: str | None = None
     dsr_weights: str | Path | None = None
     device: str = "auto"
@@ -76,6 +82,7 @@ class Data:
         if config.align != "none":
             require_extra()  # the one-line install command, before any work
         require_index(config.index)  # likewise for --index faiss*
+        check_degradation(config.degrade)
         self.config = config
         self.dist = dist
         if protocol is not None:
@@ -142,6 +149,11 @@ class Data:
     def probes_need_dsr(self) -> bool:
         return self.protocol.vlr_size is not None or any(p.vlr is not None for p in self.protocol.probes)
 
+    @property
+    def synthetic_probes(self) -> bool:
+        """Whether some probe is made by degrading its HR image (no VLR file of its own)."""
+        return self.protocol.vlr_size is not None and any(p.vlr is None for p in self.protocol.probes)
+
     def index_problems(self) -> list[tuple[str, str]]:
         """Files the indexes could not use, with why (the training root's are not the run's data)."""
         return [*self.index.problems, *(self.probe_index.problems if self.probe_index else []),
@@ -185,6 +197,16 @@ class Data:
                 info["fingerprint"] = hashlib.sha256(f"{info['fingerprint']}|align={alignment['id']}".encode()
                                                      ).hexdigest()
             info["notes"] += alignment_notes(alignment)
+        if self.synthetic_probes:
+            info["degradation"] = describe_degradation(self.config.degrade)
+        if self.synthetic_probes and self.config.degrade != "bicubic":
+            # Other probes than the bicubic ones: a data fingerprint of their own (as aligned crops
+            # have), so a realistic run is never gated against a bicubic baseline.
+            info["fingerprint"] = hashlib.sha256(
+                f"{info['fingerprint']}|degrade={key_token(self.config.degrade, proto.vlr_size)}".encode()).hexdigest()
+            info["notes"].append(f"probes without a VLR file made by the {self.config.degrade} degradation at "
+                                 f"{proto.vlr_size} px (blur, downsampling, Gaussian and Poisson noise, JPEG; every "
+                                 "range under dataset.degradation), then brought back to 112")
         if self.config.index != "exact":  # rank-k as that index answers: say so where the data is described
             info["index"] = self.config.index
             info["notes"].append(f"candidate search by --index {self.config.index}: rank-k, CMC and open set as "

@@ -20,7 +20,8 @@ import torch
 
 from facediag.cache import EmbeddingCache
 from facediag.data.aligner import Aligner
-from facediag.data.images import DecodeError, downsample, fit_canvas, header_size, load_face, load_lowres, to_tensor01
+from facediag.data.degradation import degrade, key_token
+from facediag.data.images import DecodeError, fit_canvas, header_size, load_face, load_lowres, to_tensor01
 from facediag.data.index import file_digest
 from facediag.data.pixels import (PIXEL_SAMPLE_PER_SUBJECT, PIXEL_SAMPLE_SUBJECTS, THUMB_MARGIN, THUMB_SIZE,
                                   FingerprintTap, Fingerprints, Sample, fingerprint_files, grey_canvas, sample,
@@ -156,9 +157,9 @@ class Pixels:
         else:
             hr = self.tap.wrap(p.hr.path, self.face(p.hr.path))
             if not keep:
-                return lambda: self._lowres.pop(i) if i in self._lowres else downsample(hr(), size)
+                return lambda: self._lowres.pop(i) if i in self._lowres else self._degrade(hr(), size)
             hr = self._keeping_quality_hr(i, hr)
-            load = lambda: downsample(hr(), size)  # noqa: E731
+            load = lambda: self._degrade(hr(), size)  # noqa: E731
         return self._keeping_lowres(i, load) if keep else load
 
     def _keeping_lowres(self, i: int, load: Loader) -> Loader:
@@ -258,10 +259,14 @@ class Pixels:
 
     def _degraded_key(self, probe, dsr_fingerprint: str) -> str:
         """A low-resolution probe's cache key: how it was degraded, the DSR that brought it back, its content."""
-        degrade = "vlr-file" if probe.vlr is not None else f"area{self.protocol.vlr_size}"
+        how = "vlr-file" if probe.vlr is not None else key_token(self.data.config.degrade, self.protocol.vlr_size)
         if probe.vlr is None and self.data.aligning and self.aligner.found(probe.hr.path):
-            degrade = f"{self.aligner.id}:{degrade}"  # degraded from the aligned crop
-        return degraded_key(dsr_fingerprint, degrade, file_digest(probe.source.path))
+            how = f"{self.aligner.id}:{how}"  # degraded from the aligned crop
+        return degraded_key(dsr_fingerprint, how, file_digest(probe.source.path))
+
+    def _degrade(self, hr: torch.Tensor, size: int) -> torch.Tensor:
+        """A synthetic low-resolution probe from its HR pixels, by the run's degradation (--degrade)."""
+        return degrade(hr, size, self.data.config.degrade)
 
     def _hr_item(self, path) -> Item:
         """An HR image as the engine embeds it; its decode also yields its leakage fingerprint
@@ -288,7 +293,7 @@ class Pixels:
             def keep():
                 img = hr()
                 if row not in self._lowres:
-                    self._lowres[row] = downsample(img, size)
+                    self._lowres[row] = self._degrade(img, size)
                 return img
             return Item(item.key, keep)
         if not self.data.probes_need_dsr or probe.vlr is not None or self.dsr_out is not None:
@@ -297,7 +302,7 @@ class Pixels:
         def load():
             img = item.load()
             if self.dsr_out is None:
-                self._lowres[row] = downsample(img, size)
+                self._lowres[row] = self._degrade(img, size)
             return img
         return Item(item.key, load)
 

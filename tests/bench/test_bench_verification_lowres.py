@@ -79,7 +79,7 @@ def test_lower_resolution_lower_accuracy(second):
 
 
 def test_degrade_both_differs_and_reuses_the_degraded_second_images(float_weights, work, second):
-    both = _run(float_weights, work, resolutions="16", degrade="both")
+    both = _run(float_weights, work, resolutions="16", degrade_side="both")
     (row,) = both.rows
     (row_second,) = second.rows_where(resolution=16)
     # Not "both is worse": two 16 px faces matched each other did better here (0.88) than HR vs
