@@ -129,6 +129,24 @@ def describe(mode: str) -> dict:
     }
 
 
+def summary(degradation: dict) -> str:
+    """One line for a report's footnote from a :func:`describe` dict (as stored in settings)."""
+    if degradation.get("mode") != "realistic":
+        return "low resolutions: area-downsampled (bicubic), then brought back to 112"
+    steps = {s["step"]: s for s in degradation.get("steps", [])}
+    blur, down = steps.get("blur", {}), steps.get("downsample", {})
+    gauss, poisson, jpeg = steps.get("gaussian noise", {}), steps.get("poisson noise", {}), steps.get("jpeg", {})
+
+    def span(values, fmt="g"):
+        return "–".join(format(v, fmt) for v in values) if values else "?"
+    return (f"low resolutions: realistic degradation {degradation.get('version', '')}, drawn per image (seeded by "
+            f"its pixels): Gaussian blur σ {span(blur.get('sigma'))} px at {BLUR_SCALE}× the output size, "
+            f"{'/'.join(down.get('interpolations', []))} downsampling, Gaussian noise σ "
+            f"{span(gauss.get('sigma_255'))}/255 + Poisson noise ×{span(poisson.get('scale'))} (grey with "
+            f"p {gauss.get('gray_prob', '?')}), JPEG quality {span(jpeg.get('quality'), 'd')}; "
+            "then brought back to 112")
+
+
 def degrade(x: torch.Tensor, size: int, mode: str = "bicubic", *, seed: bytes | None = None) -> torch.Tensor:
     """A high-resolution face (or a batch) made low-resolution, ``size``×``size``, in [0, 1].
 

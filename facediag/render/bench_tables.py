@@ -1,6 +1,7 @@
 """The tables of bench reports, as cell strings: every format draws the same cells."""
 from __future__ import annotations
 
+from facediag.data.degradation import summary as degradation_summary
 from facediag.formatting import format_value
 from facediag.render.quality_tables import quality_tables
 from facediag.results.bench import BenchReport
@@ -39,6 +40,7 @@ def accuracy_tables(report: BenchReport) -> list[tuple[str, list[str], list[list
     foot.append(f"acc@{thr:g}: mated probes whose best match is right and scores ≥ {thr:g}; "
                 f"FAR@{thr:g}: impostor (probe, other person's template) pairs scoring ≥ {thr:g}. "
                 "rank-1 CI: subject-level bootstrap.")
+    foot += _degradation_foot(report)
     tables = [("Accuracy by probe resolution", header, cells, foot)]
     if report.comparisons:
         head = ["resolution", "checkpoint", "DSR", "rank-1 DSR", "rank-1 bicubic", "Δ rank-1 (95% CI)",
@@ -53,6 +55,12 @@ def accuracy_tables(report: BenchReport) -> list[tuple[str, list[str], list[list
                 "excludes 0."]
         tables.append(("Does the DSR model help recognition? (DSR vs bicubic)", head, rows, foot))
     return tables
+
+
+def _degradation_foot(report: BenchReport) -> list[str]:
+    """The realistic degradation's ranges under the table (bicubic reports stay as they were)."""
+    degradation = report.settings.get("degradation") or {}
+    return [degradation_summary(degradation)] if degradation.get("mode") == "realistic" else []
 
 
 def _signed(value) -> str:
@@ -152,6 +160,7 @@ def verification_tables(report: BenchReport):
             "XNorm: mean raw embedding norm over every image and view the row uses."]
     foot += [f"{why}: the reference's number is shown, resting on a handful of impostor pairs" for why in val_flags]
     foot += [f"TAR@FAR {f}: not reported ({why})" for f, why in unsupported.items()]
+    foot += _degradation_foot(report)
     tables = [("Verification sets (reference protocol)", header, cells, foot)]
     if report.comparisons:
         head = ["set", "resolution", "checkpoint", "DSR", "accuracy DSR", "accuracy bicubic", "Δ", "b01 / b10",

@@ -12,6 +12,8 @@ from facediag.bench import bench_accuracy
 from facediag.bench.verification import bench_verification
 from facediag.data.degradation import degrade, describe, key_token
 from facediag.errors import FacediagError
+from facediag.render import render
+from facediag.results import BenchReport
 from facediag.session import Session, SessionConfig
 from helpers import copy_orl_subset, orl_pairs, write_orl_bin
 
@@ -50,6 +52,10 @@ def test_cli_bench_accuracy_realistic_on_orl(float_weights, orl10, tmp_path):
     explicit = _accuracy(float_weights, orl10, cache, "--degrade", "bicubic")
     assert list(explicit["settings"]["model_forward_batches"].values()) == [0]
     assert explicit["rows"][0]["rank1"] == rb["rank1"]
+    # Every format states the realistic ranges under the table; a bicubic report says nothing new.
+    for fmt in ("md", "html"):
+        assert "realistic degradation v1" in render(BenchReport.from_dict(realistic), fmt)
+        assert "realistic degradation" not in render(BenchReport.from_dict(bicubic), fmt)
 
 
 def test_session_makes_keys_and_pixels_by_the_mode(orl10):

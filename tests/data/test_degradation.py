@@ -153,6 +153,10 @@ def test_describe_and_keys():
     assert steps["poisson noise"]["scale"] == list(deg.POISSON_SCALE)
     assert steps["jpeg"]["quality"] == list(deg.JPEG_QUALITY)
     assert describe("realistic")["version"] == deg.REALISTIC_VERSION
+    line = deg.summary(describe("realistic"))
+    lo, hi = deg.GAUSSIAN_SIGMA_255
+    assert f"{lo:g}–{hi:g}/255" in line and f"{deg.JPEG_QUALITY[0]}–{deg.JPEG_QUALITY[1]}" in line
+    assert "area-downsampled" in deg.summary(describe("bicubic"))
     assert key_token("bicubic", 16) == "area16"  # the token caches have always used
     assert key_token("realistic", 16) == f"realistic-{deg.REALISTIC_VERSION}-16"
     assert key_token("realistic", 16) != key_token("realistic", 24)
