@@ -10,6 +10,7 @@ from facediag.train.config import TrainConfig, output_paths, parse_subjects
 from facediag.cli.options import (
     ALIGN,
     ARCH,
+    DEGRADE,
     DEVICE,
     DSR,
     DSR_CODE_HELP,
@@ -53,7 +54,10 @@ from facediag.cli.options import (
 @DSR_WEIGHTS()
 @TRUST_DSR_CODE()
 @click.option("--vlr-size", type=int, default=config_default(TrainConfig, "vlr_size"), show_default=True,
-              help="Images without a VLR file are downsampled to this size, then DSR'd.")
+              help="Images without a VLR file are degraded to this size (--degrade), then DSR'd.")
+@DEGRADE(default=config_default(TrainConfig, "degrade"),
+         help="How training and validation images without a VLR file are degraded: bicubic (area) or "
+              "realistic (blur, noise, JPEG drawn per image, seeded by its content).")
 @ALIGN(default=config_default(TrainConfig, "align"),
        help="mtcnn: detect each HR face (training and validation) and warp it to the ArcFace 112 template "
             "before degradation and DSR (landmarks cached by image content; no face: used as given); auto: "
@@ -86,7 +90,7 @@ from facediag.cli.options import (
 @handle_errors
 def train_contrastive(weights, arch, data, out, val_data, val_split, val_fraction, train_subjects,
                       val_subjects, seen_holdout, layout, subject_regex, gallery_per_subject, dsr,
-                      dsr_weights, vlr_size, align, views, objective, batch_subjects, images_per_subject,
+                      dsr_weights, vlr_size, degrade, align, views, objective, batch_subjects, images_per_subject,
                       temperature, lr, weight_decay, warmup_steps, epochs, steps_per_epoch,
                       anchor_weight, threshold, patience, seed, no_hflip, device, no_amp, resume,
                       save_every, quiet):
@@ -122,7 +126,7 @@ def train_contrastive(weights, arch, data, out, val_data, val_split, val_fractio
         val_fraction=val_fraction, train_subjects=parse_subjects(train_subjects),
         val_subjects=parse_subjects(val_subjects), seen_holdout=seen_holdout, layout=layout,
         subject_regex=subject_regex, gallery_per_subject=gallery_per_subject, dsr=dsr,
-        dsr_weights=dsr_weights, vlr_size=vlr_size, align=align, views=views, objective=objective,
+        dsr_weights=dsr_weights, vlr_size=vlr_size, degrade=degrade, align=align, views=views, objective=objective,
         batch_subjects=batch_subjects, images_per_subject=images_per_subject,
         temperature=temperature, lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps,
         epochs=epochs, steps_per_epoch=steps_per_epoch, anchor_weight=anchor_weight,

@@ -80,10 +80,11 @@ class Monitor:
 
     Parameters
     ----------
-    gallery_root, probe_root, data, layout, vlr_size, dsr, dsr_weights, align, batch_size
+    gallery_root, probe_root, data, layout, vlr_size, degrade, dsr, dsr_weights, align, batch_size
         The held-out data, as run-all's data options (SessionConfig) take them: ``data`` one root
         split per subject (``gallery_per_subject`` images enrolled), or a gallery and a probe root;
-        probes degraded to ``vlr_size`` px (None: full resolution) and brought back by ``dsr``.
+        probes degraded to ``vlr_size`` px by ``degrade`` ("bicubic": area; "realistic":
+        facediag.data.degradation; None: full resolution) and brought back by ``dsr``.
     suite
         A suite name or file (default ``monitor``: pair-gap, identification, verification,
         norm-sanity, weights-integrity by separation, and pretrained-baseline / arcface-head where
@@ -122,7 +123,8 @@ class Monitor:
     """
 
     def __init__(self, *, gallery_root=None, probe_root=None, data=None, layout: str = "auto",
-                 vlr_size: int | None = 16, dsr: str | None = None, dsr_weights=None, align: str = "none",
+                 vlr_size: int | None = 16, degrade: str = "bicubic", dsr: str | None = None, dsr_weights=None,
+                 align: str = "none",
                  suite: str | Path | Suite = "monitor", baseline=None, device: str | None = None,
                  batch_size: int = 64, card=None, history=None, sinks=(), policy: StopPolicy | None = None,
                  progress: bool = False, gallery_per_subject: int = 3, subject_regex: str | None = None,
@@ -141,7 +143,7 @@ class Monitor:
         self._sinks = []
         if self._ranks.main:  # rank 0 alone reads the data, writes the history and logs
             config = {"data": data, "gallery_root": gallery_root, "probe_root": probe_root, "layout": layout,
-                      "vlr_size": vlr_size, "dsr": dsr, "dsr_weights": dsr_weights, "align": align,
+                      "vlr_size": vlr_size, "degrade": degrade, "dsr": dsr, "dsr_weights": dsr_weights, "align": align,
                       "baseline_weights": baseline, "device": device or "auto", "batch_size": batch_size,
                       "gallery_per_subject": gallery_per_subject, "use_cache": False, "progress": progress}
             if subject_regex is not None:

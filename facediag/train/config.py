@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from facediag.data.aligner import ALIGN_CHOICES
+from facediag.data.degradation import check_mode as check_degradation
 from facediag.data.detect import require_extra
 from facediag.data.index import DEFAULT_SUBJECT_REGEX
 from facediag.errors import FacediagError
@@ -49,6 +50,7 @@ class TrainConfig:
     dsr: str | None = None                 # None: bicubic
     dsr_weights: str | Path | None = None
     vlr_size: int = 16
+    degrade: str = "bicubic"               # bicubic | realistic: how images without a VLR file are degraded
     align: str = "none"                    # none | mtcnn | auto: HR faces warped to the ArcFace template
     views: str = "hr+lr"
     objective: str = "supcon"
@@ -127,6 +129,7 @@ class TrainConfig:
             raise FacediagError("--images-per-subject must be at least 1")
         if not 4 <= int(self.vlr_size) <= 112:
             raise FacediagError("--vlr-size must be between 4 and 112 pixels")
+        check_degradation(self.degrade)
         if not 0 < self.val_fraction < 1:
             raise FacediagError("--val-fraction must be between 0 and 1")
         if self.lr <= 0 or self.temperature <= 0:

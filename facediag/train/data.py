@@ -2,7 +2,8 @@
 
 Every training image is used twice: as its HR face (the gallery side) and as DSR(VLR), the
 VLR being the data's own low-resolution file of the same capture when there is one, else
-the HR face area-downsampled to ``vlr_size`` (exactly how the validation probes are made).
+the HR face degraded to ``vlr_size`` by ``--degrade`` (area-downsampled by default; exactly how
+the validation probes are made: facediag.data.degradation).
 
 Validation is gallery matching on data the model never trains on: held-out subjects (or
 ``--val-data``), and optionally held-out images of the training subjects ("seen").
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facediag.data.images import DecodeError, downsample, load_face, load_lowres
+from facediag.data.degradation import degrade, key_token
+from facediag.data.images import DecodeError, load_face, load_lowres
 from facediag.data.index import DatasetIndex, Record, file_digest, index_dataset, natural_key
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.errors import DataError, FacediagError
@@ -44,14 +46,15 @@ class TrainSet:
     def labels(self) -> np.ndarray:
         return np.array([it.label for it in self.items], dtype=np.int64)
 
-    def fingerprint(self, vlr_size: int, dsr_fingerprint: str, align: str | None = None) -> str:
-        """Content fingerprint of what trains: files, subjects, degradation, DSR (and the alignment
-        of the HR faces, when they are aligned on the fly: ``align`` is the Aligner's id)."""
+    def fingerprint(self, vlr_size: int, dsr_fingerprint: str, align: str | None = None,
+                    mode: str = "bicubic") -> str:
+        """Content fingerprint of what trains: files, subjects, degradation (``mode``), DSR (and the
+        alignment of the HR faces, when they are aligned on the fly: ``align`` is the Aligner's id)."""
         h = hashlib.sha256(f"vlr={vlr_size}|dsr={dsr_fingerprint}".encode())
         if align is not None:
             h.update(f"|align={align}".encode())
         for it in self.items:
-            low = file_digest(it.vlr.path) if it.vlr else f"area{vlr_size}"
+            low = file_digest(it.vlr.path) if it.vlr else key_token(mode, vlr_size)  # bicubic: area16, as before
             h.update(f"{self.subjects[it.label]}|{file_digest(it.hr.path)}|{low}".encode())
         return h.hexdigest()
 
@@ -226,8 +229,8 @@ class TrainPixels:
     The DSR is frozen, so its output for an image never changes: it runs once per image."""
 
     def __init__(self, items: list[TrainItem], vlr_size: int, dsr, device, *, need_lr: bool,
-                 cache_images: int = 20000, workers: int = 2, load=load_face):
-        self.items, self.vlr_size, self.dsr, self.device = items, vlr_size, dsr, device
+                 cache_images: int = 20000, workers: int = 2, load=load_face, mode: str = "bicubic"):
+        self.items, self.vlr_size, self.dsr, self.device, self.mode = items, vlr_size, dsr, device, mode
         self.load = load  # file -> 3×112×112 [0, 1]: load_face, or the Aligner's aligned crop
         self.need_lr, self.cache_images, self.workers = need_lr, cache_images, workers
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
@@ -239,7 +242,7 @@ class TrainPixels:
             hr = self.load(it.hr.path)
             if not self.need_lr:
                 return hr, None
-            return hr, load_lowres(it.vlr.path) if it.vlr is not None else downsample(hr, self.vlr_size)
+            return hr, load_lowres(it.vlr.path) if it.vlr is not None else degrade(hr, self.vlr_size, self.mode)
         except (DecodeError, OSError) as exc:
             return f"unreadable: {exc}"
 

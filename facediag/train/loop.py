@@ -106,7 +106,7 @@ class TrainingRun:
         self.aligner = self.settle_alignment()
         self.align_training_faces()
         self.pixels = TrainPixels(split.train.items, cfg.vlr_size, self.dsr, self.device,
-                                  need_lr=cfg.views == "hr+lr", cache_images=cfg.cache_images,
+                                  need_lr=cfg.views == "hr+lr", cache_images=cfg.cache_images, mode=cfg.degrade,
                                   **({"load": self.aligner.load} if self.aligner is not None else {}))
         self.build_optimisation()
         self.monitors = self.build_monitors()
@@ -169,11 +169,12 @@ class TrainingRun:
         align_id = self.aligner.id if self.aligner is not None else None
         return {
             "weights_sha256": self.weights_sha,
-            "train_fingerprint": split.train.fingerprint(cfg.vlr_size, self.dsr.fingerprint, align_id),
+            "train_fingerprint": split.train.fingerprint(cfg.vlr_size, self.dsr.fingerprint, align_id, cfg.degrade),
             "val_fingerprint": split.val.fingerprint(),
             "seen_fingerprint": split.seen.fingerprint() if split.seen else None,
             **{k: getattr(cfg, k) for k in RESUME_IDENTITY},
             **({"align": align_id} if self.aligner is not None else {}),  # absent: older states resume
+            **({"degrade": cfg.degrade} if cfg.degrade != "bicubic" else {}),  # likewise
         }
 
     def announce(self) -> None:

@@ -36,7 +36,8 @@ _COUNTS = ("n_probes", "n_subjects")
 def build_monitor(protocol: Protocol, root: Path, *, threshold: float, dsr, aligner, device, cfg) -> Monitor:
     """The Monitor of one held-out set of the trainer's split."""
     suite = dataclasses.replace(load_suite("monitor"), threshold=threshold)
-    return Monitor(data=root, layout=cfg.layout, vlr_size=protocol.vlr_size, align="none" if aligner is None else
+    return Monitor(data=root, layout=cfg.layout, vlr_size=protocol.vlr_size, degrade=cfg.degrade,
+                   align="none" if aligner is None else
                    "mtcnn", suite=suite, device=str(device), batch_size=cfg.batch_size, progress=cfg.progress,
                    gallery_per_subject=cfg.gallery_per_subject, subject_regex=cfg.subject_regex,
                    protocol=protocol, dsr_model=dsr, aligner=aligner)

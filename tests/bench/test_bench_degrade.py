@@ -122,3 +122,29 @@ def test_unknown_degradations_are_one_line(float_weights, orl10, tmp_path):
         bench_accuracy([tmp_path / "missing.pt"], orl10, degrade="gaussian")
     with pytest.raises(FacediagError, match="unknown degradation"):
         Session(SessionConfig(data=orl10, degrade="area"))
+
+
+def test_train_contrastive_degrades_training_and_validation_by_the_mode(tmp_path):
+    from facediag.train.data import TrainPixels, split_data
+    from facediag.train.trainer import TrainConfig, train_contrastive
+    from helpers import write_folders_dataset
+
+    data = write_folders_dataset(tmp_path / "d", subjects=4, images=5)
+    cfg = dict(data=data, arch="xxs", val_split="images", val_fraction=0.4, gallery_per_subject=2,
+               batch_subjects=3, images_per_subject=2, epochs=1, steps_per_epoch=1, lr=1e-4, progress=False,
+               device="cpu")
+    with pytest.raises(FacediagError, match="unknown degradation"):
+        TrainConfig(out=tmp_path / "x.pth", degrade="second", **cfg).check()
+    split = split_data(TrainConfig(out=tmp_path / "x.pth", **cfg).check())
+    items = split.train.items
+    # The training pair's low-resolution view is the mode's; the fingerprint names the mode (bicubic's
+    # is unchanged, so existing runs resume).
+    hr, lr = TrainPixels(items[:1], 16, None, "cpu", need_lr=True, mode="realistic")._decode(0)
+    assert torch.equal(lr, degrade(hr, 16, "realistic"))
+    fp = split.train.fingerprint
+    assert fp(16, "bicubic-112") == fp(16, "bicubic-112", None, "bicubic") != fp(16, "bicubic-112", None, "realistic")
+    result = train_contrastive(TrainConfig(out=tmp_path / "run" / "r.pth", degrade="realistic", **cfg))
+    side = json.loads(result.sidecar_path.read_text())
+    assert side["config"]["degrade"] == "realistic"
+    state = torch.load(result.resume_path, weights_only=True)
+    assert state["identity"]["degrade"] == "realistic"
