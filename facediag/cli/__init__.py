@@ -15,6 +15,7 @@ usage (one clear line, no traceback); 3 internal error.
   demo.py      demo
   align.py     align
   export.py    export
+  scores.py    scores, and bench scores (added to the bench group here)
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from facediag.cli.options import (
 )
 from facediag.cli.render import render
 from facediag.cli.run import list_checks, run_all_cmd, run_cmd
+from facediag.cli.scores import bench_scores_cmd, scores_cmd
 from facediag.cli.train import train_contrastive
 
 __all__ = ["EXIT_FAIL", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "cli", "handle_errors", "main"]
@@ -61,8 +63,9 @@ def cli():
     """
 
 
+bench.add_command(bench_scores_cmd)  # beside the score-file writer, in scores.py
 for _command in (inspect, run_all_cmd, run_cmd, list_checks, render, bench, train_contrastive, compare_cmd, demo,
-                 export_cmd, cache, align):
+                 export_cmd, cache, align, scores_cmd):
     cli.add_command(_command)
 
 

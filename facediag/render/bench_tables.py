@@ -348,8 +348,56 @@ def scface_tables(report: BenchReport):
     return out
 
 
+def scores_tables(report: BenchReport):
+    """A score file's verification (AUC, EER, TAR@FAR, d′, FMR/FNMR at a given threshold) and, where
+    the file is a search of a gallery, its identification (rank-k, the open set)."""
+    st = report.settings
+    fars = [f"{f:g}" for f in st.get("fars", [])]
+    given = st.get("threshold") is not None
+    head = (["file", "format", "AUC", "EER", "EER threshold"] + [f"TAR@FAR {f}" for f in fars] + ["d′"]
+            + ([f"FMR@{st['threshold']:g}", f"FNMR@{st['threshold']:g}"] if given else [])
+            + ["comparisons (genuine/impostor)"])
+    rows, unsupported = [], {}
+    for r in report.rows:
+        tar = r.get("tar_at_far", {})
+        unsupported.update({f"TAR@FAR {f}": why for f, why in r.get("tar_unsupported", {}).items()})
+        at = r.get("at_threshold") or {}
+        rows.append([r["file"], r["format"], _rate(r.get("auc")), _rate(r.get("eer")),
+                     format_value(r.get("eer_threshold"))] + [_rate(tar.get(f)) for f in fars]
+                    + [_fixed(r.get("dprime"))]
+                    + ([format_value(at.get("fmr")), format_value(at.get("fnmr"))] if given else [])
+                    + [f"{r['n_genuine'] + r['n_impostor']} ({r['n_genuine']}/{r['n_impostor']})"])
+    foot = ["A comparison is accepted when its score ≥ the threshold (OpenBR distance matrices are negated first). "
+            "TAR@FAR at the lowest threshold letting at most FAR of the impostor comparisons pass, reported only when "
+            "impostor comparisons × FAR ≥ 10; EER interpolated where FAR and FRR cross."]
+    out = [("Verification from the score file", head, rows, foot + _unsupported_foot(unsupported))]
+    searches = [r for r in report.rows if r.get("identification")]
+    if searches:
+        fpirs = [f"{f:g}" for f in st.get("open_set_fpirs", [])]
+        head = (["file", "rank-1", "rank-5", "rank-10", "rank-20"] + [f"TPIR@FPIR {f}" for f in fpirs]
+                + ["TPIR / FPIR at threshold", "searches (mated/non-mated)", "gallery entries"])
+        cells = []
+        for r in searches:
+            ident = r["identification"]
+            osr = ident.get("open_set") or {}
+            tpir = osr.get("tpir_at_fpir", {})
+            cells.append([r["file"]] + [_rate(ident.get(f"rank{k}")) for k in (1, 5, 10, 20)]
+                         + [_rate(tpir.get(f)) for f in fpirs]
+                         + [f"{osr['tpir']:.3f} / {osr['fpir']:.3f} @ {format_value(osr['threshold'])}" if osr else "—",
+                            f"{ident['n_searches']} ({ident['n_mated']}/{ident['n_nonmated']})",
+                            format_value(ident.get("n_gallery"))])
+        foot = ["A search: a probe (bob's test label, an OpenBR row) against every gallery entry (bob's claimed "
+                "identity or model, an OpenBR column). rank-k: mated searches whose best genuine entry is among the "
+                "k best (ties count against the probe). TPIR(t): mated searches ranked first and scoring ≥ t; "
+                "FPIR(t): non-mated searches whose best score is ≥ t; an FPIR is reported only when non-mated "
+                "searches × FPIR ≥ 10."]
+        out.append(("Identification from the score file", head, cells, foot))
+    return out
+
+
 _TABLES = {"accuracy": accuracy_tables, "speed": speed_tables, "verification": verification_tables, "ijb": ijb_tables,
-           "tinyface": tinyface_tables, "survface": survface_tables, "scface": scface_tables}
+           "tinyface": tinyface_tables, "survface": survface_tables, "scface": scface_tables,
+           "scores": scores_tables}
 
 
 def tables(report: BenchReport):
@@ -399,6 +447,12 @@ def context_lines(report: BenchReport) -> list[str]:
         lines.append(f"data {d.get('root')}: {d.get('subjects')} mugshots, {d.get('probes')} camera shots; "
                      + ", ".join(f"distance {k} ({v['distance_m']:.2f} m): {v['probes']} probes, median face "
                                  f"{_fixed(v.get('median_size'), 1)} px" for k, v in per.items()))
+    elif report.dataset and report.kind == "scores":
+        d = report.dataset
+        lines.append(f"scores {', '.join(d.get('files', []))} ({d.get('format_description', d.get('format'))}): "
+                     f"{d.get('comparisons')} comparisons, {d.get('genuine')} genuine / {d.get('impostor')} impostor, "
+                     f"scores {format_value(d.get('score_min'))} to {format_value(d.get('score_max'))}"
+                     + (f", {d['ignored']} cells ignored by the mask" if d.get("ignored") else ""))
     elif report.dataset:
         d = report.dataset
         counts = d.get("counts") or {}

@@ -298,7 +298,7 @@ _DRAWERS: dict[str, Callable[[Any, list[Entry]], str | None]] = {
 def bench_plots(report: BenchReport) -> list[tuple[str, str]]:
     """(title, PNG data URI) of each plot: rank-1 vs resolution, or throughput vs batch size, then the
     EDC of each row that carries ``by_quality``."""
-    figure = {"accuracy": _accuracy_figure, "speed": _speed_figure}.get(report.kind)
+    figure = {"accuracy": _accuracy_figure, "speed": _speed_figure, "scores": _scores_figure}.get(report.kind)
     figs = [figure(report) if figure else None]  # verification: the table is the result
     # any kind: one EDC figure per row carrying by_quality
     figs += [_edc_figure(label, section) for label, section in quality_rows(report)]
@@ -372,6 +372,16 @@ def _accuracy_figure(report: BenchReport):
     ax.set_xlabel("probe resolution (area-downsampled, then upsampled to 112)")
     ax.set_ylabel("rank-1 identification rate")
     ax.legend(fontsize=8)
+    return fig
+
+
+def _scores_figure(report: BenchReport):
+    """The DET curve of each score file (log-log FAR against FRR)."""
+    fig, ax = _new_axes("DET from the score file")
+    if _draw_det(ax, [(r.get("file"), r) for r in report.rows]) is None:
+        return None
+    if len(report.rows) > 1:
+        ax.legend(fontsize=8)
     return fig
 
 

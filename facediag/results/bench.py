@@ -12,7 +12,7 @@ from facediag.version import __version__
 from facediag.errors import FacediagError
 from facediag.results.base import SCHEMA_VERSION, Result, now
 
-KINDS = ("accuracy", "speed", "verification", "ijb", "tinyface", "survface", "scface")
+KINDS = ("accuracy", "speed", "verification", "ijb", "tinyface", "survface", "scface", "scores")
 
 
 @dataclass
@@ -26,7 +26,8 @@ class BenchReport(Result):
     #                            ijb: one 1:1 row and one 1:N row per gallery, per checkpoint;
     #                            tinyface: one per checkpoint;
     #                            survface: an identification and a verification row per checkpoint;
-    #                            scface: one per (probes, degradation, distance, camera, checkpoint)
+    #                            scface: one per (probes, degradation, distance, camera, checkpoint);
+    #                            scores: one per score file (verification, identification where it allows)
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # accuracy --dsr: DSR vs bicubic; scface: the gap
     dataset: dict[str, Any] | None = None
     environment: dict[str, Any] = field(default_factory=dict)
