@@ -17,6 +17,7 @@ from cli_helpers import invoke, one_line_exit_2
 from helpers import face_like
 
 from facediag.data.survface import read_survface
+from facediag.errors import DataError
 from facediag.render import render
 from facediag.results import BenchReport, load_result
 
@@ -113,6 +114,23 @@ def test_reads_the_release_layout(tree):
     # fold k = the k-th tenth of each list: every fold holds 4 positive and 4 negative pairs
     for k in range(10):
         assert ver.issame[ver.fold_ids == k].sum() == 4 and (~ver.issame[ver.fold_ids == k]).sum() == 4
+
+
+def test_lists_are_also_found_in_the_evaluation_folder(tree, tmp_path):
+    """The release keeps the two identification lists beside the images; some write-ups place them
+    in Face_Identification_Evaluation/: read from there when the test set has none."""
+    import shutil
+
+    root = tmp_path / "QMUL-SurvFace"
+    shutil.copytree(tree / "QMUL-SurvFace", root)
+    for f in ("gallery_img_ID_pairs.mat", "mated_probe_img_ID_pairs.mat"):
+        (root / "Face_Identification_Test_Set" / f).rename(root / "Face_Identification_Evaluation" / f)
+    wl = read_survface(root, ("identification",)).identification
+    assert wl.sources["gallery"].endswith("Face_Identification_Evaluation/gallery_img_ID_pairs.mat")
+    assert len(wl.gallery) == 30 and read_survface(root).verification is not None
+    (root / "Face_Identification_Evaluation" / "gallery_img_ID_pairs.mat").unlink()
+    with pytest.raises(DataError, match=r"gallery_img_ID_pairs.mat: no such file \(nor in Face_Identification_Eval"):
+        read_survface(root)
 
 
 @pytest.mark.slow
