@@ -20,7 +20,7 @@ Two modes (:data:`MODES`):
     4× the output (as its ×4 chain applies it), and the noise ranges are its first-order ones
     halved: about what reaches the output through the reference's last downsampling (over its
     drawn scales, the median factor is about 2). Full-strength noise added at 16 px left the
-    ORL faces unrecognisable (rank-1 0.18 against 0.79 bicubic; 0.28 with these ranges).
+    ORL faces unrecognisable (rank-1 0.18 against 0.79 bicubic; 0.26 with these ranges).
 
 The draws of ``realistic`` come from a generator seeded by the image's content (sha256 of its
 float32 bytes) unless a seed is given, so the same image gets the same degradation in every
