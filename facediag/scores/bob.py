@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from facediag.errors import DataError
-from facediag.scores.chunks import CHUNK_ROWS, Labels, ScoreBlock, ScoreChunk, parse_score, read_lines
+from facediag.scores.chunks import CHUNK_ROWS, Labels, ScoreBlock, ScoreChunk, parse_scores, read_blocks
 
 COLUMNS = {4: ("claimed_id", "real_id", "test_label", "score"),
            5: ("claimed_id", "model_label", "real_id", "test_label", "score")}
@@ -82,23 +82,26 @@ def write_csv(f, template_subjects: np.ndarray, blocks: Iterable[ScoreBlock]) ->
 
 # ------------------------------------------------------------------------------------------ reading
 class _Columns:
-    """Comparisons gathered into columns, handed on a chunk at a time."""
+    """Comparisons gathered into columns (the scores as text, parsed a chunk at a time), handed on
+    as ScoreChunks."""
 
-    def __init__(self):
-        self.score: list[float] = []
+    def __init__(self, path: Path):
+        self.path = path
+        self.texts: list[str] = []     # score fields
+        self.lines: list[int] = []     # the line of each
         self.genuine: list[bool] = []
         self.probe: list[int] = []
         self.entry: list[int] = []
         self.identity: list[int] = []
 
     def __len__(self) -> int:
-        return len(self.score)
+        return len(self.texts)
 
     def take(self, with_probes: bool = True) -> ScoreChunk:
         ints = (lambda x: np.asarray(x, dtype=np.int64)) if with_probes else (lambda x: None)
-        chunk = ScoreChunk(np.asarray(self.score, np.float64), np.asarray(self.genuine, bool), ints(self.probe),
-                           ints(self.entry), ints(self.identity))
-        self.__init__()
+        chunk = ScoreChunk(parse_scores(self.texts, self.lines, self.path), np.asarray(self.genuine, bool),
+                           ints(self.probe), ints(self.entry), ints(self.identity))
+        self.__init__(self.path)
         return chunk
 
 
@@ -109,6 +112,11 @@ def split_fields(text: str) -> list[str]:
         return [f for f in text.split(" ") if f]
     fields = next(csv.reader([text], delimiter=" ", skipinitialspace=True, strict=True), [])
     return [f for f in fields if f]
+
+
+def _code(names: dict[str, int], name: str) -> int:
+    """``name``'s number in ``names`` (Labels.index), a new one when first seen."""
+    return names.setdefault(name, len(names))
 
 
 class BobColumnsFile:
@@ -123,29 +131,43 @@ class BobColumnsFile:
         self.probes, self.entries, self.identities = Labels(), Labels(), Labels()
         self.ignored = self.nan = 0
 
-    def chunks(self) -> Iterator[ScoreChunk]:
-        self.probes, self.entries, self.identities = Labels(), Labels(), Labels()
-        names = " ".join(COLUMNS[self.columns])
-        real_at, label_at = self.columns - 3, self.columns - 2
-        out = _Columns()
-        for no, text in read_lines(self.path, f"bob {self.columns}-column score file"):
-            stripped = text.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
+    def _fields(self, line: str, no: int) -> list[str] | None:
+        """A line's fields, None for an empty line or a # comment; one DataError line for a line
+        that is not ``columns`` fields."""
+        if '"' in line:
             try:
-                fields = split_fields(text)
+                fields = split_fields(line)
             except csv.Error as exc:
                 raise DataError(f"{self.path}: line {no}: {exc}") from None
-            if len(fields) != self.columns:
-                raise DataError(f"{self.path}: line {no} has {len(fields)} field(s); a bob {self.columns}-column "
-                                f"score file has {self.columns}: {names}")
-            claimed, real = fields[0], fields[real_at]
-            out.score.append(parse_score(fields[-1], self.path, no))
-            out.genuine.append(claimed == real)
-            out.probe.append(self.probes.code(fields[label_at]))
-            # 5 columns: the model is the gallery entry (a person may have several)
-            out.entry.append(self.entries.code(claimed if self.columns == 4 else f"{claimed} {fields[1]}"))
-            out.identity.append(self.identities.code(real))
+        else:
+            fields = line.split(" ")
+            if len(fields) != self.columns or "" in fields:  # runs of spaces, an empty line, a wrong count
+                fields = [f for f in fields if f]
+        if not fields or fields[0].startswith("#"):
+            return None
+        if len(fields) != self.columns:
+            raise DataError(f"{self.path}: line {no} has {len(fields)} field(s); a bob {self.columns}-column "
+                            f"score file has {self.columns}: {' '.join(COLUMNS[self.columns])}")
+        return fields
+
+    def chunks(self) -> Iterator[ScoreChunk]:
+        self.probes, self.entries, self.identities = Labels(), Labels(), Labels()
+        probes, entries, identities = self.probes.index, self.entries.index, self.identities.index
+        real_at, label_at, five = self.columns - 3, self.columns - 2, self.columns == 5
+        out = _Columns(self.path)
+        for first, lines in read_blocks(self.path, f"bob {self.columns}-column score file"):
+            for no, line in enumerate(lines, first):
+                fields = self._fields(line, no)
+                if fields is None:
+                    continue
+                claimed, real = fields[0], fields[real_at]
+                out.texts.append(fields[-1])
+                out.lines.append(no)
+                out.genuine.append(claimed == real)
+                out.probe.append(_code(probes, fields[label_at]))
+                # 5 columns: the model is the gallery entry (a person may have several)
+                out.entry.append(_code(entries, f"{claimed} {fields[1]}" if five else claimed))
+                out.identity.append(_code(identities, real))
             if len(out) >= CHUNK_ROWS:
                 yield out.take()
         if len(out):
@@ -163,7 +185,6 @@ class BobCsvFile:
         self.probes, self.entries, self.identities = Labels(), Labels(), Labels()
         self.ignored = self.nan = 0
         self.has_probes = True  # until the header says otherwise
-        self._no = 0  # the line being read
 
     def _header(self, fields: list[str], no: int) -> tuple[int, int, int, int | None, int]:
         missing = [c for c in CSV_REQUIRED if c not in fields]
@@ -178,38 +199,34 @@ class BobCsvFile:
 
     def chunks(self) -> Iterator[ScoreChunk]:
         self.probes, self.entries, self.identities = Labels(), Labels(), Labels()
-        lines = read_lines(self.path, "bob CSV score file")
-        numbered = ((no, text) for no, text in lines if text.strip())
-        reader = csv.reader(_tracked(numbered, self), strict=True)
-        out, cols, width = _Columns(), None, 0
+        probes, entries, identities = self.probes.index, self.entries.index, self.identities.index
+        # one csv reader over every line, so its line count is the file's
+        reader = csv.reader((line for _, lines in read_blocks(self.path, "bob CSV score file") for line in lines),
+                            strict=True)
+        out, cols, width = _Columns(self.path), None, 0
         try:
             for fields in reader:
+                if not fields:
+                    continue
                 if cols is None:
-                    cols, width = self._header(fields, self._no), len(fields)
+                    cols, width = self._header(fields, reader.line_num), len(fields)
                     continue
                 if len(fields) != width:
-                    raise DataError(f"{self.path}: line {self._no} has {len(fields)} field(s), the header {width}")
+                    raise DataError(f"{self.path}: line {reader.line_num} has {len(fields)} field(s), the header "
+                                    f"{width}")
                 probe_subject, ref_subject, score, probe_label, entry_label = cols
-                out.score.append(parse_score(fields[score], self.path, self._no))
+                out.texts.append(fields[score])
+                out.lines.append(reader.line_num)
                 out.genuine.append(fields[probe_subject] == fields[ref_subject])
                 if self.has_probes:
-                    out.probe.append(self.probes.code(fields[probe_label]))
-                    out.entry.append(self.entries.code(fields[entry_label]))
-                    out.identity.append(self.identities.code(fields[probe_subject]))
+                    out.probe.append(_code(probes, fields[probe_label]))
+                    out.entry.append(_code(entries, fields[entry_label]))
+                    out.identity.append(_code(identities, fields[probe_subject]))
                 if len(out) >= CHUNK_ROWS:
                     yield out.take(self.has_probes)
         except csv.Error as exc:
-            raise DataError(f"{self.path}: line {self._no}: not valid CSV ({exc})") from None
+            raise DataError(f"{self.path}: line {reader.line_num}: not valid CSV ({exc})") from None
         if cols is None:
             raise DataError(f"{self.path}: empty: no header (bob's CSV score files start with one)")
         if len(out):
             yield out.take(self.has_probes)
-
-
-def _tracked(numbered, holder):
-    """The lines of ``numbered``, setting ``holder._no`` to each one's number (csv's own count
-    skips the blank lines left out)."""
-    holder._no = 0
-    for no, text in numbered:
-        holder._no = no
-        yield text

@@ -66,33 +66,69 @@ class Labels:
         return len(self.index)
 
 
-def read_lines(path: Path, what: str):
-    """(line number, text) of each line of a text file, without its line end; one DataError line
-    naming the line for a line that is not UTF-8, holds a NUL byte or is longer than MAX_LINE."""
+BLOCK_BYTES = 1 << 22  # text read, checked and decoded at a time
+NEWLINE = b"\n"
+
+
+def _open(path: Path, what: str):
     try:
-        f = open(path, "rb")
+        return open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: no such {what}") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not a {what}") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    with f:
-        no = 0
+
+
+def read_blocks(path: Path, what: str):
+    """(number of the first line, lines) of a text file, a few MB of whole lines at a time, each
+    line without its line end; one DataError line naming the line for a line that is not UTF-8,
+    holds a NUL byte or is longer than MAX_LINE (a binary file read as text)."""
+    with _open(path, what) as f:
+        first, carry = 1, b""
         while True:
-            raw = f.readline(MAX_LINE + 1)
+            raw = f.read(BLOCK_BYTES)
+            data = carry + raw
+            cut = len(data) if not raw else data.rfind(b"\n") + 1  # whole lines only, but at the end
+            if not raw and not data:
+                return
+            block, carry = data[:cut], data[cut:]
+            if len(carry) > MAX_LINE:
+                no = first + block.count(NEWLINE)
+                raise DataError(f"{path}: line {no} is longer than {MAX_LINE // 1024} KiB: not a {what}")
+            if not block:
+                continue
+            lines = _decode(block, path, what, first).split("\n")
+            if block.endswith(b"\n"):
+                lines.pop()  # the empty string after the last line end
+            if max(map(len, lines)) > MAX_LINE:
+                long = next(i for i, line in enumerate(lines) if len(line) > MAX_LINE)
+                raise DataError(f"{path}: line {first + long} is longer than {MAX_LINE // 1024} KiB: not a {what}")
+            yield first, lines
+            first += len(lines)
             if not raw:
                 return
-            no += 1
-            if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
-                raise DataError(f"{path}: line {no} is longer than {MAX_LINE // 1024} KiB: not a {what}")
-            if b"\0" in raw:
-                raise DataError(f"{path}: line {no} holds a NUL byte: not a {what} (a binary file?)")
-            try:
-                text = raw.decode("utf-8-sig" if no == 1 else "utf-8")
-            except UnicodeDecodeError:
-                raise DataError(f"{path}: line {no} is not UTF-8 text: not a {what}") from None
-            yield no, text.rstrip("\r\n")
+
+
+def _decode(block: bytes, path: Path, what: str, first: int) -> str:
+    """A block of whole lines as text (a BOM at the file's start dropped; \\r\\n read as \\n)."""
+    nul = block.find(b"\0")
+    if nul >= 0:
+        no = first + block.count(NEWLINE, 0, nul)
+        raise DataError(f"{path}: line {no} holds a NUL byte: not a {what} (a binary file?)")
+    try:
+        text = block.decode("utf-8-sig" if first == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        no = first + block.count(NEWLINE, 0, exc.start)
+        raise DataError(f"{path}: line {no} is not UTF-8 text: not a {what}") from None
+    return text.replace("\r\n", "\n") if "\r" in text else text
+
+
+def read_lines(path: Path, what: str):
+    """(line number, text) of each line of a text file (read_blocks, a line at a time)."""
+    for first, lines in read_blocks(path, what):
+        yield from enumerate(lines, first)
 
 
 def parse_score(text: str, path: Path, no: int) -> float:
@@ -104,3 +140,16 @@ def parse_score(text: str, path: Path, no: int) -> float:
     if not np.isfinite(value):
         raise DataError(f"{path}: line {no}: score {text!r} is not a finite number")
     return value
+
+
+def parse_scores(texts: list[str], lines: list[int], path: Path) -> np.ndarray:
+    """Score fields as finite floats (numpy parses them at once); the first that is not one is a
+    DataError naming its line (``lines``: each field's line number)."""
+    try:
+        values = np.array(texts, dtype=np.float64)
+    except ValueError:
+        values = np.array([parse_score(t, path, no) for t, no in zip(texts, lines)], dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        parse_score(texts[bad[0]], path, lines[bad[0]])
+    return values

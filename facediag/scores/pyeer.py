@@ -15,7 +15,7 @@ import numpy as np
 
 from facediag.errors import DataError
 from facediag.scores.bob import score_text
-from facediag.scores.chunks import CHUNK_ROWS, ScoreBlock, ScoreChunk, parse_score, read_lines
+from facediag.scores.chunks import ScoreBlock, ScoreChunk, parse_scores, read_blocks
 
 GENUINE_FILE, IMPOSTOR_FILE = "genuine_scores.txt", "impostor_scores.txt"
 
@@ -59,18 +59,11 @@ class PyeerLists:
 
     def chunks(self) -> Iterator[ScoreChunk]:
         for path, is_genuine in ((self.genuine, True), (self.impostor, False)):
-            scores: list[float] = []
-            for no, text in read_lines(path, f"pyeer {'genuine' if is_genuine else 'impostor'} score list"):
-                field = text.strip().split(" ")[-1]
-                if not field:
+            what = f"pyeer {'genuine' if is_genuine else 'impostor'} score list"
+            for first, lines in read_blocks(path, what):
+                fields = [line.strip().split(" ")[-1] for line in lines]
+                if "" in fields:
+                    no = first + fields.index("")
                     raise DataError(f"{path}: line {no} is empty (pyeer reads a score on every line)")
-                scores.append(parse_score(field, path, no))
-                if len(scores) >= CHUNK_ROWS:
-                    yield _chunk(scores, is_genuine)
-                    scores = []
-            if scores:
-                yield _chunk(scores, is_genuine)
-
-
-def _chunk(scores: list[float], genuine: bool) -> ScoreChunk:
-    return ScoreChunk(np.asarray(scores, np.float64), np.full(len(scores), genuine))
+                numbers = range(first, first + len(fields))
+                yield ScoreChunk(parse_scores(fields, numbers, path), np.full(len(fields), is_genuine))
