@@ -24,7 +24,7 @@ import torch
 
 from facediag.errors import FacediagError
 from facediag.metrics.distribution import dprime_from_moments
-from facediag.metrics.identification import closed_set_from, open_set_from
+from facediag.metrics.identification import closed_set_from, impostors_needed, open_set_from
 from facediag.protocols.gallery import Evaluation
 from facediag.results import BenchReport
 from facediag.runner import checkpoint_info, settle_alignment
@@ -170,8 +170,11 @@ def identification_row(s: ScoreSummary, threshold: float) -> dict[str, Any] | No
     if (~m.mated).any():
         grid = np.linspace(s.score_min, s.score_max, 201)
         osr = open_set_from(m, grid, threshold=threshold, fars=OPEN_SET_FPIRS)
+        refused = {f"{f:g}": f"FPIR {f:g} needs >= {impostors_needed(f)} non-mated searches (n·FPIR >= 10); only "
+                             f"{osr.n_nonmated} available" for f, v in osr.dir_at_false_alarm.items() if v is None}
         out["open_set"] = {"threshold": threshold, "tpir": osr.dir, "fpir": osr.false_alarm_rate,
                            "tpir_at_fpir": {f"{f:g}": v for f, v in osr.dir_at_false_alarm.items()},
+                           "tpir_unsupported": refused,
                            "fpir_curve": _curve(osr.curve_false_alarm_rate),
                            "fnir_curve": _curve(1.0 - osr.curve_dir)}
     return out

@@ -376,11 +376,12 @@ def scores_tables(report: BenchReport):
         fpirs = [f"{f:g}" for f in st.get("open_set_fpirs", [])]
         head = (["file", "rank-1", "rank-5", "rank-10", "rank-20"] + [f"TPIR@FPIR {f}" for f in fpirs]
                 + ["TPIR / FPIR at threshold", "searches (mated/non-mated)", "gallery entries"])
-        cells = []
+        cells, refused = [], {}
         for r in searches:
             ident = r["identification"]
             osr = ident.get("open_set") or {}
             tpir = osr.get("tpir_at_fpir", {})
+            refused.update({f"TPIR@FPIR {f}": why for f, why in osr.get("tpir_unsupported", {}).items()})
             cells.append([r["file"]] + [_rate(ident.get(f"rank{k}")) for k in (1, 5, 10, 20)]
                          + [_rate(tpir.get(f)) for f in fpirs]
                          + [f"{osr['tpir']:.3f} / {osr['fpir']:.3f} @ {format_value(osr['threshold'])}" if osr else "—",
@@ -391,7 +392,7 @@ def scores_tables(report: BenchReport):
                 "k best (ties count against the probe). TPIR(t): mated searches ranked first and scoring ≥ t; "
                 "FPIR(t): non-mated searches whose best score is ≥ t; an FPIR is reported only when non-mated "
                 "searches × FPIR ≥ 10."]
-        out.append(("Identification from the score file", head, cells, foot))
+        out.append(("Identification from the score file", head, cells, foot + _unsupported_foot(refused)))
     return out
 
 
