@@ -35,13 +35,15 @@ def list_paths(path: Path, impostors: Path | None = None) -> tuple[Path, Path]:
 def write_lists(genuine, impostor, template_subjects: np.ndarray, blocks: Iterable[ScoreBlock]) -> int:
     """Each comparison's score into the open text file ``genuine`` or ``impostor``."""
     n = 0
+    templates = np.asarray(template_subjects)
     for block in blocks:
-        same = np.asarray(block.subjects)[:, None] == np.asarray(template_subjects)[None, :]
-        text = score_text(block.scores)
-        for f, part in ((genuine, text[same]), (impostor, text[~same])):
-            if len(part):
-                f.write("\n".join(part) + "\n")
-        n += block.scores.size
+        for subject, row in zip(block.subjects, block.scores):  # a row at a time: a block's text is large
+            same = templates == subject
+            text = score_text(row)
+            for f, part in ((genuine, text[same]), (impostor, text[~same])):
+                if len(part):
+                    f.write("\n".join(part) + "\n")
+            n += len(row)
     return n
 
 
