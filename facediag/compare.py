@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from facediag.checks.registry import get_check
+from facediag.checks.demographic import judged_threshold, settings_of
 from facediag.errors import FacediagError
 from facediag.gate import ParityBounds, gate_outcome, judge, judge_parity, parity_bounds, tolerances
 from facediag.metrics.catalogue import higher_is_better
@@ -39,6 +40,7 @@ from facediag.metrics.verdict import BETTER, WORSE, interval_verdict, verdict
 from facediag.models.edgeface import VARIANTS
 from facediag.models.loaded import LoadedModel, preset_of
 from facediag.protocols.gallery import Evaluation
+from facediag.protocols.demographics import differential_tests
 from facediag.protocols.resampling import Tested, bootstrap_tests
 from facediag.results import CompareReport, MetricRow, Report
 from facediag.runner import run_suite, with_card_threshold
@@ -102,6 +104,7 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
     threshold = params["identification"]["threshold"]
     tests = bootstrap_tests(ev_a, ev_b, threshold=threshold, ranks=tuple(params["identification"]["ranks"]),
                             fars=tuple(params["verification"]["fars"]), n_boot=n_boot, alpha=alpha, seed=seed)
+    tests.update(_demographic_tests(session, suite, n_boot, alpha, seed))
     rows = _rows(a, b, tests, alpha)
     by_key = {r.key: r for r in rows}
     judgements = []
@@ -119,7 +122,7 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
     shift = {"cka": _cka(session), "mcnemar_rank1": _mcnemar_rank1(ev_a, ev_b),
              "scores": {name: by_key[f"pair-gap.{name}_mean"].as_dict() for name in ("genuine", "impostor", "paired")
                         if f"pair-gap.{name}_mean" in by_key},
-             "notes": _cautions(by_key, threshold)}
+             "notes": [*_cautions(by_key, threshold), *differential_notes(by_key)]}
     return CompareReport(command, a, b, rows, shift, gate_outcome(judgements),
                          {"n_boot": n_boot, "alpha": alpha, "seed": seed, "threshold": threshold,
                           "method": "verdicts: McNemar's exact test for per-probe correctness (rank-k, accuracy "
@@ -219,6 +222,41 @@ def _cautions(by_key: dict[str, MetricRow], threshold: float) -> list[str]:
         return [f"accuracy at {threshold:g} rose ({acc.a:.3f} → {acc.b:.3f}) only with the false-accept rate "
                 f"({far.a:.2%} → {far.b:.2%}): B accepts more of everyone, it does not recognise people better"]
     return []
+
+
+def _demographic_tests(session: Session, suite: Suite, n_boot: int, alpha: float, seed: int) -> dict[str, Tested]:
+    """With --groups and the demographic check in the suite: its summaries (FDR, GARBE, the ratios) of A
+    and B, each at the threshold the check judges that side at, and B − A on the same resampled subjects."""
+    assignment = session.group_assignment()
+    if assignment is None or "demographic" not in suite.checks:
+        return {}
+    params = suite.params("demographic")
+    evs = [session.evaluation(role) for role in ("model", "baseline")]
+    at = [judged_threshold(session.for_role(role), ev, params) for role, ev in zip(("model", "baseline"), evs)]
+    settings = replace(settings_of(params), n_boot=n_boot, alpha=alpha, seed=seed)
+    return differential_tests(*evs, assignment, *at, settings)
+
+
+_DIFFERENTIALS = {"fdr": "FDR", "garbe": "GARBE", "fnmr_max_geomean": "FNMR max/geomean",
+                  "fmr_max_geomean": "FMR max/geomean"}
+
+
+def differential_notes(by_key: dict[str, MetricRow]) -> list[str]:
+    """Whether the demographic differential grew or shrank from A to B, per summary, with its test."""
+    lines = []
+    rows = [(key.partition(".")[2].partition("."), row) for key, row in by_key.items()
+            if key.startswith("demographic.") and row.verdict is not None]
+    order = list(_DIFFERENTIALS)
+    for (name, _, attribute), row in sorted(rows, key=lambda x: (x[0][2], order.index(x[0][0]) if x[0][0] in order
+                                                                  else len(order))):
+        if name not in _DIFFERENTIALS:
+            continue
+        moved = {BETTER: "the differential shrank", WORSE: "the differential grew"}.get(row.verdict,
+                                                                                          "no significant change")
+        ci = "" if row.delta_ci is None else f" (B − A interval [{row.delta_ci[0]:+.3f}, {row.delta_ci[1]:+.3f}])"
+        lines.append(f"demographic {_DIFFERENTIALS[name]}{f' over {attribute}' if attribute else ''}: "
+                     f"{row.a:.3f} → {row.b:.3f}{ci}: {moved}")
+    return lines
 
 
 def _noise_text(row: MetricRow) -> str:

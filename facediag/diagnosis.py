@@ -459,6 +459,52 @@ def _mismatch(results, found):
                      "and enrol every person you probe.", ["subject-overlap", "arcface-head"])
 
 
+DIFFERENTIAL = ("fnmr-differential-large", "fmr-differential-large", "fnmr-differential", "fmr-differential",
+                "fdr-low")
+
+
+@rule("demographic-differential")
+def _demographic(results, found):
+    # A model that learned nothing (or holds random weights) fails every group: no differential to name.
+    if _has(found, "weights-not-loaded", "untrained-weights", "embedding-collapse"):
+        return None
+    if not _met(results, "demographic", *DIFFERENTIAL):
+        return None
+    res = results["demographic"]
+    m, worst = res.metrics, res.data.get("worst") or {}
+    at = f"at the {worst.get('judged', 'judged')} threshold {m.get('threshold', 0):.3f}"
+    evidence, named = [], None
+    for rate, label, kind in (("fnmr", "FNMR", "genuine pairs falsely rejected"),
+                              ("fmr", "FMR", "impostor pairs falsely accepted")):
+        w = worst.get(rate)
+        if not w:
+            continue
+        sig = "beyond" if w.get("significant") else "within"
+        lo, hi = (w.get("low"), w.get("high"))
+        ci = f" [{lo:.2%}, {hi:.2%}]" if lo is not None and hi is not None else ""
+        ratio = w.get("max_geomean")
+        evidence.append(f"{w['group']}: {label} {w['rate']:.2%}{ci} ({kind}) against {w['rest']:.2%} in the other "
+                        f"groups, {sig} the subject-bootstrap interval of the difference"
+                        + (f"; {ratio:.2f}× the groups' geometric mean" if ratio is not None else ""))
+        if named is None and (w.get("significant") or rate == "fmr"):
+            named = (w, label)
+    if m.get("fdr") is not None:
+        evidence.append(f"FDR {m['fdr']:.3f} [{m['fdr_low']:.3f}, {m['fdr_high']:.3f}], GARBE {m['garbe']:.3f} {at}")
+    w, label = named or (worst.get("fnmr") or worst.get("fmr"), "FNMR" if worst.get("fnmr") else "FMR")
+    subject = (f"{w['group']} has {label} {w['rate']:.2%}" + (f" [{w['low']:.2%}, {w['high']:.2%}]"
+                                                              if w.get("low") is not None else "")
+               if w else "the groups' error rates differ")
+    large = _met(results, "demographic", "fnmr-differential-large", "fmr-differential-large")
+    return Diagnosis("demographic-differential", Severity.FAILURE if large else Severity.WARNING,
+                     f"error rates differ between demographic groups {at}: {subject}, worse than the other groups "
+                     "beyond chance", evidence,
+                     "Look at the worst group's images first (capture, resolution, blur, pose, alignment differ by "
+                     "group more often than the model does); then add that group's people to training or fine-tune "
+                     "with them, and re-check at one global threshold. A deployment threshold must hold its FMR for "
+                     "the group with the highest FMR; report per-group rates with the model (ISO/IEC 19795-10).",
+                     ["demographic"])
+
+
 def _severity(result: CheckResult, condition: str) -> Severity | None:
     return next((o.severity for o in result.conditions if o.id == condition), None)
 

@@ -179,7 +179,8 @@ def _refuse_unwritable(shown: str, folder: Path) -> None:
 def data_paths(fields) -> tuple[list, list]:
     """(inputs, roots) named by data options or SessionConfig fields (a mapping of either), as
     check_outputs takes them: the DSR files, and the data roots nothing may be written into."""
-    inputs = [("--dsr", fields.get("dsr")), ("--dsr-weights", fields.get("dsr_weights"))]
+    inputs = [("--dsr", fields.get("dsr")), ("--dsr-weights", fields.get("dsr_weights")),
+              ("--groups", fields.get("groups"))]
     roots = [(f"--{k.replace('_', '-')}", fields.get(k)) for k in ("data", "gallery_root", "probe_root", "train_root",
                                                                     "distractors")]
     return inputs, roots

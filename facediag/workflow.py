@@ -112,6 +112,7 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
         session.check_card("baseline")
     settle_alignment(session, suite_obj)  # --align auto decides before the data's fingerprint is read
     check_dsr(session)  # a DSR that cannot serve the probes is bad input: fail before any check
+    session.check_groups()  # a --groups file naming none of the data's people: one line, before any work
     gate = None
     if baseline_report:
         gate = BaselineGate.load(baseline_report, suite_obj, max_drop, session.dataset_info(), force=force_baseline)

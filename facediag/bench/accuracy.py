@@ -10,7 +10,7 @@ measures and gets the report.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from facediag.bench.common import checkpoint_labels, environment, load_models, parse_resolutions
 from facediag.bench.native_quality import NativeQuality
+from facediag.checks.demographic import Demographic, judged_label, settings_of
 from facediag.data.degradation import check_mode as check_degradation
 from facediag.data.degradation import describe as describe_degradation
 from facediag.distributed import Distributed
@@ -29,6 +30,7 @@ from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.loaded import preset_of
 from facediag.protocols.gallery import Evaluation, headline_metrics
 from facediag.protocols.index import recall_metrics
+from facediag.protocols.demographics import demographic_section, operating_thresholds
 from facediag.metrics.distribution import dprime_from_moments
 from facediag.metrics.identification import open_set_from
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
@@ -199,6 +201,7 @@ class _Sessions:
         for label in models:  # a model that cannot take its input is bad input: one line, before any work
             self.info.check_card(label)
         settle_alignment(self.info)
+        self.info.check_groups()  # a --groups file naming none of the data's people: one line, before any work
         if self.info.config.align == "auto":  # decided once, on the first session, holds for all
             self.note = self.info.alignment_info().get("note", "")
         if self.info.alignment == "mtcnn":  # one set of landmarks for every resolution's session
@@ -246,6 +249,9 @@ def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: S
             section = native.section(ev, sess.protocol.probes, scoring.threshold) if native else None
             if section is not None:
                 row["by_quality"] = section
+            if sess.group_assignment() is not None:  # --groups: the demographic check's section, per row
+                row["demographic"] = group_section(ev, sess.group_assignment(), scoring.threshold, scoring.n_boot,
+                                                   scoring.seed)
             rows.append(row)
             done[path, label] = ev, row
     comparisons = []
@@ -257,6 +263,17 @@ def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: S
                                 "accuracy_delta": _diff(dsr_row, bic_row, "accuracy_at_threshold"),
                                 "eer_delta": _diff(dsr_row, bic_row, "eer")})
     return rows, comparisons
+
+
+def group_section(ev: Evaluation, assignment, threshold: float, n_boot: int, seed: int) -> dict[str, Any]:
+    """Per-group FMR and FNMR of one row (the demographic check's defaults), at the bench's threshold
+    and at the one reaching the check's FMR target over all the row's impostor pairs."""
+    params = {**Demographic.params, "threshold": threshold, "n_boot": n_boot}
+    labels, notes = operating_thresholds(ev, threshold, params["fmr_target"], None)
+    settings = replace(settings_of(params), seed=seed)
+    section = demographic_section(ev, assignment, labels, settings, judged_label(labels, params["fmr_target"]))
+    section["notes"] = [*notes, *section["notes"]]
+    return section
 
 
 def _dataset(info: Session, degrade: str = "bicubic") -> dict[str, Any]:

@@ -15,4 +15,5 @@ from facediag.checks import (  # noqa: F401
     dsr,
     identification,
     verification,
+    demographic,
 )

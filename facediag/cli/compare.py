@@ -104,6 +104,7 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
         session.check_card("baseline")
         settle_alignment(session, suite_obj)  # --align auto: decided before anything is embedded
         check_dsr(session)  # a DSR that cannot serve the probes: one line before any work
+        session.check_groups()  # a --groups file naming none of the data's people: likewise
         session.prepare()
         code = 0
         if dist.main:

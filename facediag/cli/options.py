@@ -220,6 +220,11 @@ TRAIN_ROOT = option("--train-root", type=click.Path(exists=True, path_type=Path)
 DISTRACTORS = option("--distractors", type=click.Path(exists=True, path_type=Path),
                      help="Also probe with every HR image under this root (any layout): people in no gallery, as "
                           "in watch-list benchmarks. Identification then reports TPIR against FPIR (open set).")
+GROUPS = option("--groups", type=PATH, metavar="FILE",
+                help="Demographic groups: a CSV with a subject column, optionally an image (or path) column, and one "
+                     "column per attribute (sex, age band, skin tone, ...); the data's manifest serves when it "
+                     "carries such columns. Runs the demographic check: FMR and FNMR per group at one global "
+                     "threshold, the cross-group FMR matrix, NIST's max/min and max/geomean ratios, FDR and GARBE.")
 LAYOUT = option("--layout", type=click.Choice(LAYOUTS), default=config_default(SessionConfig, "layout"),
                 show_default=True,
                 help="paired: hr_images/ + vlr_images*/; folders: root/<subject>/*; manifest: a CSV.")
@@ -350,7 +355,7 @@ ENGINE_OPTIONS = [
 
 DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
-    ("distractors", DISTRACTORS()),
+    ("distractors", DISTRACTORS()), ("groups", GROUPS()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
     ("vlr_size", VLR_SIZE()), ("degrade", DEGRADE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()),
     ("trust_dsr_code", TRUST_DSR_CODE()),

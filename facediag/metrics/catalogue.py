@@ -99,6 +99,13 @@ CATALOGUE: tuple[MetricInfo, ...] = (
                "enrolled images their person's other images identify (suspects left out)"),
     MetricInfo("gallery-enrollment.rank1_without_label_suspects", HIGHER,
                "rank-1 with the suspect gallery images left out"),
+    MetricInfo("demographic.fdr*", HIGHER, "fairness discrepancy rate (1: no differential)", "ratio"),
+    MetricInfo("demographic.garbe*", LOWER, "GARBE (Gini of the groups' FMR and FNMR)", "ratio"),
+    MetricInfo("demographic.fnmr_max_*", LOWER, "FNMR of the worst group over the groups'", "ratio"),
+    MetricInfo("demographic.fmr_max_*", LOWER, "FMR of the worst group over the groups'", "ratio"),
+    MetricInfo("demographic.fnmr_worst*", LOWER, "FNMR of the worst group"),
+    MetricInfo("demographic.fmr_worst*", LOWER, "FMR of the worst group"),
+    MetricInfo("demographic.threshold", None, "the threshold the groups are judged at", "cosine"),
 )
 
 

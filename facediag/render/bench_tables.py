@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from facediag.data.degradation import summary as degradation_summary
 from facediag.formatting import format_value
+from facediag.render.group_tables import bench_group_tables
 from facediag.render.quality_tables import quality_tables
 from facediag.results.bench import BenchReport
 
@@ -405,7 +406,8 @@ def tables(report: BenchReport):
     """(title, header, cell rows, footnotes) per table; columns empty in every row are left out."""
     out = []
     # any kind's rows carrying by_quality add the size-bin and EDC tables after the kind's own
-    for title, header, rows, foot in [*_TABLES[report.kind](report), *quality_tables(report)]:
+    for title, header, rows, foot in [*_TABLES[report.kind](report), *quality_tables(report),
+                                      *bench_group_tables(report)]:
         keep = [i for i in range(len(header)) if not rows or any(row[i] not in ("—", "n/a") for row in rows)]
         out.append((title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows], foot))
     return out

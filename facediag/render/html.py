@@ -9,6 +9,7 @@ from facediag.render.text import explains_text, format_evidence, headline_metric
 from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
+from facediag.render.group_tables import result_tables
 from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
 from facediag.render.plots import Plot, bench_plots, compare_plots, history_plots, result_plots
 from facediag.render.text import dataset_text, note_lines, problem_lines
@@ -187,12 +188,24 @@ def _check_details(report) -> str:
             body.append(f'<ul class="findings">{items}</ul>')
         if r.metrics:
             body.append(f"<details><summary>Metrics ({len(r.metrics)})</summary>{_kv_table(r.metrics)}</details>")
+        body.append(check_tables_html(result_tables(r)))
         body.append(figures_html(result_plots(r)))
         body.append(faces_html(r.data.get("faces") or []))
         if r.data.get("traceback"):
             body.append(f"<details><summary>Traceback</summary><pre>{_e(r.data['traceback'])}</pre></details>")
         sections.append(f'<section class="check" id="{_anchor(r.name)}">{"".join(body)}</section>')
     return '<section id="details"><h2>Check details</h2>' + "\n".join(sections) + "</section>"
+
+
+def check_tables_html(tables) -> str:
+    """A check's tables (render.group_tables): title, table, footnotes."""
+    out = []
+    for title, header, rows, foot in tables:
+        out.append(f"<h4>{_e(title)}</h4><table class=\"kv\"><thead><tr>"
+                   + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead><tbody>"
+                   + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+                   + "</tbody></table>" + "".join(f'<p class="meta">{_e(x)}</p>' for x in foot))
+    return "".join(out)
 
 
 def faces_html(strips: list[dict]) -> str:

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from facediag.checks.base import Status
 from facediag.formatting import format_value
 from facediag.render.bench_tables import context_lines, tables
+from facediag.render.group_tables import result_tables, table_lines
 from facediag.render.compare_text import ci_text, delta_text, moved_lines
 from facediag.results import BenchReport, CompareReport
 from facediag.render.text import (
@@ -71,6 +72,7 @@ def _testcase(suite: ET.Element, result) -> None:
         out.append(findings)
     if result.metrics:
         out.append(_metrics_text(result))
+    out += ["\n".join(table_lines(t)) for t in result_tables(result)]
     ET.SubElement(case, "system-out").text = _clean("\n\n".join(out))
 
 

@@ -8,6 +8,7 @@ from facediag.formatting import format_value
 from facediag.metrics.verdict import WORSE
 from facediag.render.bench_tables import context_lines, tables
 from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_text, parity_lines, sides
+from facediag.render.group_tables import result_tables
 from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
 from facediag.results import BenchReport, CompareReport
 from facediag.render.text import (
@@ -78,6 +79,13 @@ def render_run_markdown(report) -> str:
             evidence = f" ({_text(format_evidence(f.evidence))})" if f.evidence else ""
             lines.append(f"- **{_text(r.name)}** ({f.severity.value}): {_text(f.message)}{evidence}")
         lines.append("")
+
+    for r in report.results:  # a check's tables (the demographic check's per-group rates)
+        for title, header, rows, foot in result_tables(r):
+            lines += [f"### {_text(r.name)}: {_text(title)}", "", "| " + " | ".join(_text(h) for h in header) + " |",
+                      "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_text(c) for c in row) + " |" for row in rows]
+            lines += [""] + [f"- {_text(x)}" for x in foot] + [""]
 
     problems = problem_lines(report.dataset)
     if problems:

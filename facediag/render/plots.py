@@ -11,6 +11,7 @@ a missing or malformed key draws nothing and never raises):
 - ``open_set``: ``{"fpir": [...], "fnir": [...]}`` over thresholds, the 1:N DET curve, log-log
 - ``norm_histograms``: ``{"hr"|"dsr"|...: {"edges", "counts"}}`` raw (pre-normalisation) norms
 - ``series``: ``{"title", "x": [...], "ys": {label: [...]}, "xlabel"?, "ylabel"?}`` line plot
+- ``demographic``: a demographic section (protocols.demographics): each group's DET curve, log-log
 
 ``result_plots`` draws one check; ``compare_plots`` overlays several models' data for the same
 check on shared axes.
@@ -29,6 +30,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from facediag.checks.base import CheckResult
 from facediag.metrics.catalogue import info
 from facediag.render.bench_tables import res_label
+from facediag.render.group_tables import bench_group_rows, det_curves
 from facediag.render.quality_tables import ERROR_LABEL, quality_rows
 from facediag.render.quality_tables import curves as edc_curves
 from facediag.results import BenchReport, Report
@@ -282,6 +284,25 @@ def _draw_series(ax, entries):
     return (title or "series") if drawn else None
 
 
+def _draw_group_det(ax, entries):
+    """Each demographic group's DET curve (the demographic check): a colour per group, a line style per model."""
+    drawn = False
+    for i, (model, data) in enumerate(entries):
+        if not isinstance(data["demographic"], dict):
+            continue
+        for k, (label, fmr, fnmr) in enumerate(det_curves(data["demographic"])):
+            ax.plot(fmr, fnmr, color=_CYCLE[k % len(_CYCLE)], linestyle=_STYLES[i % len(_STYLES)], linewidth=1.6,
+                    label=_label(model, label))
+            drawn = True
+    if not drawn:
+        return None
+    _log_axis(ax, "x")
+    _log_axis(ax, "y")
+    ax.set_xlabel("false match rate (FMR), pairs within the group")
+    ax.set_ylabel("false non-match rate (FNMR)")
+    return "DET per demographic group"
+
+
 # data key -> drawer; a drawer returns the plot's title, or None when nothing was drawable.
 _DRAWERS: dict[str, Callable[[Any, list[Entry]], str | None]] = {
     "histograms": _draw_scores,
@@ -291,6 +312,7 @@ _DRAWERS: dict[str, Callable[[Any, list[Entry]], str | None]] = {
     "open_set": _draw_open_set,
     "norm_histograms": _draw_norms,
     "series": _draw_series,
+    "demographic": _draw_group_det,
 }
 
 
@@ -302,6 +324,7 @@ def bench_plots(report: BenchReport) -> list[tuple[str, str]]:
     figs = [figure(report) if figure else None]  # verification: the table is the result
     # any kind: one EDC figure per row carrying by_quality
     figs += [_edc_figure(label, section) for label, section in quality_rows(report)]
+    figs += [_group_det_figure(label, section) for label, section in bench_group_rows(report)]
     out = []
     for fig in figs:
         if fig is None:
@@ -331,6 +354,22 @@ def _edc_figure(label: str, section: dict):
     ax.set_ylim(bottom=0)
     ax.set_xlabel("fraction of probes discarded (lowest quality first)")
     ax.set_ylabel("error of the probes kept")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _group_det_figure(label: str, section: dict):
+    """One bench row's DET curve per demographic group."""
+    curves = list(det_curves(section))
+    if not curves:
+        return None
+    fig, ax = _new_axes(f"DET per demographic group: {label}")
+    for k, (name, fmr, fnmr) in enumerate(curves):
+        ax.plot(fmr, fnmr, color=_CYCLE[k % len(_CYCLE)], linewidth=1.6, label=name)
+    _log_axis(ax, "x")
+    _log_axis(ax, "y")
+    ax.set_xlabel("false match rate (FMR), pairs within the group")
+    ax.set_ylabel("false non-match rate (FNMR)")
     ax.legend(fontsize=8)
     return fig
 

@@ -11,6 +11,7 @@ from rich.text import Text
 from facediag.checks.base import Severity, Status
 from facediag.metrics.verdict import BETTER, NO_CHANGE, WORSE
 from facediag.render.bench_tables import context_lines, tables
+from facediag.render.group_tables import result_tables
 from facediag.render.compare_text import (
     changed_untested,
     ci_text,
@@ -49,6 +50,7 @@ def render_run_terminal(report, console: Console) -> None:
     if report.results:
         console.print(_checks_table(report, console.width))
         _findings(report, console)
+        _check_tables(report, console)
     for line in note_lines(report.dataset):
         console.print(Text(f"note: {line}", style="yellow"))
     problems = problem_lines(report.dataset)
@@ -122,6 +124,20 @@ def _findings(report, console: Console) -> None:
             line.append(f" ({format_evidence(f.evidence)})", style="dim")
         grid.add_row(Text("✗" if failure else "!", style="red" if failure else "yellow"), line)
     console.print(grid)
+
+
+def _check_tables(report, console: Console) -> None:
+    """Tables a check ships (the demographic check's per-group rates), under the findings."""
+    for r in report.results:
+        for title, header, rows, foot in result_tables(r):
+            table = Table(title=f"{r.name}: {title}", title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+            for h in header:
+                table.add_column(escape(h), overflow="fold")
+            for row in rows:
+                table.add_row(*map(escape, row))
+            console.print(table)
+            for line in foot:
+                console.print(f"  [dim]{escape(line)}[/]", highlight=False)
 
 
 def _gate(gate: dict, console: Console) -> None:

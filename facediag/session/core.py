@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from facediag.data.aligner import Aligner
+from facediag.data.groups import GroupAssignment
 from facediag.data.index import DatasetIndex
 from facediag.data.pixels import PIXEL_SAMPLE_PER_SUBJECT, PIXEL_SAMPLE_SUBJECTS, Fingerprints, Sample
 from facediag.data.protocol import Protocol
@@ -147,6 +148,15 @@ class Session:
     def dataset_info(self) -> dict[str, Any]:
         return self.data.dataset_info(dsr=self.pixels.dsr_name, problems=self.problems,
                                       alignment=self.pixels.alignment_info())
+
+    def group_assignment(self) -> GroupAssignment | None:
+        """The --groups file matched to the protocol (data.groups.assign); None without one."""
+        return self.data.group_assignment
+
+    def check_groups(self) -> None:
+        """A groups file that names none of the data's subjects is bad input: refused (one line)
+        before any work, not an ERROR at the end."""
+        self.group_assignment()
 
     # ------------------------------------------------------------- alignment
     @property

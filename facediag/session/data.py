@@ -19,6 +19,7 @@ from facediag.data.degradation import check_mode as check_degradation
 from facediag.data.degradation import describe as describe_degradation
 from facediag.data.degradation import key_token
 from facediag.data.detect import require_extra
+from facediag.data.groups import GroupAssignment, Groups, assign, read_groups
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, find_split_roots, index_dataset
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
@@ -61,6 +62,8 @@ class SessionConfig:
     align: str = "none"
     # The matching pass's candidate search: torch ("exact") or a faiss index (protocols.index).
     index: str = "exact"
+    # Demographic groups (data.groups): a CSV of subject[,image] and attribute columns, or None.
+    groups: str | Path | None = None
     # Acceptance thresholds the checks will ask about: their false accepts are counted in the one
     # matching pass (another threshold costs one more pass). run_suite sets them from the suite.
     thresholds: tuple = (DEFAULT_THRESHOLD,)
@@ -85,6 +88,8 @@ class Data:
         check_degradation(config.degrade)
         self.config = config
         self.dist = dist
+        # --groups is read (a malformed file refused, one line) before any work
+        self.groups: Groups | None = read_groups(config.groups) if config.groups is not None else None
         if protocol is not None:
             self.protocol = protocol  # in place of the cached property below
         # The alignment used: None while "auto" is not settled yet (settle_alignment).
@@ -144,6 +149,13 @@ class Data:
         c = self.config
         return build_protocol(self.index, probe_index=self.probe_index, distractor_index=self.distractor_index,
                               gallery_per_subject=c.gallery_per_subject, vlr_size=c.vlr_size)
+
+    @cached_property
+    def group_assignment(self) -> GroupAssignment | None:
+        """The groups file matched to the protocol's probes and enrolled subjects (None without one)."""
+        if self.groups is None:
+            return None
+        return assign(self.groups, self.protocol, [r for r in (*self.roots, self.config.distractors) if r])
 
     @property
     def probes_need_dsr(self) -> bool:
@@ -211,6 +223,9 @@ class Data:
             info["index"] = self.config.index
             info["notes"].append(f"candidate search by --index {self.config.index}: rank-k, CMC and open set as "
                                  "that index answers them (identification names its recall); verification exact")
+        if self.groups is not None:  # who is in which demographic group: the file, by content
+            info["groups"] = {"file": self.groups.path, "sha256": self.groups.sha256,
+                              "attributes": {a: self.groups.values(a) for a in self.groups.attributes}}
         return info
 
     # -------------------------------------------------------------- alignment

@@ -242,6 +242,9 @@ class Runtime:
                 return "probes are at full resolution: each is its own HR image, so there is no pair to compare"
             return None if any(p.hr is not None for p in self.data.protocol.probes) else \
                 "no probe has its own HR image (paired similarity needs HR/VLR pairs)"
+        if requirement == "groups":
+            return None if self.data.groups is not None else (
+                "no --groups FILE given (a CSV of subject[,image] and attribute columns, e.g. sex, age band)")
         if requirement == "dsr":  # a DSR other than bicubic, to judge against bicubic
             if not self.data.probes_need_dsr:
                 return "probes are at full resolution: no DSR runs"

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from facediag.data.groups import GroupAssignment
 from facediag.data.index import DatasetIndex
 from facediag.data.pixels import PIXEL_SAMPLE_PER_SUBJECT, PIXEL_SAMPLE_SUBJECTS, Fingerprints, Sample
 from facediag.data.protocol import Protocol
@@ -111,6 +112,9 @@ class RoleView:
 
     def dataset_info(self) -> dict:
         return self.session.dataset_info()
+
+    def group_assignment(self) -> GroupAssignment | None:
+        return self.session.group_assignment()
 
     # ----------------------------------------------------------- the pixels
     def sample_pixels(self, max_subjects: int = PIXEL_SAMPLE_SUBJECTS,
