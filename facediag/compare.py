@@ -34,6 +34,7 @@ from facediag.gate import ParityBounds, gate_outcome, judge, judge_parity, parit
 from facediag.metrics.catalogue import higher_is_better
 from facediag.metrics.distribution import linear_cka
 from facediag.metrics.identification import l2_normalize
+from facediag.metrics.operating_point import provenance_text
 from facediag.metrics.parity import deployment_parity
 from facediag.metrics.significance import mcnemar_exact
 from facediag.metrics.verdict import BETTER, WORSE, interval_verdict, verdict
@@ -43,7 +44,7 @@ from facediag.protocols.gallery import Evaluation
 from facediag.protocols.demographics import differential_tests
 from facediag.protocols.resampling import Tested, bootstrap_tests
 from facediag.results import CompareReport, MetricRow, Report
-from facediag.runner import run_suite, with_card_threshold
+from facediag.runner import check_dev_options, run_suite, threshold_provenance, with_card_threshold
 from facediag.session import Session, SessionConfig
 from facediag.suites import Suite, load_suite
 
@@ -53,14 +54,16 @@ def compare(weights_a=None, weights_b=None, data=None, *, suite: str | Path | Su
             model_a=None, model_b=None, max_drop: dict[str, float] | None = None, n_boot: int = 1000,
             alpha: float = 0.05, seed: int = 0, command: str | None = None, parity: bool | None = None,
             parity_min_cosine: float | None = None, parity_max_rank1_changed: int | None = None,
-            **session_options) -> CompareReport:
+            threshold_from: str | None = None, **session_options) -> CompareReport:
     """Compare checkpoint B with A on the same data (the Python API behind ``facediag compare``).
 
     ``model_a``/``model_b`` may be already-loaded checkpoints instead of paths;
     ``session_options`` are SessionConfig fields (vlr_size, dsr, device, cache_dir, ...);
     ``max_drop`` gates metrics (``check.metric`` -> tolerance), over the suite's ``[gate]``;
     ``parity`` True/False forces the parity section on/off (None: when one network in two
-    formats); a ``parity_*`` bound (or the suite's ``[gate.parity]``) gates it.
+    formats); a ``parity_*`` bound (or the suite's ``[gate.parity]``) gates it. ``threshold_from``
+    ("dev:fmr=1e-3", "dev:eer", "dev:min-hter"): each side at its own threshold fixed on the
+    development set (``dev_data``, or ``dev_gallery_root`` and ``dev_probe_root``) by that criterion.
     """
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     bounds = parity_bounds(suite, parity_min_cosine, parity_max_rank1_changed)
@@ -69,8 +72,10 @@ def compare(weights_a=None, weights_b=None, data=None, *, suite: str | Path | Su
     config = SessionConfig(weights=weights_a, baseline_weights=weights_b, data=data, **session_options)
     models = {role: m for role, m in (("model", model_a), ("baseline", model_b)) if m is not None}
     session = Session(config, models=models)
+    check_dev_options(session, threshold_from)
     return compare_session(session, suite, max_drop=max_drop, n_boot=n_boot, alpha=alpha, seed=seed,
-                           command=command or "facediag.compare(...)", parity=parity, parity_gate=bounds)
+                           command=command or "facediag.compare(...)", parity=parity, parity_gate=bounds,
+                           threshold_from=threshold_from)
 
 
 def check_parity_options(parity: bool | None, bounds: ParityBounds | None) -> None:
@@ -81,28 +86,38 @@ def check_parity_options(parity: bool | None, bounds: ParityBounds | None) -> No
 
 def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float], n_boot: int = 1000,
                     alpha: float = 0.05, seed: int = 0, command: str | None = None, parity: bool | None = None,
-                    parity_gate: ParityBounds | None = None) -> CompareReport:
+                    parity_gate: ParityBounds | None = None, threshold_from: str | None = None) -> CompareReport:
     """Compare role "baseline" (B) with role "model" (A) of one Session.
 
     ``parity``: None adds the parity section when A and B are one network in two formats
-    (same_network), True always, False never; ``parity_gate`` holds it to bounds (implies True)."""
+    (same_network), True always, False never; ``parity_gate`` holds it to bounds (implies True).
+    ``threshold_from`` ("dev:fmr=1e-3", ...): each side at the threshold fixed on the development
+    set for it by that criterion (as each would be deployed), instead of one threshold for both."""
     command = command if command is not None else shlex.join(["facediag", *sys.argv[1:]])
     check_parity_options(parity, parity_gate)
     # One operating threshold for both sides: A's card's where the suite sets none (A is the reference).
     given = suite
     suite, threshold_note = with_card_threshold(given, session.model("model"))
-    notes = [n for n in (threshold_note, _held_at_a(given, session.model("model"), session.model("baseline"))) if n]
+    notes = [n for n in (threshold_note, _held_at_a(given, session.model("model"), session.model("baseline"))) if n
+             and not threshold_from]  # with dev-fixed thresholds neither card's threshold is used
     # The comparison is the baseline here: a check that wants one would compare a side with itself.
     side_suite = replace(suite, checks={n: p for n, p in suite.checks.items()
                                         if "baseline" not in get_check(n).requires})
-    a = run_suite(session.for_role("model"), side_suite, command)
-    b = run_suite(session.for_role("baseline"), side_suite, command)
+    a = run_suite(session.for_role("model"), side_suite, command, threshold_from)
+    b = run_suite(session.for_role("baseline"), side_suite, command, threshold_from)
+    if not threshold_from:  # both sides ran at the threshold set above: where it came from, as given
+        a.suite["operating_threshold"] = b.suite["operating_threshold"] = threshold_provenance(
+            given, session.model("model"))
     for side in (a, b):  # each side ran at the threshold already set: the note is compare's to give
         side.dataset["notes"] = [*side.dataset.get("notes", []), *notes]
     ev_a, ev_b = session.evaluation("model"), session.evaluation("baseline")
     params = {name: suite.params(name) for name in ("identification", "verification")}
     threshold = params["identification"]["threshold"]
-    tests = bootstrap_tests(ev_a, ev_b, threshold=threshold, ranks=tuple(params["identification"]["ranks"]),
+    provenance = {"A": a.suite["operating_threshold"], "B": b.suite["operating_threshold"]}
+    # Dev-fixed: each side at its own threshold (its identification check ran there), else one for both.
+    thresholds = (a.suite["operating_threshold"]["threshold"], b.suite["operating_threshold"]["threshold"]) \
+        if threshold_from else (threshold, threshold)
+    tests = bootstrap_tests(ev_a, ev_b, threshold=thresholds, ranks=tuple(params["identification"]["ranks"]),
                             fars=tuple(params["verification"]["fars"]), n_boot=n_boot, alpha=alpha, seed=seed)
     tests.update(_demographic_tests(session, suite, n_boot, alpha, seed))
     rows = _rows(a, b, tests, alpha)
@@ -122,9 +137,11 @@ def compare_session(session: Session, suite: Suite, *, max_drop: dict[str, float
     shift = {"cka": _cka(session), "mcnemar_rank1": _mcnemar_rank1(ev_a, ev_b),
              "scores": {name: by_key[f"pair-gap.{name}_mean"].as_dict() for name in ("genuine", "impostor", "paired")
                         if f"pair-gap.{name}_mean" in by_key},
-             "notes": [*_cautions(by_key, threshold), *differential_notes(by_key)]}
+             "notes": [*_threshold_notes(provenance), *_cautions(by_key, thresholds),
+                       *differential_notes(by_key)]}
     return CompareReport(command, a, b, rows, shift, gate_outcome(judgements),
-                         {"n_boot": n_boot, "alpha": alpha, "seed": seed, "threshold": threshold,
+                         {"n_boot": n_boot, "alpha": alpha, "seed": seed, "threshold": thresholds[0],
+                          "thresholds": provenance,
                           "method": "verdicts: McNemar's exact test for per-probe correctness (rank-k, accuracy "
                                     "at the threshold), else the subject-level bootstrap interval of B − A (the "
                                     "same resampled subjects on both sides)"},
@@ -215,11 +232,21 @@ def _rows(a: Report, b: Report, tests: dict[str, Tested], alpha: float) -> list[
     return rows
 
 
-def _cautions(by_key: dict[str, MetricRow], threshold: float) -> list[str]:
+def _threshold_notes(provenance: dict[str, dict]) -> list[str]:
+    """Where each side's threshold comes from (one line when both share one)."""
+    a, b = provenance["A"], provenance["B"]
+    if a.get("threshold") == b.get("threshold") and a.get("source") == b.get("source"):
+        return [provenance_text(a, "both sides' operating threshold")]
+    return [provenance_text(a, "A's operating threshold"), provenance_text(b, "B's operating threshold")]
+
+
+def _cautions(by_key: dict[str, MetricRow], thresholds: tuple[float, float]) -> list[str]:
     """Changes that read better than they are."""
     acc, far = by_key.get("identification.accuracy_at_threshold"), by_key.get("identification.far_at_threshold")
+    threshold = thresholds[0] if thresholds[0] == thresholds[1] else None
+    at = f"{threshold:g}" if threshold is not None else "each side's threshold"
     if acc and far and acc.verdict == BETTER and far.verdict == WORSE:
-        return [f"accuracy at {threshold:g} rose ({acc.a:.3f} → {acc.b:.3f}) only with the false-accept rate "
+        return [f"accuracy at {at} rose ({acc.a:.3f} → {acc.b:.3f}) only with the false-accept rate "
                 f"({far.a:.2%} → {far.b:.2%}): B accepts more of everyone, it does not recognise people better"]
     return []
 

@@ -29,6 +29,7 @@ from facediag.checks.registry import get_check
 from facediag.errors import FacediagError
 from facediag.formatting import format_value
 from facediag.metrics.catalogue import higher_is_better, resolve
+from facediag.metrics.operating_point import provenance_text
 from facediag.metrics.significance import bootstrap_mean
 from facediag.metrics.verdict import WORSE, interval_verdict
 from facediag.protocols.resampling import bootstrap_tests
@@ -213,6 +214,7 @@ def evaluate(report: Report, baseline: Report, session, max_drop: Mapping[str, f
         return current
 
     judgements = []
+    notes = [*notes, *filter(None, [threshold_note(baseline, report)])]
     for key, tol in max_drop.items():
         check, metric = key.split(".", 1)
         before, after = baseline.metric(check, metric), report.metric(check, metric)
@@ -227,6 +229,21 @@ def evaluate(report: Report, baseline: Report, session, max_drop: Mapping[str, f
             noise = f"this run's subject-bootstrap interval [{format_value(ci.low)}, {format_value(ci.high)}]"
         judgements.append(judge(key, before, after, tol, beyond_noise=beyond, noise=noise))
     return gate_outcome(judgements, [f"against {_describe(baseline)}", *notes])
+
+
+def threshold_note(baseline: Report, report: Report) -> str | None:
+    """The gate's line when the baseline ran at another operating threshold than this run (say one
+    fixed on a development set, ``--threshold-from``): metrics at the threshold then compare two
+    operating points. None when both ran at the same one."""
+    before, now = ((r.suite or {}).get("operating_threshold") for r in (baseline, report))
+    if now is None or (before is not None and (before.get("threshold"), before.get("source"))
+                       == (now.get("threshold"), now.get("source"))):
+        return None
+    if before is None:
+        return None if now.get("source") != "dev" else (
+            f"the baseline does not say where its threshold came from; this run's {provenance_text(now)}")
+    return (f"operating thresholds differ, so the metrics at the threshold compare two operating points: the "
+            f"baseline's {provenance_text(before)}; this run's {provenance_text(now)}")
 
 
 def _paired_change(key, baseline: Report, report: Report, session, n_boot, alpha, seed):

@@ -182,7 +182,8 @@ def data_paths(fields) -> tuple[list, list]:
     inputs = [("--dsr", fields.get("dsr")), ("--dsr-weights", fields.get("dsr_weights")),
               ("--groups", fields.get("groups"))]
     roots = [(f"--{k.replace('_', '-')}", fields.get(k)) for k in ("data", "gallery_root", "probe_root", "train_root",
-                                                                    "distractors")]
+                                                                    "distractors", "dev_data", "dev_gallery_root",
+                                                                    "dev_probe_root")]
     return inputs, roots
 
 

@@ -13,7 +13,9 @@ from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.models.loaded import preset_of
 from facediag.errors import FacediagError
 from facediag.checks.base import Status
+from facediag.checks.operating_point import criteria as dev_criteria
 from facediag.checks.registry import get_check, run_check
+from facediag.metrics.operating_point import criterion_key, parse_threshold_from
 from facediag.results import Report
 from facediag.session import Session, SessionConfig
 from facediag.suites import Suite, load_suite
@@ -73,9 +75,68 @@ def settle_alignment(session: Session, suite: Suite | None = None) -> None:
                             "give --align mtcnn or --align none")
 
 
-def run_suite(session: Session, suite: Suite, command: str | None = None) -> Report:
+def threshold_provenance(given: Suite, loaded) -> dict[str, Any]:
+    """Where the operating threshold of a run comes from, as reports state it: ``source`` "suite"
+    ([suite] threshold) or "preset" (the model card's, else EdgeFace's preset), with ``set``,
+    ``criterion`` and ``fmr_target`` None (no data fixed it); ``checks``: the check tables that
+    set their own."""
+    preset = preset_of(loaded)
+    if given.threshold is not None:
+        out = {"threshold": given.threshold, "source": "suite", "where": "[suite] threshold"}
+    else:
+        where = f"the model card's ({preset.name})" if getattr(loaded, "card", None) else "EdgeFace's preset"
+        out = {"threshold": preset.threshold, "source": "preset", "where": where}
+    out.update(set=None, criterion=None, fmr_target=None)
+    own = {name: params["threshold"] for name, params in given.checks.items() if "threshold" in params}
+    if own:
+        out["checks"] = {name: {"threshold": t, "source": "suite", "where": f"[checks.{name}]"}
+                         for name, t in own.items()}
+    return out
+
+
+def with_dev_threshold(session: Session, suite: Suite, spec: str) -> tuple[Suite, dict[str, Any]]:
+    """``--threshold-from dev:CRITERION``: the suite with the threshold fixed on the development set
+    for the model (every check's, over the suite's and its tables': the command line wins), and
+    that threshold's provenance. A criterion the development set cannot support is refused."""
+    try:
+        criterion, target = parse_threshold_from(spec)
+    except ValueError as exc:
+        raise FacediagError(f"--threshold-from {exc}") from None
+    key = criterion_key(criterion, target)
+    points = session.dev_thresholds("model", [key])
+    if points is None:
+        raise FacediagError(f"--threshold-from {spec} needs a development set: give --dev-data, or --dev-gallery-root "
+                            "and --dev-probe-root")
+    point = points[key]
+    if point["threshold"] is None:
+        raise FacediagError(f"--threshold-from {spec}: the development set cannot fix it: {point['reason']}")
+    checks = {name: {k: v for k, v in params.items() if k != "threshold"} for name, params in suite.checks.items()}
+    return replace(suite, threshold=point["threshold"], checks=checks), {**point, "source": "dev",
+                                                                          "where": f"--threshold-from {spec}"}
+
+
+def expect_dev_thresholds(session, suite: Suite) -> None:
+    """With a development set and the operating-point check: its criteria fixed now, and their
+    thresholds counted in the evaluation's one matching pass (not one more pass each)."""
+    if "operating-point" not in suite.checks or session.available("dev") is not None:
+        return
+    session.expect_dev_criteria(dev_criteria(suite.params("operating-point")))
+    points = session.dev_thresholds("model") or {}
+    session.expect_thresholds({p["threshold"] for p in points.values() if p["threshold"] is not None})
+
+
+def run_suite(session: Session, suite: Suite, command: str | None = None,
+              threshold_from: str | None = None) -> Report:
+    """The suite over a Session (or a RoleView of one) -> Report. ``threshold_from``
+    (``dev:fmr=1e-3``, ``dev:eer``, ``dev:min-hter``): every check's threshold fixed on the
+    development set for this model instead of the suite's or the preset's."""
+    provenance = threshold_provenance(suite, session.model("model"))
     suite, threshold_note = with_card_threshold(suite, session.model("model"))
     settle_alignment(session, suite)
+    if threshold_from:
+        suite, provenance = with_dev_threshold(session, suite, threshold_from)
+        threshold_note = None  # the card's threshold is not the one used
+    expect_dev_thresholds(session, suite)
     session.expect_thresholds({suite.params(name).get("threshold") for name in suite.checks} - {None})
     results = [run_check(get_check(name)(), session, suite.params(name), session.available)
                for name in suite.checks]
@@ -88,7 +149,7 @@ def run_suite(session: Session, suite: Suite, command: str | None = None) -> Rep
         command=command if command is not None else shlex.join(["facediag", *sys.argv[1:]]),
         checkpoints=checkpoints,
         dataset=dataset,
-        suite=suite.as_dict(),
+        suite={**suite.as_dict(), "operating_threshold": provenance},
         results=results,
         diagnoses=diagnose(results),
     )
@@ -96,11 +157,13 @@ def run_suite(session: Session, suite: Suite, command: str | None = None) -> Rep
 
 def run_all(weights: str | Path | None = None, data: str | Path | None = None, *,
             suite: str | Path | Suite | None = None, checks: list[str] | None = None,
-            model=None, baseline=None, **options) -> Report:
+            model=None, baseline=None, threshold_from: str | None = None, **options) -> Report:
     """Run every check of a suite and return the Report (for notebooks and scripts).
 
     ``model``/``baseline`` may be already-loaded checkpoints (``load_checkpoint(...)``)
-    instead of paths; ``options`` are SessionConfig fields (vlr_size, dsr, device, ...).
+    instead of paths; ``options`` are SessionConfig fields (vlr_size, dsr, device, dev_data, ...);
+    ``threshold_from`` ("dev:fmr=1e-3", "dev:eer", "dev:min-hter") runs every check at the threshold
+    fixed on the development set (``dev_data``, or ``dev_gallery_root`` and ``dev_probe_root``).
     """
     config = SessionConfig(weights=weights, data=data, **options)
     models = {role: m for role, m in (("model", model), ("baseline", baseline)) if m is not None}
@@ -108,7 +171,27 @@ def run_all(weights: str | Path | None = None, data: str | Path | None = None, *
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if checks:
         suite = suite.only(checks)
-    return run_suite(session, suite, command="facediag.run_all(...)")
+    check_dev_options(session, threshold_from)
+    return run_suite(session, suite, command="facediag.run_all(...)", threshold_from=threshold_from)
+
+
+def check_dev_options(session: Session, threshold_from: str | None) -> None:
+    """Before any work: the development set indexes (a bad root is one line), and ``threshold_from``
+    names a criterion it can support (an FMR target its impostor pairs allow)."""
+    target = None
+    if threshold_from:
+        try:
+            criterion, target = parse_threshold_from(threshold_from)
+        except ValueError as exc:
+            raise FacediagError(f"--threshold-from {exc}") from None
+    if session.available("dev") is not None:
+        if threshold_from:
+            raise FacediagError(f"--threshold-from {threshold_from} needs a development set: give --dev-data, or "
+                                "--dev-gallery-root and --dev-probe-root")
+        return
+    session.dev_impostor_pairs()  # indexes the development set now
+    if target is not None:
+        session.check_dev_target(target)
 
 
 def exit_code(report: Report, fail_on: str = "fail") -> int:

@@ -18,7 +18,7 @@ from facediag.models.dsr import probe_dsr
 from facediag.outputs import check_outputs, data_paths, out_cache, out_dir, out_file
 from facediag.render import FILENAMES, write_all
 from facediag.results import Report
-from facediag.runner import exit_code, run_suite, settle_alignment
+from facediag.runner import check_dev_options, exit_code, run_suite, settle_alignment
 from facediag.session import Session, SessionConfig
 from facediag.suites import Suite, load_suite
 
@@ -84,14 +84,15 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
                  max_drop: Iterable[str] = (), force_baseline: bool = False, fail_on: str | None = None,
                  out: str | Path | None = None, save_baseline: str | Path | None = None,
                  force_save_baseline: bool = False, command: str | None = None,
-                 dist: Distributed | None = None) -> GatedRun | None:
+                 dist: Distributed | None = None, threshold_from: str | None = None) -> GatedRun | None:
     """The whole of ``facediag run-all``/``run`` but the printing: a GatedRun to show and write.
 
     Bad input fails before any work (FacediagError): the suite, every output path (never an
     input, never inside the data, writable), the checkpoints, the baseline report. Then the
     suite runs, the gate judges it against ``baseline_report``, and the exit code follows
     (``fail_on`` over the suite's). A run that fails does not become a baseline unless
-    ``force_save_baseline``.
+    ``force_save_baseline``. ``threshold_from`` ("dev:fmr=1e-3", ...): every check, and so the
+    gate, at the threshold fixed on the development set (config ``dev_*``).
 
     Under torchrun (``dist``) every rank must call this; each embeds its shard, and only rank 0
     runs the suite and gets the GatedRun: the others get None.
@@ -112,6 +113,7 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
         session.check_card("baseline")
     settle_alignment(session, suite_obj)  # --align auto decides before the data's fingerprint is read
     check_dsr(session)  # a DSR that cannot serve the probes is bad input: fail before any check
+    check_dev_options(session, threshold_from)  # the development set, and a criterion it can support
     session.check_groups()  # a --groups file naming none of the data's people: one line, before any work
     gate = None
     if baseline_report:
@@ -119,7 +121,7 @@ def run_and_gate(config: SessionConfig, suite: str | Path | Suite | None = "defa
     session.prepare()
     if not session.dist.main:
         return None
-    report = run_suite(session, suite_obj, command=command)
+    report = run_suite(session, suite_obj, command=command, threshold_from=threshold_from)
     if gate:
         report.gate = gate.evaluate(report, session)
     code = exit_code(report, fail_on or suite_obj.fail_on)

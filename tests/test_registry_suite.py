@@ -9,7 +9,7 @@ from facediag.suites import load_suite
 
 BUILTIN = ["weights-integrity", "gallery-enrollment", "subject-overlap", "norm-sanity", "preprocessing",
            "alignment", "arcface-head", "pretrained-baseline", "pair-gap", "dsr-vs-bicubic",
-           "identification", "verification", "demographic"]
+           "identification", "verification", "operating-point", "demographic"]
 
 
 def test_builtin_checks_are_registered_in_report_order():

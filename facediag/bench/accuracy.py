@@ -33,6 +33,7 @@ from facediag.protocols.index import recall_metrics
 from facediag.protocols.demographics import demographic_section, operating_thresholds
 from facediag.metrics.distribution import dprime_from_moments
 from facediag.metrics.identification import open_set_from
+from facediag.metrics.operating_point import apply_threshold
 from facediag.metrics.significance import bootstrap_rank1, mcnemar_exact, paired_bootstrap_rank1
 from facediag.metrics.verification import verification_metrics
 from facediag.runner import checkpoint_info, settle_alignment
@@ -131,6 +132,7 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
     resolutions = parse_resolutions(resolutions)
     names = checkpoint_labels(checkpoints, labels)
     models = dict(zip(names, load_models(checkpoints, arch, cards)))
+    given_threshold = threshold
     threshold = resolve_threshold(threshold, [preset_of(m) for m in models.values()])
     sessions = _Sessions(data, options, models, dist)
     scoring = _Scoring(threshold, fars, n_boot, seed, alpha)
@@ -151,6 +153,7 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
         return None
     degrade = options.get("degrade", "bicubic")
     settings = {"resolutions": ["hr" if r is None else r for r in resolutions], "threshold": threshold,
+                "threshold_provenance": _provenance(threshold, given_threshold, models),
                 "fars": list(fars), "dsr": dsr, "n_boot": n_boot, "alpha": alpha, "seed": seed,
                 "degrade": degrade, "degradation": describe_degradation(degrade),
                 "batch_size": info.config.batch_size, "device": str(info.device),
@@ -206,6 +209,8 @@ class _Sessions:
             self.note = self.info.alignment_info().get("note", "")
         if self.info.alignment == "mtcnn":  # one set of landmarks for every resolution's session
             self.aligner = self.info.aligner
+        if self.info.dev is not None:  # a development set that cannot be indexed: one line, before any work
+            self.info.dev_impostor_pairs()
 
     def make(self, vlr_size: int | None, dsr: str | None, dsr_weights) -> Session:
         cfg = SessionConfig(data=self.data, vlr_size=vlr_size, dsr=dsr, dsr_weights=dsr_weights, **self.options)
@@ -239,6 +244,7 @@ def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: S
         sess.prepare(names)  # under torchrun: every rank its shard, in the same order
         if not sess.dist.main:
             continue
+        expect_dev_points(sess, names)
         upsampling = "none (HR)" if res is None else (sess.dsr.name if path == "dsr" else "bicubic")
         for label in names:
             ev = sess.evaluation(label)
@@ -246,6 +252,8 @@ def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: S
                    "upsampling": upsampling,
                    **row_metrics(ev, scoring.threshold, scoring.fars, scoring.n_boot, scoring.seed),
                    **recall_metrics(ev.matching.index)}  # --index faiss-ivf/hnsw: what it missed
+            if sess.dev is not None:  # --dev-data: thresholds fixed there for this checkpoint, resolution and path
+                row["operating_points"] = dev_operating_points(sess, label, ev)
             section = native.section(ev, sess.protocol.probes, scoring.threshold) if native else None
             if section is not None:
                 row["by_quality"] = section
@@ -293,6 +301,44 @@ def _index_notes(info: Session) -> list[str]:
         return []
     return [f"rank-k from --index {info.config.index}: as that index answers (rows give an "
             "approximate index's recall against exact search); verification metrics from the exact pass"]
+
+
+def _provenance(threshold: float, given: float | None, models: dict) -> dict[str, Any]:
+    """Where the table's threshold comes from: --threshold ("option"), or the models' preset."""
+    if given is not None:
+        return {"threshold": threshold, "source": "option", "where": "--threshold", "set": None, "criterion": None,
+                "fmr_target": None}
+    carded = [getattr(m, "card", None) for m in models.values()]
+    where = "the model cards'" if any(carded) else "EdgeFace's preset"
+    return {"threshold": threshold, "source": "preset", "where": where, "set": None, "criterion": None,
+            "fmr_target": None}
+
+
+def expect_dev_points(sess: Session, names: Sequence[str]) -> None:
+    """With a development set: each checkpoint's dev-fixed thresholds counted in the evaluation's
+    one matching pass (not one more pass each)."""
+    if sess.dev is None:
+        return
+    for label in names:
+        points = sess.dev_thresholds(label) or {}
+        sess.expect_thresholds({p["threshold"] for p in points.values() if p["threshold"] is not None})
+
+
+def dev_operating_points(sess: Session, label: str, ev: Evaluation) -> list[dict[str, Any]]:
+    """The thresholds fixed on the development set for one checkpoint (at this row's resolution and
+    path), each with its provenance and its rates on the development set and on this row's data."""
+    genuine, n_impostor = ev.genuine_scores(), int(ev.matching.impostor_count.sum())
+    out = []
+    for key, p in (sess.dev_thresholds(label) or {}).items():
+        point = {k: p[k] for k in ("key", "criterion", "fmr_target", "set", "threshold", "reason", "fmr", "fnmr",
+                                   "hter", "n_genuine", "n_impostor")}
+        point["eval"] = point["eval_supported"] = None
+        if p["threshold"] is not None and len(genuine) and n_impostor:
+            applied = apply_threshold(p["threshold"], genuine, int(ev.false_accepts(p["threshold"]).sum()), n_impostor)
+            point["eval"] = applied.as_dict()
+            point["eval_supported"] = None if p["fmr_target"] is None else applied.fmr_supported(p["fmr_target"])
+        out.append(point)
+    return out
 
 
 def _diff(a: dict, b: dict, key: str):

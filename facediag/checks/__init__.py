@@ -15,5 +15,6 @@ from facediag.checks import (  # noqa: F401
     dsr,
     identification,
     verification,
+    operating_point,
     demographic,
 )

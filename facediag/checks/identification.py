@@ -23,11 +23,11 @@ class Identification(Check):
               "mislabel_min_drop": 0.3, "mislabel_rival_within": 0.15, "min_mislabel_rank1": 0.8}
     conditions = (
         Condition("far-meaningless", Severity.FAILURE,
-                  "at cosine ≥ {threshold} {far_at_threshold:.1%} of impostor pairs are accepted: "
-                  "'accuracy at {threshold}' ({accuracy_at_threshold:.1%}) means nothing here",
+                  "at cosine ≥ {threshold:g} {far_at_threshold:.1%} of impostor pairs are accepted: "
+                  "'accuracy at {threshold:g}' ({accuracy_at_threshold:.1%}) means nothing here",
                   [("far_at_threshold", ">", "fail_far")], evidence=("far_at_threshold", "accuracy_at_threshold")),
         Condition("threshold-does-not-hold", Severity.WARNING,
-                  "the threshold {threshold} no longer holds: it accepts {far_at_threshold:.1%} of impostor "
+                  "the threshold {threshold:g} no longer holds: it accepts {far_at_threshold:.1%} of impostor "
                   "pairs{suggestion}", [("far_at_threshold", ">", "max_far")],
                   unless=("far-meaningless",), evidence=("far_at_threshold",)),
         Condition("rank1-failed", Severity.FAILURE, "rank-1 is {rank1:.1%} (chance {chance:.1%})",
@@ -94,7 +94,7 @@ class Identification(Check):
                               "tpir": [round(float(x), 5) for x in osr.curve_dir],
                               "fnir": [round(1 - float(x), 5) for x in osr.curve_dir],
                               "fpir": [round(float(x), 5) for x in osr.curve_false_alarm_rate]}
-        summary = (f"rank-1 {cs.rank_accuracy[1]:.3f}; accuracy at {t} {at.accuracy:.3f} with FAR "
+        summary = (f"rank-1 {cs.rank_accuracy[1]:.3f}; accuracy at {t:g} {at.accuracy:.3f} with FAR "
                    f"{at.false_accept_rate:.2%}")
         data = {"headline": ["rank1", "accuracy_at_threshold", "far_at_threshold"],
                 "cmc": [round(float(x), 5) for x in cs.cmc[:50]],

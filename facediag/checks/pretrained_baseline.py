@@ -31,7 +31,7 @@ class PretrainedBaseline(Check):
                   [("delta_impostor_mean", ">", "max_impostor_rise")],
                   evidence=("baseline_impostor_mean", "model_impostor_mean", "delta_impostor_mean")),
         Condition("far-rose", Severity.FAILURE,
-                  "false-accept rate at {threshold} moved from {baseline_far_at_threshold:.3f} (baseline) to "
+                  "false-accept rate at {threshold:g} moved from {baseline_far_at_threshold:.3f} (baseline) to "
                   "{model_far_at_threshold:.3f}", [("delta_far_at_threshold", ">", "max_far_rise")],
                   evidence=("baseline_far_at_threshold", "model_far_at_threshold", "delta_far_at_threshold")),
     )

@@ -13,6 +13,7 @@ from facediag.cli.options import (
     N_BOOT,
     OUT,
     SUITE,
+    THRESHOLD_FROM,
     console,
     data_options,
     handle_errors,
@@ -50,10 +51,11 @@ from facediag.suites import load_suite
 @click.option("--parity-max-rank1-changed", type=int, default=None, metavar="N",
               help="Gate parity: at most N probes (a count) name another subject with B than with A "
                    "(default 0 once parity is gated).")
+@THRESHOLD_FROM()
 @data_options
 @handle_errors
 def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop, n_boot, alpha, parity,
-                parity_min_cosine, parity_max_rank1_changed, **kw):
+                parity_min_cosine, parity_max_rank1_changed, threshold_from, **kw):
     """Compare checkpoint B with A on the same data: is B better, worse, or the same?
 
     Both run the suite over the same records and the same DSR outputs (each image
@@ -81,10 +83,12 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
       facediag compare edgeface_xxs.pt edgeface_xxs.onnx --data faces/ --parity-min-cosine 0.9999 \\
           --parity-max-rank1-changed 0
       facediag compare edgeface_xxs.pt arcface.onnx --card-b arcface.toml --data faces/
+      facediag compare a.pt b.pt --data eval/ --dev-data dev/ --threshold-from dev:fmr=1e-3
     """
     # the comparison's own modules load when the command runs, not at every start of the CLI
     from facediag.compare import check_parity_options, compare_session, exit_code
     from facediag.gate import parity_bounds, tolerances
+    from facediag.runner import check_dev_options
     from facediag.workflow import check_dsr
 
     suite_obj = load_suite(suite)
@@ -104,12 +108,13 @@ def compare_cmd(weights_a, weights_b, arch, card_a, card_b, suite, out, max_drop
         session.check_card("baseline")
         settle_alignment(session, suite_obj)  # --align auto: decided before anything is embedded
         check_dsr(session)  # a DSR that cannot serve the probes: one line before any work
+        check_dev_options(session, threshold_from)  # the development set, and a criterion it can support
         session.check_groups()  # a --groups file naming none of the data's people: likewise
         session.prepare()
         code = 0
         if dist.main:
             report = compare_session(session, suite_obj, max_drop=max_drop, n_boot=n_boot, alpha=alpha,
-                                     parity=parity, parity_gate=bounds)
+                                     parity=parity, parity_gate=bounds, threshold_from=threshold_from)
             render_terminal(report, console)
             if out:
                 paths = write_all(report, out)

@@ -27,6 +27,7 @@ from facediag.data.degradation import MODES as DEGRADE_MODES
 from facediag.data.detect import missing_extra as missing_align_extra
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, LAYOUTS
 from facediag.errors import FacediagError
+from facediag.metrics.operating_point import parse_threshold_from
 from facediag.io import atomic_write_text
 from facediag.models.dsr import trust_dsr_code as set_dsr_trust
 from facediag.protocols.index import INDEXES
@@ -225,6 +226,14 @@ GROUPS = option("--groups", type=PATH, metavar="FILE",
                      "column per attribute (sex, age band, skin tone, ...); the data's manifest serves when it "
                      "carries such columns. Runs the demographic check: FMR and FNMR per group at one global "
                      "threshold, the cross-group FMR matrix, NIST's max/min and max/geomean ratios, FDR and GARBE.")
+DEV_DATA = option("--dev-data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                   help="A development set (any layout, split as --data is): the models evaluate it too, the same way, "
+                        "and thresholds are fixed on it (at the EER, at each target FMR, at the minimum HTER: the "
+                        "operating-point check) and applied to the evaluation data; scores are calibrated on it.")
+DEV_GALLERY_ROOT = option("--dev-gallery-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                          help="A development set's gallery root (with --dev-probe-root), instead of --dev-data.")
+DEV_PROBE_ROOT = option("--dev-probe-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        help="A development set's probe root (with --dev-gallery-root).")
 LAYOUT = option("--layout", type=click.Choice(LAYOUTS), default=config_default(SessionConfig, "layout"),
                 show_default=True,
                 help="paired: hr_images/ + vlr_images*/; folders: root/<subject>/*; manifest: a CSV.")
@@ -345,6 +354,24 @@ SAVE_BASELINE = option("--save-baseline", type=PATH,
                             "(only when the run passes, unless --force-save-baseline).")
 FORCE_SAVE_BASELINE = option("--force-save-baseline", is_flag=True,
                              help="Save --save-baseline even from a run that failed.")
+
+
+def threshold_from(ctx, param, value):
+    """--threshold-from dev:CRITERION, checked as it is read (one line, exit 2)."""
+    if value is None:
+        return None
+    try:
+        parse_threshold_from(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value.strip()
+
+
+THRESHOLD_FROM = option("--threshold-from", callback=threshold_from, metavar="dev:CRITERION",
+                        help="Run every check (and the gate, and compare's verdicts) at the threshold fixed on the "
+                             "development set (--dev-data) by CRITERION: fmr=TARGET (e.g. dev:fmr=1e-3), eer or "
+                             "min-hter; compare fixes each checkpoint's own. Default: the suite's or the model "
+                             "preset's threshold. Reports say which.")
 FORCE_BASELINE = option("--force-baseline", is_flag=True, help="Accept a --baseline-report made on different data.")
 
 ENGINE_OPTIONS = [
@@ -356,6 +383,7 @@ ENGINE_OPTIONS = [
 DATA_OPTIONS = [
     ("data", DATA()), ("gallery_root", GALLERY_ROOT()), ("probe_root", PROBE_ROOT()), ("train_root", TRAIN_ROOT()),
     ("distractors", DISTRACTORS()), ("groups", GROUPS()),
+    ("dev_data", DEV_DATA()), ("dev_gallery_root", DEV_GALLERY_ROOT()), ("dev_probe_root", DEV_PROBE_ROOT()),
     ("layout", LAYOUT()), ("subject_regex", SUBJECT_REGEX()), ("gallery_per_subject", GALLERY_PER_SUBJECT()),
     ("vlr_size", VLR_SIZE()), ("degrade", DEGRADE()), ("dsr", DSR()), ("dsr_weights", DSR_WEIGHTS()),
     ("trust_dsr_code", TRUST_DSR_CODE()),
@@ -370,7 +398,7 @@ MODEL_OPTIONS = [
     ("baseline_card", BASELINE_CARD()), ("suite", SUITE()),
     ("out", OUT()), ("fail_on", FAIL_ON()), ("baseline_report", BASELINE_REPORT()), ("max_drop", MAX_DROP()),
     ("save_baseline", SAVE_BASELINE()), ("force_save_baseline", FORCE_SAVE_BASELINE()),
-    ("force_baseline", FORCE_BASELINE()),
+    ("force_baseline", FORCE_BASELINE()), ("threshold_from", THRESHOLD_FROM()),
 ]
 """The checkpoint under test, the suite, the outputs and the gate (run-all and run)."""
 

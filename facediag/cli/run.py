@@ -29,7 +29,7 @@ def _run_and_report(names, weights, arch, baseline_weights, suite, out, fail_on,
     from facediag.workflow import run_and_gate
 
     gate_kw = {k: kw.pop(k) for k in ("baseline_report", "max_drop", "save_baseline", "force_save_baseline",
-                                      "force_baseline")}
+                                      "force_baseline", "threshold_from")}
     with launched(kw["device"]) as dist:  # under torchrun: rank 0 shows and writes, every rank exits as it decides
         run = run_and_gate(session_config(weights, baseline_weights=baseline_weights, arch=arch, **kw), suite,
                            checks=names, fail_on=fail_on, out=out, dist=dist, **gate_kw)
@@ -73,6 +73,7 @@ def run_all_cmd(weights, arch, baseline_weights, suite, out, fail_on, **kw):
       facediag run-all -w ft.pth --data raw_photos --align mtcnn   # detect + align each face on the fly
       facediag run-all -w ft.pth --data big_gallery --index faiss-hnsw   # rank-k as HNSW answers, recall shown
       facediag run-all -w arcface_r18.onnx --card arcface_r18.toml --data faces/
+      facediag run-all -w ft.pth --data eval/ --dev-data dev/ --threshold-from dev:fmr=1e-3   # threshold fixed on dev
 
     \b
     A face embedder of another family (ONNX or TorchScript) runs with its model card

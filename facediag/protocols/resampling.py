@@ -78,18 +78,21 @@ def _groups(subjects, templates, paired_subjects) -> dict[str, np.ndarray]:
     return {"probe": subjects[mated], "impostor": subjects, "paired": paired_subjects}
 
 
-def bootstrap_tests(ev_a: Evaluation, ev_b: Evaluation | None = None, *, threshold: float = DEFAULT_THRESHOLD,
-                    ranks=(1, 5, 10), fars=(0.1, 0.01, 0.001, 0.0001), n_boot: int = 1000,
-                    alpha: float = 0.05, seed: int = 0) -> dict[str, Tested]:
+def bootstrap_tests(ev_a: Evaluation, ev_b: Evaluation | None = None, *,
+                    threshold: float | tuple[float, float] = DEFAULT_THRESHOLD, ranks=(1, 5, 10),
+                    fars=(0.1, 0.01, 0.001, 0.0001), n_boot: int = 1000, alpha: float = 0.05,
+                    seed: int = 0) -> dict[str, Tested]:
     """Subject-bootstrap intervals of the resamplable metrics, for A alone or A and B paired.
 
     Every interval of one metric uses the same resampled subjects, so B − A is a paired
     difference. Keys are ``check.metric`` as the checks name them; a FAR the impostor count
-    cannot support (n·FAR < 10) is left out, as verification leaves it out."""
+    cannot support (n·FAR < 10) is left out, as verification leaves it out. ``threshold``: one
+    for both sides, or (A's, B's) when each is judged at its own (fixed on a development set)."""
     rows, subjects, templates, paired_rows, paired_subjects = _common(ev_a, ev_b)
     groups = _groups(subjects, templates, paired_subjects)
-    values = [_per_row_values(ev, rows, templates, paired_rows, threshold, ranks)
-              for ev in ((ev_a,) if ev_b is None else (ev_a, ev_b))]
+    per_side = threshold if isinstance(threshold, tuple) else (threshold, threshold)
+    values = [_per_row_values(ev, rows, templates, paired_rows, t, ranks)
+              for ev, t in zip((ev_a,) if ev_b is None else (ev_a, ev_b), per_side)]
     out: dict[str, Tested] = {}
     for key, a in values[0].items():
         g = groups[resample_kind(key)]

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from facediag.data.degradation import summary as degradation_summary
 from facediag.formatting import format_value
+from facediag.metrics.operating_point import provenance_text
 from facediag.render.group_tables import bench_group_tables
 from facediag.render.quality_tables import quality_tables
+from facediag.render.text import dev_lines
 from facediag.results.bench import BenchReport
 
 # Each table is (title, header, rows of cell strings, footnotes): every format draws the same cells.
@@ -42,7 +44,11 @@ def accuracy_tables(report: BenchReport) -> list[tuple[str, list[str], list[list
                 f"FAR@{thr:g}: impostor (probe, other person's template) pairs scoring ≥ {thr:g}. "
                 "rank-1 CI: subject-level bootstrap.")
     foot += _degradation_foot(report)
+    if report.settings.get("threshold_provenance"):
+        foot.append(provenance_text(report.settings["threshold_provenance"], "threshold"))
     tables = [("Accuracy by probe resolution", header, cells, foot)]
+    if any(r.get("operating_points") for r in report.rows):
+        tables.append(operating_point_table(report))
     if report.comparisons:
         head = ["resolution", "checkpoint", "DSR", "rank-1 DSR", "rank-1 bicubic", "Δ rank-1 (95% CI)",
                 "McNemar p", "Δ acc", "Δ EER", "verdict"]
@@ -56,6 +62,35 @@ def accuracy_tables(report: BenchReport) -> list[tuple[str, list[str], list[list
                 "excludes 0."]
         tables.append(("Does the DSR model help recognition? (DSR vs bicubic)", head, rows, foot))
     return tables
+
+
+def operating_point_table(report: BenchReport) -> tuple[str, list[str], list[list[str]], list[str]]:
+    """Thresholds fixed on the development set (--dev-data) per row, with their rates there and on
+    the evaluation data: each threshold's provenance is its row (set, criterion, target)."""
+    header = ["resolution", "checkpoint", "upsampling", "fixed on dev at", "threshold", "dev FMR", "dev FNMR",
+              "eval FMR", "eval FNMR", "eval HTER"]
+    rows, refused, unmeasured = [], {}, set()
+    for r in report.rows:
+        for p in r.get("operating_points") or []:
+            at = f"FMR {p['fmr_target']:g}" if p["criterion"] == "fmr" else \
+                {"eer": "EER"}.get(p["criterion"], "min HTER")
+            ev = p.get("eval") or {}
+            if p["threshold"] is None:
+                refused[p["key"]] = p.get("reason", "")
+            if p.get("eval_supported") is False:
+                unmeasured.add(p["key"])
+            rows.append([res_label(r["resolution"]), r["checkpoint"], r["upsampling"], at,
+                         "refused" if p["threshold"] is None else f"{p['threshold']:.4f}",
+                         format_value(p.get("fmr")), _rate(p.get("fnmr")), format_value(ev.get("fmr")),
+                         _rate(ev.get("fnmr")), _rate(ev.get("hter"))])
+    foot = ["Each threshold is fixed on the development set (--dev-data) for that checkpoint, resolution and "
+            "upsampling, by its criterion (EER: FMR = FNMR; FMR t: the lowest threshold letting at most t of the "
+            "development set's impostor pairs through; min HTER: the smallest (FMR + FNMR) / 2), then applied to the "
+            "evaluation data: FMR over impostor (probe, other person's template) pairs, FNMR over genuine ones."]
+    foot += [f"{key}: no threshold: the development set's {why}" for key, why in refused.items()]
+    foot += [f"{key}: the evaluation data has too few impostor pairs to measure an FMR near its target "
+             f"(fewer than 10 / FMR): eval FMR shown, not judged" for key in sorted(unmeasured)]
+    return "Thresholds fixed on the development set, applied to the evaluation data", header, rows, foot
 
 
 def _degradation_foot(report: BenchReport) -> list[str]:
@@ -462,6 +497,7 @@ def context_lines(report: BenchReport) -> list[str]:
         lines.append(f"data {d.get('root')}: {d.get('protocol', '')}; "
                      f"{counts.get('gallery_images', '?')} gallery images, {counts.get('probes', '?')} probes, "
                      f"{counts.get('gallery_subjects', '?')} subjects enrolled")
+        lines += [*dev_lines(d), *((d.get("dev") or {}).get("notes") or [])]
     env = report.environment
     if env:
         lines.append(", ".join(f"{k} {v}" for k, v in env.items()))

@@ -12,7 +12,7 @@ from facediag.render.compare_text import ci_text, delta_text, moved_lines, p_tex
 from facediag.render.group_tables import result_tables
 from facediag.render.history_text import headline, metric_label, metric_rows, onset_lines, stop_line
 from facediag.render.plots import Plot, bench_plots, compare_plots, history_plots, result_plots
-from facediag.render.text import dataset_text, note_lines, problem_lines
+from facediag.render.text import dataset_text, note_lines, problem_lines, threshold_lines
 from facediag.results import BenchReport, CompareReport
 
 _CSS = """
@@ -94,7 +94,7 @@ def render_run_html(report, extra_sections: list[tuple[str, str]] | None = None)
     if report.gate:
         parts.append(_gate(report.gate))
     parts.append(_checks_table(report))
-    notes = note_lines(report.dataset)
+    notes = [*note_lines(report.dataset), *threshold_lines(report)]
     if notes:
         parts.append('<section id="notes"><ul>' + "".join(f'<li class="sev-warning">note: {_e(n)}</li>' for n in notes)
                      + "</ul></section>")

@@ -18,6 +18,7 @@ from facediag.render.text import (
     explains_text,
     format_evidence,
     note_lines,
+    threshold_lines,
     ordered_diagnoses,
     problem_lines,
     status_counts,
@@ -93,7 +94,8 @@ def render_run_junit(report) -> str:
         ET.SubElement(props, "property", name="dataset.fingerprint", value=_clean(report.dataset["fingerprint"]))
     for result in report.results:
         _testcase(suite, result)
-    problems = "\n".join([*(f"note: {n}" for n in note_lines(report.dataset)), *problem_lines(report.dataset)])
+    notes = [*note_lines(report.dataset), *threshold_lines(report)]
+    problems = "\n".join([*(f"note: {n}" for n in notes), *problem_lines(report.dataset)])
     ET.SubElement(suite, "system-out").text = _clean(
         "\n\n".join(x for x in (verdict_text(report), _diagnoses_text(report), problems) if x))
     ET.indent(root)

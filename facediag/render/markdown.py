@@ -18,6 +18,7 @@ from facediag.render.text import (
     headline_metrics,
     notable_findings,
     note_lines,
+    threshold_lines,
     ordered_diagnoses,
     problem_lines,
     verdict_details,
@@ -45,7 +46,8 @@ def _code(value) -> str:
 def render_run_markdown(report) -> str:
     status = report.status.value
     lines = [f"# facediag: {status}", "", f"**{status}**: {_text(verdict_details(report))}", ""]
-    lines += [f"> note: {_text(n)}" for n in note_lines(report.dataset)] + ([""] if note_lines(report.dataset) else [])
+    notes = [*note_lines(report.dataset), *threshold_lines(report)]
+    lines += [f"> note: {_text(n)}" for n in notes] + ([""] if notes else [])
 
     lines += ["## Diagnoses", ""]
     diagnoses = ordered_diagnoses(report)

@@ -32,6 +32,7 @@ from facediag.render.text import (
     headline_metrics,
     notable_findings,
     note_lines,
+    threshold_lines,
     ordered_diagnoses,
     problem_lines,
     verdict_details,
@@ -51,7 +52,7 @@ def render_run_terminal(report, console: Console) -> None:
         console.print(_checks_table(report, console.width))
         _findings(report, console)
         _check_tables(report, console)
-    for line in note_lines(report.dataset):
+    for line in [*note_lines(report.dataset), *threshold_lines(report)]:
         console.print(Text(f"note: {line}", style="yellow"))
     problems = problem_lines(report.dataset)
     if problems:

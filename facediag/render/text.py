@@ -7,6 +7,7 @@ from typing import Any
 
 from facediag.checks.base import CheckResult, Severity, Status
 from facediag.formatting import format_value
+from facediag.metrics.operating_point import provenance_text
 
 # Worst first, for tallies and ordering.
 STATUS_ORDER = (Status.FAIL, Status.ERROR, Status.WARN, Status.PASS, Status.SKIP)
@@ -89,6 +90,39 @@ def dataset_text(dataset: dict[str, Any]) -> str:
 def note_lines(dataset: dict[str, Any] | None) -> list[str]:
     """What the data protocol means for the result (e.g. which split folder enrolled), one line each."""
     return [str(n) for n in ((dataset or {}).get("notes") or [])]
+
+
+def threshold_lines(report) -> list[str]:
+    """Where a run's thresholds come from (the suite as run: ``operating_threshold``), one line
+    each: the operating threshold, then any check whose own table sets another; and the
+    development set, when the run had one."""
+    p = (getattr(report, "suite", None) or {}).get("operating_threshold")
+    lines = [provenance_text(p)] + [provenance_text(c, f"{name} runs at threshold")
+                                    for name, c in (p.get("checks") or {}).items()] if p else []
+    return lines + _on_eval(report) + dev_lines(getattr(report, "dataset", None))
+
+
+def _on_eval(report) -> list[str]:
+    """The thresholds checks find on the evaluation data itself (for a target FAR, at the EER): their
+    provenance is that data, which a deployment never has."""
+    found = [f"{r.name}.{name}" for r in getattr(report, "results", []) for name, v in r.metrics.items()
+             if v is not None and (name.startswith("threshold_for_far_") or name == "eer_threshold")]
+    if not found:
+        return []
+    return [f"{', '.join(found)}: source eval, fixed on the evaluation data they are reported on (optimistic: a "
+            "deployment fixes its threshold on other data; --dev-data fixes them on a development set)"]
+
+
+def dev_lines(dataset: dict | None) -> list[str]:
+    """The development set thresholds are fixed on (``dataset["dev"]``), in one line; none without one."""
+    dev = (dataset or {}).get("dev")
+    if not dev:
+        return []
+    counts = dev.get("counts") or {}
+    return [f"development set {dev.get('root')}" + (f" (probes {dev['probe_root']})" if dev.get("probe_root") else "")
+            + f": {counts.get('gallery_images', '?')} gallery images, {counts.get('probes', '?')} probes, "
+            f"{counts.get('gallery_subjects', '?')} subjects enrolled; {dev.get('shared_subjects', 0)} subject id(s) "
+            "shared with the evaluation data"]
 
 
 def problem_lines(dataset: dict[str, Any] | None, limit: int = 5) -> list[str]:

@@ -32,10 +32,27 @@ from facediag.distributed import Distributed
 from facediag.embed import Embedder
 from facediag.models.loaded import LoadedModel
 from facediag.protocols.gallery import Evaluation
-from facediag.session.data import Data, SessionConfig, alignment_notes
+from facediag.errors import FacediagError
+from facediag.metrics.operating_point import criterion_key, fix_threshold, fmr_refusal, parse_criterion
+from facediag.session.data import Data, SessionConfig, alignment_notes, dev_config, has_dev
 from facediag.session.pixels import Pixels
 from facediag.session.runtime import Embeddings, Runtime
 from facediag.session.view import RoleView
+
+
+class _DevRooms:
+    """The development set's data and pixel rooms (a Session over ``dev_config``, whose own runtime
+    is never used), built on first use and shared by every Session ``with_models`` makes, as the
+    data's rooms are."""
+
+    def __init__(self):
+        self._base: Session | None = None
+
+    def base(self, owner: Session) -> Session | None:
+        if self._base is None and has_dev(owner.config):
+            dsr = owner.pixels.dsr if owner.probes_need_dsr else None  # one DSR loaded for both sets
+            self._base = Session(dev_config(owner.config), models={}, dist=owner.dist, dsr=dsr)
+        return self._base
 
 
 class Session:
@@ -73,6 +90,9 @@ class Session:
         self.data = Data(config, dist or Distributed(), protocol)
         self.pixels = Pixels(self.data, aligner=aligner, dsr=dsr, keep_pixels=keep_pixels)
         self.runtime = Runtime(self.data, self.pixels, models, embedders)
+        self._dev_rooms = _DevRooms()
+        self._dev: Session | None = None
+        self._dev_points: dict[tuple[str, str], dict] = {}
 
     def with_models(self, models: dict[str, LoadedModel],
                     embedders: dict[str, Embedder] | None = None) -> Session:
@@ -89,6 +109,7 @@ class Session:
         session = object.__new__(type(self))  # the rooms given, not built from a config
         session.data, session.pixels = self.data, self.pixels
         session.runtime = Runtime(self.data, self.pixels, models, embedders, from_config=False)
+        session._dev_rooms, session._dev, session._dev_points = self._dev_rooms, None, {}  # the dev set's rooms too
         return session
 
     @property
@@ -146,8 +167,12 @@ class Session:
         return [*self.data.index_problems(), *self.runtime.unreadable()]
 
     def dataset_info(self) -> dict[str, Any]:
-        return self.data.dataset_info(dsr=self.pixels.dsr_name, problems=self.problems,
+        info = self.data.dataset_info(dsr=self.pixels.dsr_name, problems=self.problems,
                                       alignment=self.pixels.alignment_info())
+        if has_dev(self.config):  # the data thresholds were fixed on, beside the data they are judged on
+            info["dev"] = self.dev_info()
+            info["notes"] += info["dev"]["notes"]
+        return info
 
     def group_assignment(self) -> GroupAssignment | None:
         """The --groups file matched to the protocol (data.groups.assign); None without one."""
@@ -232,6 +257,8 @@ class Session:
 
     def prepare(self, roles: Sequence[str] | None = None) -> None:
         self.runtime.prepare(roles)
+        if self.dev is not None:  # under torchrun the development set is sharded like the data
+            self.dev.prepare(roles)
 
     @property
     def rank_counts(self) -> list[dict] | None:
@@ -253,4 +280,95 @@ class Session:
         return self.runtime.embed_sample(role, pixel_sample)
 
     def available(self, requirement: str, role: str = "model") -> str | None:
+        if requirement == "dev":
+            return None if has_dev(self.config) else (
+                "no development set (--dev-data, or --dev-gallery-root and --dev-probe-root): a threshold is fixed, "
+                "and a cosine calibrated to a match probability, only on other data than it is judged on")
         return self.runtime.available(requirement, role)
+
+    # ------------------------------------------------------ development set
+    @property
+    def dev(self) -> Session | None:
+        """The development set (config ``dev_*``) as a Session over this one's models, embedded by
+        the same Embedders (the same engine and cache: each image once per model per run), read,
+        degraded and super-resolved as this session's data is; None without one."""
+        if self._dev is None:
+            base = self._dev_rooms.base(self)
+            if base is None:
+                return None
+            self._dev = base.with_models({r: self.model(r) for r in self.runtime.roles()}, self.runtime.embedders)
+        if self._dev.alignment is None and self.alignment is not None:  # --align auto: as this data was decided
+            self._dev.settle_alignment(self.alignment, self.data.align_note or "")
+        return self._dev
+
+    def dev_evaluation(self, role: str = "model") -> Evaluation | None:
+        """The development set's gallery matching for a role's model (None without a dev set)."""
+        return None if self.dev is None else self.dev.evaluation(role)
+
+    def dev_thresholds(self, role: str = "model", criteria: Sequence[str] | None = None) -> dict[str, dict] | None:
+        """Thresholds fixed on the development set for a role's model, by criterion (default: the
+        config's ``dev_criteria``), each with its provenance: ``{"eer": {"threshold": t, "criterion":
+        "eer", "set": "dev", ...}, "fmr=0.001": {"threshold": t, "criterion": "fmr", "fmr_target":
+        0.001, "set": "dev", ...}, ...}`` (metrics.operating_point.OperatingPoint.as_dict; an FMR
+        target the dev impostors cannot support has threshold None and the reason). None without a
+        development set. Each is computed once per role."""
+        if self.dev is None:
+            return None
+        out = {}
+        for text in (criteria if criteria is not None else self.config.dev_criteria):
+            try:
+                criterion, target = parse_criterion(text)
+            except ValueError as exc:
+                raise FacediagError(str(exc)) from None
+            key = criterion_key(criterion, target)
+            if (role, key) not in self._dev_points:
+                ev = self.dev.evaluation(role)
+                self._dev_points[role, key] = fix_threshold(ev.genuine_scores(), ev.impostors, criterion, target,
+                                                            set_name="dev").as_dict()
+            out[key] = self._dev_points[role, key]
+        return out
+
+    def expect_dev_criteria(self, criteria: Sequence[str]) -> None:
+        """Criteria dev_thresholds will be asked for by default (run_suite: the suite's), checked now."""
+        keys = []
+        for text in criteria:
+            try:
+                keys.append(criterion_key(*parse_criterion(text)))
+            except ValueError as exc:
+                raise FacediagError(str(exc)) from None
+        self.config.dev_criteria = tuple(dict.fromkeys([*self.config.dev_criteria, *keys]))
+
+    def dev_impostor_pairs(self) -> int | None:
+        """Impostor comparisons the development set's protocol makes (every probe against every other
+        person's template), from its index alone: what an FMR target needs, known before any embedding."""
+        if self.dev is None:
+            return None
+        proto = self.dev.protocol
+        enrolled = set(proto.gallery_subjects)
+        mated = sum(1 for s in proto.probe_subjects if s in enrolled)
+        return len(proto.probes) * len(enrolled) - mated
+
+    def check_dev_target(self, fmr_target: float) -> None:
+        """Refuse, before any work, an FMR target the development set's impostor pairs cannot support."""
+        n = self.dev_impostor_pairs()
+        if n is None:
+            raise FacediagError("a threshold fixed on the development set needs one: give --dev-data, or "
+                                "--dev-gallery-root and --dev-probe-root")
+        why = fmr_refusal(n, fmr_target)
+        if why:
+            raise FacediagError(f"the development set cannot fix a threshold at FMR {fmr_target:g}: {why}")
+
+    def dev_info(self) -> dict[str, Any] | None:
+        """What a report says of the development set: roots, protocol, counts, fingerprint, and the
+        people (by subject id) it shares with the evaluation data."""
+        if self.dev is None:
+            return None
+        full = self.dev.dataset_info()
+        info = {k: full[k] for k in ("root", "layout", "probe_root", "protocol", "counts", "fingerprint") if k in full}
+        info["problems"] = full.get("problems", [])
+        shared = sorted(set(self.dev.index.subjects) & set(self.index.subjects))
+        info["shared_subjects"] = len(shared)
+        info["notes"] = [f"{len(shared)} subject id(s) appear in both the development and the evaluation data "
+                         f"(e.g. {', '.join(shared[:3])}): thresholds fixed on the one are not independent of "
+                         "the other"] if shared else []
+        return info

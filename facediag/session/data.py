@@ -6,7 +6,7 @@ Nothing here decodes a pixel or runs a model: those are the pixel and runtime ro
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, find_split_
 from facediag.data.protocol import Protocol, build_protocol
 from facediag.distributed import Distributed
 from facediag.errors import FacediagError
+from facediag.metrics.operating_point import DEFAULT_CRITERIA
 from facediag.models.presets import DEFAULT_THRESHOLD
 from facediag.protocols.index import require_extra as require_index
 
@@ -36,6 +37,13 @@ class SessionConfig:
     probe_root: str | Path | None = None
     train_root: str | Path | None = None  # training data, for subject-overlap
     distractors: str | Path | None = None  # probes of people in no gallery (open set, watch lists)
+    # A development set, evaluated by the same models the same way (dev_config): thresholds are fixed
+    # on it and applied to the data above (metrics.operating_point). One root, or two.
+    dev_data: str | Path | None = None
+    dev_gallery_root: str | Path | None = None
+    dev_probe_root: str | Path | None = None
+    # What dev_thresholds fixes on it: "eer", "min-hter", "fmr=TARGET" (run_suite adds the suite's).
+    dev_criteria: tuple = DEFAULT_CRITERIA
     baseline_weights: str | Path | None = None
     arch: str | None = None
     baseline_arch: str | None = None
@@ -86,6 +94,7 @@ class Data:
             require_extra()  # the one-line install command, before any work
         require_index(config.index)  # likewise for --index faiss*
         check_degradation(config.degrade)
+        check_dev_roots(config)
         self.config = config
         self.dist = dist
         # --groups is read (a malformed file refused, one line) before any work
@@ -246,6 +255,36 @@ class Data:
         if method not in ("none", "mtcnn"):
             raise ValueError(f"unknown alignment {method!r}")
         self._align, self.align_note = method, note
+
+
+def has_dev(config: SessionConfig) -> bool:
+    """Whether the config names a development set."""
+    return config.dev_data is not None or config.dev_gallery_root is not None
+
+
+def check_dev_roots(config: SessionConfig) -> None:
+    """The development set's options, before any work: one root or two, never the evaluation data."""
+    if (config.dev_gallery_root is None) != (config.dev_probe_root is None):
+        raise FacediagError("--dev-gallery-root and --dev-probe-root go together")
+    if config.dev_data is not None and config.dev_gallery_root is not None:
+        raise FacediagError("give the development set as --dev-data ROOT or as --dev-gallery-root and "
+                            "--dev-probe-root, not both")
+    dev = {Path(p).expanduser().resolve() for p in (config.dev_data, config.dev_gallery_root, config.dev_probe_root)
+           if p is not None}
+    evaluated = {Path(p).expanduser().resolve() for p in (config.data, config.gallery_root, config.probe_root)
+                 if p is not None}
+    if dev & evaluated:
+        raise FacediagError(f"the development set is the evaluation data ({sorted(dev & evaluated)[0]}): thresholds "
+                            "fixed on the data they are reported on overstate every deployment figure; give a "
+                            "development set of other images")
+
+
+def dev_config(config: SessionConfig) -> SessionConfig:
+    """The development set's config: its roots in place of the data's, everything that decides how
+    images are read, degraded, super-resolved and embedded the same (no training root, distractors or groups)."""
+    return replace(config, data=config.dev_data, gallery_root=config.dev_gallery_root,
+                   probe_root=config.dev_probe_root, dev_data=None, dev_gallery_root=None, dev_probe_root=None,
+                   train_root=None, distractors=None, groups=None)  # the evaluation data's alone
 
 
 def alignment_notes(align: dict | None) -> list[str]:

@@ -70,8 +70,17 @@ class Runtime:
         return (c.weights, c.arch, c.card) if role == "model" else (c.baseline_weights, c.baseline_arch,
                                                                      c.baseline_card)
 
+    @property
+    def embedders(self) -> dict[str, Embedder]:
+        """The Embedders by role, shared with the Runtimes given the same dict (e.g. the development set's)."""
+        return self._embedders
+
     def has_role(self, role: str) -> bool:
         return role in self._models or self._given(role)[0] is not None
+
+    def roles(self) -> list[str]:
+        """Every role with a model: those given (bench names them by checkpoint), then the config's."""
+        return list(dict.fromkeys([*self._models, *(r for r in ROLES if self.has_role(r))]))
 
     def model(self, role: str = "model") -> LoadedModel:
         """The loaded model of a role ("model" or "baseline"), loaded strictly on first use."""

@@ -78,6 +78,23 @@ class RoleView:
     def expect_thresholds(self, thresholds) -> None:
         self.session.expect_thresholds(thresholds)
 
+    # --------------------------------------------------- the development set
+    def dev_thresholds(self, role: str = "model", criteria=None) -> dict[str, dict] | None:
+        """Thresholds fixed on the development set for the model (Session.dev_thresholds): None
+        without one, else ``{"eer": {"threshold": t, "criterion": "eer", "set": "dev", ...},
+        "fmr=0.001": {..., "fmr_target": 0.001, ...}, ...}``."""
+        return self.session.dev_thresholds(self._map(role), criteria)
+
+    def dev_evaluation(self, role: str = "model") -> Evaluation | None:
+        """The development set's gallery matching for the model (None without a development set)."""
+        return self.session.dev_evaluation(self._map(role))
+
+    def expect_dev_criteria(self, criteria) -> None:
+        self.session.expect_dev_criteria(criteria)
+
+    def check_dev_target(self, fmr_target: float) -> None:
+        self.session.check_dev_target(fmr_target)
+
     # ------------------------------------------------------------- the data
     @property
     def device(self) -> torch.device:

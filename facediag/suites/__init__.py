@@ -87,7 +87,7 @@ def param_problem(key: str, value: Any, default: Any) -> str | None:
             return "must be a non-empty list of numbers"
         if "rank" in key and not all(isinstance(v, int) and v >= 1 for v in value):
             return "ranks are whole numbers from 1"
-        if "far" in key and not all(0 < v < 1 for v in value):
+        if ("far" in key or "fmr" in key) and not all(0 < v < 1 for v in value):
             return "false-accept rates lie strictly between 0 and 1"
         return None
     if isinstance(default, bool):
