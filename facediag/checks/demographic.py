@@ -66,7 +66,7 @@ class Demographic(Check):
         ev = ctx.evaluation("model")
         if ev.mated.sum() == 0:
             return self.result(Status.SKIP, "no probe is enrolled: no genuine pair to judge a group by")
-        labels, notes = operating_thresholds(ev, params["threshold"], params["fmr_target"], _dev(ctx))
+        labels, notes = operating_thresholds(ev, params["threshold"], params["fmr_target"], ctx.dev_thresholds())
         judged = judged_label(labels, params["fmr_target"])
         settings = settings_of(params)
         section = demographic_section(ev, assignment, labels, settings, judged)
@@ -87,11 +87,6 @@ def settings_of(params: dict) -> Settings:
                     weight=float(params["weight"]), alpha=float(params["alpha"]), n_boot=int(params["n_boot"]))
 
 
-def _dev(ctx) -> dict | None:
-    # Thresholds fixed on a development set (the dev → eval work), when the session offers them.
-    return ctx.dev_thresholds() if hasattr(type(ctx), "dev_thresholds") else None
-
-
 def judged_label(labels: list[dict], fmr_target: float) -> str:
     """The threshold the conditions judge: fixed on the development set when there is one (the one
     for the check's FMR target first); else the one reaching the FMR target over all impostor pairs
@@ -105,7 +100,7 @@ def judged_label(labels: list[dict], fmr_target: float) -> str:
 
 def judged_threshold(ctx, ev, params: dict) -> float:
     """The threshold the check judges ``ev`` at (compare holds each side to its own)."""
-    labels, _ = operating_thresholds(ev, params["threshold"], params["fmr_target"], _dev(ctx))
+    labels, _ = operating_thresholds(ev, params["threshold"], params["fmr_target"], ctx.dev_thresholds())
     label = judged_label(labels, params["fmr_target"])
     return next(x["threshold"] for x in labels if x["label"] == label)
 
