@@ -30,6 +30,14 @@ from facediag.protocols.pairs import PairImage
 
 ROWS_PER_CHUNK = 8192      # images embedded at a time, each chunk by a fresh Embedder
 FITS = ("pad", "stretch")
+
+
+def feature_text(flip: bool) -> str:
+    """How a file's feature is made, as the SurvFace and SCface reports state it."""
+    return ("embedding(img) + embedding(flip(img)), L2-normalised" if flip
+            else "embedding(img) alone (no flip), L2-normalised")
+
+
 FIT_TEXT = {"pad": "the longer side scaled to 112 (bicubic up, area down) and padded to a square with black, "
                    "aspect kept (facediag's rule everywhere)",
             "stretch": "resized to 112×112 ignoring the aspect (bicubic, antialiased), as the public Python ports "
@@ -108,5 +116,5 @@ def native_quality(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
     return sizes, blur
 
 
-__all__ = ["FITS", "FIT_TEXT", "Features", "ROWS_PER_CHUNK", "check_fit", "embed_images", "file_image",
+__all__ = ["FITS", "FIT_TEXT", "Features", "feature_text", "ROWS_PER_CHUNK", "check_fit", "embed_images", "file_image",
            "load_stretched", "native_quality"]

@@ -29,7 +29,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from facediag.bench.common import checkpoint_labels, environment, load_models
-from facediag.bench.native import FIT_TEXT, check_fit, embed_images, file_image, load_stretched, native_quality
+from facediag.bench.native import (
+    FIT_TEXT, check_fit, embed_images, feature_text, file_image, load_stretched, native_quality,
+)
 from facediag.bench.verification import resolve_flip
 from facediag.data.degradation import MODES, degrade, describe, key_token
 from facediag.data.images import SIZE, load_face
@@ -54,12 +56,10 @@ _BICUBIC = BicubicDSR()
 
 
 def protocol_text(flip: bool, fit: str) -> str:
-    flip_text = ("embedding(img) + embedding(flip(img)), L2-normalised" if flip
-                 else "embedding(img) alone (no flip), L2-normalised")
     return ("SCface: gallery = one frontal mugshot per person; probes = the five visible-light cameras' shots at "
             "distance 1 (4.20 m), 2 (2.60 m) and 3 (1.00 m); cosine; closed-set rank-k (the own mugshot strictly "
             "highest for rank 1: ties against the probe); TAR@FAR over (probe, mugshot) pairs, genuine = the own "
-            f"mugshot, impostor = every other. Features: {flip_text}. Images: {FIT_TEXT[fit]}. Gap: each "
+            f"mugshot, impostor = every other. Features: {feature_text(flip)}. Images: {FIT_TEXT[fit]}. Gap: each "
             "distance's mugshots degraded to its median native face size (bicubic = area downsampling; realistic "
             "= blur, downsampling, noise, JPEG), brought back to 112 by bicubic, searched against the same gallery")
 

@@ -28,7 +28,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from facediag.bench.common import checkpoint_labels, environment, load_models
-from facediag.bench.native import FIT_TEXT, ROWS_PER_CHUNK, check_fit, embed_images, file_image, native_quality
+from facediag.bench.native import (
+    FIT_TEXT, ROWS_PER_CHUNK, check_fit, embed_images, feature_text, file_image, native_quality,
+)
 from facediag.bench.verification import pair_embeddings, resolve_flip, set_row
 from facediag.data.survface import (
     IDENTIFICATION_DIR, VERIFICATION_DIR, VerificationPairs, WatchList, read_survface,
@@ -50,8 +52,6 @@ CLOSED_RANKS = (1, 5, 10, 20)
 
 
 def protocol_text(flip: bool, fit: str) -> str:
-    flip_text = ("embedding(img) + embedding(flip(img)), L2-normalised" if flip
-                 else "embedding(img) alone (no flip), L2-normalised")
     return ("QMUL-SurvFace test protocols. Identification: open-set watch list; one template per gallery identity "
             "(mean of its L2-normalised image features, renormalised); every mated and unmated probe searched by "
             "cosine; TPIR_k(t) = mated probes whose identity is among the k best and scores ≥ t (ties against the "
@@ -59,7 +59,7 @@ def protocol_text(flip: bool, fit: str) -> str:
             "not exceed the target; area under the TPIR–FPIR curve over every threshold. Verification: cosine of "
             "the two images of each listed pair; TAR@FAR and AUC over all pairs; mean accuracy over 10 folds "
             "(fold k = the k-th tenth of each list; squared L2 thresholds 0–4 step 0.01 chosen on the other nine). "
-            f"Features: {flip_text}. Images: {FIT_TEXT[fit]}")
+            f"Features: {feature_text(flip)}. Images: {FIT_TEXT[fit]}")
 
 
 def _images(folder, names: Sequence[str], fit: str) -> list:
