@@ -210,7 +210,7 @@ def test_every_format_renders_and_reads_back(runs):
 
 
 @pytest.mark.slow
-def test_a_card_names_the_published_row_and_the_difference_is_shown(tree, float_weights, runs, tmp_path):
+def test_a_card_names_the_published_row_and_the_difference_is_shown(tree, float_weights, runs, tmp_path, decodes):
     from facediag.bench.tinyface import bench_tinyface
 
     card = tmp_path / "card.toml"
@@ -222,7 +222,10 @@ def test_a_card_names_the_published_row_and_the_difference_is_shown(tree, float_
     assert row["published"]["model"] == "AdaFace IR101 WebFace12M" and row["published"]["rank1"] == 72.29
     assert row["published_delta_pp"]["rank1"] == pytest.approx(row["rank1"] * 100 - 72.29)
     assert row["published_delta_pp"]["rank5"] == pytest.approx(row["rank5"] * 100 - 74.97)
-    assert "+" in render(rep, "md") or "-" in render(rep, "md")
+    delta = f"{row['published_delta_pp']['rank1']:+.2f}"
+    assert f"| AdaFace IR101 WebFace12M | 72.29 / 74.97 | {delta} |" in render(rep, "md")
+    # the card keeps EdgeFace's input, so every embedding came from the cache: no aligned face decoded
+    assert not [p for p in decodes if ALIGNED in p]
 
 
 @pytest.mark.slow
