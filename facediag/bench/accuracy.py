@@ -17,6 +17,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from facediag.bench.common import checkpoint_labels, environment, load_models, parse_resolutions
+from facediag.bench.native_gap import SECTION as NATIVE_GAP
+from facediag.bench.native_gap import degradations as gap_degradations
+from facediag.bench.native_gap import native_vs_synthetic
 from facediag.bench.native_quality import NativeQuality
 from facediag.checks.demographic import Demographic, judged_label, settings_of
 from facediag.data.degradation import check_mode as check_degradation
@@ -139,12 +142,16 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
     paths = {"bicubic": (None, None)}  # path name -> (DSR spec, weights): bicubic, and the DSR model when given
     if dsr is not None and dsr != "bicubic":
         paths["dsr"] = (dsr, dsr_weights)
-    rows, comparisons = [], []
-    # real VLR files are the same at every resolution: their size/quality section once, on the first low one
+    rows, comparisons, gap_notes = [], [], []
+    # real VLR files are the same at every resolution: their size/quality section once, on the first low
+    # one, and there the same probes made synthetically from their HR images beside them (native_gap)
     first_low = next((r for r in resolutions if r is not None), None)
     for res in resolutions:
         native = NativeQuality() if res is not None and res == first_low else None
-        res_rows, res_comparisons = _resolution_rows(sessions, res, paths, names, scoring, native)
+        kept = {} if native is not None else None
+        res_rows, res_comparisons = _resolution_rows(sessions, res, paths, names, scoring, native, kept)
+        if kept:
+            gap_notes = _native_gap(sessions, kept, res_rows, paths, names, scoring)
         rows += res_rows
         comparisons += res_comparisons
     calls = sessions.forward_batches()  # a collective: before the other ranks leave
@@ -158,7 +165,9 @@ def bench_accuracy(checkpoints: Sequence, data: str | Path | None = None, *,
                 "degrade": degrade, "degradation": describe_degradation(degrade),
                 "batch_size": info.config.batch_size, "device": str(info.device),
                 "model_forward_batches": calls}
-    notes = sessions.real_vlr_notes()
+    if any(NATIVE_GAP in r for r in rows):  # every range of both synthetic sides, whatever --degrade
+        settings["native_vs_synthetic_degradations"] = gap_degradations()
+    notes = sessions.real_vlr_notes() + gap_notes
     dataset = _dataset(info, degrade)  # after the rows: it counts the faces aligned
     notes += info.alignment_notes() + _index_notes(info)
     return BenchReport(
@@ -212,8 +221,11 @@ class _Sessions:
         if self.info.dev is not None:  # a development set that cannot be indexed: one line, before any work
             self.info.dev_impostor_pairs()
 
-    def make(self, vlr_size: int | None, dsr: str | None, dsr_weights) -> Session:
-        cfg = SessionConfig(data=self.data, vlr_size=vlr_size, dsr=dsr, dsr_weights=dsr_weights, **self.options)
+    def make(self, vlr_size: int | None, dsr: str | None, dsr_weights, **overrides) -> Session:
+        """A Session at one resolution and upsampling path; ``overrides``: other SessionConfig fields
+        than the run's options (native_gap's synthetic probes)."""
+        options = {**self.options, **overrides}
+        cfg = SessionConfig(data=self.data, vlr_size=vlr_size, dsr=dsr, dsr_weights=dsr_weights, **options)
         sess = Session(cfg, models=self.models, embedders=self.embedders, dist=self.dist, aligner=self.aligner)
         if self.note is not None:
             sess.settle_alignment(self.info.alignment, self.note)
@@ -234,14 +246,18 @@ class _Sessions:
 
 
 def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: Sequence[str],
-                     scoring: _Scoring, native: NativeQuality | None = None) -> tuple[list[dict], list[dict]]:
+                     scoring: _Scoring, native: NativeQuality | None = None,
+                     kept: dict | None = None) -> tuple[list[dict], list[dict]]:
     """One resolution's rows (each checkpoint through each upsampling path; HR: no path) and, with
     a DSR model, each checkpoint's DSR-vs-bicubic comparison. Empty on ranks other than 0. With
-    ``native``, rows whose probes include real VLR files carry ``by_quality`` over those probes."""
+    ``native``, rows whose probes include real VLR files carry ``by_quality`` over those probes.
+    ``kept`` (a dict) receives each path's Session, on every rank."""
     rows, done = [], {}  # (path, checkpoint) -> (evaluation, row)
     for path, (spec, weights) in (paths.items() if res is not None else [("hr", (None, None))]):
         sess = sessions.make(res, spec, weights)
         sess.prepare(names)  # under torchrun: every rank its shard, in the same order
+        if kept is not None:
+            kept[path] = sess
         if not sess.dist.main:
             continue
         expect_dev_points(sess, names)
@@ -271,6 +287,20 @@ def _resolution_rows(sessions: _Sessions, res: int | None, paths: dict, names: S
                                 "accuracy_delta": _diff(dsr_row, bic_row, "accuracy_at_threshold"),
                                 "eer_delta": _diff(dsr_row, bic_row, "eer")})
     return rows, comparisons
+
+
+def _native_gap(sessions: _Sessions, native: dict, rows: list[dict], paths: dict, names: Sequence[str],
+                scoring: _Scoring) -> list[str]:
+    """Where the resolution's probes have real VLR files and their own HR images: each (path,
+    checkpoint) row gets ``native_vs_synthetic`` (bench.native_gap); returns the report's notes.
+    Every rank calls it (the synthetic Sessions' prepare is a collective)."""
+    sections, notes = native_vs_synthetic(native, sessions.make, paths, names, n_boot=scoring.n_boot,
+                                          seed=scoring.seed, alpha=scoring.alpha)
+    for row in rows:
+        section = sections.get((row["path"], row["checkpoint"]))
+        if section is not None:
+            row[NATIVE_GAP] = section
+    return notes
 
 
 def group_section(ev: Evaluation, assignment, threshold: float, n_boot: int, seed: int) -> dict[str, Any]:

@@ -21,6 +21,20 @@ from facediag.metrics.edc import laplacian_variance, quality_section
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
+def native_size(path: str | Path) -> int:
+    """A real low-resolution file's native size: its shorter side in px, from the header alone.
+
+    Raises
+    ------
+    DataError
+        The file is not a readable image.
+    """
+    head = header_size(path)
+    if head is None:
+        raise DataError(f"{path}: not a readable image (its native size is needed for the size bins)")
+    return min(head[0], head[1])
+
+
 def native_measures(path: str | Path) -> tuple[int, float]:
     """A real low-resolution file's (native size, blur).
 
@@ -40,14 +54,12 @@ def native_measures(path: str | Path) -> tuple[int, float]:
     DataError
         The file cannot be read.
     """
-    head = header_size(path)
-    if head is None:
-        raise DataError(f"{path}: not a readable image (its native size is needed for the size bins)")
+    size = native_size(path)
     try:
         rgb = read_rgb(path)
     except Exception as exc:  # noqa: BLE001 -- the decoder's own reason, as one line
         raise DataError(f"{path}: {exc}") from None
-    return min(head[0], head[1]), laplacian_variance(rgb.astype(np.float64) @ _LUMA)
+    return size, laplacian_variance(rgb.astype(np.float64) @ _LUMA)
 
 
 class NativeQuality:

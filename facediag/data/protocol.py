@@ -140,6 +140,30 @@ def _probes_from(table: RecordTable, rows: np.ndarray, vlr_size: int | None) -> 
                   np.concatenate([hr_vlr, chosen[alone]]).astype(np.int64))
 
 
+def probes_from_hr(proto: Protocol) -> Protocol:
+    """``proto`` with every probe made from its own HR image: real VLR files ignored.
+
+    What a synthetic benchmark would probe with, on data that has real low-resolution files
+    (bench accuracy's native-vs-synthetic comparison). A probe with only a VLR file has nothing
+    to degrade and is dropped; the gallery and ``vlr_size`` are ``proto``'s.
+
+    Raises
+    ------
+    DataError
+        No probe has an HR image.
+    """
+    probes = proto.probes
+    if isinstance(probes, Probes):
+        keep = probes.hr_rows >= 0
+        kept = Probes(probes.table, probes.hr_rows[keep], np.full(int(keep.sum()), -1, dtype=np.int64))
+    else:
+        kept = [Probe(p.subject, p.hr, None) for p in probes if p.hr is not None]
+    if not len(kept):
+        raise DataError("no probe has an HR image to degrade: probes made from HR images need some")
+    note = "real VLR files ignored: every probe degraded from its own HR image (probes with no HR image dropped)"
+    return Protocol(proto.gallery, kept, proto.vlr_size, f"{proto.description}; {note}", [*proto.notes, note])
+
+
 def _natural_order(table: RecordTable, rows: np.ndarray) -> np.ndarray:
     """``rows`` ordered by subject then file name, both in natural order (stable)."""
     by_subject = sorted(range(len(table.subjects)), key=lambda c: natural_key(table.subjects[c]))

@@ -21,7 +21,7 @@ from facediag.data.degradation import key_token
 from facediag.data.detect import require_extra
 from facediag.data.groups import GroupAssignment, Groups, assign, read_groups
 from facediag.data.index import DEFAULT_SUBJECT_REGEX, DatasetIndex, find_split_roots, index_dataset
-from facediag.data.protocol import Protocol, build_protocol
+from facediag.data.protocol import Protocol, build_protocol, probes_from_hr
 from facediag.distributed import Distributed
 from facediag.errors import FacediagError
 from facediag.metrics.operating_point import DEFAULT_CRITERIA
@@ -57,6 +57,9 @@ class SessionConfig:
     # How a probe without a VLR file is brought to vlr_size: "bicubic" (area-downsampled, the
     # field's synthetic probe) or "realistic" (blur, noise, JPEG): facediag.data.degradation.
     degrade: str = "bicubic"
+    # Ignore real VLR files: every probe made from its own HR image by ``degrade`` at vlr_size
+    # (data.protocol.probes_from_hr), as a synthetic benchmark would; bench accuracy compares the two.
+    probes_from_hr: bool = False
     dsr: str | None = None
     dsr_weights: str | Path | None = None
     device: str = "auto"
@@ -99,8 +102,8 @@ class Data:
         self.dist = dist
         # --groups is read (a malformed file refused, one line) before any work
         self.groups: Groups | None = read_groups(config.groups) if config.groups is not None else None
-        if protocol is not None:
-            self.protocol = protocol  # in place of the cached property below
+        if protocol is not None:  # in place of the cached property below
+            self.protocol = probes_from_hr(protocol) if config.probes_from_hr else protocol
         # The alignment used: None while "auto" is not settled yet (settle_alignment).
         self._align: str | None = None if config.align == "auto" else config.align
         self.align_note: str | None = None
@@ -156,8 +159,9 @@ class Data:
     @cached_property
     def protocol(self) -> Protocol:
         c = self.config
-        return build_protocol(self.index, probe_index=self.probe_index, distractor_index=self.distractor_index,
-                              gallery_per_subject=c.gallery_per_subject, vlr_size=c.vlr_size)
+        proto = build_protocol(self.index, probe_index=self.probe_index, distractor_index=self.distractor_index,
+                               gallery_per_subject=c.gallery_per_subject, vlr_size=c.vlr_size)
+        return probes_from_hr(proto) if c.probes_from_hr else proto
 
     @cached_property
     def group_assignment(self) -> GroupAssignment | None:
