@@ -47,8 +47,8 @@ BENCH_DATA_OPTIONS = without(DATA_OPTIONS, "vlr_size", "train_root")
 @click.group()
 def bench():
     """Benchmark checkpoints: accuracy per probe resolution (and DSR vs bicubic), speed and size,
-    the standard verification sets with the published figures beside ours, and the IJB-B/C
-    template protocols.
+    the standard verification sets with the published figures beside ours, the IJB-B/C template
+    protocols, the low-resolution sets (TinyFace, QMUL-SurvFace, SCface), and any system's score file.
 
     \b
     Examples:
@@ -57,6 +57,9 @@ def bench():
       facediag bench speed --variant xxs --variant base --device cpu --batch-sizes 1,8,64
       facediag bench ijb -w edgeface_xxs.pt --root IJB_release/IJBC --target IJBC
       facediag bench tinyface -w edgeface_xxs.pt --root tinyface_root --aligned-dir aligned_pad_0.1_pad_high
+      facediag bench survface -w edgeface_xxs.pt --root QMUL-SurvFace
+      facediag bench scface -w edgeface_xxs.pt --root SCface_crops --per-camera
+      facediag bench scores scores.txt          # any system's score file (bob, OpenBR, pyeer)
     """
 
 
