@@ -22,7 +22,8 @@ import numpy as np
 
 from facediag.data.degradation import MODES
 from facediag.data.degradation import describe as describe_degradation
-from facediag.data.images import header_size
+from facediag.bench.native_quality import native_size
+from facediag.errors import DataError
 from facediag.metrics.significance import paired_bootstrap_rank1
 
 # The sizes a synthetic probe can be made at: bench accuracy's resolutions (4 to 112 px).
@@ -47,9 +48,10 @@ def native_sizes(protocol, rows: Sequence[int]) -> dict[int, int]:
     a file whose header cannot be read is left out (its probe fails to decode in the rows too)."""
     out = {}
     for i in rows:
-        head = header_size(protocol.probes[i].vlr.path)
-        if head is not None:
-            out[i] = min(head[0], head[1])
+        try:
+            out[i] = native_size(protocol.probes[i].vlr.path)
+        except DataError:
+            continue
     return out
 
 
