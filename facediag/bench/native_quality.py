@@ -59,7 +59,12 @@ def native_measures(path: str | Path) -> tuple[int, float]:
         rgb = read_rgb(path)
     except Exception as exc:  # noqa: BLE001 -- the decoder's own reason, as one line
         raise DataError(f"{path}: {exc}") from None
-    return size, laplacian_variance(rgb.astype(np.float64) @ _LUMA)
+    return size, grey_blur(rgb)
+
+
+def grey_blur(rgb: np.ndarray) -> float:
+    """The blur quality of decoded RGB pixels: the variance of the Laplacian of their 8-bit grey."""
+    return laplacian_variance(rgb.astype(np.float64) @ _LUMA)
 
 
 class NativeQuality:

@@ -31,15 +31,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from facediag.bench.native_quality import grey_blur, native_size
 from facediag.bench.common import card_per_checkpoint, checkpoint_labels, environment, load_models
 from facediag.bench.verification import pair_embeddings
-from facediag.data.images import DecodeError, header_size, load_face, read_rgb
+from facediag.data.images import DecodeError, load_face, read_rgb
 from facediag.data.index import file_digest
 from facediag.data.tinyface import DISTRACTOR_ID, read_tinyface
 from facediag.device import resolve_device
 from facediag.embed import build_embedder, open_cache
 from facediag.errors import DataError, FacediagError
-from facediag.metrics.edc import laplacian_variance, quality_section
+from facediag.metrics.edc import quality_section
 from facediag.metrics.retrieval import MATLAB_POSITIONS, RANKS, retrieve
 from facediag.models.loaded import preset_of, run_device
 from facediag.protocols.pairs import PairImage
@@ -114,18 +115,14 @@ def probe_qualities(split) -> tuple[np.ndarray, np.ndarray]:
     paths = split.probe_originals
     sizes = np.full(len(paths), np.nan)
     blur = np.full(len(paths), np.nan)
-    weights = np.array([0.299, 0.587, 0.114])
     for i, path in enumerate(paths):
-        head = header_size(path)
-        if head is None:
-            continue
-        sizes[i] = min(head[0], head[1])
         try:
+            sizes[i] = native_size(path)
             rgb = read_rgb(path)
-        except DecodeError:
+        except (DataError, DecodeError):
             continue
         if min(rgb.shape[:2]) >= 2:
-            blur[i] = laplacian_variance(rgb.astype(np.float64) @ weights)
+            blur[i] = grey_blur(rgb)
     return sizes, blur
 
 
